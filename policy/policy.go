@@ -1,0 +1,384 @@
+// Package policy owns leasegate's pure decisions about a request: which lease
+// tier it falls in (method table, route rules, Envoy's per-route hint), how long
+// a lease may be reused for it, the revocation bound that follows from the
+// tiers, and the storage capability-scope rules of WLCG and SciTokens.
+// It does no I/O and imports no protocol packages.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// Built-in tier names. Operators may define more.
+const (
+	TierRead     = "read"
+	TierWrite    = "write"
+	TierCritical = "critical"
+)
+
+// TierConfig describes one lease tier.
+type TierConfig struct {
+	Name    string
+	Methods []string
+	// Window is how long a validation may be reused for requests of this tier;
+	// 0 means every request is validated with the issuer.
+	Window time.Duration
+	// StaleIfError lets a request be allowed on a lease this old when the
+	// issuer is unreachable. Never on a window-0 tier.
+	StaleIfError time.Duration
+}
+
+// RouteConfig overrides the tier, the window or the storage rules for
+// requests under a path prefix, optionally only for one host and some methods.
+type RouteConfig struct {
+	Prefix  string
+	Host    string   // empty: any host
+	Methods []string // empty: any method
+	Tier    string   // empty: keep the method's tier
+	// Window, when set, caps the tier's window for this route.
+	Window  *time.Duration
+	Require StorageProfile // empty: no storage scope rules
+}
+
+// Config is everything New needs.
+type Config struct {
+	Tiers       []TierConfig
+	DefaultTier string // tier for methods no tier lists; "critical" when empty
+	Routes      []RouteConfig
+	// LeaseMax caps every window; it is the operator's revocation bound.
+	LeaseMax time.Duration
+}
+
+// Tier is a compiled tier. Window is already capped by LeaseMax.
+type Tier struct {
+	Name         string
+	Window       time.Duration
+	StaleIfError time.Duration
+}
+
+// Route is a compiled route rule.
+type Route struct {
+	Prefix    string
+	Host      string
+	Methods   []string
+	Tier      string
+	Window    time.Duration
+	HasWindow bool
+	Require   StorageProfile
+}
+
+// Source says which rule chose a request's tier.
+type Source string
+
+const (
+	SourceContext Source = "context" // Envoy's context_extensions leasegate.tier
+	SourceRoute   Source = "route"
+	SourceMethod  Source = "method"
+	SourceDefault Source = "default"
+)
+
+// Request is what classification needs from an HTTP request.
+type Request struct {
+	Method   string // case-sensitive, as HTTP defines it
+	Host     string
+	Path     string // raw request path, may carry a query
+	TierHint string // Envoy's per-route context_extensions["leasegate.tier"], "" when absent
+}
+
+// Match is the outcome of classifying a request.
+type Match struct {
+	Tier  *Tier
+	Route *Route // the first matching route rule, nil when none
+	// Window is min(tier window, route window, lease.max); the time left to
+	// the token's expiry is applied at lookup (see EffectiveWindow).
+	Window time.Duration
+	Source Source
+	// HintUnknown is set when Envoy named a tier that does not exist; the
+	// strictest tier is used then, so a typo never widens a window.
+	HintUnknown bool
+}
+
+// Policy is a compiled, immutable Config; safe for concurrent use.
+type Policy struct {
+	tiers       []Tier
+	byName      map[string]int
+	byMethod    map[string]int
+	defaultTier int
+	strictest   int
+	routes      []Route
+	leaseMax    time.Duration
+}
+
+// DefaultTiers returns SPEC §1's default tier table.
+func DefaultTiers() []TierConfig {
+	return []TierConfig{
+		{Name: TierRead, Methods: []string{"GET", "HEAD", "OPTIONS", "PROPFIND"}, Window: 60 * time.Second},
+		{Name: TierWrite, Methods: []string{"PUT", "POST", "PATCH", "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK"}, Window: 5 * time.Second},
+		{Name: TierCritical, Methods: []string{"DELETE"}, Window: 0},
+	}
+}
+
+// New compiles cfg. It reports every problem it finds at once.
+func New(cfg Config) (*Policy, error) {
+	var errs []error
+	if cfg.LeaseMax <= 0 {
+		errs = append(errs, errors.New("lease.max must be positive"))
+	}
+	p := &Policy{
+		byName:   make(map[string]int, len(cfg.Tiers)),
+		byMethod: make(map[string]int),
+		leaseMax: cfg.LeaseMax,
+	}
+	for _, tc := range cfg.Tiers {
+		if tc.Name == "" {
+			errs = append(errs, errors.New("tier with an empty name"))
+			continue
+		}
+		if _, dup := p.byName[tc.Name]; dup {
+			errs = append(errs, fmt.Errorf("tier %q defined twice", tc.Name))
+			continue
+		}
+		if tc.Window < 0 || tc.StaleIfError < 0 {
+			errs = append(errs, fmt.Errorf("tier %q: negative duration", tc.Name))
+		}
+		if tc.Window == 0 && tc.StaleIfError > 0 {
+			errs = append(errs, fmt.Errorf("tier %q: stale_if_error is not allowed on a window-0 tier", tc.Name))
+		}
+		idx := len(p.tiers)
+		p.byName[tc.Name] = idx
+		p.tiers = append(p.tiers, Tier{
+			Name:         tc.Name,
+			Window:       capAt(tc.Window, cfg.LeaseMax),
+			StaleIfError: capAt(tc.StaleIfError, cfg.LeaseMax),
+		})
+		for _, m := range tc.Methods {
+			if other, dup := p.byMethod[m]; dup {
+				errs = append(errs, fmt.Errorf("method %s is in tiers %q and %q", m, p.tiers[other].Name, tc.Name))
+				continue
+			}
+			p.byMethod[m] = idx
+		}
+	}
+	if len(p.tiers) == 0 {
+		errs = append(errs, errors.New("no tiers defined"))
+		return nil, errors.Join(errs...)
+	}
+	def := cfg.DefaultTier
+	if def == "" {
+		def = TierCritical
+	}
+	if i, ok := p.byName[def]; ok {
+		p.defaultTier = i
+	} else {
+		errs = append(errs, fmt.Errorf("default_tier %q is not a defined tier", def))
+	}
+	for i, t := range p.tiers {
+		if t.Window < p.tiers[p.strictest].Window {
+			p.strictest = i
+		}
+	}
+	for i, rc := range cfg.Routes {
+		r := Route{
+			Prefix:  rc.Prefix,
+			Host:    strings.ToLower(rc.Host),
+			Methods: rc.Methods,
+			Tier:    rc.Tier,
+			Require: rc.Require,
+		}
+		if !strings.HasPrefix(rc.Prefix, "/") {
+			errs = append(errs, fmt.Errorf("route %d: prefix %q must start with /", i, rc.Prefix))
+		}
+		if rc.Tier != "" {
+			if _, ok := p.byName[rc.Tier]; !ok {
+				errs = append(errs, fmt.Errorf("route %d (%s): tier %q is not a defined tier", i, rc.Prefix, rc.Tier))
+			}
+		}
+		if rc.Window != nil {
+			if *rc.Window < 0 {
+				errs = append(errs, fmt.Errorf("route %d (%s): negative window", i, rc.Prefix))
+			}
+			r.Window, r.HasWindow = capAt(*rc.Window, cfg.LeaseMax), true
+		}
+		switch rc.Require {
+		case "", ProfileWLCG, ProfileSciTokens:
+		default:
+			errs = append(errs, fmt.Errorf("route %d (%s): require %q is not one of %s, %s", i, rc.Prefix, rc.Require, ProfileWLCG, ProfileSciTokens))
+		}
+		p.routes = append(p.routes, r)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func capAt(d, max time.Duration) time.Duration {
+	if max > 0 && d > max {
+		return max
+	}
+	return d
+}
+
+// Classify picks the tier for r. Precedence, highest first: Envoy's hint,
+// the first matching route rule, the method table, the default tier.
+func (p *Policy) Classify(r Request) Match {
+	var m Match
+	route := p.route(r)
+	m.Route = route
+	switch {
+	case r.TierHint != "":
+		i, ok := p.byName[r.TierHint]
+		if !ok {
+			i, m.HintUnknown = p.strictest, true
+		}
+		m.Tier, m.Source = &p.tiers[i], SourceContext
+	case route != nil && route.Tier != "":
+		m.Tier, m.Source = &p.tiers[p.byName[route.Tier]], SourceRoute
+	default:
+		if i, ok := p.byMethod[r.Method]; ok {
+			m.Tier, m.Source = &p.tiers[i], SourceMethod
+		} else {
+			m.Tier, m.Source = &p.tiers[p.defaultTier], SourceDefault
+		}
+	}
+	m.Window = m.Tier.Window
+	if route != nil && route.HasWindow && route.Window < m.Window {
+		m.Window = route.Window
+	}
+	return m
+}
+
+// route returns the first rule matching r, or nil.
+func (p *Policy) route(r Request) *Route {
+	if len(p.routes) == 0 {
+		return nil
+	}
+	clean := routePath(r.Path)
+	for i := range p.routes {
+		rt := &p.routes[i]
+		if rt.Host != "" && !hostMatches(rt.Host, r.Host) {
+			continue
+		}
+		if len(rt.Methods) > 0 && !contains(rt.Methods, r.Method) {
+			continue
+		}
+		if strings.HasPrefix(clean, rt.Prefix) || clean+"/" == rt.Prefix {
+			return rt
+		}
+	}
+	return nil
+}
+
+// routePath is the path route prefixes are matched against: query dropped,
+// decoded once and dot segments resolved, so "/data/%2e%2e/admin/" cannot
+// slip past a rule for "/admin/".
+func routePath(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	if strings.IndexByte(raw, '%') >= 0 {
+		if dec, err := url.PathUnescape(raw); err == nil {
+			raw = dec
+		}
+	}
+	if raw == "" || raw[0] != '/' {
+		raw = "/" + raw
+	}
+	if !needsClean(raw) {
+		return raw
+	}
+	clean := path.Clean(raw)
+	if strings.HasSuffix(raw, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
+}
+
+// needsClean avoids path.Clean's allocation on the common, already clean path.
+func needsClean(p string) bool {
+	return strings.Contains(p, "//") || strings.Contains(p, "/.") || strings.Contains(p, "\\")
+}
+
+func hostMatches(want, host string) bool {
+	if strings.EqualFold(want, host) {
+		return true
+	}
+	// A rule without a port matches the host on any port.
+	if !strings.Contains(want, ":") {
+		if i := strings.LastIndexByte(host, ':'); i > 0 && !strings.HasSuffix(host, "]") {
+			return strings.EqualFold(want, host[:i])
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// EffectiveWindow applies RFC 7662 §4: a lease is never used past the
+// token's expiry. A zero exp means the issuer gave none.
+func EffectiveWindow(window time.Duration, now, exp time.Time) time.Duration {
+	if exp.IsZero() {
+		return window
+	}
+	left := exp.Sub(now)
+	if left < 0 {
+		return 0
+	}
+	if left < window {
+		return left
+	}
+	return window
+}
+
+// Bound is the revocation bound the configuration promises.
+type Bound struct {
+	// Window is the longest a revoked token keeps working while the issuer
+	// answers: the largest tier window.
+	Window time.Duration
+	// WithStale adds stale_if_error: the longest while the issuer is down.
+	WithStale time.Duration
+	// LeaseMax is the cap both are held under.
+	LeaseMax time.Duration
+}
+
+// RevocationBound reports how long a token revoked at the issuer may still
+// be accepted (an admin revoke is immediate).
+func (p *Policy) RevocationBound() Bound {
+	b := Bound{LeaseMax: p.leaseMax}
+	for _, t := range p.tiers {
+		b.Window = max(b.Window, t.Window)
+		b.WithStale = max(b.WithStale, t.Window, t.StaleIfError)
+	}
+	return b
+}
+
+// Tiers returns the compiled tiers in configuration order.
+func (p *Policy) Tiers() []Tier { return p.tiers }
+
+// Tier returns the named tier.
+func (p *Policy) Tier(name string) (*Tier, bool) {
+	i, ok := p.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return &p.tiers[i], true
+}
+
+// LeaseMax is the configured global cap on windows.
+func (p *Policy) LeaseMax() time.Duration { return p.leaseMax }
+
+// MaxAge is the oldest a lease can be and still be useful, for hits or for
+// stale_if_error; caches may forget anything older.
+func (p *Policy) MaxAge() time.Duration { return p.RevocationBound().WithStale }

@@ -1,0 +1,209 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func dur(d time.Duration) *time.Duration { return &d }
+
+func testPolicy(t *testing.T) *Policy {
+	t.Helper()
+	p, err := New(Config{
+		Tiers:       DefaultTiers(),
+		DefaultTier: TierCritical,
+		LeaseMax:    10 * time.Minute,
+		Routes: []RouteConfig{
+			{Prefix: "/admin/", Tier: TierCritical},
+			{Prefix: "/search", Methods: []string{"POST"}, Tier: TierRead},
+			{Prefix: "/slow/", Window: dur(20 * time.Second)},
+			{Prefix: "/vo/", Host: "storage.example.org", Tier: TierWrite},
+		},
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return p
+}
+
+func TestClassify(t *testing.T) {
+	p := testPolicy(t)
+	tests := []struct {
+		name       string
+		req        Request
+		wantTier   string
+		wantWindow time.Duration
+		wantSource Source
+		wantRoute  string
+	}{
+		{name: "GET is read", req: Request{Method: "GET", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+		{name: "PROPFIND is read", req: Request{Method: "PROPFIND", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+		{name: "MKCOL is write", req: Request{Method: "MKCOL", Path: "/x"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod},
+		{name: "DELETE is critical", req: Request{Method: "DELETE", Path: "/x"}, wantTier: TierCritical, wantWindow: 0, wantSource: SourceMethod},
+		{name: "unknown method falls to default", req: Request{Method: "BREW", Path: "/x"}, wantTier: TierCritical, wantSource: SourceDefault},
+		{name: "method is case-sensitive", req: Request{Method: "get", Path: "/x"}, wantTier: TierCritical, wantSource: SourceDefault},
+		{name: "route beats method", req: Request{Method: "GET", Path: "/admin/users"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "route with method", req: Request{Method: "POST", Path: "/search?q=1"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceRoute, wantRoute: "/search"},
+		{name: "route method mismatch", req: Request{Method: "PUT", Path: "/search"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod},
+		{name: "context beats route", req: Request{Method: "GET", Path: "/admin/x", TierHint: TierRead}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceContext, wantRoute: "/admin/"},
+		{name: "context beats method", req: Request{Method: "GET", Path: "/x", TierHint: TierCritical}, wantTier: TierCritical, wantSource: SourceContext},
+		{name: "route window caps tier", req: Request{Method: "GET", Path: "/slow/f"}, wantTier: TierRead, wantWindow: 20 * time.Second, wantSource: SourceMethod, wantRoute: "/slow/"},
+		{name: "route window never raises", req: Request{Method: "PUT", Path: "/slow/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod, wantRoute: "/slow/"},
+		{name: "dot segments cannot dodge a route", req: Request{Method: "GET", Path: "/data/../admin/x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "encoded dots cannot dodge a route", req: Request{Method: "GET", Path: "/data/%2e%2e/admin/x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "double slash cannot dodge a route", req: Request{Method: "GET", Path: "//admin//x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "prefix without trailing slash", req: Request{Method: "GET", Path: "/admin"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "sibling prefix not matched", req: Request{Method: "GET", Path: "/administrator"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+		{name: "host route matches host", req: Request{Method: "GET", Host: "Storage.Example.org:8443", Path: "/vo/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceRoute, wantRoute: "/vo/"},
+		{name: "host route skips other host", req: Request{Method: "GET", Host: "other.example.org", Path: "/vo/f"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := p.Classify(tc.req)
+			if m.Tier.Name != tc.wantTier {
+				t.Errorf("tier = %s, want %s", m.Tier.Name, tc.wantTier)
+			}
+			if m.Window != tc.wantWindow {
+				t.Errorf("window = %v, want %v", m.Window, tc.wantWindow)
+			}
+			if m.Source != tc.wantSource {
+				t.Errorf("source = %s, want %s", m.Source, tc.wantSource)
+			}
+			gotRoute := ""
+			if m.Route != nil {
+				gotRoute = m.Route.Prefix
+			}
+			if gotRoute != tc.wantRoute {
+				t.Errorf("route = %q, want %q", gotRoute, tc.wantRoute)
+			}
+		})
+	}
+}
+
+func TestClassifyUnknownHintIsStrictest(t *testing.T) {
+	p := testPolicy(t)
+	m := p.Classify(Request{Method: "GET", Path: "/x", TierHint: "critcal"})
+	if !m.HintUnknown || m.Tier.Name != TierCritical || m.Window != 0 {
+		t.Fatalf("got tier %s window %v unknown=%v, want critical 0 true", m.Tier.Name, m.Window, m.HintUnknown)
+	}
+}
+
+func TestEffectiveWindow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		window time.Duration
+		exp    time.Time
+		want   time.Duration
+	}{
+		{name: "no exp", window: time.Minute, want: time.Minute},
+		{name: "exp after window", window: time.Minute, exp: now.Add(time.Hour), want: time.Minute},
+		{name: "exp before window end", window: time.Minute, exp: now.Add(10 * time.Second), want: 10 * time.Second},
+		{name: "exp now", window: time.Minute, exp: now, want: 0},
+		{name: "exp past", window: time.Minute, exp: now.Add(-time.Second), want: 0},
+		{name: "window zero", window: 0, exp: now.Add(time.Hour), want: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := EffectiveWindow(tc.window, now, tc.exp); got != tc.want {
+				t.Fatalf("EffectiveWindow = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLeaseMaxCapsWindows(t *testing.T) {
+	tiers := DefaultTiers()
+	tiers[0].Window = time.Hour
+	tiers[0].StaleIfError = 2 * time.Hour
+	p, err := New(Config{Tiers: tiers, LeaseMax: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := p.Classify(Request{Method: "GET", Path: "/"})
+	if m.Window != 2*time.Minute {
+		t.Fatalf("window = %v, want capped 2m", m.Window)
+	}
+	b := p.RevocationBound()
+	if b.Window != 2*time.Minute || b.WithStale != 2*time.Minute {
+		t.Fatalf("bound = %+v, want both 2m", b)
+	}
+}
+
+func TestRevocationBound(t *testing.T) {
+	tiers := DefaultTiers()
+	tiers[0].StaleIfError = 5 * time.Minute
+	p, err := New(Config{Tiers: tiers, LeaseMax: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := p.RevocationBound()
+	if b.Window != time.Minute {
+		t.Errorf("Window = %v, want 1m (largest tier window)", b.Window)
+	}
+	if b.WithStale != 5*time.Minute {
+		t.Errorf("WithStale = %v, want 5m", b.WithStale)
+	}
+	if p.MaxAge() != 5*time.Minute {
+		t.Errorf("MaxAge = %v, want 5m", p.MaxAge())
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{
+			name: "method in two tiers",
+			cfg: Config{LeaseMax: time.Minute, Tiers: []TierConfig{
+				{Name: "a", Methods: []string{"GET"}}, {Name: "b", Methods: []string{"GET"}}, {Name: "critical"},
+			}},
+			want: []string{`method GET is in tiers "a" and "b"`},
+		},
+		{
+			name: "stale on window zero",
+			cfg:  Config{LeaseMax: time.Minute, Tiers: []TierConfig{{Name: "critical", StaleIfError: time.Second}}},
+			want: []string{"stale_if_error is not allowed on a window-0 tier"},
+		},
+		{
+			name: "unknown route tier and default",
+			cfg: Config{LeaseMax: time.Minute, DefaultTier: "nope", Tiers: DefaultTiers(),
+				Routes: []RouteConfig{{Prefix: "/a/", Tier: "gold"}, {Prefix: "b/"}}},
+			want: []string{`default_tier "nope"`, `tier "gold" is not a defined tier`, `prefix "b/" must start with /`},
+		},
+		{
+			name: "no lease max",
+			cfg:  Config{Tiers: DefaultTiers()},
+			want: []string{"lease.max must be positive"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg)
+			if err == nil {
+				t.Fatal("New succeeded, want error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkClassify(b *testing.B) {
+	p, err := New(Config{Tiers: DefaultTiers(), LeaseMax: 10 * time.Minute,
+		Routes: []RouteConfig{{Prefix: "/admin/", Tier: TierCritical}, {Prefix: "/data/", Require: ProfileWLCG}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := Request{Method: "GET", Host: "storage.example.org", Path: "/data/atlas/file.root"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Classify(r)
+	}
+}
