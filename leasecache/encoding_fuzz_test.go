@@ -1,0 +1,51 @@
+package leasecache
+
+import (
+	"testing"
+	"time"
+)
+
+func FuzzLeaseRoundTrip(f *testing.F) {
+	f.Add(int64(1764000000000000000), int64(0), "alice", "cli", "storage.read:/atlas", "hydra", "https://a", "1.0")
+	f.Add(int64(-1), int64(1), "", "", "", "", "", "")
+	f.Add(int64(0), int64(99), "\x00\xff", "é", " ", "x", "a b c", "2")
+	f.Fuzz(func(t *testing.T, at, exp int64, sub, cid, scope, iss, aud, ver string) {
+		in := Lease{ValidatedAt: time.Unix(0, at), Subject: sub, ClientID: cid, Scope: scope, Issuer: iss, Audience: aud, WLCGVersion: ver}
+		if exp != 0 {
+			in.Expiry = time.Unix(0, exp)
+		}
+		buf, err := encode(in)
+		if err != nil {
+			return // over-long field: refused, not stored
+		}
+		out, err := decode(buf)
+		if err != nil {
+			t.Fatalf("decode(encode(x)): %v", err)
+		}
+		if !out.ValidatedAt.Equal(in.ValidatedAt) || !out.Expiry.Equal(in.Expiry) || out.Subject != sub ||
+			out.ClientID != cid || out.Scope != scope || out.Issuer != iss || out.Audience != aud || out.WLCGVersion != ver {
+			t.Fatalf("round trip: got %+v, want %+v", out, in)
+		}
+	})
+}
+
+// FuzzDecode feeds arbitrary bytes: decode must fail cleanly, never panic.
+func FuzzDecode(f *testing.F) {
+	good, _ := encode(Lease{ValidatedAt: time.Unix(5, 0), Subject: "s"})
+	f.Add(good)
+	f.Add([]byte{1})
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := decode(b)
+		if err != nil {
+			return
+		}
+		again, err := encode(l)
+		if err != nil {
+			t.Fatalf("re-encode of a decoded lease: %v", err)
+		}
+		if _, err := decode(again); err != nil {
+			t.Fatalf("decode of re-encoded lease: %v", err)
+		}
+	})
+}

@@ -1,0 +1,348 @@
+package leasecache
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newCache(t testing.TB, clk *fakeClock) *Cache {
+	t.Helper()
+	c, err := New(Config{MaxMemoryMB: 16, NegativeTTL: 10 * time.Second, MaxAge: 10 * time.Minute, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func lease(clk *fakeClock, exp time.Duration) Lease {
+	return Lease{
+		ValidatedAt: clk.Now(),
+		Expiry:      clk.Now().Add(exp),
+		Subject:     "alice",
+		ClientID:    "cli",
+		Scope:       "storage.read:/atlas",
+		Issuer:      "hydra",
+		Audience:    "https://storage.example.org",
+	}
+}
+
+func TestLeaseWindow(t *testing.T) {
+	const read, write = 60 * time.Second, 5 * time.Second
+	tests := []struct {
+		name    string
+		advance time.Duration
+		window  time.Duration
+		exp     time.Duration
+		want    Outcome
+	}{
+		{name: "hit inside window", advance: 59 * time.Second, window: read, exp: time.Hour, want: Hit},
+		{name: "expired exactly at validated_at+window", advance: read, window: read, exp: time.Hour, want: Expired},
+		{name: "write window closes first", advance: 5 * time.Second, window: write, exp: time.Hour, want: Expired},
+		{name: "window zero never hits", advance: 0, window: 0, exp: time.Hour, want: Expired},
+		{name: "exp before window end", advance: 30 * time.Second, window: read, exp: 30 * time.Second, want: Miss},
+		{name: "just before exp", advance: 29 * time.Second, window: read, exp: 30 * time.Second, want: Hit},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, clk)
+			k := KeyOf("tok-" + tc.name)
+			if err := c.Store(k, lease(clk, tc.exp)); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(tc.advance)
+			if _, got := c.Lookup(k, tc.window); got != tc.want {
+				t.Fatalf("Lookup = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHitsDoNotExtend(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 59; i++ {
+		clk.Advance(time.Second)
+		if _, o := c.Lookup(k, time.Minute); o != Hit {
+			t.Fatalf("second %d: %v, want hit", i+1, o)
+		}
+	}
+	clk.Advance(time.Second)
+	if _, o := c.Lookup(k, time.Minute); o != Expired {
+		t.Fatalf("after 60s of hits: %v, want expired (hits must not move validated_at)", o)
+	}
+}
+
+func TestRefreshRestartsEveryTier(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(10 * time.Second)
+	if _, o := c.Lookup(k, 5*time.Second); o != Expired {
+		t.Fatalf("write tier after 10s: %v, want expired", o)
+	}
+	if err := c.Store(k, lease(clk, time.Hour)); err != nil { // fresh validation now
+		t.Fatal(err)
+	}
+	clk.Advance(4 * time.Second)
+	for _, w := range []time.Duration{5 * time.Second, time.Minute} {
+		l, o := c.Lookup(k, w)
+		if o != Hit {
+			t.Fatalf("window %v after refresh: %v, want hit", w, o)
+		}
+		if got := clk.Now().Sub(l.ValidatedAt); got != 4*time.Second {
+			t.Fatalf("lease age = %v, want 4s", got)
+		}
+	}
+}
+
+func TestNegativeLease(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StoreNegative(k); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []time.Duration{0, time.Minute} {
+		if _, o := c.Lookup(k, w); o != Negative {
+			t.Fatalf("window %v: %v, want negative (positive lease must be gone)", w, o)
+		}
+	}
+	clk.Advance(9 * time.Second)
+	if _, o := c.Lookup(k, time.Minute); o != Negative {
+		t.Fatalf("at 9s: %v, want negative", o)
+	}
+	clk.Advance(time.Second)
+	if _, o := c.Lookup(k, time.Minute); o != Miss {
+		t.Fatalf("at negative_ttl: %v, want miss", o)
+	}
+}
+
+func TestStoreClearsNegative(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	if err := c.StoreNegative(k); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, o := c.Lookup(k, time.Minute); o != Hit {
+		t.Fatalf("Lookup = %v, want hit", o)
+	}
+}
+
+func TestRevoke(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Revoke(k) {
+		t.Fatal("Revoke reported nothing removed")
+	}
+	if _, o := c.Lookup(k, time.Minute); o != Miss {
+		t.Fatalf("after revoke: %v, want miss", o)
+	}
+	if c.Revoke(k) {
+		t.Fatal("second Revoke reported a removal")
+	}
+}
+
+func TestRevokeSubject(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	older, other := KeyOf("older"), KeyOf("other-subject")
+	if err := c.Store(older, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	bob := lease(clk, time.Hour)
+	bob.Subject = "bob"
+	if err := c.Store(other, bob); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	c.RevokeSubject("hydra", "alice")
+	clk.Advance(time.Second)
+	newer := KeyOf("newer")
+	if err := c.Store(newer, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, o := c.Lookup(older, time.Minute); o != Miss {
+		t.Errorf("older lease of revoked subject: %v, want miss", o)
+	}
+	if _, o := c.Lookup(newer, time.Minute); o != Hit {
+		t.Errorf("lease validated after the revoke: %v, want hit", o)
+	}
+	if _, o := c.Lookup(other, time.Minute); o != Hit {
+		t.Errorf("other subject: %v, want hit", o)
+	}
+	// The same subject name at another issuer is someone else.
+	elsewhere := lease(clk, time.Hour)
+	elsewhere.ValidatedAt = clk.Now().Add(-time.Minute / 2)
+	elsewhere.Issuer = "other-idp"
+	ke := KeyOf("elsewhere")
+	if err := c.Store(ke, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	if _, o := c.Lookup(ke, time.Minute); o != Hit {
+		t.Errorf("same subject at another issuer: %v, want hit", o)
+	}
+}
+
+func TestRevokeRecordsArePruned(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	for i := 0; i < 100; i++ {
+		c.RevokeSubject("hydra", fmt.Sprint("s", i))
+	}
+	clk.Advance(11 * time.Minute)
+	c.RevokeSubject("hydra", "last")
+	if n := c.nRevoke.Load(); n != 1 {
+		t.Fatalf("revoke records = %d, want 1 after MaxAge", n)
+	}
+}
+
+func TestLookupReturnsFacts(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	want := lease(clk, time.Hour)
+	want.WLCGVersion = "1.0"
+	if err := c.Store(k, want); err != nil {
+		t.Fatal(err)
+	}
+	got, o := c.Lookup(k, time.Minute)
+	if o != Hit {
+		t.Fatalf("outcome %v", o)
+	}
+	if !got.ValidatedAt.Equal(want.ValidatedAt) || !got.Expiry.Equal(want.Expiry) ||
+		got.Subject != want.Subject || got.ClientID != want.ClientID || got.Scope != want.Scope ||
+		got.Issuer != want.Issuer || got.Audience != want.Audience || got.WLCGVersion != want.WLCGVersion {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestMemoryBoundEvicts(t *testing.T) {
+	clk := newFakeClock()
+	c, err := New(Config{MaxMemoryMB: 2, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l := lease(clk, time.Hour)
+	l.Scope = strings.Repeat("s", 150)
+	const n = 50000 // ~10 MB of leases into a 2 MB store
+	for i := 0; i < n; i++ {
+		if err := c.Store(KeyOf(fmt.Sprint(i)), l); err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+	}
+	if got := c.Len(); got >= n/2 {
+		t.Fatalf("Len = %d after %d stores into 2 MB, want eviction", got, n)
+	}
+	if _, o := c.Lookup(KeyOf(fmt.Sprint(n-1)), time.Minute); o != Hit {
+		t.Fatalf("newest lease: %v, want hit", o)
+	}
+	if _, o := c.Lookup(KeyOf("0"), time.Minute); o != Miss {
+		t.Fatalf("oldest lease: %v, want evicted", o)
+	}
+}
+
+func TestNegativeFloodKeepsPositiveLeases(t *testing.T) {
+	clk := newFakeClock()
+	c, err := New(Config{MaxMemoryMB: 8, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	good := KeyOf("good")
+	if err := c.Store(good, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200000; i++ {
+		if err := c.StoreNegative(KeyOf(fmt.Sprint("garbage", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, o := c.Lookup(good, time.Minute); o != Hit {
+		t.Fatalf("good lease after a garbage flood: %v, want hit", o)
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	k := KeyOf("tok")
+	got, err := ParseKey(fmt.Sprintf("%x", k[:]))
+	if err != nil || got != k {
+		t.Fatalf("ParseKey round trip: %v %v", got, err)
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("z", 64)} {
+		if _, err := ParseKey(bad); err == nil {
+			t.Errorf("ParseKey(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				k := KeyOf(fmt.Sprint(i % 50))
+				switch i % 4 {
+				case 0:
+					_ = c.Store(k, lease(clk, time.Hour))
+				case 1:
+					_ = c.StoreNegative(k)
+				case 2:
+					c.RevokeSubject("hydra", "alice")
+				default:
+					c.Lookup(k, time.Minute)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
