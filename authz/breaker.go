@@ -1,0 +1,65 @@
+package authz
+
+import (
+	"sync"
+	"time"
+)
+
+// breaker is a per-issuer circuit breaker: after threshold consecutive
+// failures it opens for openFor (or the issuer's Retry-After, if longer),
+// then lets one probe through; the probe's outcome closes or reopens it.
+type breaker struct {
+	threshold int
+	openFor   time.Duration
+	now       func() time.Time
+
+	mu        sync.Mutex
+	failures  int
+	openUntil time.Time
+	probing   bool
+}
+
+func newBreaker(threshold int, openFor time.Duration, now func() time.Time) *breaker {
+	return &breaker{threshold: max(1, threshold), openFor: openFor, now: now}
+}
+
+// allow reports whether a call may go to the issuer; when not, how long
+// until it may.
+func (b *breaker) allow() (bool, time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failures < b.threshold {
+		return true, 0
+	}
+	if wait := b.openUntil.Sub(b.now()); wait > 0 {
+		return false, wait
+	}
+	if b.probing {
+		return false, time.Second
+	}
+	b.probing = true
+	return true, 0
+}
+
+func (b *breaker) success() {
+	b.mu.Lock()
+	b.failures, b.probing = 0, false
+	b.mu.Unlock()
+}
+
+func (b *breaker) failure(retryAfter time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures++
+	b.probing = false
+	if b.failures >= b.threshold {
+		b.openUntil = b.now().Add(max(b.openFor, retryAfter))
+	}
+}
+
+// open reports whether calls are being refused now.
+func (b *breaker) open() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failures >= b.threshold && b.now().Before(b.openUntil)
+}

@@ -1,0 +1,626 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/policy"
+)
+
+// Headers gives the engine read access to a request's headers.
+type Headers interface {
+	// Get returns the value of the header with the given lower-case name
+	// and how many fields of that name the request carried.
+	Get(name string) (value string, n int)
+}
+
+// Request is what the engine needs from an HTTP request, whatever the proxy.
+type Request struct {
+	Method    string
+	Host      string
+	Path      string // as received: not decoded, may carry a query
+	TierHint  string // Envoy's context_extensions["leasegate.tier"]
+	RequestID string // x-request-id, for logs and spans
+	Headers   Headers
+}
+
+// Mode is how an issuer's tokens are validated.
+type Mode string
+
+const (
+	ModeIntrospection    Mode = "introspection"
+	ModeJWT              Mode = "jwt"
+	ModeJWTIntrospection Mode = "jwt+introspection"
+)
+
+// IssuerConfig is one trusted issuer.
+type IssuerConfig struct {
+	Name             string
+	Issuer           string // the exact iss value
+	Mode             Mode
+	DefaultForOpaque bool
+	Introspection    IntrospectionConfig // for the introspection modes
+	JWT              JWTConfig           // for the jwt modes
+	// Audiences, when set, must meet the introspection answer's aud too.
+	Audiences []string
+	BasePath  string // storage scope paths are relative to it
+	// BreakerFailures consecutive issuer faults open the circuit for
+	// BreakerOpenFor.
+	BreakerFailures int
+	BreakerOpenFor  time.Duration
+}
+
+// UpstreamHeaderNames are the header names identity is passed upstream in.
+type UpstreamHeaderNames struct {
+	Subject, ClientID, Scope, Issuer string
+}
+
+// Config is everything an Engine needs.
+type Config struct {
+	Realm              string
+	Policy             *policy.Policy
+	Cache              *leasecache.Cache
+	Issuers            []IssuerConfig
+	Upstream           UpstreamHeaderNames
+	StripAuthorization bool
+	Now                func() time.Time // lease clock; time.Now when nil
+	Logger             *slog.Logger
+	TracerProvider     trace.TracerProvider
+	Metrics            *Metrics // nil: no metrics
+}
+
+type issuer struct {
+	cfg     IssuerConfig
+	intro   *Introspector
+	jwt     *JWTVerifier
+	breaker *breaker
+	reached atomic.Bool
+}
+
+// Engine decides requests. Safe for concurrent use.
+type Engine struct {
+	realm    string
+	policy   *policy.Policy
+	cache    *leasecache.Cache
+	upstream UpstreamHeaderNames
+	strip    bool
+	now      func() time.Time
+	log      *slog.Logger
+	tracer   trace.Tracer
+	metrics  *Metrics
+
+	byIss  map[string]*issuer
+	byName map[string]*issuer
+	opaque *issuer
+	group  singleflight.Group
+	cancel context.CancelFunc
+}
+
+// New builds an Engine and its issuer clients. ctx bounds the background
+// JWKS refresh; Close stops it too.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Policy == nil || cfg.Cache == nil {
+		return nil, errors.New("authz: Policy and Cache are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e := &Engine{
+		realm:    cfg.Realm,
+		policy:   cfg.Policy,
+		cache:    cfg.Cache,
+		upstream: cfg.Upstream,
+		strip:    cfg.StripAuthorization,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		tracer:   cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
+		metrics:  cfg.Metrics,
+		byIss:    map[string]*issuer{},
+		byName:   map[string]*issuer{},
+		cancel:   cancel,
+	}
+	for _, ic := range cfg.Issuers {
+		is, err := e.newIssuer(ctx, ic, cfg.TracerProvider)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("issuer %s: %w", ic.Name, err)
+		}
+		e.byIss[ic.Issuer] = is
+		e.byName[ic.Name] = is
+		if ic.DefaultForOpaque {
+			e.opaque = is
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.TracerProvider) (*issuer, error) {
+	is := &issuer{cfg: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, e.now)}
+	if ic.Mode == ModeIntrospection || ic.Mode == ModeJWTIntrospection {
+		c := ic.Introspection
+		c.Name, c.ExpectedIssuer = ic.Name, ic.Issuer
+		if c.Transport == nil {
+			c.Transport = tracedTransport(pooledTransport(c.MaxConns), tp, "introspect "+ic.Name)
+		}
+		var err error
+		if is.intro, err = NewIntrospector(c); err != nil {
+			return nil, err
+		}
+	}
+	if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
+		c := ic.JWT
+		c.Name, c.Issuer, c.Clock, c.Logger = ic.Name, ic.Issuer, e.now, e.log
+		if c.Audiences == nil {
+			c.Audiences = ic.Audiences
+		}
+		if c.HTTPClient == nil {
+			c.HTTPClient = &http.Client{Transport: tracedTransport(pooledTransport(4), tp, "jwks "+ic.Name)}
+		}
+		var err error
+		if is.jwt, err = NewJWTVerifier(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	if is.intro == nil && is.jwt == nil {
+		return nil, fmt.Errorf("mode %q is not introspection, jwt or jwt+introspection", ic.Mode)
+	}
+	return is, nil
+}
+
+func pooledTransport(maxConns int) *http.Transport {
+	if maxConns <= 0 {
+		maxConns = 64
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxConnsPerHost:       maxConns,
+		MaxIdleConnsPerHost:   maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// tracedTransport gives each issuer call an HTTP client span named name.
+func tracedTransport(rt http.RoundTripper, tp trace.TracerProvider, name string) http.RoundTripper {
+	return otelhttp.NewTransport(rt,
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return name }))
+}
+
+// Close stops background work.
+func (e *Engine) Close() { e.cancel() }
+
+// Ready reports whether every issuer has been reached at least once.
+func (e *Engine) Ready() bool {
+	for _, is := range e.byName {
+		if !is.reached.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// probeToken is sent to introspection endpoints to see that they answer; it
+// is not a real token and its answer (inactive) is ignored.
+const probeToken = "leasegate-readiness-probe"
+
+// Probe contacts every issuer not yet reached; Ready turns true once all
+// have answered.
+func (e *Engine) Probe(ctx context.Context) {
+	for _, is := range e.byName {
+		if is.reached.Load() {
+			continue
+		}
+		ok := true
+		if is.jwt != nil && !is.jwt.Ready() {
+			ok = false
+		}
+		if is.intro != nil {
+			_, err := is.intro.Introspect(ctx, probeToken)
+			var ie *IssuerError
+			if err != nil && (!errors.As(err, &ie) || ie.Status == 0) {
+				ok = false
+			}
+		}
+		if ok {
+			is.reached.Store(true)
+		}
+	}
+}
+
+// Check decides r. It never returns an allow because of an error: faults
+// become 503 decisions, and a cancelled ctx fails closed.
+func (e *Engine) Check(ctx context.Context, r *Request) Decision {
+	start := time.Now()
+	d := e.decide(ctx, r)
+	e.metrics.observeDecision(&d, time.Since(start))
+	e.annotate(ctx, r, &d)
+	e.logDecision(ctx, r, &d)
+	return d
+}
+
+func (e *Engine) decide(ctx context.Context, r *Request) Decision {
+	var d Decision
+	if ctx.Err() != nil {
+		return e.unavailable(d, ReasonCanceled, "request canceled", 0)
+	}
+	if r == nil || r.Method == "" {
+		d.Lease = LeaseNone
+		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "request has no method", "")
+	}
+	m := e.policy.Classify(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, TierHint: r.TierHint})
+	d.Tier = m.Tier.Name
+	d.Lease = LeaseNone
+
+	var auth string
+	var n int
+	if r.Headers != nil {
+		auth, n = r.Headers.Get("authorization")
+	}
+	tok, problem := extractToken(auth, n)
+	if problem != "" {
+		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, string(problem), "")
+	}
+	if tok == "" {
+		return e.deny(d, http.StatusUnauthorized, ReasonNoToken, "", "", "")
+	}
+
+	key := leasecache.KeyOf(tok)
+	d.TokenID = key.Prefix()
+	lease, outcome := e.lookup(ctx, key, m.Window)
+	switch outcome {
+	case leasecache.Hit:
+		if is := e.byName[lease.Issuer]; is != nil {
+			d.Lease = LeaseHit
+			return e.allow(d, r, m, is, &lease)
+		}
+	case leasecache.Negative:
+		d.Lease = LeaseNegative
+		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
+	}
+	d.Lease = LeaseMiss
+	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Expired)
+}
+
+// lookup is the lease cache read, with its own span when the request is traced.
+func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return e.cache.Lookup(key, w)
+	}
+	_, span := e.tracer.Start(ctx, "lease.lookup")
+	l, o := e.cache.Lookup(key, w)
+	span.SetAttributes(attribute.String("leasegate.lease", o.String()), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
+	span.End()
+	return l, o
+}
+
+// result is what one validation with an issuer established.
+type result struct {
+	lease      leasecache.Lease
+	active     bool
+	reason     Reason // why not active
+	desc       string
+	err        error // issuer fault
+	retryAfter time.Duration
+}
+
+func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key, old leasecache.Lease, haveOld bool) Decision {
+	is := e.pickIssuer(tok)
+	if is == nil {
+		return e.deny(d, http.StatusUnauthorized, ReasonUnknownIssuer, ErrCodeInvalidToken, "token issuer is not accepted", "")
+	}
+	d.Issuer = is.cfg.Name
+
+	leader := false
+	ch := e.group.DoChan(is.cfg.Name+"\x00"+string(key[:]), func() (any, error) {
+		leader = true
+		// The shared call outlives any one caller: a caller with a short
+		// deadline gets its 503 on time while the answer still fills the
+		// lease for the next request. The issuer client applies its timeout.
+		return e.validateWithIssuer(context.WithoutCancel(ctx), is, tok, key), nil
+	})
+	var res *result
+	select {
+	case v := <-ch:
+		res = v.Val.(*result)
+		if !leader {
+			e.metrics.observeCoalesced()
+		}
+	case <-ctx.Done():
+		return e.unavailable(d, ReasonCanceled, "issuer did not answer in time", time.Second)
+	}
+
+	switch {
+	case res.err != nil:
+		t := m.Tier
+		if haveOld && t.StaleIfError > 0 && t.Window > 0 && old.Issuer == is.cfg.Name {
+			now := e.now()
+			if now.Sub(old.ValidatedAt) < t.StaleIfError && (old.Expiry.IsZero() || now.Before(old.Expiry)) {
+				d.Lease = LeaseStale
+				return e.allow(d, r, m, is, &old)
+			}
+		}
+		return e.unavailable(d, ReasonIssuerUnavailable, "token issuer is unavailable", res.retryAfter)
+	case !res.active:
+		return e.deny(d, http.StatusUnauthorized, res.reason, ErrCodeInvalidToken, res.desc, "")
+	}
+	return e.allow(d, r, m, is, &res.lease)
+}
+
+// pickIssuer: a JWT by its iss claim, an opaque token to default_for_opaque.
+func (e *Engine) pickIssuer(tok string) *issuer {
+	if iss, ok := PeekIssuer(tok); ok {
+		return e.byIss[iss]
+	}
+	return e.opaque
+}
+
+// validateWithIssuer runs once per coalesced flight.
+func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key) *result {
+	name := is.cfg.Name
+	if ok, wait := is.breaker.allow(); !ok {
+		e.metrics.observeIssuer(name, "circuit_open", 0)
+		return &result{err: fmt.Errorf("validate with %s: circuit open: %w", name, ErrIssuerUnavailable), retryAfter: wait}
+	}
+	validatedAt := e.now()
+	start := time.Now()
+	claims, err := e.verify(ctx, is, tok)
+	took := time.Since(start)
+
+	var ie *IssuerError
+	var te *TokenError
+	switch {
+	case errors.As(err, &te) || (err != nil && errors.Is(err, ErrInvalidToken)):
+		is.breaker.success()
+		e.metrics.observeIssuer(name, "invalid", took)
+		_ = e.cache.StoreNegative(key)
+		desc := "token is invalid"
+		if te != nil {
+			desc = te.Reason
+		}
+		return &result{reason: ReasonInvalidToken, desc: desc}
+	case err != nil:
+		retry := time.Duration(0)
+		if errors.As(err, &ie) {
+			retry = ie.RetryAfter
+			if ie.Status != 0 {
+				is.reached.Store(true)
+			}
+		}
+		is.breaker.failure(retry)
+		e.metrics.observeIssuer(name, "error", took)
+		e.log.LogAttrs(ctx, slog.LevelWarn, "issuer fault", slog.String("issuer", name), slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
+		return &result{err: err, retryAfter: max(retry, time.Second)}
+	}
+	is.breaker.success()
+	is.reached.Store(true)
+	if !claims.Active {
+		e.metrics.observeIssuer(name, "inactive", took)
+		_ = e.cache.StoreNegative(key)
+		return &result{reason: ReasonInactive, desc: "token is not active"}
+	}
+	if !claims.Expiry.IsZero() && !validatedAt.Before(claims.Expiry) {
+		e.metrics.observeIssuer(name, "inactive", took)
+		_ = e.cache.StoreNegative(key)
+		return &result{reason: ReasonExpired, desc: "token expired"}
+	}
+	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(claims.Audience, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
+		e.metrics.observeIssuer(name, "invalid", took)
+		_ = e.cache.StoreNegative(key)
+		return &result{reason: ReasonAudience, desc: "audience not accepted"}
+	}
+	e.metrics.observeIssuer(name, "active", took)
+	l := leasecache.Lease{
+		ValidatedAt: validatedAt,
+		Expiry:      claims.Expiry,
+		Subject:     claims.Subject,
+		ClientID:    claims.ClientID,
+		Scope:       claims.Scope,
+		Issuer:      name,
+		Audience:    strings.Join(claims.Audience, " "),
+		WLCGVersion: claims.WLCGVersion,
+	}
+	if err := e.cache.Store(key, l); err != nil {
+		// Not fatal: the decision stands, the next request asks again.
+		e.log.LogAttrs(ctx, slog.LevelWarn, "lease not stored", slog.String("issuer", name), slog.String("error", err.Error()))
+	}
+	return &result{lease: l, active: true}
+}
+
+// verify asks the issuer in its mode. jwt+introspection verifies locally
+// first, so forged, expired or foreign tokens never reach the issuer.
+func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, error) {
+	var local Claims
+	if is.jwt != nil {
+		c, err := is.jwt.Verify(ctx, tok)
+		if err != nil || is.intro == nil {
+			return c, err
+		}
+		local = c
+	}
+	c, err := is.intro.Introspect(ctx, tok)
+	if err != nil || !c.Active || is.jwt == nil {
+		return c, err
+	}
+	// Both agree the token is good; the signed claims fill what the
+	// introspection answer left out.
+	c.Subject = cmpOr(c.Subject, local.Subject)
+	c.ClientID = cmpOr(c.ClientID, local.ClientID)
+	c.Scope = cmpOr(c.Scope, local.Scope)
+	c.WLCGVersion = cmpOr(c.WLCGVersion, local.WLCGVersion)
+	if c.Expiry.IsZero() || (!local.Expiry.IsZero() && local.Expiry.Before(c.Expiry)) {
+		c.Expiry = local.Expiry
+	}
+	if len(c.Audience) == 0 {
+		c.Audience = local.Audience
+	}
+	return c, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// allow applies the route's storage rules, then allows with identity.
+func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *leasecache.Lease) Decision {
+	d.Issuer = is.cfg.Name
+	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
+	if m.Route != nil && m.Route.Require != "" {
+		sr := policy.StorageRequest{Method: r.Method, Path: r.Path, Host: r.Host}
+		if r.Headers != nil {
+			sr.Destination, _ = r.Headers.Get("destination")
+			sr.Source, _ = r.Headers.Get("source")
+			sr.IfNoneMatch, _ = r.Headers.Get("if-none-match")
+			sr.Overwrite, _ = r.Headers.Get("overwrite")
+		}
+		sd := policy.AuthorizeStorage(m.Route.Require, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion)
+		if !sd.Allow {
+			reason := ReasonScope
+			switch sd.Status {
+			case http.StatusBadRequest:
+				reason = ReasonMalformed
+			case http.StatusUnauthorized:
+				reason = ReasonInvalidToken
+			}
+			return e.deny(d, sd.Status, reason, sd.Error, sd.Description, sd.Scope)
+		}
+	}
+	d.Allow = true
+	d.Status = http.StatusOK
+	d.Reason = ReasonAllowed
+	if d.Lease == LeaseStale {
+		d.Reason = ReasonStale
+	}
+	d.Headers = []Header{
+		{e.upstream.Subject, l.Subject},
+		{e.upstream.ClientID, l.ClientID},
+		{e.upstream.Scope, l.Scope},
+		{e.upstream.Issuer, is.cfg.Issuer},
+	}
+	d.StripAuthorization = e.strip
+	return d
+}
+
+func (e *Engine) deny(d Decision, status int, reason Reason, code, desc, scope string) Decision {
+	d.Allow = false
+	d.Status = status
+	d.Reason = reason
+	d.Error = code
+	d.Description = desc
+	d.Scope = scope
+	d.Challenge = challenge(e.realm, code, desc, scope)
+	d.Identity = Identity{}
+	return d
+}
+
+func (e *Engine) unavailable(d Decision, reason Reason, desc string, retry time.Duration) Decision {
+	d.Allow = false
+	d.Status = http.StatusServiceUnavailable
+	d.Reason = reason
+	d.Description = desc
+	d.RetryAfter = max(retry, time.Second)
+	if d.Lease == "" {
+		d.Lease = LeaseNone
+	}
+	d.Identity = Identity{}
+	return d
+}
+
+// annotate puts the decision on the request's span (the gRPC or HTTP server
+// span). Never the token.
+func (e *Engine) annotate(ctx context.Context, r *Request, d *Decision) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("leasegate.tier", d.Tier),
+		attribute.String("leasegate.lease", string(d.Lease)),
+		attribute.String("leasegate.decision", decisionLabel(d)),
+		attribute.String("leasegate.reason", string(d.Reason)),
+		attribute.String("leasegate.issuer", d.Issuer),
+		attribute.Int("leasegate.status", d.Status),
+	}
+	if r != nil {
+		attrs = append(attrs, attribute.String("http.request.method", r.Method))
+		if r.RequestID != "" {
+			attrs = append(attrs, attribute.String("leasegate.request_id", r.RequestID))
+		}
+	}
+	span.SetAttributes(attrs...)
+}
+
+func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
+	level := slog.LevelInfo
+	msg := "denied"
+	if d.Allow {
+		level, msg = slog.LevelDebug, "allowed"
+	}
+	if !e.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("reason", string(d.Reason)),
+		slog.Int("status", d.Status),
+		slog.String("tier", d.Tier),
+		slog.String("lease", string(d.Lease)),
+		slog.String("issuer", d.Issuer),
+		slog.String("token_id", d.TokenID),
+	}
+	if d.Description != "" {
+		attrs = append(attrs, slog.String("description", d.Description))
+	}
+	if r != nil {
+		attrs = append(attrs, slog.String("method", r.Method), slog.String("request_id", r.RequestID))
+	}
+	e.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// Revoke evicts a token's lease (admin revoke); the next request with it is
+// validated with the issuer.
+func (e *Engine) Revoke(key leasecache.Key) bool { return e.cache.Revoke(key) }
+
+// RevokeSubject voids every lease of subject at the named issuer (by name
+// or iss value).
+func (e *Engine) RevokeSubject(issuer, subject string) error {
+	is := e.byName[issuer]
+	if is == nil {
+		is = e.byIss[issuer]
+	}
+	if is == nil {
+		return fmt.Errorf("revoke: unknown issuer %q", issuer)
+	}
+	e.cache.RevokeSubject(is.cfg.Name, subject)
+	return nil
+}
+
+// Policy is the policy the engine decides with.
+func (e *Engine) Policy() *policy.Policy { return e.policy }
