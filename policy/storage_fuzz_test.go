@@ -1,0 +1,270 @@
+package policy
+
+import (
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fuzzBases are the base paths the fuzzer picks from; base_path comes from
+// the operator's config, not from clients.
+var fuzzBases = []string{"/", "/dcache/vo", "/dcache/vo/", "/a"}
+
+var fuzzMethods = []string{"GET", "HEAD", "OPTIONS", "PROPFIND", "PUT", "MKCOL", "DELETE", "PATCH", "MOVE", "COPY", "POST", "LOCK", "get"}
+
+// FuzzAuthorizeStorage checks the safety property of AuthorizeStorage, not
+// examples: whenever it allows, every path the request touches locally lies,
+// by whole segments, under a scope path (joined with the base path) whose
+// verb grants that operation, and no scope of the profile is malformed. The
+// oracle below is written independently of storage.go's matching code; it is
+// deliberately looser where storage.go is stricter (directory scopes ending
+// in '/'), since the property is an implication.
+func FuzzAuthorizeStorage(f *testing.F) {
+	for _, c := range loadStorageCases(f) {
+		profile, req, scope, base, ver := c.args()
+		bi := 0
+		for i, b := range fuzzBases {
+			if b == base {
+				bi = i
+			}
+		}
+		f.Add(profile == ProfileSciTokens, req.Method, req.Path, req.Destination, req.Source, req.IfNoneMatch, req.Overwrite, scope, uint8(bi), ver)
+	}
+	f.Add(false, "GET", "/a/%2e%2e/b", "", "", "", "", "storage.read:/a", uint8(0), "")
+	f.Add(true, "MOVE", "/a/x", "/a/../b/y", "", "", "", "write:/a", uint8(3), "")
+
+	f.Fuzz(func(t *testing.T, sci bool, method, rawPath, dest, src, inm, overwrite, scope string, baseIdx uint8, ver string) {
+		profile := ProfileWLCG
+		if sci {
+			profile = ProfileSciTokens
+		}
+		base := fuzzBases[int(baseIdx)%len(fuzzBases)]
+		req := StorageRequest{
+			Method: method, Path: rawPath, Host: "storage.example.org",
+			Destination: dest, Source: src, IfNoneMatch: inm, Overwrite: overwrite,
+		}
+		d := AuthorizeStorage(profile, req, scope, base, ver)
+		checkDecisionShape(t, d)
+		if !d.Allow {
+			return
+		}
+
+		grants := oracleScopes(t, profile, scope)
+		// need fails the test unless a grant whose verb is in verbs (any
+		// verb when verbs is nil) covers p.
+		need := func(abs string, verbs ...string) {
+			t.Helper()
+			for _, g := range grants {
+				if verbs != nil && !slices.Contains(verbs, g.verb) {
+					continue
+				}
+				sp := strings.TrimSuffix(path.Join(base, g.path), "/")
+				if sp == "" || abs == sp || strings.HasPrefix(abs, sp+"/") {
+					return
+				}
+			}
+			t.Fatalf("allowed %s %q (normalized %q, base %q) without a %v scope covering it; scopes %q",
+				method, rawPath, abs, base, verbs, scope)
+		}
+
+		p, err := NormalizePath(rawPath)
+		if err != nil {
+			t.Fatalf("allowed a path NormalizePath refuses: %q: %v", rawPath, err)
+		}
+		if !strings.HasPrefix(p+"/", strings.TrimSuffix(base, "/")+"/") {
+			t.Fatalf("allowed %q outside base %q", p, base)
+		}
+		read, write, create := "read", "modify", "create"
+		if sci {
+			create = "write"
+			write = "write"
+		}
+		switch method {
+		case "GET", "PROPFIND":
+			need(p, read)
+		case "HEAD", "OPTIONS":
+			need(p, oracleAnyVerb(sci)...)
+		case "PUT":
+			if strings.TrimSpace(inm) == "*" {
+				need(p, create, write)
+			} else {
+				need(p, write)
+			}
+		case "MKCOL":
+			need(p, create, write)
+		case "DELETE", "PATCH":
+			need(p, write)
+		case "MOVE":
+			need(p, write)
+			need(oracleLocalPath(t, dest), write)
+		case "COPY":
+			if (src == "") == (dest == "") {
+				t.Fatalf("allowed COPY with src=%q dest=%q", src, dest)
+			}
+			if src != "" {
+				need(p, create, write)
+			} else {
+				need(p, read)
+				if oracleIsLocal(dest) {
+					need(oracleLocalPath(t, dest), create, write)
+				}
+			}
+		default:
+			t.Fatalf("allowed method %q outside the table", method)
+		}
+	})
+}
+
+type oracleGrant struct{ verb, path string }
+
+// oracleScopes parses the scope string with the plainest reading of the
+// profiles, and fails the test if a scope the allow depended on the
+// validity of is malformed.
+func oracleScopes(t *testing.T, profile StorageProfile, scope string) []oracleGrant {
+	t.Helper()
+	var out []oracleGrant
+	for _, tok := range strings.Split(scope, " ") {
+		verb, p, hasPath := strings.Cut(tok, ":")
+		if profile == ProfileWLCG {
+			v, ok := strings.CutPrefix(verb, "storage.")
+			if !ok {
+				continue
+			}
+			verb = v
+		} else if verb != "read" && verb != "write" {
+			continue
+		} else if !hasPath {
+			p, hasPath = "/", true
+		}
+		if !hasPath || p == "" || !strings.HasPrefix(p, "/") {
+			t.Fatalf("allowed with malformed scope %q", tok)
+		}
+		lower := strings.ToLower(p)
+		if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
+			t.Fatalf("allowed with encoded separator in scope %q", tok)
+		}
+		dec, err := url.PathUnescape(p)
+		if err != nil {
+			t.Fatalf("allowed with undecodable scope %q", tok)
+		}
+		for _, seg := range strings.Split(dec, "/") {
+			if seg == ".." {
+				t.Fatalf("allowed with '..' in scope %q", tok)
+			}
+		}
+		out = append(out, oracleGrant{verb: verb, path: dec})
+	}
+	return out
+}
+
+// oracleAnyVerb is what HEAD and OPTIONS accept: read or write for
+// SciTokens, any storage.* verb (nil) for WLCG.
+func oracleAnyVerb(sci bool) []string {
+	if sci {
+		return []string{"read", "write"}
+	}
+	return nil
+}
+
+// oracleIsLocal: the test host has no port, so a Destination is local when
+// it is a path or its host (before any port) is storage.example.org.
+func oracleIsLocal(dest string) bool {
+	dest = strings.TrimSpace(dest)
+	if strings.HasPrefix(dest, "/") {
+		return true
+	}
+	_, rest, ok := strings.Cut(dest, "://")
+	if !ok {
+		return false
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	host, _, _ = strings.Cut(host, "?")
+	host, _, _ = strings.Cut(host, "#")
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		host = host[:i]
+	}
+	return strings.EqualFold(strings.TrimSuffix(host, "."), "storage.example.org")
+}
+
+// oracleLocalPath extracts and normalizes the path of a local Destination.
+func oracleLocalPath(t *testing.T, dest string) string {
+	t.Helper()
+	dest = strings.TrimSpace(dest)
+	if !strings.HasPrefix(dest, "/") {
+		_, rest, ok := strings.Cut(dest, "://")
+		if !ok {
+			t.Fatalf("allowed with Destination %q", dest)
+		}
+		i := strings.IndexAny(rest, "/?#")
+		if i < 0 {
+			dest = "/"
+		} else {
+			dest = rest[i:]
+			if j := strings.IndexByte(dest, '#'); j >= 0 {
+				dest = dest[:j]
+			}
+			if !strings.HasPrefix(dest, "/") {
+				dest = "/"
+			}
+		}
+	}
+	p, err := NormalizePath(dest)
+	if err != nil {
+		t.Fatalf("allowed with Destination %q whose path is refused: %v", dest, err)
+	}
+	return p
+}
+
+// FuzzNormalizePath checks NormalizePath's output contract and compares it
+// with the standard library's reading (url.PathUnescape, then path.Clean).
+// Idempotence is stated on the re-escaped output: the output is decoded, so
+// feeding it back as-is would decode a literal "%41" again; escaping '%' and
+// '?' first must give the output back unchanged.
+func FuzzNormalizePath(f *testing.F) {
+	for _, s := range []string{
+		"/", "/a/b", "/a/../b", "//a//b/", "/a/%2e%2e/b", "/a%2Fb", "/a%252Fb", "/a/..;/b",
+		"/a?b", "/%3F/x", "/a%5c", "/%00", "/a/.", "/../..", "/%C3%A9", "/a;b/..", "/%25%3f",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		out, err := NormalizePath(raw)
+		beforeQuery, _, _ := strings.Cut(raw, "?")
+		lower := strings.ToLower(beforeQuery)
+		mustFail := strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") ||
+			strings.ContainsAny(beforeQuery, "\\\x00") || !strings.HasPrefix(beforeQuery, "/")
+		if err != nil {
+			return
+		}
+		if mustFail {
+			t.Fatalf("NormalizePath(%q) = %q, want an error", raw, out)
+		}
+		if !strings.HasPrefix(out, "/") || strings.Contains(out, "//") {
+			t.Fatalf("NormalizePath(%q) = %q: not absolute or has //", raw, out)
+		}
+		for _, seg := range strings.Split(out[1:], "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("NormalizePath(%q) = %q: dot segment", raw, out)
+			}
+		}
+		dec, derr := url.PathUnescape(beforeQuery)
+		if derr != nil {
+			t.Fatalf("NormalizePath(%q) accepted what url.PathUnescape refuses: %v", raw, derr)
+		}
+		if want := path.Clean(dec); strings.TrimSuffix(out, "/") != strings.TrimSuffix(want, "/") {
+			t.Fatalf("NormalizePath(%q) = %q, path.Clean(decoded) = %q", raw, out, want)
+		}
+		again, err := NormalizePath(reescape(out))
+		if err != nil || again != out {
+			t.Fatalf("not idempotent: NormalizePath(%q) = %q, then %q, %v", raw, out, again, err)
+		}
+	})
+}
+
+// reescape encodes exactly the characters NormalizePath would otherwise read
+// differently the second time: '%' and '?'.
+func reescape(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3F").Replace(p)
+}
