@@ -1,0 +1,228 @@
+// Package authz owns the access decision: token extraction, issuer clients
+// (RFC 7662 introspection, JWT/JWKS verification), lease use, coalescing and
+// failure handling. It knows nothing about Envoy.
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Claims are the facts an issuer vouched for.
+type Claims struct {
+	Active   bool
+	Issuer   string // iss
+	Subject  string // sub
+	ClientID string // client_id (JWT: client_id claim, else azp)
+	// Scope is space-separated; JWT: "scope" string claim, or "scp" array
+	// joined by spaces (an "scp" string is taken as is).
+	Scope                       string
+	Audience                    []string
+	Expiry, IssuedAt, NotBefore time.Time // zero when absent
+	WLCGVersion                 string    // "wlcg.ver" claim when present (JWT); the storage policy checks it
+}
+
+// Sentinel errors callers branch on with errors.Is. The issuer clients return
+// them wrapped in *IssuerError and *TokenError, which add context.
+var (
+	// ErrIssuerUnavailable: network error, timeout, 5xx, 429, other non-2xx,
+	// malformed or oversized answer, redirect, JWKS unreachable. An issuer
+	// fault, never a verdict on the token.
+	ErrIssuerUnavailable = errors.New("issuer unavailable")
+	// ErrInvalidToken: the token itself is bad (bad signature, expired, nbf in
+	// the future, wrong iss/aud, alg none/HS*, unparseable JWT, unknown kid
+	// after a refresh).
+	ErrInvalidToken = errors.New("invalid token")
+)
+
+// IssuerError reports an issuer fault; errors.Is(err, ErrIssuerUnavailable)
+// holds for it. Its text is safe to log: it never contains the token.
+type IssuerError struct {
+	Issuer string // configured issuer name
+	Op     string // "introspect", "jwks" or "discovery"
+	// Status is the HTTP status the issuer answered with, 0 when there was no
+	// answer (network error, timeout).
+	Status int
+	// RetryAfter is the issuer's Retry-After (delta-seconds form) on a 429 or
+	// 503, zero when absent.
+	RetryAfter time.Duration
+	Reason     string // short and human-readable
+	Err        error  // underlying cause, may be nil
+}
+
+func (e *IssuerError) Error() string {
+	s := fmt.Sprintf("%s %s: %s", e.Op, e.Issuer, e.Reason)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap exposes both the sentinel and the cause, so errors.Is works for
+// ErrIssuerUnavailable as well as for context.DeadlineExceeded and friends.
+func (e *IssuerError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrIssuerUnavailable}
+	}
+	return []error{ErrIssuerUnavailable, e.Err}
+}
+
+// TokenError reports that the token itself is bad; errors.Is(err,
+// ErrInvalidToken) holds for it.
+type TokenError struct {
+	Issuer string // configured issuer name
+	// Reason is short, lower-case and free of token content, meant to be used
+	// as-is as an RFC 6750 error_description ("token expired").
+	Reason string
+	Err    error // underlying cause, may be nil; for logs only
+}
+
+func (e *TokenError) Error() string {
+	s := fmt.Sprintf("invalid token (issuer %s): %s", e.Issuer, e.Reason)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *TokenError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrInvalidToken}
+	}
+	return []error{ErrInvalidToken, e.Err}
+}
+
+// maxNumericDate bounds NumericDate values to year 9999 so the conversion to
+// int64 nanoseconds can never overflow.
+const maxNumericDate = 253402300799
+
+// The helpers below read one member of a JSON object that was decoded into
+// map[string]json.RawMessage. Decoding into a map (not a struct) matters:
+// encoding/json matches struct fields case-insensitively, so a struct would
+// read "ACTIVE": true as active.
+
+// jsonKind returns the first byte of a raw JSON value ('"', '{', '[', 't',
+// 'f', 'n', or a digit/'-' for numbers), 0 for an empty value.
+func jsonKind(raw json.RawMessage) byte {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+// present reports whether key exists and is not JSON null.
+func present(obj map[string]json.RawMessage, key string) bool {
+	raw, ok := obj[key]
+	return ok && jsonKind(raw) != 'n'
+}
+
+// stringMember reads an optional string member; null or absent → "".
+func stringMember(obj map[string]json.RawMessage, key string) (string, error) {
+	if !present(obj, key) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(obj[key], &s); err != nil {
+		return "", fmt.Errorf("%q is not a string", key)
+	}
+	return s, nil
+}
+
+// boolMember reads a member that must be a JSON boolean.
+func boolMember(obj map[string]json.RawMessage, key string) (value, ok bool) {
+	raw, found := obj[key]
+	if !found {
+		return false, false
+	}
+	switch jsonKind(raw) {
+	case 't', 'f':
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return false, false
+		}
+		return b, true
+	}
+	return false, false
+}
+
+// dateMember reads an optional NumericDate (RFC 7519 §2: seconds since the
+// epoch, fractions allowed); null or absent → zero time.
+func dateMember(obj map[string]json.RawMessage, key string) (time.Time, error) {
+	if !present(obj, key) {
+		return time.Time{}, nil
+	}
+	raw := obj[key]
+	if c := jsonKind(raw); c != '-' && (c < '0' || c > '9') {
+		return time.Time{}, fmt.Errorf("%q is not a number", key)
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a number", key)
+	}
+	if math.IsNaN(f) || f < 0 || f > maxNumericDate {
+		return time.Time{}, fmt.Errorf("%q is out of range", key)
+	}
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64((f-sec)*1e9)).UTC(), nil
+}
+
+// audienceMember reads aud: a string or an array of strings (RFC 7519 §4.1.3).
+func audienceMember(obj map[string]json.RawMessage, key string) ([]string, error) {
+	if !present(obj, key) {
+		return nil, nil
+	}
+	raw := obj[key]
+	switch jsonKind(raw) {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("%q is not a string or an array of strings", key)
+		}
+		return []string{s}, nil
+	case '[':
+		var list []string
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, fmt.Errorf("%q is not a string or an array of strings", key)
+		}
+		return list, nil
+	}
+	return nil, fmt.Errorf("%q is not a string or an array of strings", key)
+}
+
+// scopeMember reads a scope that is either a space-separated string or an
+// array of strings (JWT "scp"), returning the space-separated form.
+func scopeMember(obj map[string]json.RawMessage, key string) (string, error) {
+	if !present(obj, key) {
+		return "", nil
+	}
+	raw := obj[key]
+	if jsonKind(raw) == '[' {
+		var list []string
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return "", fmt.Errorf("%q is not a string or an array of strings", key)
+		}
+		return strings.Join(list, " "), nil
+	}
+	return stringMember(obj, key)
+}
+
+// decodeObject decodes a JSON object into its members; anything else
+// (array, string, null, trailing garbage) is an error.
+func decodeObject(data []byte) (map[string]json.RawMessage, error) {
+	if jsonKind(data) != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, errors.New("not a JSON object")
+	}
+	return obj, nil
+}

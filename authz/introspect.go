@@ -1,0 +1,295 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client authentication methods for the introspection endpoint
+// (RFC 6749 §2.3.1).
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthClientSecretPost  = "client_secret_post"
+	AuthNone              = "none"
+)
+
+const (
+	defaultIntrospectTimeout = 2 * time.Second
+	defaultMaxConns          = 64
+	defaultMaxBodyBytes      = 1 << 20
+)
+
+// IntrospectionConfig configures one RFC 7662 introspection client.
+type IntrospectionConfig struct {
+	Name     string // issuer name for errors/metrics
+	Endpoint string // absolute http(s) URL
+	// Auth is "client_secret_basic" (default when ""), "client_secret_post"
+	// or "none" (no credentials sent, for endpoints on a protected network).
+	Auth         string
+	ClientID     string
+	ClientSecret string
+	Timeout      time.Duration // per call, on top of the caller's ctx; default 2s
+	MaxConns     int           // per-host connection bound, default 64
+	// ExpectedIssuer, when non-empty and the answer carries iss, must equal
+	// that iss exactly. A mismatch is a verdict on the token (the issuer
+	// itself says someone else issued it): ErrInvalidToken.
+	ExpectedIssuer string
+	// Transport is optional (tracing, tests). When nil a private
+	// *http.Transport with MaxConnsPerHost=MaxConns is used; when set,
+	// MaxConns is the caller's business.
+	Transport    http.RoundTripper
+	MaxBodyBytes int64 // answer size cap, default 1 MiB
+}
+
+// Introspector asks one issuer whether a token is active (RFC 7662). It is
+// safe for concurrent use.
+type Introspector struct {
+	name         string
+	endpoint     string
+	auth         string
+	clientID     string
+	clientSecret string
+	timeout      time.Duration
+	maxBody      int64
+	expectedIss  string
+	client       *http.Client
+}
+
+// NewIntrospector validates cfg and builds the client. It does not contact
+// the issuer.
+func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
+	var problems []error
+	u, err := url.Parse(cfg.Endpoint)
+	switch {
+	case cfg.Endpoint == "":
+		problems = append(problems, errors.New("endpoint is required"))
+	case err != nil:
+		problems = append(problems, fmt.Errorf("endpoint: %w", err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		problems = append(problems, fmt.Errorf("endpoint %q: scheme must be http or https", u.Redacted()))
+	case u.Host == "":
+		problems = append(problems, fmt.Errorf("endpoint %q: host is missing", u.Redacted()))
+	case u.User != nil:
+		problems = append(problems, fmt.Errorf("endpoint %q: credentials in the URL are not allowed, use client_id/client_secret", u.Redacted()))
+	}
+
+	auth := cfg.Auth
+	if auth == "" {
+		auth = AuthClientSecretBasic
+	}
+	switch auth {
+	case AuthClientSecretBasic, AuthClientSecretPost:
+		if cfg.ClientID == "" {
+			problems = append(problems, fmt.Errorf("auth %s needs client_id", auth))
+		}
+		if cfg.ClientSecret == "" {
+			problems = append(problems, fmt.Errorf("auth %s needs client_secret", auth))
+		}
+	case AuthNone:
+		if cfg.ClientSecret != "" {
+			problems = append(problems, errors.New("client_secret is set but auth is none: it would never be sent"))
+		}
+	default:
+		problems = append(problems, fmt.Errorf("auth %q: must be %s, %s or %s", cfg.Auth, AuthClientSecretBasic, AuthClientSecretPost, AuthNone))
+	}
+	if cfg.Timeout < 0 {
+		problems = append(problems, errors.New("timeout must not be negative"))
+	}
+	if cfg.MaxConns < 0 {
+		problems = append(problems, errors.New("max connections must not be negative"))
+	}
+	if cfg.MaxBodyBytes < 0 {
+		problems = append(problems, errors.New("max body bytes must not be negative"))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, errors.Join(problems...))
+	}
+
+	i := &Introspector{
+		name:         cfg.Name,
+		endpoint:     u.String(),
+		auth:         auth,
+		clientID:     cfg.ClientID,
+		clientSecret: cfg.ClientSecret,
+		timeout:      cfg.Timeout,
+		maxBody:      cfg.MaxBodyBytes,
+		expectedIss:  cfg.ExpectedIssuer,
+	}
+	if i.timeout == 0 {
+		i.timeout = defaultIntrospectTimeout
+	}
+	if i.maxBody == 0 {
+		i.maxBody = defaultMaxBodyBytes
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		maxConns := cfg.MaxConns
+		if maxConns == 0 {
+			maxConns = defaultMaxConns
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxConnsPerHost = maxConns
+		t.MaxIdleConnsPerHost = maxConns
+		rt = t
+	}
+	i.client = &http.Client{
+		Transport: rt,
+		// A redirect is an issuer fault: following it would send the token
+		// (and maybe our credentials) somewhere we were not configured to.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return i, nil
+}
+
+// Name returns the configured issuer name.
+func (i *Introspector) Name() string { return i.name }
+
+// CloseIdleConnections releases pooled connections, e.g. after a reload
+// replaced this Introspector.
+func (i *Introspector) CloseIdleConnections() { i.client.CloseIdleConnections() }
+
+// Introspect asks the issuer about token. An inactive token is
+// Claims{Active: false} with a nil error; issuer faults are
+// ErrIssuerUnavailable, an iss mismatch is ErrInvalidToken. Introspect does
+// not compare exp with the clock: the caller owns time.
+func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, error) {
+	if token == "" {
+		return Claims{}, &TokenError{Issuer: i.name, Reason: "token missing"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.timeout)
+	defer cancel()
+
+	form := url.Values{}
+	form.Set("token", token)
+	form.Set("token_type_hint", "access_token")
+	if i.auth == AuthClientSecretPost {
+		form.Set("client_id", i.clientID)
+		form.Set("client_secret", i.clientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Claims{}, i.fault(0, "building request", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if i.auth == AuthClientSecretBasic {
+		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
+		req.SetBasicAuth(url.QueryEscape(i.clientID), url.QueryEscape(i.clientSecret))
+	}
+
+	resp, err := i.client.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return Claims{}, i.fault(0, fmt.Sprintf("no answer in time (timeout %s)", i.timeout), err)
+		}
+		return Claims{}, i.fault(0, "request failed", err)
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Drain a little so the connection can be reused; the body is not
+		// echoed anywhere (an error page could quote the token).
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		e := i.fault(resp.StatusCode, statusReason(resp.StatusCode), nil)
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		return Claims{}, e
+	}
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, i.maxBody+1))
+	if err != nil {
+		return Claims{}, i.fault(resp.StatusCode, "reading answer", err)
+	}
+	if int64(len(body)) > i.maxBody {
+		return Claims{}, i.fault(resp.StatusCode, fmt.Sprintf("answer exceeds %d bytes", i.maxBody), nil)
+	}
+
+	claims, err := parseIntrospectionAnswer(body)
+	if err != nil {
+		return Claims{}, i.fault(resp.StatusCode, "malformed answer", err)
+	}
+	if claims.Active && i.expectedIss != "" && claims.Issuer != "" && claims.Issuer != i.expectedIss {
+		return Claims{}, &TokenError{Issuer: i.name, Reason: "token issuer not accepted"}
+	}
+	return claims, nil
+}
+
+func (i *Introspector) fault(status int, reason string, err error) *IssuerError {
+	return &IssuerError{Issuer: i.name, Op: "introspect", Status: status, Reason: reason, Err: err}
+}
+
+func statusReason(code int) string {
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return fmt.Sprintf("issuer rejected our client credentials (HTTP %d)", code)
+	case code == http.StatusTooManyRequests:
+		return "issuer is rate limiting us (HTTP 429)"
+	case code >= 300 && code <= 399:
+		return fmt.Sprintf("issuer answered with a redirect (HTTP %d), which is not followed", code)
+	case code >= 500:
+		return fmt.Sprintf("issuer failed (HTTP %d)", code)
+	}
+	return fmt.Sprintf("unexpected answer (HTTP %d)", code)
+}
+
+// retryAfter reads the delta-seconds form of Retry-After; the HTTP-date form
+// is rare from issuers and ignored.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 || n > 86400 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+// parseIntrospectionAnswer reads an RFC 7662 §2.2 answer. "active" must be
+// a JSON boolean; anything else (missing, null, "true") is malformed, never
+// read as inactive or active. For an active token the optional members must
+// have their RFC types.
+func parseIntrospectionAnswer(body []byte) (Claims, error) {
+	obj, err := decodeObject(body)
+	if err != nil {
+		return Claims{}, err
+	}
+	active, ok := boolMember(obj, "active")
+	if !ok {
+		return Claims{}, errors.New(`"active" is missing or not a boolean`)
+	}
+	if !active {
+		return Claims{Active: false}, nil
+	}
+	c := Claims{Active: true}
+	var errs []error
+	collect := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var e error
+	c.Issuer, e = stringMember(obj, "iss")
+	collect(e)
+	c.Subject, e = stringMember(obj, "sub")
+	collect(e)
+	c.ClientID, e = stringMember(obj, "client_id")
+	collect(e)
+	c.Scope, e = stringMember(obj, "scope")
+	collect(e)
+	c.Audience, e = audienceMember(obj, "aud")
+	collect(e)
+	c.Expiry, e = dateMember(obj, "exp")
+	collect(e)
+	c.IssuedAt, e = dateMember(obj, "iat")
+	collect(e)
+	c.NotBefore, e = dateMember(obj, "nbf")
+	collect(e)
+	if len(errs) > 0 {
+		return Claims{}, errors.Join(errs...)
+	}
+	return c, nil
+}
