@@ -516,6 +516,11 @@ func (c *Config) validate(ps *Problems) {
 	default:
 		c.problem(ps, "tracing.protocol", fmt.Sprintf("%q is not grpc or http/protobuf", c.Tracing.Protocol))
 	}
+	if c.Tracing.Sampler != "" {
+		if _, err := sampler(c.Tracing.Sampler, c.Tracing.SamplerArg); err != nil {
+			c.problem(ps, "tracing.sampler", err.Error())
+		}
+	}
 	if c.Server.StartGrace < 0 || c.Server.DrainTimeout < 0 {
 		c.problem(ps, "server", "durations must not be negative")
 	}
@@ -594,8 +599,8 @@ func (c *Config) validateIssuers(ps *Problems) {
 				checkURL(c, ps, f+".issuer", is.Issuer, true)
 			}
 		}
-		if !strings.HasPrefix(is.BasePath, "/") {
-			c.problem(ps, f+".base_path", fmt.Sprintf("%q must start with /", is.BasePath))
+		if err := policy.ValidateBasePath(is.BasePath); err != nil {
+			c.problem(ps, f+".base_path", fmt.Sprintf("%q: %v", is.BasePath, err))
 		}
 		if is.ClockSkew < 0 || is.ClockSkew > 10*time.Minute {
 			c.problem(ps, f+".clock_skew", "must be between 0 and 10m")

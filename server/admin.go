@@ -1,0 +1,179 @@
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gopkg.in/yaml.v3"
+
+	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/policy"
+)
+
+// adminHandler serves the admin API (SPEC §6).
+func (s *service) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.drain.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case s.drain.Load():
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+		case !s.ready.Load():
+			http.Error(w, "issuers not reached yet", http.StatusServiceUnavailable)
+		default:
+			io.WriteString(w, "ready\n")
+		}
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /config", s.serveConfig)
+	mux.HandleFunc("POST /revoke", s.serveRevoke)
+	return mux
+}
+
+const redacted = "[redacted]"
+
+// effectiveConfig is the running configuration with secrets redacted, the
+// effective tier table and the revocation bound.
+func (s *service) effectiveConfig() (map[string]any, error) {
+	cfg := *s.cfg.Load()
+	cfg.Issuers = append([]IssuerConfig(nil), cfg.Issuers...)
+	for i := range cfg.Issuers {
+		in := &cfg.Issuers[i].Introspection
+		if in.ClientSecret != "" {
+			in.ClientSecret = redacted
+		}
+	}
+	if cfg.Admin.Secret != "" {
+		cfg.Admin.Secret = redacted
+	}
+	cfg.Tiers = nil
+	raw, err := yaml.Marshal(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	if err := yaml.Unmarshal(raw, &out); err != nil {
+		return nil, err
+	}
+	pol := s.engine.Load().Policy()
+	var tiers []map[string]any
+	pc := cfg.PolicyConfig()
+	for i, t := range pol.Tiers() {
+		tiers = append(tiers, map[string]any{
+			"name":           t.Name,
+			"methods":        pc.Tiers[i].Methods,
+			"window":         t.Window.String(),
+			"stale_if_error": t.StaleIfError.String(),
+		})
+	}
+	out["tiers"] = tiers
+	out["revocation_bound"] = boundView(pol.RevocationBound())
+	return out, nil
+}
+
+func boundView(b policy.Bound) map[string]any {
+	return map[string]any{
+		"window":                      b.Window.String(),
+		"window_seconds":              b.Window.Seconds(),
+		"with_stale_if_error":         b.WithStale.String(),
+		"with_stale_if_error_seconds": b.WithStale.Seconds(),
+		"lease_max":                   b.LeaseMax.String(),
+		"admin_revoke":                "immediate",
+	}
+}
+
+// serveConfig is open like /metrics: everything secret is redacted.
+func (s *service) serveConfig(w http.ResponseWriter, _ *http.Request) {
+	out, err := s.effectiveConfig()
+	if err != nil {
+		http.Error(w, "config: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// revokeRequest is POST /revoke's body: exactly one way to name leases.
+type revokeRequest struct {
+	Token       string `json:"token"`
+	TokenSHA256 string `json:"token_sha256"`
+	Subject     string `json:"subject"`
+	Issuer      string `json:"issuer"`
+}
+
+func (s *service) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	if !s.adminAuthorized(r) {
+		adminUnauthorized(w)
+		return
+	}
+	var req revokeRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be a JSON object with token, token_sha256, or subject and issuer"})
+		return
+	}
+	eng := s.engine.Load()
+	switch {
+	case req.Token != "" && req.TokenSHA256 == "" && req.Subject == "":
+		key := leasecache.KeyOf(req.Token)
+		found := eng.Revoke(key)
+		s.log.Info("admin revoke", slog.String("token_id", key.Prefix()), slog.Bool("found", found))
+		writeJSON(w, http.StatusOK, map[string]any{"revoked": found, "token_id": key.Prefix()})
+	case req.TokenSHA256 != "" && req.Token == "" && req.Subject == "":
+		key, err := leasecache.ParseKey(strings.ToLower(req.TokenSHA256))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		found := eng.Revoke(key)
+		s.log.Info("admin revoke", slog.String("token_id", key.Prefix()), slog.Bool("found", found))
+		writeJSON(w, http.StatusOK, map[string]any{"revoked": found, "token_id": key.Prefix()})
+	case req.Subject != "" && req.Issuer != "" && req.Token == "" && req.TokenSHA256 == "":
+		if err := eng.RevokeSubject(req.Issuer, req.Subject); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		s.log.Info("admin revoke subject", slog.String("issuer", req.Issuer), slog.String("subject", req.Subject))
+		writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "subject": req.Subject, "issuer": req.Issuer, "at": time.Now().UTC().Format(time.RFC3339Nano)})
+	default:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give exactly one of: token, token_sha256, or subject with issuer"})
+	}
+}
+
+// adminAuthorized checks the admin bearer secret, when one is configured,
+// in constant time.
+func (s *service) adminAuthorized(r *http.Request) bool {
+	secret := s.cfg.Load().Admin.Secret
+	if secret == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(secret)) == 1
+}
+
+func adminUnauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="leasegate-admin"`)
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin secret required"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do
+}

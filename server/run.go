@@ -1,0 +1,411 @@
+// Package server is the leasegate process: configuration loading and
+// validation, the gRPC (ext_authz v3 + health), HTTP-mode and admin
+// listeners, OpenTelemetry and Prometheus setup, reload and graceful drain.
+// It wires the other packages; nothing below it reads flags or environment.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/envoy"
+	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/policy"
+)
+
+// Options are Run's inputs besides the context.
+type Options struct {
+	ConfigPath string
+	Config     *Config // already loaded; Run loads ConfigPath when nil
+	Version    string
+	// Reload delivers reload requests (SIGHUP, wired by main).
+	Reload <-chan os.Signal
+	// Logger overrides the logger the config describes (tests).
+	Logger *slog.Logger
+	// TracerProvider overrides the OTEL_* setup (tests).
+	TracerProvider trace.TracerProvider
+	// Getenv reads OTEL_* variables; os.Getenv when nil.
+	Getenv func(string) string
+	// Now is the lease clock; time.Now when nil.
+	Now func() time.Time
+	// OnListen is told the bound addresses once every listener is up.
+	OnListen func(Addrs)
+}
+
+// Addrs are the addresses Run is serving on.
+type Addrs struct{ GRPC, HTTP, Admin string }
+
+// service is the running state that reload swaps parts of.
+type service struct {
+	opts    Options
+	log     *slog.Logger
+	cfg     atomic.Pointer[Config]
+	engine  atomic.Pointer[authz.Engine]
+	cache   *leasecache.Cache
+	metrics *authz.Metrics
+	reg     *prometheus.Registry
+	tp      trace.TracerProvider
+	health  *health.Server
+	ready   atomic.Bool
+	drain   atomic.Bool
+	ctx     context.Context
+	mu      sync.Mutex // serializes reloads
+}
+
+// Run serves until ctx is cancelled, then drains: health NOT_SERVING, stop
+// accepting, finish in-flight checks, flush telemetry. It returns nil after
+// a clean drain.
+func Run(ctx context.Context, opts Options) error {
+	cfg := opts.Config
+	if cfg == nil {
+		var err error
+		if cfg, err = Load(opts.ConfigPath); err != nil {
+			return err
+		}
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = newLogger(cfg.Log, os.Stderr)
+	}
+	s := &service{opts: opts, log: log, reg: prometheus.NewRegistry(), ctx: ctx}
+	s.cfg.Store(cfg)
+
+	tp, flush := opts.TracerProvider, func(context.Context) error { return nil }
+	if tp == nil {
+		var err error
+		if tp, flush, err = setupTracing(ctx, cfg.Tracing, opts.Version, opts.Getenv); err != nil {
+			return err
+		}
+	}
+	s.tp = tp
+
+	pol, err := policy.New(cfg.PolicyConfig())
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	s.cache, err = leasecache.New(leasecache.Config{
+		MaxMemoryMB: cfg.Lease.MaxMemoryMB,
+		NegativeTTL: cfg.Lease.NegativeTTL,
+		MaxAge:      cfg.Lease.Max,
+		Now:         opts.Now,
+	})
+	if err != nil {
+		return err
+	}
+	defer s.cache.Close()
+
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "leasegate_leases",
+		Help: "Positive leases held in the lease cache.",
+	}, func() float64 { return float64(s.cache.Len()) }))
+	if s.metrics, err = authz.NewMetrics(s.reg); err != nil {
+		return err
+	}
+	eng, err := s.newEngine(cfg, pol)
+	if err != nil {
+		return err
+	}
+	s.engine.Store(eng)
+	defer func() { s.engine.Load().Close() }()
+
+	b := pol.RevocationBound()
+	log.Info("leasegate starting",
+		slog.String("version", opts.Version),
+		slog.Duration("revocation_bound", b.Window),
+		slog.Duration("revocation_bound_with_stale", b.WithStale),
+		slog.Duration("lease_max", b.LeaseMax))
+
+	// Listeners first, so a port clash fails start-up before anything runs.
+	lc := net.ListenConfig{}
+	grpcLis, err := lc.Listen(ctx, "tcp", cfg.Listen.GRPC)
+	if err != nil {
+		return fmt.Errorf("listen grpc %s: %w", cfg.Listen.GRPC, err)
+	}
+	adminLis, err := lc.Listen(ctx, "tcp", cfg.Listen.Admin)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listen admin %s: %w", cfg.Listen.Admin, err)
+	}
+	var httpLis net.Listener
+	if cfg.Listen.HTTP != "" {
+		if httpLis, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTP); err != nil {
+			grpcLis.Close()
+			adminLis.Close()
+			return fmt.Errorf("listen http %s: %w", cfg.Listen.HTTP, err)
+		}
+	}
+
+	grpcSrv, err := s.grpcServer(cfg)
+	if err != nil {
+		return err
+	}
+	adminSrv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	var httpSrv *http.Server
+	if httpLis != nil {
+		h, err := NewHTTPModeHandler(HTTPModeConfig{
+			Mode:   cfg.Listen.HTTPMode,
+			Engine: func() Checker { return s.engine.Load() },
+			Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		httpSrv = &http.Server{
+			Handler: otelhttp.NewHandler(h, "leasegate.http_check",
+				otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{})),
+			ReadHeaderTimeout: 5 * time.Second,
+			MaxHeaderBytes:    1 << 20,
+		}
+	}
+
+	errc := make(chan error, 3)
+	go func() { errc <- serveErr("grpc", grpcSrv.Serve(grpcLis)) }()
+	go func() { errc <- serveErr("admin", adminSrv.Serve(adminLis)) }()
+	if httpSrv != nil {
+		go func() { errc <- serveErr("http", httpSrv.Serve(httpLis)) }()
+	}
+	addrs := Addrs{GRPC: grpcLis.Addr().String(), Admin: adminLis.Addr().String()}
+	if httpLis != nil {
+		addrs.HTTP = httpLis.Addr().String()
+	}
+	log.Info("listening", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("admin", addrs.Admin))
+	if opts.OnListen != nil {
+		opts.OnListen(addrs)
+	}
+
+	readyCtx, stopReady := context.WithCancel(ctx)
+	defer stopReady()
+	go s.becomeReady(readyCtx, cfg.Server.StartGrace)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-opts.Reload:
+			s.reload()
+		case err := <-errc:
+			runErr = err
+			break loop
+		}
+	}
+
+	// Drain in order: say NOT_SERVING, stop accepting and finish in-flight
+	// checks (bounded), then flush telemetry.
+	log.Info("draining")
+	s.drain.Store(true)
+	s.health.Shutdown()
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.DrainTimeout)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { grpcSrv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-drainCtx.Done():
+		log.Warn("drain timeout: closing remaining gRPC streams")
+		grpcSrv.Stop()
+	}
+	if httpSrv != nil {
+		if err := httpSrv.Shutdown(drainCtx); err != nil {
+			httpSrv.Close()
+		}
+	}
+	if err := adminSrv.Shutdown(drainCtx); err != nil {
+		adminSrv.Close()
+	}
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelFlush()
+	if err := flush(flushCtx); err != nil {
+		log.Warn("telemetry flush failed", slog.String("error", err.Error()))
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+func serveErr(name string, err error) error {
+	if err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return fmt.Errorf("%s listener: %w", name, err)
+}
+
+func (s *service) grpcServer(cfg *Config) (*grpc.Server, error) {
+	g := grpc.NewServer(
+		grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(s.tp),
+			otelgrpc.WithPropagators(propagation.TraceContext{}),
+		)),
+		grpc.MaxConcurrentStreams(cfg.Server.MaxConcurrentStreams),
+		grpc.MaxRecvMsgSize(4<<20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		// Envoy pings idle HTTP/2 connections; don't kill it for that.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return s.engine.Load() }})
+	if err != nil {
+		return nil, err
+	}
+	adapter.Register(g)
+	s.health = health.NewServer()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus(healthService, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(g, s.health)
+	return g, nil
+}
+
+const healthService = "envoy.service.auth.v3.Authorization"
+
+// becomeReady probes the issuers until each has answered once or the start
+// grace passes, then reports SERVING.
+func (s *service) becomeReady(ctx context.Context, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		eng := s.engine.Load()
+		probeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		eng.Probe(probeCtx)
+		cancel()
+		if eng.Ready() || !time.Now().Before(deadline) {
+			if !eng.Ready() {
+				s.log.Warn("start grace passed before every issuer answered; serving anyway", slog.Duration("start_grace", grace))
+			}
+			s.ready.Store(true)
+			if !s.drain.Load() {
+				s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+				s.health.SetServingStatus(healthService, healthpb.HealthCheckResponse_SERVING)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, error) {
+	ac := authz.Config{
+		Realm:  cfg.Realm,
+		Policy: pol,
+		Cache:  s.cache,
+		Upstream: authz.UpstreamHeaderNames{
+			Subject:  cfg.Upstream.Headers.Subject,
+			ClientID: cfg.Upstream.Headers.ClientID,
+			Scope:    cfg.Upstream.Headers.Scope,
+			Issuer:   cfg.Upstream.Headers.Issuer,
+		},
+		StripAuthorization: cfg.Upstream.StripAuthorization,
+		Now:                s.opts.Now,
+		Logger:             s.log,
+		TracerProvider:     s.tp,
+		Metrics:            s.metrics,
+	}
+	for _, is := range cfg.Issuers {
+		in := is.Introspection
+		ac.Issuers = append(ac.Issuers, authz.IssuerConfig{
+			Name:             is.Name,
+			Issuer:           is.Issuer,
+			Mode:             authz.Mode(is.Mode),
+			DefaultForOpaque: is.DefaultForOpaque,
+			Introspection: authz.IntrospectionConfig{
+				Endpoint:     in.Endpoint,
+				Auth:         in.Auth,
+				ClientID:     in.ClientID,
+				ClientSecret: in.ClientSecret,
+				Timeout:      in.Timeout,
+				MaxConns:     in.MaxConns,
+			},
+			JWT: authz.JWTConfig{
+				JWKSURI:       is.JWKSURI,
+				Audiences:     is.Audiences,
+				AcceptWLCGAny: is.AcceptWLCGAny,
+				ClockSkew:     is.ClockSkew,
+			},
+			Audiences:       is.Audiences,
+			BasePath:        is.BasePath,
+			BreakerFailures: is.Breaker.Failures,
+			BreakerOpenFor:  is.Breaker.OpenFor,
+		})
+	}
+	return authz.New(s.ctx, ac)
+}
+
+// reload re-reads the config file. Policy, tiers and issuers change without
+// dropping leases; an invalid file is refused and the running config kept.
+func (s *service) reload() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.cfg.Load()
+	path := s.opts.ConfigPath
+	if path == "" {
+		path = old.path
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		s.log.Error("reload refused; keeping the running configuration", slog.String("config", path), slog.String("error", err.Error()))
+		return
+	}
+	pol, err := policy.New(cfg.PolicyConfig())
+	if err != nil {
+		s.log.Error("reload refused; keeping the running configuration", slog.String("error", err.Error()))
+		return
+	}
+	eng, err := s.newEngine(cfg, pol)
+	if err != nil {
+		s.log.Error("reload refused; keeping the running configuration", slog.String("error", err.Error()))
+		return
+	}
+	if cfg.Listen != old.Listen || cfg.Lease.MaxMemoryMB != old.Lease.MaxMemoryMB ||
+		cfg.Lease.NegativeTTL != old.Lease.NegativeTTL || cfg.Log != old.Log || cfg.Tracing != old.Tracing {
+		s.log.Warn("listen, lease memory/negative_ttl, log and tracing settings take effect only after a restart")
+	}
+	// Issuers are reached again through the new engine; keep readiness.
+	prev := s.engine.Swap(eng)
+	s.cfg.Store(cfg)
+	prev.Close()
+	b := pol.RevocationBound()
+	s.log.Info("configuration reloaded",
+		slog.Duration("revocation_bound", b.Window),
+		slog.Duration("revocation_bound_with_stale", b.WithStale))
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	ho := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, ho))
+	}
+	return slog.New(slog.NewJSONHandler(w, ho))
+}

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"go.opentelemetry.io/contrib/exporters/autoexport"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// setupTracing builds the tracer provider from the standard OTEL_*
+// environment, with the config's tracing block taking precedence. With no
+// exporter and no OTLP endpoint configured anywhere, tracing is off rather
+// than retrying a collector that is not there.
+func setupTracing(ctx context.Context, cfg TracingConfig, version string, getenv func(string) string) (trace.TracerProvider, func(context.Context) error, error) {
+	off := func(context.Context) error { return nil }
+	if getenv("OTEL_SDK_DISABLED") == "true" {
+		return noop.NewTracerProvider(), off, nil
+	}
+	exporter := cfg.Exporter
+	if exporter == "" {
+		exporter = getenv("OTEL_TRACES_EXPORTER")
+	}
+	if exporter == "" {
+		if cfg.Endpoint == "" && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+			return noop.NewTracerProvider(), off, nil
+		}
+		exporter = "otlp"
+	}
+
+	var exp sdktrace.SpanExporter
+	var err error
+	switch {
+	case exporter == "none":
+		return noop.NewTracerProvider(), off, nil
+	case exporter == "console":
+		exp, err = stdouttrace.New()
+	case exporter == "otlp" && cfg.Endpoint != "" && cfg.Protocol == "http/protobuf":
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint))
+	case exporter == "otlp" && cfg.Endpoint != "":
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(cfg.Endpoint))
+	default:
+		// autoexport reads OTEL_TRACES_EXPORTER and the OTLP variables.
+		exp, err = autoexport.NewSpanExporter(ctx)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("tracing exporter %s: %w", exporter, err)
+	}
+
+	name := cfg.ServiceName
+	if name == "" {
+		name = "leasegate"
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", name), attribute.String("service.version", version)),
+		resource.WithFromEnv(), // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+		resource.WithTelemetrySDK(),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tracing resource: %w", err)
+	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
+	if cfg.Sampler != "" {
+		s, err := sampler(cfg.Sampler, cfg.SamplerArg)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, sdktrace.WithSampler(s))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
+	return tp, tp.Shutdown, nil
+}
+
+// sampler maps the OTEL_TRACES_SAMPLER names.
+func sampler(name string, arg *string) (sdktrace.Sampler, error) {
+	ratio := 1.0
+	if arg != nil {
+		r, err := strconv.ParseFloat(*arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return nil, fmt.Errorf("tracing.sampler_arg %q is not a ratio between 0 and 1", *arg)
+		}
+		ratio = r
+	}
+	switch name {
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "traceidratio":
+		return sdktrace.TraceIDRatioBased(ratio), nil
+	case "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "parentbased_traceidratio":
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), nil
+	}
+	return nil, fmt.Errorf("tracing.sampler %q is not a known OTEL_TRACES_SAMPLER value", name)
+}
