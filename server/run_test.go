@@ -495,3 +495,48 @@ func TestRunRawHeaderMap(t *testing.T) {
 		t.Fatalf("raw header_map check: %v %v", resp.GetStatus(), err)
 	}
 }
+
+func TestReloadWithDeletedFileKeepsServing(t *testing.T) {
+	iss := newFakeIssuer(t)
+	iss.set("tok", true)
+	r := startServer(t, iss.URL, "60s", nil)
+	waitServing(t, r)
+	if err := os.Remove(r.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- nil
+	waitLog(t, r.logs, "reload refused")
+	resp, err := r.client.Check(context.Background(), envoyRequest("GET", "/f", "tok"))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("after reload of a deleted file: %v %v", resp.GetStatus(), err)
+	}
+}
+
+// A Check that arrives while the issuer is down fails closed with 503 and
+// Retry-After; nothing turns an error into an allow.
+func TestIssuerDownFailsClosed(t *testing.T) {
+	iss := newFakeIssuer(t)
+	r := startServer(t, iss.URL, "60s", nil)
+	waitServing(t, r)
+	iss.Close()
+	start := time.Now()
+	resp, err := r.client.Check(context.Background(), envoyRequest("DELETE", "/f", "any-token"))
+	if err != nil {
+		t.Fatalf("gRPC error %v: Envoy would apply failure_mode_allow", err)
+	}
+	if codes.Code(resp.GetStatus().GetCode()) != codes.Unavailable || resp.GetDeniedResponse().GetStatus().GetCode() != 503 {
+		t.Fatalf("issuer down: %v", resp)
+	}
+	var retry string
+	for _, h := range resp.GetDeniedResponse().GetHeaders() {
+		if strings.EqualFold(h.GetHeader().GetKey(), "retry-after") {
+			retry = h.GetHeader().GetValue()
+		}
+	}
+	if retry == "" {
+		t.Error("503 without Retry-After")
+	}
+	if took := time.Since(start); took > 600*time.Millisecond {
+		t.Errorf("took %v, want within the 500ms issuer timeout", took)
+	}
+}

@@ -1,0 +1,17 @@
+package server
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Every test here starts listeners, engines and caches; none may leave a
+// goroutine behind once Run has drained.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// net/http's keep-alive connections of test clients close lazily.
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	)
+}
