@@ -1,0 +1,141 @@
+package lg
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Bound is the revocation bound leasegate reports at GET /config.
+type Bound struct {
+	Window           time.Duration // max window over every tier
+	WithStaleIfError time.Duration // including stale_if_error allowances
+	LeaseMax         string
+	AdminRevoke      string
+}
+
+// EffectiveConfig returns GET /config decoded.
+func (p *Process) EffectiveConfig(ctx context.Context) (map[string]any, error) {
+	code, body, err := p.adminGet(ctx, "/config")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("lg: GET /config: HTTP %d: %s", code, tail(string(body), 512))
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("lg: GET /config: %w", err)
+	}
+	return out, nil
+}
+
+// RevocationBound reads revocation_bound from GET /config.
+func (p *Process) RevocationBound(ctx context.Context) (Bound, error) {
+	cfg, err := p.EffectiveConfig(ctx)
+	if err != nil {
+		return Bound{}, err
+	}
+	rb, ok := cfg["revocation_bound"].(map[string]any)
+	if !ok {
+		return Bound{}, fmt.Errorf("lg: GET /config has no revocation_bound object")
+	}
+	w, ok1 := rb["window_seconds"].(float64)
+	ws, ok2 := rb["with_stale_if_error_seconds"].(float64)
+	if !ok1 || !ok2 {
+		return Bound{}, fmt.Errorf("lg: revocation_bound lacks window_seconds or with_stale_if_error_seconds: %v", rb)
+	}
+	b := Bound{
+		Window:           time.Duration(w * float64(time.Second)),
+		WithStaleIfError: time.Duration(ws * float64(time.Second)),
+	}
+	b.LeaseMax, _ = rb["lease_max"].(string)
+	b.AdminRevoke, _ = rb["admin_revoke"].(string)
+	return b, nil
+}
+
+// TierWindow returns the window GET /config reports for tier, as written
+// there (e.g. "3s").
+func (p *Process) TierWindow(ctx context.Context, tier string) (string, error) {
+	cfg, err := p.EffectiveConfig(ctx)
+	if err != nil {
+		return "", err
+	}
+	tiers, _ := cfg["tiers"].([]any)
+	for _, t := range tiers {
+		m, _ := t.(map[string]any)
+		if m["name"] == tier {
+			w, _ := m["window"].(string)
+			return w, nil
+		}
+	}
+	return "", fmt.Errorf("lg: GET /config lists no tier %q", tier)
+}
+
+// Metrics scrapes GET /metrics.
+func (p *Process) Metrics(ctx context.Context) (Metrics, error) {
+	code, body, err := p.adminGet(ctx, "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("lg: GET /metrics: HTTP %d", code)
+	}
+	return ParseMetrics(body)
+}
+
+// AdminRevoke posts {"token": token} to /revoke (with secret as the admin
+// bearer secret when not empty) and returns whether a lease was evicted.
+func (p *Process) AdminRevoke(ctx context.Context, token, secret string) (bool, error) {
+	body, _ := json.Marshal(map[string]string{"token": token})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.AdminURL()+"/revoke", bytes.NewReader(body))
+	if err != nil {
+		return false, fmt.Errorf("lg: POST /revoke: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if secret != "" {
+		req.Header.Set("Authorization", "Bearer "+secret)
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("lg: POST /revoke: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("lg: POST /revoke: HTTP %d: %s", resp.StatusCode, tail(string(raw), 512))
+	}
+	var out struct {
+		Revoked bool `json:"revoked"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return false, fmt.Errorf("lg: POST /revoke answer: %w", err)
+	}
+	return out.Revoked, nil
+}
+
+// AdminGet fetches an admin path and returns the status and body.
+func (p *Process) AdminGet(ctx context.Context, path string) (int, []byte, error) {
+	return p.adminGet(ctx, path)
+}
+
+func (p *Process) adminGet(ctx context.Context, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.AdminURL()+path, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("lg: GET %s: %w", path, err)
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("lg: GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("lg: GET %s: %w", path, err)
+	}
+	return resp.StatusCode, body, nil
+}
