@@ -1,0 +1,374 @@
+// Package e2e drives the built leasegate binary as a black box against a
+// real ORY Hydra (see internal/hydra), with Envoy-shaped ext_authz v3
+// requests (internal/lg), counting every call leasegate makes to the issuer.
+//
+// Run: cd e2e && go test -race -count=1 ./...   (LEASEGATE_BIN names the
+// binary; without it the tests build one from the checkout). Tests skip
+// when Hydra or leasegate are unavailable, and fail instead when
+// LEASEGATE_E2E_REQUIRE=1.
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/leasegate/leasegate/e2e/internal/hydra"
+	"github.com/leasegate/leasegate/e2e/internal/lg"
+)
+
+const (
+	audStorage = "https://storage.example.org"
+	issuerName = "hydra"
+	realm      = "leasegate-e2e"
+	// requireEnv makes a missing Hydra or leasegate binary a failure.
+	requireEnv = "LEASEGATE_E2E_REQUIRE"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string // holds a leasegate built by the tests, removed by TestMain
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// missing skips (or, with LEASEGATE_E2E_REQUIRE set, fails) a test whose
+// tools are not there.
+func missing(t *testing.T, what string, err error) {
+	t.Helper()
+	if os.Getenv(requireEnv) == "" {
+		t.Skipf("skipping: %s unavailable: %v (set %s=1 to fail instead)", what, err, requireEnv)
+	}
+	t.Fatalf("%s unavailable (%s is set): %v", what, requireEnv, err)
+}
+
+// leasegateBin returns the binary under test: $LEASEGATE_BIN, or one built
+// once from this checkout.
+func leasegateBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if os.Getenv(lg.EnvBinary) == "" {
+			if binDir, binErr = os.MkdirTemp("", "leasegate-e2e-bin-"); binErr != nil {
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		binPath, binErr = lg.Binary(ctx, binDir)
+	})
+	if binErr != nil {
+		missing(t, "leasegate binary", binErr)
+	}
+	return binPath
+}
+
+func hydraBin(t *testing.T) string {
+	t.Helper()
+	p, err := hydra.Binary()
+	if err != nil {
+		if errors.Is(err, hydra.ErrBinaryMissing) {
+			missing(t, "ORY Hydra", err)
+		}
+		t.Fatalf("hydra.Binary: %v", err)
+	}
+	return p
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// stackOptions describes one Hydra + leasegate set-up.
+type stackOptions struct {
+	JWT  bool   // Hydra issues JWT access tokens
+	Mode string // leasegate issuer mode; default introspection
+	// Tiers; default read 3s, write 1s, critical 0.
+	Tiers map[string]lg.Tier
+	// Timeout is the introspection timeout; default 2s (leasegate's).
+	Timeout time.Duration
+	Breaker *lg.Breaker
+	// Env is extra environment for leasegate (OTEL_*).
+	Env []string
+}
+
+// stack is Hydra, the issuer-side proxies and leasegate, started for one
+// test and stopped at its cleanup. Introspection goes
+// leasegate → gate → counting proxy → Hydra admin, so a test can count the
+// calls that reached Hydra and make the issuer slow or hang.
+type stack struct {
+	hydra  *hydra.Server
+	admin  *hydra.CountingProxy // counts introspections
+	public *hydra.CountingProxy // counts JWKS fetches (JWT modes)
+	gate   *gate
+	lg     *lg.Process
+	client *lg.Client
+	oauth  hydra.Client // a client_credentials client registered in Hydra
+	cfg    lg.Config
+}
+
+func defaultTiers() map[string]lg.Tier {
+	return lg.StandardTiers(3*time.Second, time.Second, 0, 0)
+}
+
+func newStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	bin := leasegateBin(t)
+	hbin := hydraBin(t)
+	ctx := testCtx(t, time.Minute)
+
+	h, err := hydra.Start(ctx, hydra.Options{Binary: hbin, JWT: o.JWT})
+	if err != nil {
+		t.Fatalf("start hydra: %v", err)
+	}
+	s := &stack{hydra: h}
+	t.Cleanup(func() {
+		if err := h.Stop(); err != nil {
+			t.Errorf("stop hydra: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("hydra log tail:\n%s", tailString(h.Logs(), 4096))
+		}
+	})
+	if s.admin, err = hydra.NewCountingProxy(h.AdminURL()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.admin.Close() })
+	if s.public, err = hydra.NewCountingProxy(h.PublicURL()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.public.Close() })
+	s.gate = newGate(t, s.admin.URL())
+
+	if s.oauth, err = h.CreateClient(ctx, hydra.ClientOptions{
+		Name:     "leasegate-e2e",
+		Scopes:   []string{"read", "write"},
+		Audience: []string{audStorage},
+	}); err != nil {
+		t.Fatalf("create hydra client: %v", err)
+	}
+
+	mode := o.Mode
+	if mode == "" {
+		mode = "introspection"
+	}
+	iss := lg.Issuer{
+		Name:             issuerName,
+		Issuer:           h.Issuer(), // Hydra's iss: no trailing slash
+		Mode:             mode,
+		DefaultForOpaque: mode != "jwt",
+		Audiences:        []string{audStorage},
+		CircuitBreaker:   o.Breaker,
+	}
+	if mode != "jwt" {
+		iss.Introspection = &lg.Introspection{
+			Endpoint: s.gate.URL() + hydra.IntrospectPath,
+			Auth:     "none", // Hydra's admin port takes no client auth
+			Timeout:  lg.Duration(o.Timeout),
+		}
+	}
+	if mode != "introspection" {
+		iss.JWKSURI = s.public.URL() + hydra.JWKSPath
+	}
+	tiers := o.Tiers
+	if tiers == nil {
+		tiers = defaultTiers()
+	}
+	s.cfg = lg.Config{
+		Realm:       realm,
+		Issuers:     []lg.Issuer{iss},
+		Tiers:       tiers,
+		DefaultTier: "critical",
+		Lease:       lg.Lease{Max: lg.Duration(time.Minute), NegativeTTL: lg.Duration(10 * time.Second)},
+		Log:         lg.Log{Level: "info", Format: "json"},
+		Server:      lg.Server{StartGrace: lg.Duration(10 * time.Second), DrainTimeout: lg.Duration(5 * time.Second)},
+	}
+	var logw *testLogWriter
+	if os.Getenv("LEASEGATE_E2E_VERBOSE") != "" {
+		logw = &testLogWriter{t: t}
+	}
+	opts := lg.Options{Binary: bin, Config: s.cfg, Dir: t.TempDir(), Env: o.Env}
+	if logw != nil {
+		opts.Log = logw
+	}
+	if s.lg, err = lg.Start(ctx, opts); err != nil {
+		t.Fatalf("start leasegate: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.lg.Stop(); err != nil {
+			t.Errorf("stop leasegate: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("leasegate log tail:\n%s", tailString(s.lg.Logs(), 8192))
+		}
+	})
+	if s.client, err = lg.Dial(s.lg.GRPCAddr()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.client.Close() })
+	return s
+}
+
+// token obtains a fresh access token for the stack's client.
+func (s *stack) token(t *testing.T) string {
+	t.Helper()
+	tok, err := s.hydra.Token(testCtx(t, 10*time.Second), s.oauth, []string{"read", "write"}, []string{audStorage})
+	if err != nil {
+		t.Fatalf("hydra token: %v", err)
+	}
+	return tok
+}
+
+// check sends one Check and fails the test on a transport error.
+func (s *stack) check(t *testing.T, r lg.Request) lg.Result {
+	t.Helper()
+	res, err := s.client.Check(testCtx(t, 10*time.Second), r)
+	if err != nil {
+		t.Fatalf("%s %s: %v", r.Method, r.Path, err)
+	}
+	return res
+}
+
+// introspections is how many introspection calls reached Hydra.
+func (s *stack) introspections() int64 { return s.admin.Count(hydra.IntrospectPath) }
+
+// jwksFetches is how many JWKS fetches reached Hydra.
+func (s *stack) jwksFetches() int64 { return s.public.Count(hydra.JWKSPath) }
+
+func (s *stack) metrics(t *testing.T) lg.Metrics {
+	t.Helper()
+	m, err := s.lg.Metrics(testCtx(t, 10*time.Second))
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	return m
+}
+
+// expectation is what one Check should have produced.
+type expectation struct {
+	allowed bool
+	status  int    // HTTP status; 0 = 200 when allowed
+	lease   string // "" = don't care
+	tier    string // "" = don't care
+	calls   int64  // introspections this request caused
+}
+
+// expect sends r, checks the answer against want, and returns it.
+func (s *stack) expect(t *testing.T, r lg.Request, want expectation) lg.Result {
+	t.Helper()
+	before := s.introspections()
+	res := s.check(t, r)
+	calls := s.introspections() - before
+	status := want.status
+	if status == 0 && want.allowed {
+		status = http.StatusOK
+	}
+	var bad []string
+	if res.Allowed() != want.allowed {
+		bad = append(bad, fmt.Sprintf("allowed=%v, want %v", res.Allowed(), want.allowed))
+	}
+	if status != 0 && res.HTTPStatus != status {
+		bad = append(bad, fmt.Sprintf("HTTP %d, want %d", res.HTTPStatus, status))
+	}
+	if want.lease != "" && res.Lease() != want.lease {
+		bad = append(bad, fmt.Sprintf("lease %q, want %q", res.Lease(), want.lease))
+	}
+	if want.tier != "" && res.Tier() != want.tier {
+		bad = append(bad, fmt.Sprintf("tier %q, want %q", res.Tier(), want.tier))
+	}
+	if calls != want.calls {
+		bad = append(bad, fmt.Sprintf("%d introspection(s) at Hydra, want %d", calls, want.calls))
+	}
+	if len(bad) > 0 {
+		t.Errorf("%s %s: %s (got %v, body %s)", r.Method, r.Path, strings.Join(bad, "; "), res, res.Body)
+	}
+	return res
+}
+
+// gate sits between leasegate and the counting proxy and can delay or hang
+// issuer calls, to force coalescing or an issuer timeout.
+type gate struct {
+	srv     *httptest.Server
+	delay   atomic.Int64 // nanoseconds before forwarding
+	hang    atomic.Bool  // never answer (until the caller gives up)
+	release chan struct{}
+}
+
+func newGate(t *testing.T, target string) *gate {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{release: make(chan struct{})}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) }}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.hang.Load() {
+			select {
+			case <-r.Context().Done():
+			case <-g.release:
+			}
+			http.Error(w, "gate: hung", http.StatusGatewayTimeout)
+			return
+		}
+		if d := time.Duration(g.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			case <-g.release:
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		close(g.release)
+		g.srv.Close()
+	})
+	return g
+}
+
+func (g *gate) URL() string                { return g.srv.URL }
+func (g *gate) SetDelay(d time.Duration)   { g.delay.Store(int64(d)) }
+func (g *gate) SetHang(on bool)            { g.hang.Store(on) }
+func bearerChallenge(res lg.Result) string { return res.Headers["www-authenticate"] }
+
+// testLogWriter copies leasegate's log into the test log
+// (LEASEGATE_E2E_VERBOSE=1).
+type testLogWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+}
+
+func (w *testLogWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Logf("leasegate: %s", strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+func tailString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
