@@ -1,0 +1,441 @@
+package envoy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"unicode/utf8"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/leasegate/leasegate/authz"
+)
+
+// TierHintKey is the ext_authz per-route context_extensions key that names
+// the request's lease tier (SPEC §1).
+const TierHintKey = "leasegate.tier"
+
+// maxHeaderValueBytes is Envoy's limit for a HeaderValue key or value
+// (protoc-gen-validate rule on config.core.v3.HeaderValue).
+const maxHeaderValueBytes = 16384
+
+// ErrNoEngine is returned by New when Config.Engine is nil.
+var ErrNoEngine = errors.New("envoy: Config.Engine is required")
+
+// Checker is what the adapter needs from the decision engine;
+// *authz.Engine implements it.
+type Checker interface {
+	Check(ctx context.Context, r *authz.Request) authz.Decision
+}
+
+// Config is everything New needs.
+type Config struct {
+	// Engine returns the current checker. It is called on every request,
+	// because the server swaps engines on reload; it must be cheap (an
+	// atomic load). A nil Checker is answered with 503.
+	Engine func() Checker
+	// Realm goes into the WWW-Authenticate challenge of the one denial the
+	// adapter makes on its own (an identity Envoy could not carry upstream,
+	// see Check); it should equal the engine's realm. Empty: no realm
+	// attribute, which RFC 6750 §3 allows.
+	Realm string
+	// Logger receives adapter faults; slog.Default() when nil. Never a token.
+	Logger *slog.Logger
+}
+
+// Server answers Envoy's ext_authz v3 Check calls with the engine's
+// decisions. Safe for concurrent use.
+type Server struct {
+	engine func() Checker
+	realm  string
+	log    *slog.Logger
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// New builds a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Engine == nil {
+		return nil, ErrNoEngine
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{engine: cfg.Engine, realm: cfg.Realm, log: cfg.Logger}, nil
+}
+
+// Register adds the Authorization service to g (a *grpc.Server).
+func (s *Server) Register(g grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(g, s) }
+
+// Check implements envoy.service.auth.v3.Authorization/Check.
+//
+// Contract: the error is always nil and the response always carries a
+// status. A gRPC error would make Envoy apply failure_mode_allow, which
+// could fail open, so denials, engine faults, a cancelled context and even
+// a panic in the adapter all become CheckResponses (a fault is UNAVAILABLE
+// with HTTP 503).
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logPanic(ctx, p)
+			resp, err = faultResponse(), nil
+		}
+	}()
+	eng := s.engine()
+	if eng == nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check without an engine")
+		return faultResponse(), nil
+	}
+
+	// One allocation holds the request and its header view.
+	c := new(checkCall)
+	var d authz.Decision
+	if c.fill(req) {
+		d = eng.Check(ctx, &c.req)
+	} else {
+		// Too many header fields: refused before any lookup. The engine
+		// answers a method-less request with 400 invalid_request (its realm,
+		// metrics and log line); only the description is ours.
+		d = eng.Check(ctx, &authz.Request{RequestID: c.req.RequestID, TierHint: c.req.TierHint})
+		if d.Status == http.StatusBadRequest {
+			setDescription(&d, "request has too many header fields")
+		}
+	}
+	return s.response(ctx, &d), nil
+}
+
+// checkCall is one Check's view of the CheckRequest.
+type checkCall struct {
+	req authz.Request
+	h   headerView
+}
+
+// fill maps the CheckRequest onto c.req. A request without
+// attributes.request.http keeps an empty Method, which the engine refuses
+// as malformed. It reports false when the request has more header fields
+// than MaxHeaderFields.
+func (c *checkCall) fill(req *authv3.CheckRequest) bool {
+	attrs := req.GetAttributes()
+	c.req.TierHint = attrs.GetContextExtensions()[TierHintKey]
+	hr := attrs.GetRequest().GetHttp()
+	if hr == nil {
+		return true
+	}
+	c.req.RequestID = hr.GetId()
+	var ok bool
+	if c.h, ok = newHeaderView(hr.GetHeaders(), hr.GetHeaderMap()); !ok {
+		return false
+	}
+	c.req.Headers = &c.h
+	// Envoy fills method, path and host; pseudo-headers are the fallback
+	// for callers that only send the header list.
+	c.req.Method = orHeader(hr.GetMethod(), &c.h, ":method")
+	c.req.Path = orHeader(hr.GetPath(), &c.h, ":path")
+	c.req.Host = orHeader(hr.GetHost(), &c.h, ":authority")
+	if c.req.Host == "" {
+		c.req.Host, _ = c.h.Get("host")
+	}
+	if id, _ := c.h.Get("x-request-id"); id != "" {
+		c.req.RequestID = id
+	}
+	return true
+}
+
+func orHeader(v string, h *headerView, name string) string {
+	if v != "" {
+		return v
+	}
+	v, _ = h.Get(name)
+	return v
+}
+
+// setDescription replaces a denial's error_description in both the
+// decision and its challenge.
+func setDescription(d *authz.Decision, desc string) {
+	d.Description = desc
+	if d.Challenge == "" {
+		return
+	}
+	ch, _, _ := strings.Cut(d.Challenge, `, error_description="`)
+	d.Challenge = ch + `, error_description="` + desc + `"`
+}
+
+// response renders a decision as Envoy expects it (SPEC §3).
+func (s *Server) response(ctx context.Context, d *authz.Decision) *authv3.CheckResponse {
+	if d.Allow {
+		if bad := unrepresentable(d); bad != "" {
+			// Envoy would refuse or mangle this header (or a header
+			// injection could follow); an identity that cannot be passed
+			// exactly is not passed at all.
+			s.log.LogAttrs(ctx, slog.LevelWarn, "identity cannot be passed upstream",
+				slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+			s.refuseIdentity(d)
+		} else {
+			return okResponse(d)
+		}
+	}
+	return deniedResponse(d)
+}
+
+// unrepresentable returns the name of the first upstream header Envoy could
+// not carry unchanged, or "".
+func unrepresentable(d *authz.Decision) string {
+	for _, h := range d.Headers {
+		if h.Name == "" {
+			continue
+		}
+		if !validHeaderText(h.Name) || !validHeaderText(h.Value) {
+			return h.Name
+		}
+	}
+	return ""
+}
+
+// validHeaderText: Envoy's HeaderValue rule (no NUL, CR or LF, at most 16
+// KiB) plus valid UTF-8, which a proto3 string needs to be marshalled.
+func validHeaderText(s string) bool {
+	if len(s) > maxHeaderValueBytes || !utf8.ValidString(s) {
+		return false
+	}
+	return strings.IndexByte(s, 0) < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0
+}
+
+func (s *Server) refuseIdentity(d *authz.Decision) {
+	const desc = "token claims cannot be passed upstream"
+	d.Allow = false
+	d.Status = http.StatusUnauthorized
+	d.Reason = authz.ReasonInvalidToken
+	d.Error = authz.ErrCodeInvalidToken
+	d.Description = desc
+	d.Identity = authz.Identity{}
+	d.Headers = nil
+	d.StripAuthorization = false
+	var b strings.Builder
+	b.WriteString("Bearer ")
+	if s.realm != "" {
+		b.WriteString(`realm="` + s.realm + `", `)
+	}
+	b.WriteString(`error="` + authz.ErrCodeInvalidToken + `", error_description="` + desc + `"`)
+	d.Challenge = b.String()
+}
+
+// okParts holds every message of an OK response in one allocation, so the
+// hot path (a lease hit) costs a handful of allocations rather than dozens.
+type okParts struct {
+	resp   authv3.CheckResponse
+	status rpcstatus.Status
+	oneof  authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
+	no     wrapperspb.BoolValue // append: false, shared by the headers
+	ptrs   [4]*corev3.HeaderValueOption
+	opts   [4]corev3.HeaderValueOption
+	vals   [4]corev3.HeaderValue
+	remove [5]string
+	md     metaParts
+}
+
+func okResponse(d *authz.Decision) *authv3.CheckResponse {
+	p := new(okParts)
+	p.ok.Headers = p.ptrs[:0]
+	p.ok.HeadersToRemove = p.remove[:0]
+	for _, h := range d.Headers {
+		switch {
+		case h.Name == "":
+		case h.Value == "":
+			// Removed, not sent empty: nothing the client sent under an
+			// identity name may reach the upstream.
+			p.ok.HeadersToRemove = append(p.ok.HeadersToRemove, h.Name)
+		default:
+			var o *corev3.HeaderValueOption
+			var v *corev3.HeaderValue
+			if n := len(p.ok.Headers); n < len(p.opts) {
+				o, v = &p.opts[n], &p.vals[n]
+			} else {
+				o, v = new(corev3.HeaderValueOption), new(corev3.HeaderValue)
+			}
+			v.Key, v.Value = h.Name, h.Value
+			setOverwrite(o, v, &p.no)
+			p.ok.Headers = append(p.ok.Headers, o)
+		}
+	}
+	if d.StripAuthorization {
+		p.ok.HeadersToRemove = append(p.ok.HeadersToRemove, "authorization")
+	}
+	if len(p.ok.Headers) == 0 {
+		p.ok.Headers = nil
+	}
+	if len(p.ok.HeadersToRemove) == 0 {
+		p.ok.HeadersToRemove = nil
+	}
+	p.status.Code = int32(codes.OK)
+	p.oneof.OkResponse = &p.ok
+	p.resp.Status = &p.status
+	p.resp.HttpResponse = &p.oneof
+	p.resp.DynamicMetadata = p.md.fill(
+		"sub", d.Identity.Subject,
+		"client_id", d.Identity.ClientID,
+		"scope", d.Identity.Scope,
+		"iss", d.Identity.Issuer,
+		"tier", d.Tier,
+		"lease", string(d.Lease),
+	)
+	return &p.resp
+}
+
+// deniedParts is okParts for a denial: a flood of bad tokens is a hot path
+// too.
+type deniedParts struct {
+	resp   authv3.CheckResponse
+	status rpcstatus.Status
+	oneof  authv3.CheckResponse_DeniedResponse
+	denied authv3.DeniedHttpResponse
+	http   typev3.HttpStatus
+	no     wrapperspb.BoolValue
+	ptrs   [4]*corev3.HeaderValueOption
+	opts   [4]corev3.HeaderValueOption
+	vals   [4]corev3.HeaderValue
+	md     metaParts
+}
+
+func deniedResponse(d *authz.Decision) *authv3.CheckResponse {
+	p := new(deniedParts)
+	status := httpStatus(d.Status)
+	n := 0
+	add := func(name, value string) {
+		p.vals[n] = corev3.HeaderValue{Key: name, Value: value}
+		setOverwrite(&p.opts[n], &p.vals[n], &p.no)
+		p.ptrs[n] = &p.opts[n]
+		n++
+	}
+	if d.Challenge != "" {
+		add("www-authenticate", d.Challenge)
+	}
+	add("content-type", "application/json")
+	add("cache-control", "no-store")
+	if status == typev3.StatusCode_ServiceUnavailable {
+		add("retry-after", d.RetryAfterSeconds())
+	}
+	p.http.Code = status
+	p.denied = authv3.DeniedHttpResponse{Status: &p.http, Headers: p.ptrs[:n], Body: string(d.Body())}
+	p.status = rpcstatus.Status{Code: int32(grpcCode(status)), Message: string(d.Reason)}
+	p.oneof.DeniedResponse = &p.denied
+	p.resp.Status = &p.status
+	p.resp.HttpResponse = &p.oneof
+	p.resp.DynamicMetadata = p.md.fill(
+		"tier", d.Tier,
+		"lease", string(d.Lease),
+		"reason", string(d.Reason),
+	)
+	return &p.resp
+}
+
+// httpStatus maps a denial's status onto Envoy's enum; a status Envoy does
+// not define (or a missing one) becomes 403 for 4xx and 503 otherwise, so
+// a denial never turns into something else.
+func httpStatus(code int) typev3.StatusCode {
+	if code != 0 && code != http.StatusOK {
+		if _, ok := typev3.StatusCode_name[int32(code)]; ok {
+			return typev3.StatusCode(code)
+		}
+	}
+	if code >= 400 && code < 500 {
+		return typev3.StatusCode_Forbidden
+	}
+	return typev3.StatusCode_ServiceUnavailable
+}
+
+// grpcCode is SPEC §3's mapping: 400 and 401 UNAUTHENTICATED, 403
+// PERMISSION_DENIED, 503 (and any other server-side fault) UNAVAILABLE.
+func grpcCode(s typev3.StatusCode) codes.Code {
+	switch {
+	case s == typev3.StatusCode_BadRequest || s == typev3.StatusCode_Unauthorized:
+		return codes.Unauthenticated
+	case s >= 400 && s < 500:
+		return codes.PermissionDenied
+	default:
+		return codes.Unavailable
+	}
+}
+
+// setOverwrite makes o a header that replaces any existing one of that
+// name. Both append_action and the deprecated append are set: Envoys
+// before append_action read only append, and newer ones read append first
+// when it is present (false means OVERWRITE_IF_EXISTS_OR_ADD). no must hold
+// false.
+func setOverwrite(o *corev3.HeaderValueOption, v *corev3.HeaderValue, no *wrapperspb.BoolValue) {
+	o.Header = v
+	o.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	o.Append = no
+}
+
+func overwrite(name, value string) *corev3.HeaderValueOption {
+	o := new(corev3.HeaderValueOption)
+	setOverwrite(o, &corev3.HeaderValue{Key: name, Value: value}, wrapperspb.Bool(false))
+	return o
+}
+
+// metaParts is the dynamic_metadata Struct, set on CheckResponse (the field
+// in OkHttpResponse is deprecated) so Envoy's access log sees it on denials
+// too.
+type metaParts struct {
+	st    structpb.Struct
+	vals  [6]structpb.Value
+	kinds [6]structpb.Value_StringValue
+}
+
+// fill sets string fields from key, value pairs (at most six).
+func (m *metaParts) fill(kv ...string) *structpb.Struct {
+	n := len(kv) / 2
+	m.st.Fields = make(map[string]*structpb.Value, n)
+	for i := range n {
+		v := kv[2*i+1]
+		if !utf8.ValidString(v) {
+			v = strings.ToValidUTF8(v, "\uFFFD") // a proto3 string must be UTF-8
+		}
+		m.kinds[i].StringValue = v
+		m.vals[i].Kind = &m.kinds[i]
+		m.st.Fields[kv[2*i]] = &m.vals[i]
+	}
+	return &m.st
+}
+
+// faultResponse is the answer when the adapter itself fails: fail closed
+// with 503, built without the decision path that just failed.
+func faultResponse() *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(codes.Unavailable), Message: "internal_error"},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
+			Headers: []*corev3.HeaderValueOption{
+				overwrite("content-type", "application/json"),
+				overwrite("cache-control", "no-store"),
+				overwrite("retry-after", "1"),
+			},
+			Body: `{"error":"temporarily_unavailable","error_description":"internal error"}`,
+		}},
+	}
+}
+
+// logPanic records an adapter panic. Only the panic's type, a runtime
+// error's text and the stack are logged: a panic value built from request
+// data could hold a token.
+func (s *Server) logPanic(ctx context.Context, p any) {
+	attrs := []slog.Attr{slog.String("panic_type", fmt.Sprintf("%T", p))}
+	if re, ok := p.(runtime.Error); ok {
+		attrs = append(attrs, slog.String("panic", re.Error()))
+	}
+	buf := make([]byte, 8<<10)
+	attrs = append(attrs, slog.String("stack", string(buf[:runtime.Stack(buf, false)])))
+	s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check panicked; answered 503", attrs...)
+}
