@@ -1,0 +1,613 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leasegate/leasegate/authz"
+)
+
+// fakeChecker records what the engine would have been asked.
+type fakeChecker struct {
+	mu       sync.Mutex
+	calls    int
+	got      authz.Request
+	auth     string // Authorization as the engine saw it
+	authN    int
+	dest     string
+	decision authz.Decision
+	panics   bool
+}
+
+func (f *fakeChecker) Check(_ context.Context, r *authz.Request) authz.Decision {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.got = *r
+	f.auth, f.authN = r.Headers.Get("authorization")
+	f.dest, _ = r.Headers.Get("destination")
+	if f.panics {
+		panic("engine bug")
+	}
+	return f.decision
+}
+
+func allowDecision() authz.Decision {
+	return authz.Decision{
+		Allow:  true,
+		Status: http.StatusOK,
+		Headers: []authz.Header{
+			{Name: "x-auth-subject", Value: "alice"},
+			{Name: "x-auth-client-id", Value: ""},
+			{Name: "x-auth-scope", Value: "storage.read:/"},
+			{Name: "x-auth-issuer", Value: "https://issuer.example"},
+		},
+	}
+}
+
+func newTestHTTPMode(t *testing.T, mode, prefix string, f *fakeChecker) http.Handler {
+	t.Helper()
+	h, err := NewHTTPModeHandler(HTTPModeConfig{
+		Mode:       mode,
+		PathPrefix: prefix,
+		Realm:      "storage",
+		Engine:     func() Checker { return f },
+		Logger:     slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("NewHTTPModeHandler: %v", err)
+	}
+	return h
+}
+
+// kv is one header field; a slice of them keeps repeats and order.
+type kv struct{ name, value string }
+
+func TestHTTPModeOriginalRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    string
+		prefix  string
+		method  string
+		target  string
+		host    string
+		headers []kv
+
+		wantStatus  int
+		wantProblem string // substring of the 400's error_description
+		wantMethod  string
+		wantPath    string
+		wantHost    string
+	}{
+		{
+			name: "envoy strips prefix and keeps raw query", mode: HTTPModeEnvoy,
+			method: "GET", target: "/authz/data/a%20b.txt?x=1&y=%2F", host: "storage.example",
+			wantStatus: 200, wantMethod: "GET", wantPath: "/data/a%20b.txt?x=1&y=%2F", wantHost: "storage.example",
+		},
+		{
+			name: "envoy root path", mode: HTTPModeEnvoy,
+			method: "PROPFIND", target: "/authz/", host: "storage.example",
+			wantStatus: 200, wantMethod: "PROPFIND", wantPath: "/", wantHost: "storage.example",
+		},
+		{
+			name: "envoy ignores injected X-Original and X-Forwarded headers", mode: HTTPModeEnvoy,
+			method: "DELETE", target: "/authz/data/f", host: "storage.example",
+			headers: []kv{
+				{"X-Original-Method", "GET"}, {"X-Original-URI", "/public/f"}, {"X-Original-Host", "other.example"},
+				{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/public/f"}, {"X-Forwarded-Host", "other.example"},
+			},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/data/f", wantHost: "storage.example",
+		},
+		{
+			name: "envoy custom prefix", mode: HTTPModeEnvoy, prefix: "/ext-authz",
+			method: "PUT", target: "/ext-authz/up/f?over=1", host: "h",
+			wantStatus: 200, wantMethod: "PUT", wantPath: "/up/f?over=1", wantHost: "h",
+		},
+		{
+			name: "envoy slash prefix means none", mode: HTTPModeEnvoy, prefix: "/",
+			method: "GET", target: "/authz/f", host: "h",
+			wantStatus: 200, wantMethod: "GET", wantPath: "/authz/f", wantHost: "h",
+		},
+		{
+			name: "envoy path outside prefix", mode: HTTPModeEnvoy,
+			method: "GET", target: "/data/f", host: "h",
+			wantStatus: 400, wantProblem: "path prefix",
+		},
+		{
+			name: "envoy prefix must end at a segment", mode: HTTPModeEnvoy,
+			method: "GET", target: "/authzdata/f", host: "h",
+			wantStatus: 400, wantProblem: "path prefix",
+		},
+		{
+			name: "envoy bare prefix", mode: HTTPModeEnvoy,
+			method: "GET", target: "/authz?x=1", host: "h",
+			wantStatus: 400, wantProblem: "path prefix",
+		},
+		{
+			name: "nginx maps original method, uri and host", mode: HTTPModeNginx,
+			method: "GET", target: "/_leasegate", host: "leasegate",
+			headers:    []kv{{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/data/f?x=%2F"}, {"X-Original-Host", "storage.example"}},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/data/f?x=%2F", wantHost: "storage.example",
+		},
+		{
+			name: "nginx header names are case-insensitive", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"x-original-method", "MKCOL"}, {"x-original-uri", "/d/"}},
+			wantStatus: 200, wantMethod: "MKCOL", wantPath: "/d/", wantHost: "h",
+		},
+		{
+			name: "nginx host falls back to Host", mode: HTTPModeNginx,
+			method: "GET", target: "/_leasegate", host: "storage.example:8443",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}},
+			wantStatus: 200, wantMethod: "GET", wantPath: "/f", wantHost: "storage.example:8443",
+		},
+		{
+			name: "nginx ignores X-Forwarded headers", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/g"}},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
+		},
+		{
+			name: "nginx never uses the subrequest's own method", mode: HTTPModeNginx,
+			method: "GET", target: "/data/f", host: "h",
+			headers:    []kv{{"X-Original-URI", "/data/f"}},
+			wantStatus: 400, wantProblem: "missing X-Original-Method",
+		},
+		{
+			name: "nginx missing X-Original-URI", mode: HTTPModeNginx,
+			method: "GET", target: "/data/f", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}},
+			wantStatus: 400, wantProblem: "missing X-Original-Uri",
+		},
+		{
+			name: "nginx empty X-Original-Method", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", ""}, {"X-Original-URI", "/f"}},
+			wantStatus: 400, wantProblem: "empty X-Original-Method",
+		},
+		{
+			name: "nginx duplicate X-Original-Method", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "DELETE"}, {"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}},
+			wantStatus: 400, wantProblem: "more than one X-Original-Method",
+		},
+		{
+			name: "nginx joined X-Original-Method", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET, DELETE"}, {"X-Original-URI", "/f"}},
+			wantStatus: 400, wantProblem: "conflicting values in X-Original-Method",
+		},
+		{
+			name: "nginx method that is not a token", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET /x"}, {"X-Original-URI", "/f"}},
+			wantStatus: 400, wantProblem: "not an HTTP method",
+		},
+		{
+			name: "nginx duplicate X-Original-URI", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/public"}, {"X-Original-URI", "/private"}},
+			wantStatus: 400, wantProblem: "more than one X-Original-Uri",
+		},
+		{
+			name: "nginx joined X-Original-URI", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/public, /private"}},
+			wantStatus: 400, wantProblem: "origin-form",
+		},
+		{
+			name: "nginx absolute URI", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "http://other.example/f"}},
+			wantStatus: 400, wantProblem: "origin-form",
+		},
+		{
+			name: "nginx comma in URI path is fine", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a,b/c"}},
+			wantStatus: 200, wantMethod: "GET", wantPath: "/a,b/c", wantHost: "h",
+		},
+		{
+			name: "nginx duplicate X-Original-Host", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "a"}, {"X-Original-Host", "b"}},
+			wantStatus: 400, wantProblem: "more than one X-Original-Host",
+		},
+		{
+			name: "forwarded maps method, uri and host", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "127.0.0.1:9002",
+			headers:    []kv{{"X-Forwarded-Method", "MOVE"}, {"X-Forwarded-Uri", "/a/b?c"}, {"X-Forwarded-Host", "storage.example"}, {"X-Forwarded-Proto", "https"}},
+			wantStatus: 200, wantMethod: "MOVE", wantPath: "/a/b?c", wantHost: "storage.example",
+		},
+		{
+			name: "forwarded ignores X-Original headers", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", "/f"}, {"X-Original-Method", "GET"}, {"X-Original-URI", "/g"}},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
+		},
+		{
+			name: "forwarded missing uri", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Forwarded-Method", "GET"}},
+			wantStatus: 400, wantProblem: "missing X-Forwarded-Uri",
+		},
+		{
+			name: "forwarded host list", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "evil.example, storage.example"}},
+			wantStatus: 400, wantProblem: "not a single host",
+		},
+		{
+			name: "forwarded conflicting methods", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", "/f"}},
+			wantStatus: 400, wantProblem: "more than one X-Forwarded-Method",
+		},
+		{
+			name: "auto picks nginx", mode: HTTPModeAuto,
+			method: "GET", target: "/_leasegate", host: "h",
+			headers:    []kv{{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Method", "GET"}},
+			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "h",
+		},
+		{
+			name: "auto picks forwarded", mode: HTTPModeAuto,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Forwarded-Method", "PUT"}, {"X-Forwarded-Uri", "/f"}},
+			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "h",
+		},
+		{
+			name: "auto falls back to envoy", mode: HTTPModeAuto,
+			method: "DELETE", target: "/authz/f", host: "h",
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
+		},
+		{
+			name: "auto with half the nginx headers refuses", mode: HTTPModeAuto,
+			method: "DELETE", target: "/authz/f", host: "h",
+			headers:    []kv{{"X-Original-URI", "/f"}},
+			wantStatus: 400, wantProblem: "missing X-Original-Method",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeChecker{decision: allowDecision()}
+			h := newTestHTTPMode(t, tc.mode, tc.prefix, f)
+			r := httptest.NewRequest(tc.method, "http://placeholder"+tc.target, nil)
+			r.RequestURI = tc.target
+			r.Host = tc.host
+			for _, x := range tc.headers {
+				r.Header[http.CanonicalHeaderKey(x.name)] = append(r.Header[http.CanonicalHeaderKey(x.name)], x.value)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+
+			if w.Code != tc.wantStatus {
+				t.Fatalf("status = %d, want %d (body %s)", w.Code, tc.wantStatus, w.Body)
+			}
+			if tc.wantStatus == http.StatusBadRequest {
+				if f.calls != 0 {
+					t.Errorf("engine was asked %d times, want 0", f.calls)
+				}
+				assertInvalidRequest(t, w, tc.wantProblem)
+				return
+			}
+			if f.calls != 1 {
+				t.Fatalf("engine calls = %d, want 1", f.calls)
+			}
+			if f.got.Method != tc.wantMethod || f.got.Path != tc.wantPath || f.got.Host != tc.wantHost {
+				t.Errorf("engine saw %s %s host %q, want %s %s host %q",
+					f.got.Method, f.got.Path, f.got.Host, tc.wantMethod, tc.wantPath, tc.wantHost)
+			}
+			if f.got.TierHint != "" {
+				t.Errorf("TierHint = %q, want none in HTTP mode", f.got.TierHint)
+			}
+		})
+	}
+}
+
+func assertInvalidRequest(t *testing.T, w *httptest.ResponseRecorder, problem string) {
+	t.Helper()
+	ch := w.Header().Get("WWW-Authenticate")
+	if !strings.HasPrefix(ch, `Bearer realm="storage", error="invalid_request", error_description="`) || !strings.Contains(ch, problem) {
+		t.Errorf("WWW-Authenticate = %q, want invalid_request mentioning %q", ch, problem)
+	}
+	var body struct {
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatalf("body %q: %v", w.Body, err)
+	}
+	if body.Error != "invalid_request" || !strings.Contains(body.ErrorDescription, problem) {
+		t.Errorf("body = %+v, want invalid_request mentioning %q", body, problem)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if w.Header().Get("X-Auth-Subject") != "" {
+		t.Errorf("a 400 carries identity headers")
+	}
+}
+
+func TestHTTPModeHeadersReachEngine(t *testing.T) {
+	tests := []struct {
+		name     string
+		headers  []kv
+		wantAuth string
+		wantN    int
+		wantDest string
+	}{
+		{name: "none", wantN: 0},
+		{name: "one bearer", headers: []kv{{"Authorization", "Bearer abc"}}, wantAuth: "Bearer abc", wantN: 1},
+		{
+			name:     "two authorization fields are counted and joined",
+			headers:  []kv{{"authorization", "Bearer a"}, {"AUTHORIZATION", "Bearer b"}},
+			wantAuth: "Bearer a,Bearer b", wantN: 2,
+		},
+		{
+			name:     "webdav destination",
+			headers:  []kv{{"Authorization", "Bearer t"}, {"Destination", "https://storage.example/d/f"}},
+			wantAuth: "Bearer t", wantN: 1, wantDest: "https://storage.example/d/f",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeChecker{decision: allowDecision()}
+			h := newTestHTTPMode(t, HTTPModeEnvoy, "", f)
+			r := httptest.NewRequest("COPY", "/authz/d/src", nil)
+			for _, x := range tc.headers {
+				k := http.CanonicalHeaderKey(x.name)
+				r.Header[k] = append(r.Header[k], x.value)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if f.auth != tc.wantAuth || f.authN != tc.wantN || f.dest != tc.wantDest {
+				t.Errorf("engine saw authorization %q ×%d, destination %q; want %q ×%d, %q",
+					f.auth, f.authN, f.dest, tc.wantAuth, tc.wantN, tc.wantDest)
+			}
+		})
+	}
+}
+
+func TestHTTPModeResponses(t *testing.T) {
+	tests := []struct {
+		name     string
+		mode     string
+		decision authz.Decision
+		panics   bool
+
+		wantStatus  int
+		wantHeaders map[string]string // "" means present with an empty value
+		wantAbsent  []string
+		wantError   string // JSON body "error"; "" means empty body
+	}{
+		{
+			name: "allow is exactly 200 with identity headers", mode: HTTPModeEnvoy, decision: allowDecision(),
+			wantStatus: 200,
+			wantHeaders: map[string]string{
+				"X-Auth-Subject": "alice", "X-Auth-Client-Id": "", "X-Auth-Scope": "storage.read:/",
+				"X-Auth-Issuer": "https://issuer.example", "Cache-Control": "no-store",
+			},
+			wantAbsent: []string{"WWW-Authenticate", "Content-Type", hdrEnvoyRemove},
+		},
+		{
+			name: "allow with strip_authorization in envoy mode", mode: HTTPModeEnvoy,
+			decision:    func() authz.Decision { d := allowDecision(); d.StripAuthorization = true; return d }(),
+			wantStatus:  200,
+			wantHeaders: map[string]string{"X-Auth-Subject": "alice", hdrEnvoyRemove: "authorization"},
+		},
+		{
+			name: "strip_authorization is Envoy's header only", mode: HTTPModeNginx,
+			decision:   func() authz.Decision { d := allowDecision(); d.StripAuthorization = true; return d }(),
+			wantStatus: 200, wantHeaders: map[string]string{"X-Auth-Subject": "alice"},
+			wantAbsent: []string{hdrEnvoyRemove},
+		},
+		{
+			name: "400 invalid_request", mode: HTTPModeEnvoy,
+			decision: authz.Decision{
+				Status: 400, Error: "invalid_request", Description: "more than one credential",
+				Challenge: `Bearer realm="storage", error="invalid_request", error_description="more than one credential"`,
+			},
+			wantStatus: 400, wantError: "invalid_request",
+			wantHeaders: map[string]string{
+				"WWW-Authenticate": `Bearer realm="storage", error="invalid_request", error_description="more than one credential"`,
+				"Content-Type":     "application/json", "Cache-Control": "no-store",
+			},
+			wantAbsent: []string{"X-Auth-Subject", "Retry-After"},
+		},
+		{
+			name:       "401 no token",
+			mode:       HTTPModeNginx,
+			decision:   authz.Decision{Status: 401, Challenge: `Bearer realm="storage"`},
+			wantStatus: 401, wantError: "unauthorized",
+			wantHeaders: map[string]string{"WWW-Authenticate": `Bearer realm="storage"`, "Content-Type": "application/json"},
+			wantAbsent:  []string{"X-Auth-Subject", "Retry-After"},
+		},
+		{
+			name: "403 insufficient_scope", mode: HTTPModeForwarded,
+			decision: authz.Decision{
+				Status: 403, Error: "insufficient_scope", Scope: "storage.modify:/d",
+				Challenge: `Bearer realm="storage", error="insufficient_scope", scope="storage.modify:/d"`,
+				// A denial never carries identity, whatever else is set.
+				Headers: []authz.Header{{Name: "x-auth-subject", Value: "alice"}},
+			},
+			wantStatus: 403, wantError: "insufficient_scope",
+			wantHeaders: map[string]string{"WWW-Authenticate": `Bearer realm="storage", error="insufficient_scope", scope="storage.modify:/d"`},
+			wantAbsent:  []string{"X-Auth-Subject"},
+		},
+		{
+			name:       "503 with Retry-After",
+			mode:       HTTPModeEnvoy,
+			decision:   authz.Decision{Status: 503, Description: "token issuer is unavailable", RetryAfter: 2500 * time.Millisecond},
+			wantStatus: 503, wantError: "temporarily_unavailable",
+			wantHeaders: map[string]string{"Retry-After": "3", "Content-Type": "application/json", "Cache-Control": "no-store"},
+			wantAbsent:  []string{"WWW-Authenticate", "X-Auth-Subject"},
+		},
+		{
+			name: "denial without a status fails closed", mode: HTTPModeEnvoy,
+			decision:   authz.Decision{Status: 0},
+			wantStatus: 503, wantError: "temporarily_unavailable",
+			wantHeaders: map[string]string{"Retry-After": "1"},
+		},
+		{
+			name: "denial with a success status fails closed", mode: HTTPModeEnvoy,
+			decision:   authz.Decision{Status: 200, Headers: allowDecision().Headers},
+			wantStatus: 503, wantError: "temporarily_unavailable",
+			wantAbsent: []string{"X-Auth-Subject"},
+		},
+		{
+			name: "panic is 503, never 200", mode: HTTPModeEnvoy, decision: allowDecision(), panics: true,
+			wantStatus: 503, wantError: "temporarily_unavailable",
+			wantHeaders: map[string]string{"Retry-After": "1"},
+			wantAbsent:  []string{"X-Auth-Subject"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeChecker{decision: tc.decision, panics: tc.panics}
+			srv := httptest.NewServer(newTestHTTPMode(t, tc.mode, "", f))
+			defer srv.Close()
+			req, err := http.NewRequest("GET", srv.URL+"/authz/f", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Original-Method", "GET")
+			req.Header.Set("X-Original-URI", "/f")
+			req.Header.Set("X-Forwarded-Method", "GET")
+			req.Header.Set("X-Forwarded-Uri", "/f")
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			for k, want := range tc.wantHeaders {
+				got, ok := resp.Header[http.CanonicalHeaderKey(k)]
+				if !ok || len(got) != 1 || got[0] != want {
+					t.Errorf("%s = %q (present %v), want exactly %q", k, got, ok, want)
+				}
+			}
+			for _, k := range tc.wantAbsent {
+				if v, ok := resp.Header[http.CanonicalHeaderKey(k)]; ok {
+					t.Errorf("%s = %q, want absent", k, v)
+				}
+			}
+			if tc.wantError == "" {
+				if len(body) != 0 {
+					t.Errorf("body = %q, want empty", body)
+				}
+				return
+			}
+			var got struct {
+				Error string `json:"error"`
+			}
+			if err := json.Unmarshal(body, &got); err != nil || got.Error != tc.wantError {
+				t.Errorf("body = %q (%v), want error %q", body, err, tc.wantError)
+			}
+		})
+	}
+}
+
+func TestHTTPModeNoEngineFailsClosed(t *testing.T) {
+	h, err := NewHTTPModeHandler(HTTPModeConfig{Engine: func() Checker { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/authz/f", nil))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Errorf("status %d Retry-After %q, want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+	}
+}
+
+// failingBody fails the test if anything reads it.
+type failingBody struct{ t *testing.T }
+
+func (b failingBody) Read([]byte) (int, error) {
+	b.t.Error("request body was read")
+	return 0, errors.New("must not be read")
+}
+
+func TestHTTPModeNeverReadsBody(t *testing.T) {
+	f := &fakeChecker{decision: allowDecision()}
+	h := newTestHTTPMode(t, HTTPModeEnvoy, "", f)
+	r := httptest.NewRequest("PUT", "/authz/f", io.NopCloser(failingBody{t}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Errorf("status = %d", w.Code)
+	}
+}
+
+func TestHTTPModeConfigErrors(t *testing.T) {
+	engine := func() Checker { return &fakeChecker{} }
+	tests := []struct {
+		name string
+		cfg  HTTPModeConfig
+		want string
+	}{
+		{name: "unknown mode", cfg: HTTPModeConfig{Mode: "haproxy", Engine: engine}, want: "not one of"},
+		{name: "no engine", cfg: HTTPModeConfig{Mode: HTTPModeNginx}, want: "Engine is required"},
+		{name: "relative prefix", cfg: HTTPModeConfig{PathPrefix: "authz", Engine: engine}, want: "absolute path"},
+		{name: "prefix with query", cfg: HTTPModeConfig{PathPrefix: "/authz?x", Engine: engine}, want: "absolute path"},
+		{name: "prefix with space", cfg: HTTPModeConfig{PathPrefix: "/a z", Engine: engine}, want: "absolute path"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := NewHTTPModeHandler(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || h != nil {
+				t.Errorf("NewHTTPModeHandler = %v, %v; want error containing %q", h, err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzHTTPModeNginxHeaders: whatever a misconfigured proxy lets through,
+// the engine only ever sees one method token and one origin-form target,
+// and nothing panics.
+func FuzzHTTPModeNginxHeaders(f *testing.F) {
+	f.Add("GET", "/data/f?x=1", "storage.example", "")
+	f.Add("GET, DELETE", "/a, /b", "a, b", "GET")
+	f.Add("", "", "", "")
+	f.Add("DEL\x00ETE", "/\x7f", "h\tx", "PUT")
+	f.Fuzz(func(t *testing.T, method, uri, host, method2 string) {
+		fc := &fakeChecker{decision: allowDecision()}
+		h, err := NewHTTPModeHandler(HTTPModeConfig{Mode: HTTPModeAuto, Engine: func() Checker { return fc }, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("GET", "/authz/x", nil)
+		r.Header["X-Original-Method"] = []string{method}
+		if method2 != "" {
+			r.Header["X-Original-Method"] = append(r.Header["X-Original-Method"], method2)
+		}
+		r.Header["X-Original-Uri"] = []string{uri}
+		r.Header["X-Original-Host"] = []string{host}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		switch w.Code {
+		case http.StatusOK:
+			if fc.calls != 1 || !isToken(fc.got.Method) || strings.Contains(fc.got.Method, ",") ||
+				!strings.HasPrefix(fc.got.Path, "/") || !isURIText(fc.got.Path) || method2 != "" {
+				t.Fatalf("allowed with method %q path %q (second method %q)", fc.got.Method, fc.got.Path, method2)
+			}
+		case http.StatusBadRequest:
+			if fc.calls != 0 {
+				t.Fatalf("400 after asking the engine")
+			}
+		default:
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+}
