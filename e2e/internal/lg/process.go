@@ -94,8 +94,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 
 	p.cmd = exec.Command(o.Binary, "-config", p.configPath)
 	p.cmd.Env = minimalEnv(o.Env)
-	// Own process group, so a stop signal never reaches the caller.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.SysProcAttr = sysProcAttr()
 	var sink io.Writer = p.logs
 	if o.Log != nil {
 		sink = io.MultiWriter(p.logs, o.Log)
