@@ -270,7 +270,7 @@ func (s *service) grpcServer(cfg *Config) (*grpc.Server, error) {
 		// Envoy pings idle HTTP/2 connections; don't kill it for that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return s.engine.Load() }})
+	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return s.engine.Load() }, Realm: cfg.Realm, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
