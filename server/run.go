@@ -172,6 +172,7 @@ func Run(ctx context.Context, opts Options) error {
 	if httpLis != nil {
 		h, err := NewHTTPModeHandler(HTTPModeConfig{
 			Mode:   cfg.Listen.HTTPMode,
+			Realm:  cfg.Realm,
 			Engine: func() Checker { return s.engine.Load() },
 			Logger: log,
 		})
