@@ -308,8 +308,9 @@ func (s *stack) expect(t *testing.T, r lg.Request, want expectation) lg.Result {
 // issuer calls, to force coalescing or an issuer timeout.
 type gate struct {
 	srv     *httptest.Server
-	delay   atomic.Int64 // nanoseconds before forwarding
-	hang    atomic.Bool  // never answer (until the caller gives up)
+	delay   atomic.Int64                  // nanoseconds before forwarding
+	hang    atomic.Bool                   // never answer (until the caller gives up)
+	hold    atomic.Pointer[chan struct{}] // forward once this channel is closed
 	release chan struct{}
 }
 
@@ -330,6 +331,14 @@ func newGate(t *testing.T, target string) *gate {
 			http.Error(w, "gate: hung", http.StatusGatewayTimeout)
 			return
 		}
+		if ch := g.hold.Load(); ch != nil {
+			select {
+			case <-*ch:
+			case <-r.Context().Done():
+				return
+			case <-g.release:
+			}
+		}
 		if d := time.Duration(g.delay.Load()); d > 0 {
 			select {
 			case <-time.After(d):
@@ -345,6 +354,19 @@ func newGate(t *testing.T, target string) *gate {
 		g.srv.Close()
 	})
 	return g
+}
+
+// Hold makes issuer calls wait until the returned function is called.
+func (g *gate) Hold() (release func()) {
+	ch := make(chan struct{})
+	g.hold.Store(&ch)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.hold.Store(nil)
+			close(ch)
+		})
+	}
 }
 
 func (g *gate) URL() string                { return g.srv.URL }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,23 +222,26 @@ func TestRevocationAtHydra(t *testing.T) {
 // one introspection; the other 99 wait for it.
 func TestCoalescing(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{})
+	// The gate holds the one issuer call until every check has been sent
+	// and had time to reach leasegate, so all of them find it in flight
+	// whatever the machine's speed. The issuer timeout leaves room for that.
+	s := newStack(t, stackOptions{Timeout: 10 * time.Second})
 	tok := s.token(t)
 	m0 := s.metrics(t)
 	calls0 := s.introspections()
-	// A slow issuer (500ms) makes sure all 100 arrive while the one call is
-	// in flight.
-	s.gate.SetDelay(500 * time.Millisecond)
-	defer s.gate.SetDelay(0)
+	release := s.gate.Hold()
+	defer release()
 
 	const n = 100
 	start := make(chan struct{})
+	var sent atomic.Int32
 	results := make(chan lg.Result, n)
 	errs := make(chan error, n)
 	ctx := testCtx(t, 30*time.Second)
 	for range n {
 		go func() {
 			<-start
+			sent.Add(1)
 			res, err := s.client.Check(ctx, lg.Request{Method: "GET", Path: "/data/hot", Token: tok})
 			if err != nil {
 				errs <- err
@@ -247,6 +251,15 @@ func TestCoalescing(t *testing.T) {
 		}()
 	}
 	close(start)
+	for deadline := time.Now().Add(5 * time.Second); sent.Load() < n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(750 * time.Millisecond)
+	if got := s.introspections() - calls0; got != 0 {
+		t.Errorf("%d introspections reached Hydra while the gate held them", got)
+	}
+	release()
+
 	allowed := 0
 	for range n {
 		select {
@@ -273,8 +286,8 @@ func TestCoalescing(t *testing.T) {
 	if got := m.Delta(m0, "leasegate_issuer_requests_total", map[string]string{"outcome": "active"}); got != 1 {
 		t.Errorf("leasegate_issuer_requests_total{outcome=active} increased by %v, want 1", got)
 	}
-	if got := m.Delta(m0, "leasegate_decisions_total", map[string]string{"tier": "read", "decision": "allow"}); got != n {
-		t.Errorf("read allow decisions increased by %v, want %d", got, n)
+	if got := m.Delta(m0, "leasegate_decisions_total", map[string]string{"tier": "read", "decision": "allow", "lease": "miss"}); got != n {
+		t.Errorf("read allow decisions with lease miss increased by %v, want %d", got, n)
 	}
 }
 
