@@ -12,9 +12,11 @@ replace github.com/leasegate/leasegate => ../
 tool github.com/ory/hydra/v2
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.2.0
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0
 	github.com/leasegate/leasegate v0.0.0
 	github.com/lestrrat-go/jwx/v2 v2.1.7
+	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.72.0
 	go.opentelemetry.io/proto/otlp v1.11.1
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

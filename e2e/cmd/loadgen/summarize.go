@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// summarizeFile prints, per label, the median and min–max over runs of
+// every -json result in file. ratio names label prefixes to compare
+// ("leasegate=noop"): for each label leasegate/X with a noop/X of the same
+// run number, the throughput ratio of that pair, then median and min–max
+// over runs. Pairs come from the same run because the two were measured
+// back to back under the same background load.
+func summarizeFile(out io.Writer, file, ratio string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var order []string
+	byLabel := map[string][]Result{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var r Result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if _, ok := byLabel[r.Label]; !ok {
+			order = append(order, r.Label)
+		}
+		byLabel[r.Label] = append(byLabel[r.Label], r)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(out, "| label | runs | requests/s | p50 µs | p90 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | errors+denied |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, label := range order {
+		rs := byLabel[label]
+		col := func(get func(*Result) float64) string { return stat(rs, get) }
+		bad := int64(0)
+		for _, r := range rs {
+			bad += r.Errors + r.Denied
+		}
+		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %d |\n", label, len(rs),
+			col(func(r *Result) float64 { return r.RPS }),
+			col(func(r *Result) float64 { return r.All.P50 }),
+			col(func(r *Result) float64 { return r.All.P90 }),
+			col(func(r *Result) float64 { return r.All.P99 }),
+			col(func(r *Result) float64 { return r.All.P999 }),
+			col(func(r *Result) float64 { return r.ServerCPUUs }),
+			col(func(r *Result) float64 { return r.ClientCPUUs }),
+			bad)
+	}
+
+	var split []string
+	for _, rs := range byLabel {
+		if rs[0].NewFrac > 0 {
+			split = append(split, rs[0].Label)
+		}
+	}
+	if len(split) > 0 {
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "| label | requests | share | p50 µs | p90 µs | p99 µs | p99.9 µs |")
+		fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
+		for _, label := range order {
+			rs := byLabel[label]
+			if rs[0].NewFrac == 0 {
+				continue
+			}
+			for _, part := range []struct {
+				name string
+				get  func(*Result) *Latency
+			}{{"known tokens", func(r *Result) *Latency { return &r.Known }}, {"new tokens", func(r *Result) *Latency { return &r.New }}} {
+				fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s |\n", label, part.name,
+					stat(rs, func(r *Result) float64 { return float64(part.get(r).N) / r.DurationS }),
+					stat(rs, func(r *Result) float64 { return part.get(r).P50 }),
+					stat(rs, func(r *Result) float64 { return part.get(r).P90 }),
+					stat(rs, func(r *Result) float64 { return part.get(r).P99 }),
+					stat(rs, func(r *Result) float64 { return part.get(r).P999 }))
+			}
+		}
+	}
+
+	for pair := range strings.SplitSeq(ratio, ",") {
+		num, den, ok := strings.Cut(pair, "=")
+		if !ok {
+			continue
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "| %s / %s | runs | throughput ratio | server CPU µs/req ratio |\n", num, den)
+		fmt.Fprintln(out, "|---|---|---|---|")
+		for _, label := range order {
+			rest, ok := strings.CutPrefix(label, num+"/")
+			if !ok {
+				continue
+			}
+			dens := map[int]Result{}
+			for _, r := range byLabel[den+"/"+rest] {
+				dens[r.Run] = r
+			}
+			var rps, cpu []float64
+			for _, r := range byLabel[label] {
+				d, ok := dens[r.Run]
+				if !ok || d.RPS == 0 {
+					continue
+				}
+				rps = append(rps, r.RPS/d.RPS)
+				if d.ServerCPUUs > 0 {
+					cpu = append(cpu, r.ServerCPUUs/d.ServerCPUUs)
+				}
+			}
+			if len(rps) == 0 {
+				continue
+			}
+			fmt.Fprintf(out, "| %s | %d | %s | %s |\n", rest, len(rps), medianRange(rps, "%.3f"), medianRange(cpu, "%.2f"))
+		}
+	}
+	return nil
+}
+
+func stat(rs []Result, get func(*Result) float64) string {
+	v := make([]float64, 0, len(rs))
+	for i := range rs {
+		v = append(v, get(&rs[i]))
+	}
+	format := "%.0f"
+	if m := median(v); m < 100 {
+		format = "%.1f"
+	}
+	return medianRange(v, format)
+}
+
+// medianRange formats "median (min–max)"; with one value, just the value.
+func medianRange(v []float64, format string) string {
+	if len(v) == 0 {
+		return "–"
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 1 {
+		return fmt.Sprintf(format, s[0])
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", median(s), s[0], s[len(s)-1])
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
