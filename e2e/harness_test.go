@@ -124,6 +124,9 @@ type stack struct {
 	client *lg.Client
 	oauth  hydra.Client // a client_credentials client registered in Hydra
 	cfg    lg.Config
+
+	mu     sync.Mutex
+	issued []string // every token handed out, to check leasegate never logs one
 }
 
 func defaultTiers() map[string]lg.Tier {
@@ -217,6 +220,15 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		if err := s.lg.Stop(); err != nil {
 			t.Errorf("stop leasegate: %v", err)
 		}
+		// SPEC §1/§6: a raw token is never logged (a hash prefix at most).
+		logs := s.lg.Logs()
+		s.mu.Lock()
+		for _, tok := range s.issued {
+			if strings.Contains(logs, tok) || strings.Contains(logs, tokenCore(tok)) {
+				t.Errorf("leasegate's log contains a raw token")
+			}
+		}
+		s.mu.Unlock()
 		if t.Failed() {
 			t.Logf("leasegate log tail:\n%s", tailString(s.lg.Logs(), 8192))
 		}
@@ -235,6 +247,9 @@ func (s *stack) token(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("hydra token: %v", err)
 	}
+	s.mu.Lock()
+	s.issued = append(s.issued, tok)
+	s.mu.Unlock()
 	return tok
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -186,6 +187,17 @@ func TestRevocationAtHydra(t *testing.T) {
 		if refused.HTTPStatus != http.StatusUnauthorized || refused.Code != codes.Unauthenticated ||
 			!strings.Contains(bearerChallenge(refused), `error="invalid_token"`) {
 			t.Errorf("refusal: %v www-authenticate %q", refused, bearerChallenge(refused))
+		}
+		var body struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if err := json.Unmarshal([]byte(refused.Body), &body); err != nil || body.Error != "invalid_token" ||
+			refused.Headers["content-type"] != "application/json" {
+			t.Errorf("refusal body %q (content-type %q), want JSON with error invalid_token", refused.Body, refused.Headers["content-type"])
+		}
+		if strings.Contains(refused.Body, tok) || strings.Contains(bearerChallenge(refused), tok) {
+			t.Errorf("the refusal echoes the token")
 		}
 		// Now a negative lease: refused without asking Hydra again.
 		s.expect(t, lg.Request{Method: "GET", Path: "/data/a", Token: tok},

@@ -164,9 +164,13 @@ func describeSpans(spans []otlpsink.Span) string {
 	return b.String()
 }
 
-// tokenCore is the token's random part (an opaque Hydra token is
-// ory_at_<random>.<signature>), so a partial leak is found too.
+// tokenCore is a distinctive part of a token, so a partial leak is found
+// too: an opaque Hydra token's random part (ory_at_<random>.<signature>),
+// a JWT's signature.
 func tokenCore(tok string) string {
+	if strings.Count(tok, ".") == 2 {
+		return tok[strings.LastIndexByte(tok, '.')+1:]
+	}
 	core := strings.TrimPrefix(tok, "ory_at_")
 	if i := strings.IndexByte(core, '.'); i > 8 {
 		core = core[:i]
