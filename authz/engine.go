@@ -109,6 +109,9 @@ type Engine struct {
 	opaque *issuer
 	group  singleflight.Group
 	cancel context.CancelFunc
+	// revokes counts admin revokes; a validation that overlapped one does
+	// not keep its (older) answer as a lease, so the revoke is not undone.
+	revokes atomic.Uint64
 }
 
 // New builds an Engine and its issuer clients. ctx bounds the background
@@ -358,7 +361,9 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	switch {
 	case res.err != nil:
 		t := m.Tier
-		if haveOld && t.StaleIfError > 0 && t.Window > 0 && old.Issuer == is.cfg.Name {
+		// m.Window, not t.Window: a route that sets window 0 gets no stale
+		// allowance either (every request there must be validated fresh).
+		if haveOld && t.StaleIfError > 0 && m.Window > 0 && old.Issuer == is.cfg.Name {
 			now := e.now()
 			if now.Sub(old.ValidatedAt) < t.StaleIfError && (old.Expiry.IsZero() || now.Before(old.Expiry)) {
 				d.Lease = LeaseStale
@@ -387,6 +392,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		e.metrics.observeIssuer(name, "circuit_open", 0)
 		return &result{err: fmt.Errorf("validate with %s: circuit open: %w", name, ErrIssuerUnavailable), retryAfter: wait}
 	}
+	revokes := e.revokes.Load()
 	validatedAt := e.now()
 	start := time.Now()
 	claims, err := e.verify(ctx, is, tok)
@@ -448,6 +454,12 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 	if err := e.cache.Store(key, l); err != nil {
 		// Not fatal: the decision stands, the next request asks again.
 		e.log.LogAttrs(ctx, slog.LevelWarn, "lease not stored", slog.String("issuer", name), slog.String("error", err.Error()))
+	}
+	// An admin revoke that landed during the call must not be undone by
+	// this older answer: these callers get it, the next request asks the
+	// issuer again. Checked after Store, as Revoke counts before evicting.
+	if e.revokes.Load() != revokes {
+		e.cache.Revoke(key)
 	}
 	return &result{lease: l, active: true}
 }
@@ -606,7 +618,10 @@ func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 
 // Revoke evicts a token's lease (admin revoke); the next request with it is
 // validated with the issuer.
-func (e *Engine) Revoke(key leasecache.Key) bool { return e.cache.Revoke(key) }
+func (e *Engine) Revoke(key leasecache.Key) bool {
+	e.revokes.Add(1)
+	return e.cache.Revoke(key)
+}
 
 // RevokeSubject voids every lease of subject at the named issuer (by name
 // or iss value).
@@ -618,6 +633,7 @@ func (e *Engine) RevokeSubject(issuer, subject string) error {
 	if is == nil {
 		return fmt.Errorf("revoke: unknown issuer %q", issuer)
 	}
+	e.revokes.Add(1)
 	e.cache.RevokeSubject(is.cfg.Name, subject)
 	return nil
 }

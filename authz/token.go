@@ -21,6 +21,10 @@ func extractToken(value string, n int) (string, tokenProblem) {
 	}
 	const scheme = "bearer"
 	if len(value) < len(scheme) || !strings.EqualFold(value[:len(scheme)], scheme) {
+		if joinedBearer(value) {
+			// "Basic …,Bearer …": Envoy joined two Authorization fields.
+			return "", "more than one credential"
+		}
 		// Another scheme (Basic, Negotiate…): no bearer credentials (RFC 6750 §3.1).
 		return "", ""
 	}
@@ -70,4 +74,19 @@ func isB64Token(s string) bool {
 		}
 	}
 	return true
+}
+
+// joinedBearer reports whether a comma-joined value carries a Bearer
+// credential after its first element.
+func joinedBearer(v string) bool {
+	for {
+		i := strings.IndexByte(v, ',')
+		if i < 0 {
+			return false
+		}
+		v = strings.TrimLeft(v[i+1:], " \t")
+		if len(v) > len("bearer") && strings.EqualFold(v[:len("bearer")], "bearer") && v[len("bearer")] == ' ' {
+			return true
+		}
+	}
 }
