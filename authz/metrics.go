@@ -2,6 +2,9 @@ package authz
 
 import (
 	"errors"
+	"maps"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +18,19 @@ type Metrics struct {
 	issuerDuration *prometheus.HistogramVec
 	checkDuration  *prometheus.HistogramVec
 	coalesced      prometheus.Counter
+
+	// series caches the per-decision children so the hot path skips the
+	// vectors' label hashing and validation. Copy-on-write: label values
+	// are few (tiers × 3 decisions × 5 lease outcomes).
+	series   atomic.Pointer[map[decisionKey]*decisionSeries]
+	seriesMu sync.Mutex
+}
+
+type decisionKey struct{ tier, decision, lease string }
+
+type decisionSeries struct {
+	count prometheus.Counter
+	took  prometheus.Observer
 }
 
 // Buckets resolving tens of microseconds (hits) up to seconds (issuer calls).
@@ -78,8 +94,36 @@ func (m *Metrics) observeDecision(d *Decision, took time.Duration) {
 	if tier == "" {
 		tier = "none"
 	}
-	m.decisions.WithLabelValues(tier, decisionLabel(d), string(d.Lease)).Inc()
-	m.checkDuration.WithLabelValues(tier, string(d.Lease)).Observe(took.Seconds())
+	s := m.decisionSeries(decisionKey{tier, decisionLabel(d), string(d.Lease)})
+	s.count.Inc()
+	s.took.Observe(took.Seconds())
+}
+
+func (m *Metrics) decisionSeries(k decisionKey) *decisionSeries {
+	if p := m.series.Load(); p != nil {
+		if s := (*p)[k]; s != nil {
+			return s
+		}
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	old := m.series.Load()
+	if old != nil {
+		if s := (*old)[k]; s != nil {
+			return s
+		}
+	}
+	next := map[decisionKey]*decisionSeries{}
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	s := &decisionSeries{
+		count: m.decisions.WithLabelValues(k.tier, k.decision, k.lease),
+		took:  m.checkDuration.WithLabelValues(k.tier, k.lease),
+	}
+	next[k] = s
+	m.series.Store(&next)
+	return s
 }
 
 func (m *Metrics) observeIssuer(issuer, outcome string, took time.Duration) {
