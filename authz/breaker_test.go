@@ -1,0 +1,209 @@
+package authz
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestBreaker(t *testing.T) {
+	type op struct {
+		advance   time.Duration
+		do        string        // "allow", "fail", "fail429" (Retry-After 30s), "ok"
+		wantAllow bool          // for "allow"
+		wantWait  time.Duration // for a refused "allow"
+		wantOpen  bool          // open() after the op
+	}
+	tests := []struct {
+		name      string
+		threshold int
+		openFor   time.Duration
+		ops       []op
+	}{
+		{
+			name: "closed until threshold consecutive failures", threshold: 3, openFor: 10 * time.Second,
+			ops: []op{
+				{do: "fail"}, {do: "fail"},
+				{do: "allow", wantAllow: true},
+				{do: "ok"}, // success resets the count
+				{do: "fail"}, {do: "fail"},
+				{do: "allow", wantAllow: true},
+				{do: "fail", wantOpen: true},
+				{do: "allow", wantWait: 10 * time.Second, wantOpen: true},
+				{advance: 4 * time.Second, do: "allow", wantWait: 6 * time.Second, wantOpen: true},
+			},
+		},
+		{
+			name: "one probe after openFor; its success closes", threshold: 1, openFor: 10 * time.Second,
+			ops: []op{
+				{do: "fail", wantOpen: true},
+				{advance: 10 * time.Second, do: "allow", wantAllow: true},
+				{do: "allow", wantWait: time.Second}, // the probe is out: others wait
+				{do: "allow", wantWait: time.Second},
+				{do: "ok"},
+				{do: "allow", wantAllow: true},
+				{do: "allow", wantAllow: true},
+			},
+		},
+		{
+			name: "a failed probe reopens for openFor", threshold: 2, openFor: 10 * time.Second,
+			ops: []op{
+				{do: "fail"}, {do: "fail", wantOpen: true},
+				{advance: 10 * time.Second, do: "allow", wantAllow: true},
+				{do: "fail", wantOpen: true},
+				{do: "allow", wantWait: 10 * time.Second, wantOpen: true},
+				{advance: 10 * time.Second, do: "allow", wantAllow: true},
+			},
+		},
+		{
+			name: "Retry-After longer than openFor wins", threshold: 1, openFor: 5 * time.Second,
+			ops: []op{
+				{do: "fail429", wantOpen: true},
+				{do: "allow", wantWait: 30 * time.Second, wantOpen: true},
+				{advance: 29 * time.Second, do: "allow", wantWait: time.Second, wantOpen: true},
+				{advance: time.Second, do: "allow", wantAllow: true},
+			},
+		},
+		{
+			name: "threshold 0 means 1", threshold: 0, openFor: 5 * time.Second,
+			ops: []op{
+				{do: "fail", wantOpen: true},
+				{do: "allow", wantWait: 5 * time.Second, wantOpen: true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newEngClock()
+			b := newBreaker(tt.threshold, tt.openFor, clock.Now)
+			for i, o := range tt.ops {
+				clock.Advance(o.advance)
+				switch o.do {
+				case "allow":
+					ok, wait := b.allow()
+					if ok != o.wantAllow || (!ok && wait != o.wantWait) {
+						t.Fatalf("op %d: allow() = (%v, %s), want (%v, %s)", i, ok, wait, o.wantAllow, o.wantWait)
+					}
+				case "fail":
+					b.failure(0)
+				case "fail429":
+					b.failure(30 * time.Second)
+				case "ok":
+					b.success()
+				}
+				if got := b.open(); got != o.wantOpen {
+					t.Fatalf("op %d (%s): open() = %v, want %v", i, o.do, got, o.wantOpen)
+				}
+			}
+		})
+	}
+}
+
+func TestBreakerSingleProbeUnderConcurrency(t *testing.T) {
+	clock := newEngClock()
+	b := newBreaker(1, time.Second, clock.Now)
+	b.failure(0)
+	clock.Advance(time.Second)
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			if ok, _ := b.allow(); ok {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 1 {
+		t.Fatalf("%d calls let through while half-open, want exactly 1 probe", allowed.Load())
+	}
+}
+
+// TestEngineCircuitBreaker is the breaker as the engine uses it, against an
+// httptest issuer and the fake clock.
+func TestEngineCircuitBreaker(t *testing.T) {
+	const tok = "opaque-breaker"
+	fail := func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusInternalServerError) }
+
+	t.Run("opens after N faults, one probe after OpenFor", func(t *testing.T) {
+		env := newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) { ic.BreakerFailures, ic.BreakerOpenFor = 3, 30*time.Second }})
+		env.iss.setAnswer(tok, env.active(nil))
+		env.iss.setFault(fail)
+		for i := range 3 {
+			if d := env.check("GET", "/f", tok); d.Status != 503 || env.calls() != int64(i+1) {
+				t.Fatalf("fault %d: %+v, calls %d", i, d, env.calls())
+			}
+		}
+		for range 5 {
+			d := env.check("GET", "/f", tok)
+			if d.Allow || d.Status != 503 || d.RetryAfter != 30*time.Second || env.calls() != 3 {
+				t.Fatalf("open circuit: %+v, calls %d; want 503 with Retry-After 30s and no call", d, env.calls())
+			}
+		}
+		if got := env.issuerRequests("circuit_open"); got != 5 {
+			t.Fatalf("issuer_requests{circuit_open} = %v, want 5", got)
+		}
+		env.clock.Advance(20 * time.Second)
+		if d := env.check("GET", "/f", tok); d.RetryAfter != 10*time.Second || env.calls() != 3 {
+			t.Fatalf("still open: %+v, calls %d; want Retry-After 10s", d, env.calls())
+		}
+		// Half-open: the probe fails and the circuit reopens.
+		env.clock.Advance(10 * time.Second)
+		if d := env.check("GET", "/f", tok); d.Status != 503 || env.calls() != 4 {
+			t.Fatalf("failed probe: %+v, calls %d", d, env.calls())
+		}
+		if d := env.check("GET", "/f", tok); d.Status != 503 || env.calls() != 4 || d.RetryAfter != 30*time.Second {
+			t.Fatalf("reopened: %+v, calls %d", d, env.calls())
+		}
+		// The probe succeeds: closed.
+		env.clock.Advance(30 * time.Second)
+		env.iss.setFault(nil)
+		if d := env.check("GET", "/f", tok); !d.Allow || env.calls() != 5 {
+			t.Fatalf("good probe: %+v, calls %d", d, env.calls())
+		}
+		if d := env.check("DELETE", "/f", tok); !d.Allow || env.calls() != 6 {
+			t.Fatalf("closed: %+v, calls %d", d, env.calls())
+		}
+		// Closed means the count starts over: two faults do not open it.
+		env.iss.setFault(fail)
+		_ = env.check("DELETE", "/f", tok)
+		_ = env.check("DELETE", "/f", tok)
+		env.iss.setFault(nil)
+		if d := env.check("DELETE", "/f", tok); !d.Allow || env.calls() != 9 {
+			t.Fatalf("after two faults: %+v, calls %d; want closed", d, env.calls())
+		}
+	})
+	t.Run("a token verdict is not a fault", func(t *testing.T) {
+		env := newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) { ic.BreakerFailures, ic.BreakerOpenFor = 2, 30*time.Second }})
+		for i := range 5 {
+			if d := env.check("GET", "/f", "unknown-token-"+string(rune('a'+i))); d.Status != 401 {
+				t.Fatalf("inactive token %d: %+v", i, d)
+			}
+		}
+		if env.calls() != 5 {
+			t.Fatalf("issuer calls = %d, want 5 (inactive answers must not open the circuit)", env.calls())
+		}
+	})
+	t.Run("429 with Retry-After 30 keeps it open 30s", func(t *testing.T) {
+		env := newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) { ic.BreakerFailures, ic.BreakerOpenFor = 1, 5*time.Second }})
+		env.iss.setAnswer(tok, env.active(nil))
+		env.iss.setFault(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+		})
+		if d := env.check("GET", "/f", tok); d.Status != 503 || d.RetryAfter != 30*time.Second {
+			t.Fatalf("429: %+v, want 503 with Retry-After 30s", d)
+		}
+		env.iss.setFault(nil)
+		env.clock.Advance(29 * time.Second)
+		if d := env.check("GET", "/f", tok); d.Status != 503 || env.calls() != 1 || d.RetryAfter != time.Second {
+			t.Fatalf("at +29s: %+v, calls %d; want still open", d, env.calls())
+		}
+		env.clock.Advance(time.Second)
+		if d := env.check("GET", "/f", tok); !d.Allow || env.calls() != 2 {
+			t.Fatalf("at +30s: %+v, calls %d; want the probe to pass", d, env.calls())
+		}
+	})
+}
