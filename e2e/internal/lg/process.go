@@ -283,7 +283,7 @@ func (p *Process) Logs() string { return p.logs.String() }
 type LogEntry struct {
 	Msg   string `json:"msg"`
 	Level string `json:"level"`
-	Raw   json.RawMessage
+	Raw   json.RawMessage `json:"-"`
 }
 
 // WaitLog waits for a log line (written at any time) that match accepts.
