@@ -281,8 +281,8 @@ func (p *Process) Logs() string { return p.logs.String() }
 
 // LogEntry is one JSON log line; Raw is the whole line.
 type LogEntry struct {
-	Msg   string `json:"msg"`
-	Level string `json:"level"`
+	Msg   string          `json:"msg"`
+	Level string          `json:"level"`
 	Raw   json.RawMessage `json:"-"`
 }
 
