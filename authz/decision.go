@@ -120,7 +120,7 @@ func (d *Decision) RetryAfterSeconds() string {
 func challenge(realm, code, desc, scope string) string {
 	var b strings.Builder
 	b.WriteString(`Bearer realm="`)
-	b.WriteString(realm)
+	b.WriteString(quoteSafe(realm))
 	b.WriteByte('"')
 	if code != "" {
 		b.WriteString(`, error="`)

@@ -120,6 +120,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Policy == nil || cfg.Cache == nil {
 		return nil, errors.New("authz: Policy and Cache are required")
 	}
+	// A nameless identity header could not overwrite what a client sent.
+	u := &cfg.Upstream
+	u.Subject = cmpOr(u.Subject, "x-auth-subject")
+	u.ClientID = cmpOr(u.ClientID, "x-auth-client-id")
+	u.Scope = cmpOr(u.Scope, "x-auth-scope")
+	u.Issuer = cmpOr(u.Issuer, "x-auth-issuer")
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -537,8 +543,31 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *le
 		{e.upstream.Scope, l.Scope},
 		{e.upstream.Issuer, is.cfg.Issuer},
 	}
+	for _, h := range d.Headers {
+		if !headerSafe(h.Value) {
+			// A claim with CR/LF/NUL or of absurd size would break or
+			// inject upstream headers; refuse the token instead.
+			d.Headers = nil
+			return e.deny(d, http.StatusUnauthorized, ReasonInvalidToken, ErrCodeInvalidToken, "token claims cannot be passed upstream", "")
+		}
+	}
 	d.StripAuthorization = e.strip
 	return d
+}
+
+// maxHeaderValue bounds an identity header value.
+const maxHeaderValue = 16 << 10
+
+func headerSafe(v string) bool {
+	if len(v) > maxHeaderValue {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) deny(d Decision, status int, reason Reason, code, desc, scope string) Decision {
