@@ -192,8 +192,14 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	var strict Config
 	if err := dec.Decode(&strict); err != nil && !errors.Is(err, io.EOF) {
 		ps.List = append(ps.List, yamlProblems(err)...)
-		return nil, ps
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, ps // a syntax error: nothing more can be read
+		}
+		// Unknown keys and bad values: keep going, so one run reports
+		// every problem, not just the first kind.
 	}
+	strictProblems := len(ps.List)
 
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -204,8 +210,14 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		indexLines(root.Content[0], "", cfg.lines)
 		expandEnv(root.Content[0], "", lookupEnv, cfg.fromEnv, ps)
 		if err := root.Content[0].Decode(cfg); err != nil {
-			ps.List = append(ps.List, yamlProblems(err)...)
-			return nil, ps
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				ps.List = append(ps.List, yamlProblems(err)...)
+				return nil, ps
+			}
+			if strictProblems == 0 { // else the strict pass reported these already
+				ps.List = append(ps.List, yamlProblems(err)...)
+			}
 		}
 	}
 	cfg.applyDefaults()

@@ -83,6 +83,11 @@ func TestParseProblems(t *testing.T) {
 			"stale_too_long.yaml:8: tiers.read.stale_if_error: 20m0s exceeds lease.max 10m0s",
 			"stale_too_long.yaml:9: tiers.write.stale_if_error: not allowed on a tier with window 0",
 		}},
+		{file: "mixed_problems.yaml", want: []string{
+			"mixed_problems.yaml:3: field grpcc not found",
+			"mixed_problems.yaml:10: cannot unmarshal !!str `soon` into time.Duration",
+			"mixed_problems.yaml:12: tiers.read.window: 20m0s exceeds lease.max 10m0s",
+		}},
 		{file: "many_problems.yaml", want: []string{
 			`many_problems.yaml:2: listen.grpc: "nonsense" is not host:port`,
 			"many_problems.yaml:3: listen.admin: a non-loopback admin listener needs admin.secret",

@@ -139,9 +139,9 @@ func Run(ctx context.Context, opts Options) error {
 	b := pol.RevocationBound()
 	log.Info("leasegate starting",
 		slog.String("version", opts.Version),
-		slog.Duration("revocation_bound", b.Window),
-		slog.Duration("revocation_bound_with_stale", b.WithStale),
-		slog.Duration("lease_max", b.LeaseMax))
+		slog.String("revocation_bound", b.Window.String()),
+		slog.String("revocation_bound_with_stale", b.WithStale.String()),
+		slog.String("lease_max", b.LeaseMax.String()))
 
 	// Listeners first, so a port clash fails start-up before anything runs.
 	lc := net.ListenConfig{}
@@ -397,8 +397,8 @@ func (s *service) reload() {
 	prev.Close()
 	b := pol.RevocationBound()
 	s.log.Info("configuration reloaded",
-		slog.Duration("revocation_bound", b.Window),
-		slog.Duration("revocation_bound_with_stale", b.WithStale))
+		slog.String("revocation_bound", b.Window.String()),
+		slog.String("revocation_bound_with_stale", b.WithStale.String()))
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
