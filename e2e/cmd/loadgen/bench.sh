@@ -133,11 +133,13 @@ suite_hit() {
 	start_issuer 0
 	start_noop
 	start_leasegate 256
-	log "hit: priming 10k tokens"
-	"$LOADGEN" -target "$LG_ADDR" -tokens 10000 -concurrency 16 -prime-only
-	local before
-	before=$(issuer_calls)
+	local calls=0 before
 	for run in $(seq "$RUNS"); do
+		# The read window is 10m and a hit never restarts it: revalidate
+		# every lease (DELETE is window 0) so none lapses during the run.
+		log "hit: run $run/$RUNS, (re)validating 10k leases"
+		"$LOADGEN" -target "$LG_ADDR" -tokens 10000 -concurrency 16 -prime-only -prime-method DELETE
+		before=$(issuer_calls)
 		for c in 1 16 64; do
 			log "hit: run $run/$RUNS, concurrency $c"
 			# Alternate which server goes first.
@@ -154,12 +156,11 @@ suite_hit() {
 			measure noop/c64-r$r "$NOOP_ADDR" "$NOOP_PID" "$run" -concurrency 64 -rate "$r" -tokens 10000 >>"$f"
 			measure leasegate/c64-r$r "$LG_ADDR" "$LG_PID" "$run" -concurrency 64 -rate "$r" -tokens 10000 >>"$f"
 		done
+		calls=$((calls + $(issuer_calls) - before))
 	done
-	local after
-	after=$(issuer_calls)
 	{
 		cat "$OUT/env.txt"
-		echo "issuer calls during the hit runs: $((after - before)) (0 means every request was a lease hit)"
+		echo "issuer calls during the measured runs: $calls (0: every leasegate request was a lease hit)"
 		echo
 		"$LOADGEN" -summarize "$f" -ratio leasegate=noop
 		echo
@@ -184,9 +185,9 @@ ghz_measure() {
 	"$GHZ" --insecure --protoset "$OUT/authz.protoset" --call envoy.service.auth.v3.Authorization.Check \
 		-D "$OUT/ghz-10k.json" -c "$c" --connections 1 -z "$DURATION" -O json "$addr" >"$raw"
 	t1=$(cpu_ticks "$pid")
-	jq -c --arg label "$label" --argjson run "$run" --argjson c "$c" --argjson ticks "$((t1 - t0))" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '
+	jq -c --arg lbl "$label" --argjson run "$run" --argjson c "$c" --argjson ticks "$((t1 - t0))" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '
 		def pct(p): ((.latencyDistribution // []) | map(select(.percentage == p)) | (.[0].latency // 0)) / 1000;
-		{label: $label, run: $run, target: "ghz", conns: 1, concurrency: $c, duration_s: (.total / 1e9),
+		{"label": $lbl, "run": $run, target: "ghz", conns: 1, concurrency: $c, duration_s: (.total / 1e9),
 		 requests: (.statusCodeDistribution.OK // 0), errors: ((.count) - (.statusCodeDistribution.OK // 0)),
 		 rps: ((.statusCodeDistribution.OK // 0) / (.total / 1e9)),
 		 all: {n: (.statusCodeDistribution.OK // 0), p50_us: pct(50), p90_us: pct(90), p99_us: pct(99), p999_us: 0, max_us: (.slowest / 1000)},
@@ -205,8 +206,8 @@ suite_ghz() {
 	start_issuer 0
 	start_noop
 	start_leasegate 256
-	"$LOADGEN" -target "$LG_ADDR" -tokens 10000 -concurrency 16 -prime-only
 	for run in $(seq "$RUNS"); do
+		"$LOADGEN" -target "$LG_ADDR" -tokens 10000 -concurrency 16 -prime-only -prime-method DELETE
 		for c in 1 16 64; do
 			log "ghz: run $run/$RUNS, concurrency $c"
 			ghz_measure ghz-noop/c$c "$NOOP_ADDR" "$NOOP_PID" "$run" "$c" >>"$f"
@@ -232,9 +233,9 @@ suite_miss() {
 	: >"$f"
 	start_issuer 5ms
 	start_leasegate 256
-	"$LOADGEN" -target "$LG_ADDR" -tokens 10000 -concurrency 16 -prime-only
 	for run in $(seq "$RUNS"); do
 		log "miss: run $run/$RUNS"
+		"$LOADGEN" -target "$LG_ADDR" -tokens 10000 -concurrency 16 -prime-only -prime-method DELETE
 		# A miss on its own: one stream of never-seen tokens.
 		measure miss-only/c1 "$LG_ADDR" "$LG_PID" "$run" -concurrency 1 -tokens 10000 -new-frac 1 >>"$f"
 		measure miss-only/c16 "$LG_ADDR" "$LG_PID" "$run" -concurrency 16 -tokens 10000 -new-frac 1 >>"$f"

@@ -34,6 +34,7 @@ type loadOptions struct {
 	newFrac     float64
 	prime       bool
 	primeOnly   bool
+	primeMethod string
 	host, path  string
 	seed        uint64
 	label       string
@@ -150,7 +151,7 @@ type load struct {
 	o         loadOptions
 	tmpls     []template
 	mix       methodMix
-	getTmpl   template
+	primeTmpl template
 	freshBase uint64
 	freshCtr  atomic.Uint64
 	ridHi     uint64
@@ -181,7 +182,7 @@ func runLoad(ctx context.Context, o loadOptions) error {
 		}
 		l.tmpls = append(l.tmpls, t)
 	}
-	if l.getTmpl, err = newTemplate("GET", o.host, o.path); err != nil {
+	if l.primeTmpl, err = newTemplate(o.primeMethod, o.host, o.path); err != nil {
 		return err
 	}
 	seedRNG := rand.New(rand.NewPCG(o.seed, uint64(time.Now().UnixNano())))
@@ -370,8 +371,8 @@ func (l *load) work(ctx context.Context, w *worker, measureStart, end time.Time)
 	}
 }
 
-// primeTokens sends one GET per population token so every token has a
-// lease before the measurement.
+// primeTokens sends one request (GET by default) per population token so
+// every token has a lease before the measurement.
 func (l *load) primeTokens(ctx context.Context, workers []*worker) error {
 	start := time.Now()
 	var next atomic.Int64
@@ -381,18 +382,18 @@ func (l *load) primeTokens(ctx context.Context, workers []*worker) error {
 	for _, w := range workers {
 		wg.Go(func() {
 			var in, out rawMsg
-			buf := make([]byte, len(l.getTmpl.b))
+			buf := make([]byte, len(l.primeTmpl.b))
 			for ctx.Err() == nil {
 				n := next.Add(1) - 1
 				if n >= int64(l.o.tokens) {
 					return
 				}
-				l.getTmpl.fill(buf, l.o.tokenBase+uint64(n), l.ridHi, uint64(n))
+				l.primeTmpl.fill(buf, l.o.tokenBase+uint64(n), l.ridHi, uint64(n))
 				in.b = buf
 				if err := w.conn.Invoke(ctx, checkMethod, &in, &out); err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
-					buf = make([]byte, len(l.getTmpl.b))
+					buf = make([]byte, len(l.primeTmpl.b))
 					continue
 				}
 				if out.code != 0 {

@@ -49,6 +49,7 @@ func main() {
 	flag.Float64Var(&o.newFrac, "new-frac", 0, "fraction of requests carrying a never-seen token (a lease miss)")
 	flag.BoolVar(&o.prime, "prime", false, "before the warmup, send one GET per token (fills the leases)")
 	flag.BoolVar(&o.primeOnly, "prime-only", false, "prime, report, and exit")
+	flag.StringVar(&o.primeMethod, "prime-method", "GET", "method of the priming requests (DELETE, a window-0 tier, revalidates every lease)")
 	flag.StringVar(&o.host, "host", "storage.example.org", ":authority of the requests")
 	flag.StringVar(&o.path, "path", "/atlas/data/run3/file-000042.root", ":path of the requests")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed (token and method choice)")
