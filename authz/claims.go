@@ -226,3 +226,31 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	}
 	return obj, nil
 }
+
+// readClaims reads the members RFC 7662 answers and JWT access tokens share
+// (iss, sub, client_id, aud, exp, iat, nbf), returning every malformed one.
+func readClaims(obj map[string]json.RawMessage) (Claims, []error) {
+	var c Claims
+	var errs []error
+	read := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var e error
+	c.Issuer, e = stringMember(obj, "iss")
+	read(e)
+	c.Subject, e = stringMember(obj, "sub")
+	read(e)
+	c.ClientID, e = stringMember(obj, "client_id")
+	read(e)
+	c.Audience, e = audienceMember(obj, "aud")
+	read(e)
+	c.Expiry, e = dateMember(obj, "exp")
+	read(e)
+	c.IssuedAt, e = dateMember(obj, "iat")
+	read(e)
+	c.NotBefore, e = dateMember(obj, "nbf")
+	read(e)
+	return c, errs
+}

@@ -264,30 +264,12 @@ func parseIntrospectionAnswer(body []byte) (Claims, error) {
 	if !active {
 		return Claims{Active: false}, nil
 	}
-	c := Claims{Active: true}
-	var errs []error
-	collect := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	c, errs := readClaims(obj)
+	c.Active = true
 	var e error
-	c.Issuer, e = stringMember(obj, "iss")
-	collect(e)
-	c.Subject, e = stringMember(obj, "sub")
-	collect(e)
-	c.ClientID, e = stringMember(obj, "client_id")
-	collect(e)
-	c.Scope, e = stringMember(obj, "scope")
-	collect(e)
-	c.Audience, e = audienceMember(obj, "aud")
-	collect(e)
-	c.Expiry, e = dateMember(obj, "exp")
-	collect(e)
-	c.IssuedAt, e = dateMember(obj, "iat")
-	collect(e)
-	c.NotBefore, e = dateMember(obj, "nbf")
-	collect(e)
+	if c.Scope, e = stringMember(obj, "scope"); e != nil {
+		errs = append(errs, e)
+	}
 	if len(errs) > 0 {
 		return Claims{}, errors.Join(errs...)
 	}

@@ -373,20 +373,14 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	if err != nil {
 		return Claims{}, v.invalid("malformed claims", err)
 	}
-	c := Claims{Active: true}
-	var errs []error
+	c, errs := readClaims(obj)
+	c.Active = true
 	collect := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	var e error
-	c.Issuer, e = stringMember(obj, "iss")
-	collect(e)
-	c.Subject, e = stringMember(obj, "sub")
-	collect(e)
-	c.ClientID, e = stringMember(obj, "client_id")
-	collect(e)
 	if c.ClientID == "" {
 		c.ClientID, e = stringMember(obj, "azp")
 		collect(e)
@@ -396,14 +390,6 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	} else {
 		c.Scope, e = scopeMember(obj, "scp")
 	}
-	collect(e)
-	c.Audience, e = audienceMember(obj, "aud")
-	collect(e)
-	c.Expiry, e = dateMember(obj, "exp")
-	collect(e)
-	c.IssuedAt, e = dateMember(obj, "iat")
-	collect(e)
-	c.NotBefore, e = dateMember(obj, "nbf")
 	collect(e)
 	c.WLCGVersion, e = wlcgVersion(obj)
 	collect(e)
