@@ -19,6 +19,10 @@ type breaker struct {
 	probing   bool
 }
 
+// maxRetryAfter caps how long an issuer's Retry-After may hold the breaker
+// open, so a misbehaving issuer cannot switch validation off for a day.
+const maxRetryAfter = 5 * time.Minute
+
 func newBreaker(threshold int, openFor time.Duration, now func() time.Time) *breaker {
 	return &breaker{threshold: max(1, threshold), openFor: openFor, now: now}
 }
@@ -53,7 +57,7 @@ func (b *breaker) failure(retryAfter time.Duration) {
 	b.failures++
 	b.probing = false
 	if b.failures >= b.threshold {
-		b.openUntil = b.now().Add(max(b.openFor, retryAfter))
+		b.openUntil = b.now().Add(max(b.openFor, min(retryAfter, maxRetryAfter)))
 	}
 }
 

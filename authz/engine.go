@@ -284,6 +284,10 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	}
 	m := e.policy.Classify(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, TierHint: r.TierHint})
 	d.Tier = m.Tier.Name
+	if m.HintUnknown {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "unknown leasegate.tier from the proxy; using the strictest tier",
+			slog.String("hint", clip(r.TierHint)), slog.String("tier", d.Tier))
+	}
 	d.Lease = LeaseNone
 
 	var auth string
@@ -328,6 +332,10 @@ func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration
 	return l, o
 }
 
+// answerMargin is how long before the caller's deadline a still-pending
+// validation is answered with 503 (at most a fifth of the time left).
+const answerMargin = 50 * time.Millisecond
+
 // result is what one validation with an issuer established.
 type result struct {
 	lease      leasecache.Lease
@@ -353,6 +361,16 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 		// lease for the next request. The issuer client applies its timeout.
 		return e.validateWithIssuer(context.WithoutCancel(ctx), is, tok, key), nil
 	})
+	// Answer a little before the caller's deadline: a 503 that arrives after
+	// it is a gRPC DEADLINE_EXCEEDED to Envoy, which then applies
+	// failure_mode_allow instead of our decision.
+	var early <-chan time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		rem := time.Until(dl)
+		t := time.NewTimer(rem - min(answerMargin, rem/5))
+		defer t.Stop()
+		early = t.C
+	}
 	var res *result
 	select {
 	case v := <-ch:
@@ -360,6 +378,8 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 		if !leader {
 			e.metrics.observeCoalesced()
 		}
+	case <-early:
+		return e.unavailable(d, ReasonCanceled, "issuer did not answer in time", time.Second)
 	case <-ctx.Done():
 		return e.unavailable(d, ReasonCanceled, "issuer did not answer in time", time.Second)
 	}
@@ -613,7 +633,7 @@ func (e *Engine) annotate(ctx context.Context, r *Request, d *Decision) {
 	if r != nil {
 		attrs = append(attrs, attribute.String("http.request.method", r.Method))
 		if r.RequestID != "" {
-			attrs = append(attrs, attribute.String("leasegate.request_id", r.RequestID))
+			attrs = append(attrs, attribute.String("leasegate.request_id", clip(r.RequestID)))
 		}
 	}
 	span.SetAttributes(attrs...)
@@ -640,9 +660,18 @@ func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 		attrs = append(attrs, slog.String("description", d.Description))
 	}
 	if r != nil {
-		attrs = append(attrs, slog.String("method", r.Method), slog.String("request_id", r.RequestID))
+		attrs = append(attrs, slog.String("method", clip(r.Method)), slog.String("request_id", clip(r.RequestID)))
 	}
 	e.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// clip bounds client-controlled strings in logs and spans.
+func clip(s string) string {
+	const maxLogged = 128
+	if len(s) > maxLogged {
+		return s[:maxLogged] + "…"
+	}
+	return s
 }
 
 // Revoke evicts a token's lease (admin revoke); the next request with it is

@@ -266,7 +266,9 @@ func (s *service) grpcServer(cfg *Config) (*grpc.Server, error) {
 			otelgrpc.WithPropagators(propagation.TraceContext{}),
 		)),
 		grpc.MaxConcurrentStreams(cfg.Server.MaxConcurrentStreams),
-		grpc.MaxRecvMsgSize(4<<20),
+		// Envoy may send up to 8 MiB of headers (max_request_headers_kb); a
+		// larger message would be a gRPC error, not a decision.
+		grpc.MaxRecvMsgSize(16<<20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		// Envoy pings idle HTTP/2 connections; don't kill it for that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -429,7 +430,16 @@ func TestTracingParentsAndAttributes(t *testing.T) {
 	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
 		t.Fatalf("Check: %v %v", resp.GetStatus(), err)
 	}
-	spans := exp.GetSpans()
+	// The server span ends after the client has its response; wait for it.
+	var spans tracetest.SpanStubs
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		spans = exp.GetSpans()
+		if slices.ContainsFunc(spans, func(s tracetest.SpanStub) bool { return s.Name == "envoy.service.auth.v3.Authorization/Check" }) ||
+			time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	byName := map[string]tracetest.SpanStub{}
 	for _, s := range spans {
 		byName[s.Name] = s
