@@ -179,6 +179,10 @@ func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, er
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
+	// Introspection only reads; marking it idempotent (a nil header value
+	// is never sent) lets net/http retry it once on a pooled connection the
+	// issuer closed, instead of failing after an issuer restart.
+	req.Header["Idempotency-Key"] = nil
 	if i.auth == AuthClientSecretBasic {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		req.SetBasicAuth(url.QueryEscape(i.clientID), url.QueryEscape(i.clientSecret))
