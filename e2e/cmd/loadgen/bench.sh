@@ -250,6 +250,13 @@ suite_miss() {
 		local bg=$!
 		measure hits-beside-misses/c16 "$LG_ADDR" "$LG_PID" "$run" -concurrency 16 -tokens 10000 >>"$f"
 		wait "$bg"
+		# The same, with the misses at a trickle (200/s): a lock held across
+		# issuer calls would stall the hits for 5 ms per miss, i.e. always.
+		"$LOADGEN" -target "$LG_ADDR" -concurrency 16 -rate 200 -new-frac 1 -duration "$DURATION" -warmup "$WARMUP" \
+			-label trickle-misses-beside/c16-r200 -run "$run" -json >>"$f" &
+		bg=$!
+		measure hits-beside-trickle/c16 "$LG_ADDR" "$LG_PID" "$run" -concurrency 16 -tokens 10000 >>"$f"
+		wait "$bg"
 	done
 	{
 		cat "$OUT/env.txt"

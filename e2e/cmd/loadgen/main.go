@@ -59,6 +59,8 @@ func main() {
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the server process: report its CPU time per request")
 
 	noopAddr := flag.String("noop-server", "", "serve a no-op ext_authz v3 server on this address")
+	streamWorkers := flag.Uint("stream-workers", 0, "no-op server: grpc.NumStreamWorkers (0: a goroutine per stream, as leasegate)")
+	richOK := flag.Bool("rich-ok", false, "no-op server: answer with an OK shaped like leasegate's hit (4 upstream headers, 6-field dynamic_metadata)")
 	issuerAddr := flag.String("issuer", "", "serve a fake RFC 7662 introspection issuer on this address")
 	delay := flag.Duration("delay", 0, "issuer mode: answer after this long")
 	issuerIss := flag.String("issuer-iss", "", "issuer mode: iss value in answers (none when empty)")
@@ -77,7 +79,7 @@ func main() {
 	var err error
 	switch {
 	case *noopAddr != "":
-		err = serveNoop(ctx, *noopAddr, *addrFile)
+		err = serveNoop(ctx, *noopAddr, *addrFile, uint32(*streamWorkers), *richOK)
 	case *issuerAddr != "":
 		err = serveIssuer(ctx, issuerOptions{addr: *issuerAddr, delay: *delay, iss: *issuerIss, addrFile: *addrFile})
 	case *summarize != "":

@@ -83,6 +83,9 @@ func summarizeFile(out io.Writer, file, ratio string) error {
 				name string
 				get  func(*Result) *Latency
 			}{{"known tokens", func(r *Result) *Latency { return &r.Known }}, {"new tokens", func(r *Result) *Latency { return &r.New }}} {
+				if part.get(&rs[0]).N == 0 {
+					continue
+				}
 				fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s |\n", label, part.name,
 					stat(rs, func(r *Result) float64 { return float64(part.get(r).N) / r.DurationS }),
 					stat(rs, func(r *Result) float64 { return part.get(r).P50 }),
