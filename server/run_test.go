@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,7 +24,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 )
@@ -127,49 +124,7 @@ func (s *syncBuffer) String() string {
 
 func startServer(t *testing.T, issuerURL, readWindow string, tp trace.TracerProvider) *running {
 	t.Helper()
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "leasegate.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(testConfigTmpl, issuerURL, readWindow)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &running{done: make(chan error, 1), reload: make(chan os.Signal, 1), cfgPath: cfgPath, logs: &syncBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	listening := make(chan Addrs, 1)
-	go func() {
-		r.done <- Run(ctx, Options{
-			ConfigPath: cfgPath, Config: cfg, Version: "test", Reload: r.reload,
-			Logger:         slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			TracerProvider: tp,
-			OnListen:       func(a Addrs) { listening <- a },
-		})
-	}()
-	select {
-	case r.addrs = <-listening:
-	case err := <-r.done:
-		t.Fatalf("Run exited early: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start")
-	}
-	r.conn, err = grpc.NewClient(r.addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.client = authv3.NewAuthorizationClient(r.conn)
-	t.Cleanup(func() {
-		r.conn.Close()
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	return r
+	return startConfigured(t, fmt.Sprintf(testConfigTmpl, issuerURL, readWindow), tp)
 }
 
 // envoyRequest is shaped like Envoy's: lower-case keys, pseudo-headers.
