@@ -60,6 +60,7 @@ func main() {
 
 	noopAddr := flag.String("noop-server", "", "serve a no-op ext_authz v3 server on this address")
 	streamWorkers := flag.Uint("stream-workers", 0, "no-op server: grpc.NumStreamWorkers (0: a goroutine per stream, as leasegate)")
+	work := flag.Duration("work", 0, "no-op server: burn this much CPU per Check (a floor with synthetic work)")
 	richOK := flag.Bool("rich-ok", false, "no-op server: answer with an OK shaped like leasegate's hit (4 upstream headers, 6-field dynamic_metadata)")
 	issuerAddr := flag.String("issuer", "", "serve a fake RFC 7662 introspection issuer on this address")
 	delay := flag.Duration("delay", 0, "issuer mode: answer after this long")
@@ -79,7 +80,7 @@ func main() {
 	var err error
 	switch {
 	case *noopAddr != "":
-		err = serveNoop(ctx, *noopAddr, *addrFile, uint32(*streamWorkers), *richOK)
+		err = serveNoop(ctx, *noopAddr, *addrFile, floorOptions{streamWorkers: uint32(*streamWorkers), richOK: *richOK, work: *work})
 	case *issuerAddr != "":
 		err = serveIssuer(ctx, issuerOptions{addr: *issuerAddr, delay: *delay, iss: *issuerIss, addrFile: *addrFile})
 	case *summarize != "":

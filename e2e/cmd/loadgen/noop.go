@@ -28,6 +28,19 @@ import (
 type noopAuthz struct {
 	authv3.UnimplementedAuthorizationServer
 	resp *authv3.CheckResponse
+	work time.Duration
+}
+
+// floorOptions vary the floor server for experiments; the zero value is
+// the floor.
+type floorOptions struct {
+	// streamWorkers > 0 adds grpc.NumStreamWorkers.
+	streamWorkers uint32
+	// richOK answers with a leasegate-shaped OK response.
+	richOK bool
+	// work is CPU burnt per Check, to see how latency and scheduling
+	// react to a handler that does something.
+	work time.Duration
 }
 
 var _ authv3.AuthorizationServer = noopAuthz{}
@@ -64,15 +77,18 @@ func richOKResponse() *authv3.CheckResponse {
 }
 
 func (n noopAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	if n.work > 0 {
+		for start := time.Now(); time.Since(start) < n.work; {
+		}
+	}
 	return n.resp, nil
 }
 
 // newFloorServer mirrors leasegate's server.grpcServer with its defaults
 // and tracing off (a no-op tracer provider): the same grpc-go version,
 // options and otelgrpc stats handler, so the only difference measured is
-// leasegate's own work. streamWorkers > 0 adds grpc.NumStreamWorkers, to
-// measure what reusing handler goroutines would save.
-func newFloorServer(streamWorkers uint32, richOK bool) *grpc.Server {
+// leasegate's own work.
+func newFloorServer(o floorOptions) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(noop.NewTracerProvider()),
@@ -83,12 +99,12 @@ func newFloorServer(streamWorkers uint32, richOK bool) *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	if streamWorkers > 0 {
-		opts = append(opts, grpc.NumStreamWorkers(streamWorkers))
+	if o.streamWorkers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(o.streamWorkers))
 	}
 	g := grpc.NewServer(opts...)
-	srv := noopAuthz{resp: okResponse}
-	if richOK {
+	srv := noopAuthz{resp: okResponse, work: o.work}
+	if o.richOK {
 		srv.resp = richOKResponse()
 	}
 	authv3.RegisterAuthorizationServer(g, srv)
@@ -96,12 +112,12 @@ func newFloorServer(streamWorkers uint32, richOK bool) *grpc.Server {
 	return g
 }
 
-func serveNoop(ctx context.Context, addr, addrFile string, streamWorkers uint32, richOK bool) error {
+func serveNoop(ctx context.Context, addr, addrFile string, o floorOptions) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	g := newFloorServer(streamWorkers, richOK)
+	g := newFloorServer(o)
 	if err := writeAddr(addrFile, lis.Addr().String()); err != nil {
 		return err
 	}
