@@ -287,6 +287,3 @@ func (c *Cache) isRevoked(l *Lease) bool {
 
 // Len is the number of positive leases held.
 func (c *Cache) Len() int { return c.pos.Len() }
-
-// Reset drops every lease (used when the issuer set changes).
-func (c *Cache) Reset() error { return errors.Join(c.pos.Reset(), c.neg.Reset()) }

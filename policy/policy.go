@@ -367,18 +367,6 @@ func (p *Policy) RevocationBound() Bound {
 // Tiers returns the compiled tiers in configuration order.
 func (p *Policy) Tiers() []Tier { return p.tiers }
 
-// Tier returns the named tier.
-func (p *Policy) Tier(name string) (*Tier, bool) {
-	i, ok := p.byName[name]
-	if !ok {
-		return nil, false
-	}
-	return &p.tiers[i], true
-}
-
-// LeaseMax is the configured global cap on windows.
-func (p *Policy) LeaseMax() time.Duration { return p.leaseMax }
-
 // MaxAge is the oldest a lease can be and still be useful, for hits or for
 // stale_if_error; caches may forget anything older.
 func (p *Policy) MaxAge() time.Duration { return p.RevocationBound().WithStale }
