@@ -67,7 +67,9 @@ func setupTracing(ctx context.Context, cfg TracingConfig, version string, getenv
 	if err != nil {
 		return nil, nil, fmt.Errorf("tracing resource: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
+	// WithBatcher starts the batch goroutine at once, so every check that
+	// can fail comes before it.
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if cfg.Sampler != "" {
 		s, err := sampler(cfg.Sampler, cfg.SamplerArg)
 		if err != nil {
@@ -75,6 +77,7 @@ func setupTracing(ctx context.Context, cfg TracingConfig, version string, getenv
 		}
 		opts = append(opts, sdktrace.WithSampler(s))
 	}
+	opts = append(opts, sdktrace.WithBatcher(exp))
 	tp := sdktrace.NewTracerProvider(opts...)
 	return tp, tp.Shutdown, nil
 }
