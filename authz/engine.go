@@ -282,7 +282,12 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 		d.Lease = LeaseNone
 		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "request has no method", "")
 	}
-	m := e.policy.Classify(policy.Request{Method: r.Method, Host: r.Host, Path: r.Path, TierHint: r.TierHint})
+	nr, problem := normalize(r)
+	if problem != "" {
+		d.Lease = LeaseNone
+		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, problem, "")
+	}
+	m := e.policy.Classify(nr, r.TierHint)
 	d.Tier = m.Tier.Name
 	if m.HintUnknown {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "unknown leasegate.tier from the proxy; using the strictest tier",
@@ -295,9 +300,9 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	if r.Headers != nil {
 		auth, n = r.Headers.Get("authorization")
 	}
-	tok, problem := extractToken(auth, n)
-	if problem != "" {
-		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, string(problem), "")
+	tok, tokProblem := extractToken(auth, n)
+	if tokProblem != "" {
+		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, string(tokProblem), "")
 	}
 	if tok == "" {
 		return e.deny(d, http.StatusUnauthorized, ReasonNoToken, "", "", "")
@@ -532,23 +537,16 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *le
 	d.Issuer = is.cfg.Name
 	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
 	if m.Route != nil && m.Route.Require != "" {
-		sr := policy.StorageRequest{Method: r.Method, Path: r.Path, Host: r.Host}
+		// The same normalised request the routes matched.
+		sr := policy.StorageRequest{Request: m.Request}
 		if r.Headers != nil {
 			sr.Destination, _ = r.Headers.Get("destination")
 			sr.Source, _ = r.Headers.Get("source")
 			sr.IfNoneMatch, _ = r.Headers.Get("if-none-match")
 			sr.Overwrite, _ = r.Headers.Get("overwrite")
 		}
-		sd := policy.AuthorizeStorage(m.Route.Require, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion)
-		if !sd.Allow {
-			reason := ReasonScope
-			switch sd.Status {
-			case http.StatusBadRequest:
-				reason = ReasonMalformed
-			case http.StatusUnauthorized:
-				reason = ReasonInvalidToken
-			}
-			return e.deny(d, sd.Status, reason, sd.Error, sd.Description, sd.Scope)
+		if sd := policy.AuthorizeStorage(m.Route.Require, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion); !sd.Allow {
+			return e.denyStorage(d, sd)
 		}
 	}
 	d.Allow = true
@@ -573,6 +571,18 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *le
 	}
 	d.StripAuthorization = e.strip
 	return d
+}
+
+// denyStorage turns a storage denial into the engine's.
+func (e *Engine) denyStorage(d Decision, sd policy.StorageDecision) Decision {
+	reason := ReasonScope
+	switch sd.Status {
+	case http.StatusBadRequest:
+		reason = ReasonMalformed
+	case http.StatusUnauthorized:
+		reason = ReasonInvalidToken
+	}
+	return e.deny(d, sd.Status, reason, sd.Error, sd.Description, sd.Scope)
 }
 
 // maxHeaderValue bounds an identity header value.

@@ -97,7 +97,11 @@ func lowerBound(trace []replayRequest, pol *policy.Policy) replayBound {
 	var b replayBound
 	validated := make(map[uint32]time.Duration, replayTokens)
 	for _, rq := range trace {
-		m := pol.Classify(policy.Request{Method: rq.method, Path: "/"})
+		nr, err := policy.Normalize(rq.method, "", "/")
+		if err != nil {
+			panic(err) // a constant, clean request
+		}
+		m := pol.Classify(nr, "")
 		last, ok := validated[rq.token]
 		if ok && rq.at < last+m.Window {
 			continue

@@ -8,9 +8,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"path"
-	"strings"
 	"time"
 )
 
@@ -36,8 +33,8 @@ type TierConfig struct {
 // RouteConfig overrides the tier, the window or the storage rules for
 // requests under a path prefix, optionally only for one host and some methods.
 type RouteConfig struct {
-	Prefix  string
-	Host    string   // empty: any host
+	Prefix  string   // decoded and normalised, see ValidatePrefix
+	Host    string   // empty: any host; without a port: any port
 	Methods []string // empty: any method
 	Tier    string   // empty: keep the method's tier
 	// Window, when set, caps the tier's window for this route.
@@ -64,7 +61,7 @@ type Tier struct {
 // Route is a compiled route rule.
 type Route struct {
 	Prefix    string
-	Host      string
+	Host      string // NormalizeHost's form
 	Methods   []string
 	Tier      string
 	Window    time.Duration
@@ -82,18 +79,11 @@ const (
 	SourceDefault Source = "default"
 )
 
-// Request is what classification needs from an HTTP request.
-type Request struct {
-	Method   string // case-sensitive, as HTTP defines it
-	Host     string
-	Path     string // raw request path, may carry a query
-	TierHint string // Envoy's per-route context_extensions["leasegate.tier"], "" when absent
-}
-
 // Match is the outcome of classifying a request.
 type Match struct {
-	Tier  *Tier
-	Route *Route // the first matching route rule, nil when none
+	Request Request // what was classified, for AuthorizeStorage
+	Tier    *Tier
+	Route   *Route // the first matching route rule, nil when none
 	// Window is min(tier window, route window, lease.max); the time left to
 	// the token's expiry is applied at lookup (see EffectiveWindow).
 	Window time.Duration
@@ -185,13 +175,17 @@ func New(cfg Config) (*Policy, error) {
 	for i, rc := range cfg.Routes {
 		r := Route{
 			Prefix:  rc.Prefix,
-			Host:    strings.ToLower(rc.Host),
 			Methods: rc.Methods,
 			Tier:    rc.Tier,
 			Require: rc.Require,
 		}
-		if !strings.HasPrefix(rc.Prefix, "/") {
-			errs = append(errs, fmt.Errorf("route %d: prefix %q must start with /", i, rc.Prefix))
+		if err := ValidatePrefix(rc.Prefix); err != nil {
+			errs = append(errs, fmt.Errorf("route %d: %w", i, err))
+		}
+		// One host normaliser for rules, requests and targets alike.
+		var err error
+		if r.Host, err = NormalizeHost(rc.Host); err != nil {
+			errs = append(errs, fmt.Errorf("route %d (%s): host %q: %w", i, rc.Prefix, rc.Host, err))
 		}
 		if rc.Tier != "" {
 			if _, ok := p.byName[rc.Tier]; !ok {
@@ -224,15 +218,22 @@ func capAt(d, max time.Duration) time.Duration {
 	return d
 }
 
-// Classify picks the tier for r. Precedence, highest first: Envoy's hint,
-// the first matching route rule, the method table, the default tier.
-func (p *Policy) Classify(r Request) Match {
-	var m Match
-	route := p.route(r)
-	m.Route = route
+// Classify picks the tier for r (from Normalize); hint is Envoy's per-route
+// context_extensions["leasegate.tier"], "" when absent. Precedence, highest
+// first: the hint, the first matching route rule, the method table, the
+// default tier.
+func (p *Policy) Classify(r Request, hint string) Match {
+	m := Match{Request: r}
+	for i := range p.routes {
+		if p.routes[i].matches(r) {
+			m.Route = &p.routes[i]
+			break
+		}
+	}
+	route := m.Route
 	switch {
-	case r.TierHint != "":
-		i, ok := p.byName[r.TierHint]
+	case hint != "":
+		i, ok := p.byName[hint]
 		if !ok {
 			i, m.HintUnknown = p.strictest, true
 		}
@@ -240,7 +241,7 @@ func (p *Policy) Classify(r Request) Match {
 	case route != nil && route.Tier != "":
 		m.Tier, m.Source = &p.tiers[p.byName[route.Tier]], SourceRoute
 	default:
-		if i, ok := p.byMethod[r.Method]; ok {
+		if i, ok := p.byMethod[r.method]; ok {
 			m.Tier, m.Source = &p.tiers[i], SourceMethod
 		} else {
 			m.Tier, m.Source = &p.tiers[p.defaultTier], SourceDefault
@@ -253,68 +254,28 @@ func (p *Policy) Classify(r Request) Match {
 	return m
 }
 
-// route returns the first rule matching r, or nil.
-func (p *Policy) route(r Request) *Route {
-	if len(p.routes) == 0 {
-		return nil
+// matches reports whether the rule applies to r. Prefix and path are both
+// decoded and normalised (Normalize, ValidatePrefix): "/data" also matches
+// the prefix "/data/".
+func (rt *Route) matches(r Request) bool {
+	if rt.Host != "" && !hostMatches(rt.Host, r.host) {
+		return false
 	}
-	clean := routePath(r.Path)
-	for i := range p.routes {
-		rt := &p.routes[i]
-		if rt.Host != "" && !hostMatches(rt.Host, r.Host) {
-			continue
-		}
-		if len(rt.Methods) > 0 && !contains(rt.Methods, r.Method) {
-			continue
-		}
-		if strings.HasPrefix(clean, rt.Prefix) || clean+"/" == rt.Prefix {
-			return rt
-		}
+	if len(rt.Methods) > 0 && !contains(rt.Methods, r.method) {
+		return false
 	}
-	return nil
+	p := r.path
+	return len(p) >= len(rt.Prefix) && p[:len(rt.Prefix)] == rt.Prefix ||
+		len(p)+1 == len(rt.Prefix) && rt.Prefix[len(p)] == '/' && rt.Prefix[:len(p)] == p
 }
 
-// routePath is the path route prefixes are matched against: query dropped,
-// decoded once and dot segments resolved, so "/data/%2e%2e/admin/" cannot
-// slip past a rule for "/admin/".
-func routePath(raw string) string {
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
-	}
-	if strings.IndexByte(raw, '%') >= 0 {
-		if dec, err := url.PathUnescape(raw); err == nil {
-			raw = dec
-		}
-	}
-	if raw == "" || raw[0] != '/' {
-		raw = "/" + raw
-	}
-	if !needsClean(raw) {
-		return raw
-	}
-	clean := path.Clean(raw)
-	if strings.HasSuffix(raw, "/") && clean != "/" {
-		clean += "/"
-	}
-	return clean
-}
-
-// needsClean avoids path.Clean's allocation on the common, already clean path.
-func needsClean(p string) bool {
-	return strings.Contains(p, "//") || strings.Contains(p, "/.") || strings.Contains(p, "\\")
-}
-
+// hostMatches compares a rule's host with a request's, both in
+// NormalizeHost's form. A rule without a port matches the host on any port.
 func hostMatches(want, host string) bool {
-	if strings.EqualFold(want, host) {
+	if want == host {
 		return true
 	}
-	// A rule without a port matches the host on any port.
-	if !strings.Contains(want, ":") {
-		if i := strings.LastIndexByte(host, ':'); i > 0 && !strings.HasSuffix(host, "]") {
-			return strings.EqualFold(want, host[:i])
-		}
-	}
-	return false
+	return hostOnly(want) == want && hostOnly(host) == want
 }
 
 func contains(list []string, s string) bool {

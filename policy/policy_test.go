@@ -8,6 +8,21 @@ import (
 
 func dur(d time.Duration) *time.Duration { return &d }
 
+// rawRequest is a request as a proxy reports it, before Normalize.
+type rawRequest struct {
+	Method, Host, Path, TierHint string
+}
+
+// classify normalises r and classifies it, as the engine does.
+func classify(t testing.TB, p *Policy, r rawRequest) Match {
+	t.Helper()
+	nr, err := Normalize(r.Method, r.Host, r.Path)
+	if err != nil {
+		t.Fatalf("Normalize(%q, %q, %q): %v", r.Method, r.Host, r.Path, err)
+	}
+	return p.Classify(nr, r.TierHint)
+}
+
 func testPolicy(t *testing.T) *Policy {
 	t.Helper()
 	p, err := New(Config{
@@ -31,36 +46,36 @@ func TestClassify(t *testing.T) {
 	p := testPolicy(t)
 	tests := []struct {
 		name       string
-		req        Request
+		req        rawRequest
 		wantTier   string
 		wantWindow time.Duration
 		wantSource Source
 		wantRoute  string
 	}{
-		{name: "GET is read", req: Request{Method: "GET", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
-		{name: "PROPFIND is read", req: Request{Method: "PROPFIND", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
-		{name: "MKCOL is write", req: Request{Method: "MKCOL", Path: "/x"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod},
-		{name: "DELETE is critical", req: Request{Method: "DELETE", Path: "/x"}, wantTier: TierCritical, wantWindow: 0, wantSource: SourceMethod},
-		{name: "unknown method falls to default", req: Request{Method: "BREW", Path: "/x"}, wantTier: TierCritical, wantSource: SourceDefault},
-		{name: "method is case-sensitive", req: Request{Method: "get", Path: "/x"}, wantTier: TierCritical, wantSource: SourceDefault},
-		{name: "route beats method", req: Request{Method: "GET", Path: "/admin/users"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "route with method", req: Request{Method: "POST", Path: "/search?q=1"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceRoute, wantRoute: "/search"},
-		{name: "route method mismatch", req: Request{Method: "PUT", Path: "/search"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod},
-		{name: "context beats route", req: Request{Method: "GET", Path: "/admin/x", TierHint: TierRead}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceContext, wantRoute: "/admin/"},
-		{name: "context beats method", req: Request{Method: "GET", Path: "/x", TierHint: TierCritical}, wantTier: TierCritical, wantSource: SourceContext},
-		{name: "route window caps tier", req: Request{Method: "GET", Path: "/slow/f"}, wantTier: TierRead, wantWindow: 20 * time.Second, wantSource: SourceMethod, wantRoute: "/slow/"},
-		{name: "route window never raises", req: Request{Method: "PUT", Path: "/slow/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod, wantRoute: "/slow/"},
-		{name: "dot segments cannot dodge a route", req: Request{Method: "GET", Path: "/data/../admin/x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "encoded dots cannot dodge a route", req: Request{Method: "GET", Path: "/data/%2e%2e/admin/x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "double slash cannot dodge a route", req: Request{Method: "GET", Path: "//admin//x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "prefix without trailing slash", req: Request{Method: "GET", Path: "/admin"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "sibling prefix not matched", req: Request{Method: "GET", Path: "/administrator"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
-		{name: "host route matches host", req: Request{Method: "GET", Host: "Storage.Example.org:8443", Path: "/vo/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceRoute, wantRoute: "/vo/"},
-		{name: "host route skips other host", req: Request{Method: "GET", Host: "other.example.org", Path: "/vo/f"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+		{name: "GET is read", req: rawRequest{Method: "GET", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+		{name: "PROPFIND is read", req: rawRequest{Method: "PROPFIND", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+		{name: "MKCOL is write", req: rawRequest{Method: "MKCOL", Path: "/x"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod},
+		{name: "DELETE is critical", req: rawRequest{Method: "DELETE", Path: "/x"}, wantTier: TierCritical, wantWindow: 0, wantSource: SourceMethod},
+		{name: "unknown method falls to default", req: rawRequest{Method: "BREW", Path: "/x"}, wantTier: TierCritical, wantSource: SourceDefault},
+		{name: "method is case-sensitive", req: rawRequest{Method: "get", Path: "/x"}, wantTier: TierCritical, wantSource: SourceDefault},
+		{name: "route beats method", req: rawRequest{Method: "GET", Path: "/admin/users"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "route with method", req: rawRequest{Method: "POST", Path: "/search?q=1"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceRoute, wantRoute: "/search"},
+		{name: "route method mismatch", req: rawRequest{Method: "PUT", Path: "/search"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod},
+		{name: "context beats route", req: rawRequest{Method: "GET", Path: "/admin/x", TierHint: TierRead}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceContext, wantRoute: "/admin/"},
+		{name: "context beats method", req: rawRequest{Method: "GET", Path: "/x", TierHint: TierCritical}, wantTier: TierCritical, wantSource: SourceContext},
+		{name: "route window caps tier", req: rawRequest{Method: "GET", Path: "/slow/f"}, wantTier: TierRead, wantWindow: 20 * time.Second, wantSource: SourceMethod, wantRoute: "/slow/"},
+		{name: "route window never raises", req: rawRequest{Method: "PUT", Path: "/slow/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod, wantRoute: "/slow/"},
+		{name: "dot segments cannot dodge a route", req: rawRequest{Method: "GET", Path: "/data/../admin/x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "encoded dots cannot dodge a route", req: rawRequest{Method: "GET", Path: "/data/%2e%2e/admin/x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "double slash cannot dodge a route", req: rawRequest{Method: "GET", Path: "//admin//x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "prefix without trailing slash", req: rawRequest{Method: "GET", Path: "/admin"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
+		{name: "sibling prefix not matched", req: rawRequest{Method: "GET", Path: "/administrator"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+		{name: "host route matches host", req: rawRequest{Method: "GET", Host: "Storage.Example.org:8443", Path: "/vo/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceRoute, wantRoute: "/vo/"},
+		{name: "host route skips other host", req: rawRequest{Method: "GET", Host: "other.example.org", Path: "/vo/f"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := p.Classify(tc.req)
+			m := classify(t, p, tc.req)
 			if m.Tier.Name != tc.wantTier {
 				t.Errorf("tier = %s, want %s", m.Tier.Name, tc.wantTier)
 			}
@@ -83,7 +98,7 @@ func TestClassify(t *testing.T) {
 
 func TestClassifyUnknownHintIsStrictest(t *testing.T) {
 	p := testPolicy(t)
-	m := p.Classify(Request{Method: "GET", Path: "/x", TierHint: "critcal"})
+	m := classify(t, p, rawRequest{Method: "GET", Path: "/x", TierHint: "critcal"})
 	if !m.HintUnknown || m.Tier.Name != TierCritical || m.Window != 0 {
 		t.Fatalf("got tier %s window %v unknown=%v, want critical 0 true", m.Tier.Name, m.Window, m.HintUnknown)
 	}
@@ -121,7 +136,7 @@ func TestLeaseMaxCapsWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := p.Classify(Request{Method: "GET", Path: "/"})
+	m := classify(t, p, rawRequest{Method: "GET", Path: "/"})
 	if m.Window != 2*time.Minute {
 		t.Fatalf("window = %v, want capped 2m", m.Window)
 	}
@@ -201,9 +216,13 @@ func BenchmarkClassify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := Request{Method: "GET", Host: "storage.example.org", Path: "/data/atlas/file.root"}
+	method, host, target := "GET", "storage.example.org", "/data/atlas/file.root"
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = p.Classify(r)
+		r, err := Normalize(method, host, target)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = p.Classify(r, "")
 	}
 }

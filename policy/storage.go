@@ -21,9 +21,9 @@ const (
 
 // StorageRequest is what the storage rules need from an HTTP request.
 type StorageRequest struct {
-	Method      string // as sent, case-sensitive (WebDAV verbs)
-	Path        string // raw request path as received, may include ?query (stripped), not yet decoded
-	Host        string // the request's host (authority), to decide whether Destination names this host
+	// Request is the request from Normalize: the method, and the same path
+	// and host the route rules matched (SPEC §1).
+	Request     Request
 	Destination string // WebDAV Destination header (absolute URI or absolute path)
 	Source      string // third-party-copy Source header (pull)
 	IfNoneMatch string
@@ -84,10 +84,16 @@ type storageCheck struct {
 // with groups and no matching storage.* scope is refused. (WLCG says groups are
 // ignored whenever any storage.* scope is present; leasegate goes further.)
 //
+// A path with ";parameters" must be covered both without them (as Java
+// servlet gateways read it, and as the routes matched it) and with them (as
+// XRootD or nginx serve it), so neither kind of backend serves a path the
+// scopes do not cover.
+//
 // Precedence when several things are wrong: 401 (token: wlcg.ver, a malformed
-// scope of the route's profile), then 400 (request: path, COPY/MOVE headers),
-// then 403 (method outside the table, scope missing). A malformed scope makes
-// the whole token invalid even if another scope would grant the request.
+// scope of the route's profile), then 400 (request: COPY/MOVE headers; the
+// request path was refused earlier, by Normalize), then 403 (method outside
+// the table, scope missing). A malformed scope makes the whole token invalid
+// even if another scope would grant the request.
 // An unknown profile or an invalid basePath fails closed with 403.
 func AuthorizeStorage(profile StorageProfile, req StorageRequest, scope string, basePath string, wlcgVer string) StorageDecision {
 	if profile != ProfileWLCG && profile != ProfileSciTokens {
@@ -126,74 +132,88 @@ func storageDeny(status int, code, desc, scope string) StorageDecision {
 	return StorageDecision{Status: status, Error: code, Description: desc, Scope: scope}
 }
 
+// maxChecks bounds the (operation, path) pairs one request needs: two paths
+// (MOVE, local COPY), each with and without its ;parameters.
+const maxChecks = 4
+
 // planStorage maps the request to the checks it needs (SPEC §5). When the
 // request itself must be refused it returns a denial instead, which the
 // caller reports only after the token's scopes were found well-formed.
-func planStorage(req StorageRequest, base string) (checks [2]storageCheck, n int, deny *StorageDecision) {
-	bad := func(desc string) ([2]storageCheck, int, *StorageDecision) {
+func planStorage(req StorageRequest, base string) (checks [maxChecks]storageCheck, n int, deny *StorageDecision) {
+	bad := func(desc string) ([maxChecks]storageCheck, int, *StorageDecision) {
 		d := storageDeny(400, errInvalidRequest, desc, "")
 		return checks, 0, &d
 	}
-	p, err := NormalizePath(req.Path)
-	if err != nil {
+	r := req.Request
+	if r.path == "" {
+		// Not made by Normalize: nothing to check a scope against.
 		return bad("request path is not acceptable")
 	}
-	add := func(op storageOp, abs string) {
-		rel, ok := relativeTo(abs, base)
-		checks[n] = storageCheck{op: op, rel: rel, outside: !ok}
-		n++
+	here := webdavTarget{host: r.host, path: r.path, literal: r.literal}
+	add := func(op storageOp, t webdavTarget) {
+		for i, abs := range [2]string{t.path, t.literal} {
+			if i == 1 && abs == t.path {
+				break // no ;parameters: one reading
+			}
+			rel, ok := relativeTo(abs, base)
+			checks[n] = storageCheck{op: op, rel: rel, outside: !ok}
+			n++
+		}
 	}
 	// writeOp is what writing a file that may already exist needs.
 	writeOp := opModify
 	if strings.EqualFold(strings.TrimSpace(req.Overwrite), "F") {
 		writeOp = opCreate
 	}
-	switch req.Method {
+	switch r.method {
 	case "GET", "PROPFIND":
-		add(opRead, p)
+		add(opRead, here)
 	case "HEAD", "OPTIONS":
-		add(opStat, p)
+		add(opStat, here)
 	case "MKCOL":
-		add(opCreate, p)
+		add(opCreate, here)
 	case "PUT":
 		// Only If-None-Match: * guarantees nothing is replaced; the gateway
 		// cannot see whether the file exists.
 		if strings.TrimSpace(req.IfNoneMatch) == "*" {
-			add(opCreate, p)
+			add(opCreate, here)
 		} else {
-			add(opModify, p)
+			add(opModify, here)
 		}
 	case "DELETE", "PATCH":
-		add(opModify, p)
+		add(opModify, here)
 	case "MOVE":
 		if req.Destination == "" {
 			return bad("MOVE needs a Destination header")
 		}
-		dst, local, derr := localTarget(req.Destination, req.Host)
-		if derr != nil {
+		dst, local, err := localTarget(req.Destination, req)
+		if err != nil {
 			return bad("Destination header is not acceptable")
 		}
 		if !local {
 			return bad("MOVE Destination names another server")
 		}
-		add(opModify, p)
+		add(opModify, here)
 		add(opModify, dst)
 	case "COPY":
 		switch {
 		case req.Source != "" && req.Destination != "":
 			return bad("COPY with both Source and Destination")
 		case req.Source != "":
+			if _, err := parseTarget(req.Source); err != nil {
+				return bad("Source header is not acceptable")
+			}
 			// Third-party pull: the remote source authorizes its own read;
 			// here the local path is written.
-			add(writeOp, p)
+			add(writeOp, here)
 		case req.Destination != "":
-			dst, local, derr := localTarget(req.Destination, req.Host)
-			if derr != nil {
+			dst, local, err := localTarget(req.Destination, req)
+			if err != nil {
 				return bad("Destination header is not acceptable")
 			}
-			add(opRead, p)
+			add(opRead, here)
 			if local {
-				// A copy within this server writes here too; a push to
+				// A copy within this server writes there too; a push to
 				// another server is authorized by that server.
 				add(writeOp, dst)
 			}
@@ -207,21 +227,13 @@ func planStorage(req StorageRequest, base string) (checks [2]storageCheck, n int
 	return checks, n, nil
 }
 
-// localTarget parses a Destination header and, when it names this server,
-// normalizes its path.
-func localTarget(dest, host string) (path string, local bool, err error) {
-	t, err := parseTarget(dest)
-	if err != nil {
-		return "", false, err
+// localTarget parses a Destination or Source header and says whether it
+// names this server.
+func localTarget(v string, req StorageRequest) (t webdavTarget, local bool, err error) {
+	if t, err = parseTarget(v); err != nil {
+		return webdavTarget{}, false, err
 	}
-	if !t.namesHost(host) {
-		return "", false, nil
-	}
-	p, err := NormalizePath(t.rawPath)
-	if err != nil {
-		return "", false, err
-	}
-	return p, true, nil
+	return t, t.namesHost(req.Request.host), nil
 }
 
 // relativeTo returns abs relative to base ("" meaning the root), and false

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"net/url"
 	"path"
 	"slices"
@@ -41,11 +42,11 @@ func FuzzAuthorizeStorage(f *testing.F) {
 			profile = ProfileSciTokens
 		}
 		base := fuzzBases[int(baseIdx)%len(fuzzBases)]
-		req := StorageRequest{
+		req := rawStorageRequest{
 			Method: method, Path: rawPath, Host: "storage.example.org",
 			Destination: dest, Source: src, IfNoneMatch: inm, Overwrite: overwrite,
 		}
-		d := AuthorizeStorage(profile, req, scope, base, ver)
+		d := authorizeRaw(profile, req, scope, base, ver)
 		checkDecisionShape(t, d)
 		if !d.Allow {
 			return
@@ -69,12 +70,18 @@ func FuzzAuthorizeStorage(f *testing.F) {
 				method, rawPath, abs, base, verbs, scope)
 		}
 
-		p, err := NormalizePath(rawPath)
-		if err != nil {
-			t.Fatalf("allowed a path NormalizePath refuses: %q: %v", rawPath, err)
+		// Both readings of the path (with and without ;parameters) must be
+		// covered, so need is asked for each.
+		needBoth := func(ps [2]string, verbs ...string) {
+			t.Helper()
+			need(ps[0], verbs...)
+			need(ps[1], verbs...)
 		}
-		if !strings.HasPrefix(p+"/", strings.TrimSuffix(base, "/")+"/") {
-			t.Fatalf("allowed %q outside base %q", p, base)
+		p := oracleReadings(t, rawPath)
+		for _, r := range p {
+			if !strings.HasPrefix(r+"/", strings.TrimSuffix(base, "/")+"/") {
+				t.Fatalf("allowed %q outside base %q", r, base)
+			}
 		}
 		read, write, create := "read", "modify", "create"
 		if sci {
@@ -83,38 +90,65 @@ func FuzzAuthorizeStorage(f *testing.F) {
 		}
 		switch method {
 		case "GET", "PROPFIND":
-			need(p, read)
+			needBoth(p, read)
 		case "HEAD", "OPTIONS":
-			need(p, oracleAnyVerb(sci)...)
+			needBoth(p, oracleAnyVerb(sci)...)
 		case "PUT":
 			if strings.TrimSpace(inm) == "*" {
-				need(p, create, write)
+				needBoth(p, create, write)
 			} else {
-				need(p, write)
+				needBoth(p, write)
 			}
 		case "MKCOL":
-			need(p, create, write)
+			needBoth(p, create, write)
 		case "DELETE", "PATCH":
-			need(p, write)
+			needBoth(p, write)
 		case "MOVE":
-			need(p, write)
-			need(oracleLocalPath(t, dest), write)
+			needBoth(p, write)
+			needBoth(oracleLocalPath(t, dest), write)
 		case "COPY":
 			if (src == "") == (dest == "") {
 				t.Fatalf("allowed COPY with src=%q dest=%q", src, dest)
 			}
 			if src != "" {
-				need(p, create, write)
+				needBoth(p, create, write)
 			} else {
-				need(p, read)
+				needBoth(p, read)
 				if oracleIsLocal(dest) {
-					need(oracleLocalPath(t, dest), create, write)
+					needBoth(oracleLocalPath(t, dest), create, write)
 				}
 			}
 		default:
 			t.Fatalf("allowed method %q outside the table", method)
 		}
 	})
+}
+
+// oracleReadings reads a raw path the way two kinds of backend do, with the
+// standard library only: decoded once and cleaned as a literal-name server
+// (XRootD, nginx) serves it, and the same with every segment's
+// ";parameters" dropped as a servlet container serves it. It fails the test
+// if the path is one that must have been refused.
+func oracleReadings(t *testing.T, raw string) [2]string {
+	t.Helper()
+	if strings.ContainsAny(raw, "#\x00") {
+		t.Fatalf("allowed a path with a raw '#' or NUL: %q", raw)
+	}
+	beforeQuery, _, _ := strings.Cut(raw, "?")
+	lower := strings.ToLower(beforeQuery)
+	if !strings.HasPrefix(beforeQuery, "/") || strings.Contains(beforeQuery, "\\") ||
+		strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
+		t.Fatalf("allowed a path that must be refused: %q", raw)
+	}
+	dec, err := url.PathUnescape(beforeQuery)
+	if err != nil {
+		t.Fatalf("allowed an undecodable path %q: %v", raw, err)
+	}
+	segs := strings.Split(dec, "/")
+	for i, s := range segs {
+		segs[i], _, _ = strings.Cut(s, ";")
+	}
+	return [2]string{path.Clean(strings.Join(segs, "/")), path.Clean(dec)}
 }
 
 type oracleGrant struct{ verb, path string }
@@ -188,8 +222,9 @@ func oracleIsLocal(dest string) bool {
 	return strings.EqualFold(strings.TrimSuffix(host, "."), "storage.example.org")
 }
 
-// oracleLocalPath extracts and normalizes the path of a local Destination.
-func oracleLocalPath(t *testing.T, dest string) string {
+// oracleLocalPath extracts both readings of the path of a local
+// Destination or Source.
+func oracleLocalPath(t *testing.T, dest string) [2]string {
 	t.Helper()
 	dest = strings.TrimSpace(dest)
 	if !strings.HasPrefix(dest, "/") {
@@ -197,74 +232,96 @@ func oracleLocalPath(t *testing.T, dest string) string {
 		if !ok {
 			t.Fatalf("allowed with Destination %q", dest)
 		}
-		i := strings.IndexAny(rest, "/?#")
-		if i < 0 {
+		i := strings.IndexAny(rest, "/?")
+		if i < 0 || rest[i] == '?' {
 			dest = "/"
 		} else {
 			dest = rest[i:]
-			if j := strings.IndexByte(dest, '#'); j >= 0 {
-				dest = dest[:j]
-			}
-			if !strings.HasPrefix(dest, "/") {
-				dest = "/"
-			}
 		}
 	}
-	p, err := NormalizePath(dest)
-	if err != nil {
-		t.Fatalf("allowed with Destination %q whose path is refused: %v", dest, err)
-	}
-	return p
+	return oracleReadings(t, dest)
 }
 
-// FuzzNormalizePath checks NormalizePath's output contract and compares it
-// with the standard library's reading (url.PathUnescape, then path.Clean).
-// Idempotence is stated on the re-escaped output: the output is decoded, so
-// feeding it back as-is would decode a literal "%41" again; escaping '%' and
-// '?' first must give the output back unchanged.
+// FuzzNormalizePath checks normalizePath's output contract and compares it
+// with the standard library's reading (url.PathUnescape, then path.Clean),
+// with and without ";parameters". Idempotence is stated on the re-escaped
+// output: the output is decoded, so feeding it back as-is would decode a
+// literal "%41" again; escaping '%', '?' and '#' first must give the output
+// back unchanged.
 func FuzzNormalizePath(f *testing.F) {
 	for _, s := range []string{
 		"/", "/a/b", "/a/../b", "//a//b/", "/a/%2e%2e/b", "/a%2Fb", "/a%252Fb", "/a/..;/b",
 		"/a?b", "/%3F/x", "/a%5c", "/%00", "/a/.", "/../..", "/%C3%A9", "/a;b/..", "/%25%3f",
+		"/data;x/secret", "/%64ata/secret%zz", "/data\\secret", "/store/secret.root#/../../public/x",
+		"/a%3Bb/c", "/a;b;c/d;e/", "/a/%23b", "/a?b#c",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		out, err := NormalizePath(raw)
+		clean, literal, err := normalizePath(raw)
+		if p, ok := cleanTarget(raw); ok {
+			if c, l, err := normalizeSlow(raw); err != nil || c != p || l != p {
+				t.Fatalf("cleanTarget(%q) = %q, but the full path gives %q, %q, %v", raw, p, c, l, err)
+			}
+		}
 		beforeQuery, _, _ := strings.Cut(raw, "?")
 		lower := strings.ToLower(beforeQuery)
 		mustFail := strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") ||
-			strings.ContainsAny(beforeQuery, "\\\x00") || !strings.HasPrefix(beforeQuery, "/")
+			strings.ContainsAny(beforeQuery, "\\\x00") || !strings.HasPrefix(beforeQuery, "/") ||
+			strings.ContainsAny(raw, "#\x00")
 		if err != nil {
+			if !errors.Is(err, ErrInvalidPath) {
+				t.Fatalf("normalizePath(%q): error %v does not wrap ErrInvalidPath", raw, err)
+			}
 			return
 		}
 		if mustFail {
-			t.Fatalf("NormalizePath(%q) = %q, want an error", raw, out)
+			t.Fatalf("normalizePath(%q) = %q, %q; want an error", raw, clean, literal)
 		}
-		if !strings.HasPrefix(out, "/") || strings.Contains(out, "//") {
-			t.Fatalf("NormalizePath(%q) = %q: not absolute or has //", raw, out)
-		}
-		for _, seg := range strings.Split(out[1:], "/") {
-			if seg == "." || seg == ".." {
-				t.Fatalf("NormalizePath(%q) = %q: dot segment", raw, out)
+		for _, out := range []string{clean, literal} {
+			if !strings.HasPrefix(out, "/") || strings.Contains(out, "//") {
+				t.Fatalf("normalizePath(%q) = %q: not absolute or has //", raw, out)
 			}
+			for _, seg := range strings.Split(out[1:], "/") {
+				if seg == "." || seg == ".." {
+					t.Fatalf("normalizePath(%q) = %q: dot segment", raw, out)
+				}
+			}
+		}
+		if strings.IndexByte(clean, ';') >= 0 {
+			t.Fatalf("normalizePath(%q) = %q: clean path keeps a ';'", raw, clean)
+		}
+		if strings.Count(clean, "/") != strings.Count(literal, "/") {
+			t.Fatalf("normalizePath(%q): %q and %q have different segments", raw, clean, literal)
 		}
 		dec, derr := url.PathUnescape(beforeQuery)
 		if derr != nil {
-			t.Fatalf("NormalizePath(%q) accepted what url.PathUnescape refuses: %v", raw, derr)
+			t.Fatalf("normalizePath(%q) accepted what url.PathUnescape refuses: %v", raw, derr)
 		}
-		if want := path.Clean(dec); strings.TrimSuffix(out, "/") != strings.TrimSuffix(want, "/") {
-			t.Fatalf("NormalizePath(%q) = %q, path.Clean(decoded) = %q", raw, out, want)
+		if want := path.Clean(dec); strings.TrimSuffix(literal, "/") != strings.TrimSuffix(want, "/") {
+			t.Fatalf("normalizePath(%q) literal = %q, path.Clean(decoded) = %q", raw, literal, want)
 		}
-		again, err := NormalizePath(reescape(out))
-		if err != nil || again != out {
-			t.Fatalf("not idempotent: NormalizePath(%q) = %q, then %q, %v", raw, out, again, err)
+		segs := strings.Split(dec, "/")
+		for i, s := range segs {
+			segs[i], _, _ = strings.Cut(s, ";")
+		}
+		if want := path.Clean(strings.Join(segs, "/")); strings.TrimSuffix(clean, "/") != strings.TrimSuffix(want, "/") {
+			t.Fatalf("normalizePath(%q) = %q, path.Clean(decoded, no params) = %q", raw, clean, want)
+		}
+		c2, l2, err := normalizePath(reescape(clean))
+		if err != nil || c2 != clean || l2 != clean {
+			t.Fatalf("not a fixed point: normalizePath(%q) = %q, then %q, %q, %v", raw, clean, c2, l2, err)
+		}
+		c3, l3, err := normalizePath(reescape(literal))
+		if err != nil || c3 != clean || l3 != literal {
+			t.Fatalf("literal not a fixed point: normalizePath(%q) = %q, %q; then %q, %q, %v", raw, clean, literal, c3, l3, err)
 		}
 	})
 }
 
-// reescape encodes exactly the characters NormalizePath would otherwise read
-// differently the second time: '%' and '?'.
+// reescape encodes exactly the characters normalizePath would otherwise read
+// differently the second time: '%', '?' and '#'. A ';' is a parameter
+// separator whether raw or decoded, so it stays.
 func reescape(p string) string {
-	return strings.NewReplacer("%", "%25", "?", "%3F").Replace(p)
+	return strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(p)
 }

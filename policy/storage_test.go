@@ -2,7 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,7 +32,28 @@ type storageCase struct {
 	} `yaml:"want"`
 }
 
-func (c storageCase) args() (StorageProfile, StorageRequest, string, string, string) {
+// rawStorageRequest is a storage request as a proxy reports it, before
+// Normalize.
+type rawStorageRequest struct {
+	Method, Path, Host                          string
+	Destination, Source, IfNoneMatch, Overwrite string
+}
+
+// authorizeRaw is what the engine does with a request on a storage route:
+// Normalize (400 when it refuses), then AuthorizeStorage.
+func authorizeRaw(profile StorageProfile, raw rawStorageRequest, scope, base, ver string) StorageDecision {
+	nr, err := Normalize(raw.Method, raw.Host, raw.Path)
+	if err != nil {
+		return storageDeny(400, errInvalidRequest, "request path is not acceptable", "")
+	}
+	req := StorageRequest{
+		Request: nr, Destination: raw.Destination, Source: raw.Source,
+		IfNoneMatch: raw.IfNoneMatch, Overwrite: raw.Overwrite,
+	}
+	return AuthorizeStorage(profile, req, scope, base, ver)
+}
+
+func (c storageCase) args() (StorageProfile, rawStorageRequest, string, string, string) {
 	profile := StorageProfile(c.Profile)
 	if profile == "" {
 		profile = ProfileWLCG
@@ -46,7 +66,7 @@ func (c storageCase) args() (StorageProfile, StorageRequest, string, string, str
 	if host == "" {
 		host = "storage.example.org"
 	}
-	req := StorageRequest{
+	req := rawStorageRequest{
 		Method:      c.Method,
 		Path:        c.Path,
 		Host:        host,
@@ -85,7 +105,7 @@ func TestAuthorizeStorageGolden(t *testing.T) {
 		}
 		seen[c.Name] = true
 		t.Run(c.Name, func(t *testing.T) {
-			got := AuthorizeStorage(c.args())
+			got := authorizeRaw(c.args())
 			if got.Allow != c.Want.Allow || got.Status != c.Want.Status || got.Error != c.Want.Error || got.Scope != c.Want.Scope {
 				t.Errorf("got allow=%v status=%d error=%q scope=%q (%s)\nwant allow=%v status=%d error=%q scope=%q",
 					got.Allow, got.Status, got.Error, got.Scope, got.Description,
@@ -139,22 +159,22 @@ func TestIssue7DoneMeans(t *testing.T) {
 	tests := []struct {
 		name  string
 		scope string
-		req   StorageRequest
+		req   rawStorageRequest
 		allow bool
 	}{
-		{name: "read token GETs /atlas/data/f", scope: read, req: StorageRequest{Method: "GET", Path: "/atlas/data/f"}, allow: true},
-		{name: "read token cannot GET /atlasx/f", scope: read, req: StorageRequest{Method: "GET", Path: "/atlasx/f"}},
-		{name: "read token cannot PUT", scope: read, req: StorageRequest{Method: "PUT", Path: "/atlas/data/f"}},
-		{name: "read token cannot create", scope: read, req: StorageRequest{Method: "PUT", Path: "/atlas/data/new", IfNoneMatch: "*"}},
-		{name: "read token cannot DELETE", scope: read, req: StorageRequest{Method: "DELETE", Path: "/atlas/data/f"}},
-		{name: "create token uploads a new file", scope: create, req: StorageRequest{Method: "PUT", Path: "/atlas/data/new", IfNoneMatch: "*"}, allow: true},
-		{name: "create token cannot overwrite", scope: create, req: StorageRequest{Method: "PUT", Path: "/atlas/data/f"}},
-		{name: "create token cannot delete", scope: create, req: StorageRequest{Method: "DELETE", Path: "/atlas/data/f"}},
+		{name: "read token GETs /atlas/data/f", scope: read, req: rawStorageRequest{Method: "GET", Path: "/atlas/data/f"}, allow: true},
+		{name: "read token cannot GET /atlasx/f", scope: read, req: rawStorageRequest{Method: "GET", Path: "/atlasx/f"}},
+		{name: "read token cannot PUT", scope: read, req: rawStorageRequest{Method: "PUT", Path: "/atlas/data/f"}},
+		{name: "read token cannot create", scope: read, req: rawStorageRequest{Method: "PUT", Path: "/atlas/data/new", IfNoneMatch: "*"}},
+		{name: "read token cannot DELETE", scope: read, req: rawStorageRequest{Method: "DELETE", Path: "/atlas/data/f"}},
+		{name: "create token uploads a new file", scope: create, req: rawStorageRequest{Method: "PUT", Path: "/atlas/data/new", IfNoneMatch: "*"}, allow: true},
+		{name: "create token cannot overwrite", scope: create, req: rawStorageRequest{Method: "PUT", Path: "/atlas/data/f"}},
+		{name: "create token cannot delete", scope: create, req: rawStorageRequest{Method: "DELETE", Path: "/atlas/data/f"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.req.Host = "storage.example.org"
-			got := AuthorizeStorage(ProfileWLCG, tt.req, tt.scope, "/", "1.0")
+			got := authorizeRaw(ProfileWLCG, tt.req, tt.scope, "/", "1.0")
 			if got.Allow != tt.allow {
 				t.Errorf("allow = %v, want %v (%+v)", got.Allow, tt.allow, got)
 			}
@@ -164,7 +184,7 @@ func TestIssue7DoneMeans(t *testing.T) {
 
 func TestAuthorizeStorageUnknownProfileFailsClosed(t *testing.T) {
 	for _, p := range []StorageProfile{"", "WLCG_STORAGE", "oauth"} {
-		got := AuthorizeStorage(p, StorageRequest{Method: "GET", Path: "/f"}, "storage.read:/ read:/", "/", "")
+		got := authorizeRaw(p, rawStorageRequest{Method: "GET", Path: "/f"}, "storage.read:/ read:/", "/", "")
 		if got.Allow || got.Status != 403 {
 			t.Errorf("profile %q: got %+v, want a 403", p, got)
 		}
@@ -174,71 +194,10 @@ func TestAuthorizeStorageUnknownProfileFailsClosed(t *testing.T) {
 func TestAuthorizeStorageEmptyHostTreatsDestinationAsLocal(t *testing.T) {
 	// Without a Host we cannot tell, so a Destination URI is checked as a
 	// local write: stricter for COPY, and MOVE stays possible.
-	req := StorageRequest{Method: "COPY", Path: "/atlas/f", Destination: "https://anywhere.example.net/atlas/g"}
-	got := AuthorizeStorage(ProfileWLCG, req, "storage.read:/atlas", "/", "")
+	req := rawStorageRequest{Method: "COPY", Path: "/atlas/f", Destination: "https://anywhere.example.net/atlas/g"}
+	got := authorizeRaw(ProfileWLCG, req, "storage.read:/atlas", "/", "")
 	if got.Allow || got.Scope != "storage.modify:/atlas/g" {
 		t.Errorf("got %+v, want a 403 naming storage.modify:/atlas/g", got)
-	}
-}
-
-func TestNormalizePath(t *testing.T) {
-	tests := []struct {
-		name string
-		raw  string
-		want string // "" means an error is expected
-	}{
-		{name: "clean", raw: "/atlas/f", want: "/atlas/f"},
-		{name: "root", raw: "/", want: "/"},
-		{name: "query", raw: "/a/b?c=/../d", want: "/a/b"},
-		{name: "only query", raw: "/?x", want: "/"},
-		{name: "trailing slash kept", raw: "/a/b/", want: "/a/b/"},
-		{name: "double slashes", raw: "//a///b//", want: "/a/b/"},
-		{name: "dot", raw: "/a/./b/.", want: "/a/b/"},
-		{name: "dotdot", raw: "/a/b/../c", want: "/a/c"},
-		{name: "final dotdot keeps a slash", raw: "/a/b/..", want: "/a/"},
-		{name: "clamped", raw: "/../../a", want: "/a"},
-		{name: "all gone", raw: "/a/../..", want: "/"},
-		{name: "decoded once", raw: "/a%20b/%41", want: "/a b/A"},
-		{name: "double encoding stays literal", raw: "/a%252Fb", want: "/a%2Fb"},
-		{name: "encoded dots", raw: "/a/%2E%2e/b", want: "/b"},
-		{name: "utf-8", raw: "/%C3%A9t%C3%A9", want: "/été"},
-		{name: "plus is not a space", raw: "/a+b", want: "/a+b"},
-		{name: "param on a name", raw: "/a;v=1/b", want: "/a;v=1/b"},
-		{name: "dots in a name", raw: "/a/..b/b../...", want: "/a/..b/b../..."},
-		{name: "relative", raw: "a/b"},
-		{name: "empty", raw: ""},
-		{name: "query only", raw: "?a"},
-		{name: "encoded slash", raw: "/a%2Fb"},
-		{name: "encoded slash lower", raw: "/a%2fb"},
-		{name: "encoded backslash", raw: "/a%5Cb"},
-		{name: "encoded backslash lower", raw: "/a%5cb"},
-		{name: "literal backslash", raw: `/a\b`},
-		{name: "encoded nul", raw: "/a%00"},
-		{name: "literal nul", raw: "/a\x00"},
-		{name: "bad escape", raw: "/a%g0"},
-		{name: "truncated escape", raw: "/a%4"},
-		{name: "lone percent", raw: "/a%"},
-		{name: "dotdot param", raw: "/a/..;/b"},
-		{name: "dot param", raw: "/a/.;x/b"},
-		{name: "empty param", raw: "/a/;/b"},
-		{name: "encoded dotdot param", raw: "/a/%2e%2e;x/b"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := NormalizePath(tt.raw)
-			if tt.want == "" {
-				if err == nil {
-					t.Fatalf("NormalizePath(%q) = %q, want an error", tt.raw, got)
-				}
-				if !errors.Is(err, ErrInvalidPath) {
-					t.Errorf("error %v does not wrap ErrInvalidPath", err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("NormalizePath(%q) = %q, %v; want %q", tt.raw, got, err, tt.want)
-			}
-		})
 	}
 }
 
@@ -263,22 +222,23 @@ func TestValidateBasePath(t *testing.T) {
 func TestDestinationNamesHost(t *testing.T) {
 	tests := []struct {
 		name, dest, host string
-		local            bool
+		want             bool
 	}{
-		{name: "path", dest: "/a", host: "h", local: true},
-		{name: "same host", dest: "https://h/a", host: "h", local: true},
-		{name: "same host default port", dest: "https://h/a", host: "h:443", local: true},
-		{name: "http default port", dest: "http://h/a", host: "h:80", local: true},
-		{name: "explicit ports equal", dest: "https://h:8443/a", host: "h:8443", local: true},
-		{name: "leading zero port", dest: "https://h:08443/a", host: "h:8443", local: true},
-		{name: "request port unknown", dest: "https://h:8443/a", host: "h", local: true},
-		{name: "trailing dot", dest: "https://h./a", host: "H", local: true},
-		{name: "ipv6", dest: "https://[::1]:8443/a", host: "[::1]:8443", local: true},
-		{name: "unknown scheme no port", dest: "root://h//a", host: "h:1094", local: true},
-		{name: "other host", dest: "https://g/a", host: "h", local: false},
-		{name: "other port", dest: "https://h:9443/a", host: "h:8443", local: false},
-		{name: "https default vs 8443", dest: "https://h/a", host: "h:8443", local: false},
-		{name: "ipv6 other port", dest: "https://[::1]:1/a", host: "[::1]:2", local: false},
+		{name: "path", dest: "/a", host: "h.example.org", want: true},
+		{name: "same host", dest: "https://h.example.org/a", host: "h.example.org", want: true},
+		{name: "same host default port", dest: "https://h.example.org/a", host: "h.example.org:443", want: true},
+		{name: "http default port", dest: "http://h.example.org/a", host: "h.example.org:80", want: true},
+		{name: "explicit ports equal", dest: "https://h.example.org:8443/a", host: "h.example.org:8443", want: true},
+		{name: "leading zero port", dest: "https://h.example.org:08443/a", host: "h.example.org:8443", want: true},
+		{name: "request port unknown", dest: "https://h.example.org:8443/a", host: "h.example.org", want: true},
+		{name: "trailing dot", dest: "https://h.example.org./a", host: "H.Example.Org", want: true},
+		{name: "unknown scheme", dest: "root://h.example.org//a", host: "h.example.org:1094", want: true},
+		{name: "unknown request host", dest: "https://g.example.org/a", host: "", want: true},
+		// SPEC §5: the host decides, not the port.
+		{name: "other port", dest: "https://h.example.org:9443/a", host: "h.example.org:8443", want: true},
+		{name: "https default vs 8443", dest: "https://h.example.org/a", host: "h.example.org:8443", want: true},
+		{name: "ipv6 both sides", dest: "https://[::1]:1/a", host: "[::1]:2", want: true},
+		{name: "other host", dest: "https://g.example.org/a", host: "h.example.org", want: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,23 +246,48 @@ func TestDestinationNamesHost(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseTarget(%q): %v", tt.dest, err)
 			}
-			if got := tg.namesHost(tt.host); got != tt.local {
-				t.Errorf("namesHost = %v, want %v", got, tt.local)
+			host, err := NormalizeHost(tt.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tg.namesHost(host); got != tt.want {
+				t.Errorf("namesHost = %v, want %v", got, tt.want)
 			}
 		})
 	}
 }
 
+// TestParseTargetRefuses is SPEC §5 for Destination and Source values,
+// including issue 19 class 11 (a fragment moves the operation off the
+// checked path).
 func TestParseTargetRefuses(t *testing.T) {
-	for _, d := range []string{"", "  ", "//h/a", "a/b", "https:///a", "https://u@h/a", "https://h%41/a", "1http://h/a", "://h/a"} {
+	for _, d := range []string{
+		"", "  ", "//h/a", "a/b", "https:///a", "https://u@h/a", "https://u:p@h/a", "https://h%41/a", "1http://h/a", "://h/a",
+		"/atlas/protected/victim#/../../scratch/x",
+		"https://storage.example.org/atlas/protected/victim#/../../scratch/x",
+		"/a#", "https://h.example.org#x",
+		"https://h.example.org:x/a", "https://h.example.org:/a", "https://h.example.org:99999/a", "https://[::1/a", "https://::1/a",
+		"https://h..example.org/a", "https://127.1/a", "https://h_ex ample/a",
+		"/a b", "/a\tb", "/a\x00",
+		"/a%2Fb", "/a%zz", "/a\\b",
+	} {
 		if _, err := parseTarget(d); err == nil {
 			t.Errorf("parseTarget(%q) accepted", d)
+		}
+	}
+	for _, d := range []string{"/a,b", "/a,1/b", "https://h.example.org/a,b", "/a;x/b", "https://[2001:db8::1]:8443/a", " /a "} {
+		if _, err := parseTarget(d); err != nil {
+			t.Errorf("parseTarget(%q): %v", d, err)
 		}
 	}
 }
 
 func BenchmarkAuthorizeStorage(b *testing.B) {
-	req := StorageRequest{Method: "GET", Path: "/dcache/vo/atlas/data/run1/AOD.0001.root", Host: "storage.example.org"}
+	nr, err := Normalize("GET", "storage.example.org", "/dcache/vo/atlas/data/run1/AOD.0001.root")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := StorageRequest{Request: nr}
 	scope := "storage.read:/atlas storage.create:/atlas/user/alice storage.modify:/atlas/scratch"
 	b.ReportAllocs()
 	for b.Loop() {

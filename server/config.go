@@ -669,8 +669,11 @@ func (c *Config) validateTiers(ps *Problems) {
 	}
 	for i, r := range c.Routes {
 		f := fmt.Sprintf("routes[%d]", i)
-		if !strings.HasPrefix(r.Prefix, "/") {
-			c.problem(ps, f+".prefix", fmt.Sprintf("%q must start with /", r.Prefix))
+		if err := policy.ValidatePrefix(r.Prefix); err != nil {
+			c.problem(ps, f+".prefix", err.Error())
+		}
+		if _, err := policy.NormalizeHost(r.Host); err != nil {
+			c.problem(ps, f+".host", fmt.Sprintf("%q: %v", r.Host, err))
 		}
 		if r.Tier != "" && !known(r.Tier) {
 			c.problem(ps, f+".tier", fmt.Sprintf("%q is not a defined tier", r.Tier))

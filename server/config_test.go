@@ -200,3 +200,38 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseRouteSpellings covers issue 19 class 1 in the configuration:
+// route prefixes and hosts are checked by the normaliser requests go
+// through, so a rule can only be written in the form it matches in.
+func TestParseRouteSpellings(t *testing.T) {
+	_, err := Parse("bad.yaml", []byte(`
+issuers:
+  - name: hydra
+    issuer: "http://127.0.0.1:4444"
+    default_for_opaque: true
+    introspection:
+      endpoint: "http://127.0.0.1:4445/admin/oauth2/introspect"
+      auth: none
+routes:
+  - prefix: /my%20dir/
+    host: "storage example org"
+  - prefix: /data;v=1/
+    host: Storage.Example.org.
+`), testEnv(nil))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range []string{
+		`bad.yaml:10: routes[0].prefix: prefix "/my%20dir/" must be written decoded`,
+		`bad.yaml:11: routes[0].host: "storage example org": invalid host`,
+		`bad.yaml:12: routes[1].prefix: prefix "/data;v=1/" must be written decoded`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%s", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "routes[1].host") {
+		t.Errorf("a host in another spelling was refused:\n%s", err)
+	}
+}

@@ -1,0 +1,137 @@
+package authz
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/leasegate/leasegate/policy"
+)
+
+// Issue 19's accidental allows that hinge on how the engine reads the
+// request: its path and host (class 1) and a fragment (11). Every example
+// from the issue is here verbatim.
+
+// reqCase is one request against a test engine and the decision expected.
+type reqCase struct {
+	name   string
+	method string
+	host   string // "" means storage.example.org
+	path   string
+	hdr    map[string][]string // besides Authorization
+	tok    string              // "" means the case table's default token
+	status int                 // 200 for allow
+	reason Reason              // checked when set
+	tier   string              // checked when set
+}
+
+func runReqCases(t *testing.T, env *engEnv, defTok string, cases []reqCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := tc.tok
+			if tok == "" {
+				tok = defTok
+			}
+			h := bearer(tok)
+			for k, v := range tc.hdr {
+				h[k] = v
+			}
+			host := tc.host
+			if host == "" {
+				host = "storage.example.org"
+			}
+			d := env.eng.Check(context.Background(), &Request{Method: tc.method, Host: host, Path: tc.path, Headers: h})
+			if d.Status != tc.status || d.Allow != (tc.status == http.StatusOK) {
+				t.Fatalf("%s %s (Host %q): status %d allow=%v (%s: %s), want %d",
+					tc.method, tc.path, host, d.Status, d.Allow, d.Reason, d.Description, tc.status)
+			}
+			if tc.status == http.StatusBadRequest && (d.Error != ErrCodeInvalidRequest || d.Reason != ReasonMalformed) {
+				t.Fatalf("400 with error %q reason %s, want invalid_request / %s", d.Error, d.Reason, ReasonMalformed)
+			}
+			if tc.reason != "" && d.Reason != tc.reason {
+				t.Fatalf("reason %s, want %s", d.Reason, tc.reason)
+			}
+			if tc.tier != "" && d.Tier != tc.tier {
+				t.Fatalf("tier %s, want %s", d.Tier, tc.tier)
+			}
+		})
+	}
+}
+
+// TestEngineRouteSpellings is class 1: no spelling of a path or host may
+// select a weaker route than its normalised form, and a path that cannot be
+// normalised is 400 before any route is chosen, on every route.
+func TestEngineRouteSpellings(t *testing.T) {
+	env := newEngEnv(t, engOpts{routes: []policy.RouteConfig{
+		{Prefix: "/data/", Require: policy.ProfileWLCG},
+		{Prefix: "/vo/", Host: "storage.example.org", Require: policy.ProfileWLCG},
+		{Prefix: "/admin/", Tier: policy.TierCritical},
+	}})
+	const tok = "opaque-spelling"
+	// Reads /atlas and /public/vo only: nothing under /data or /vo.
+	env.iss.setAnswer(tok, env.active(func(a map[string]any) { a["scope"] = "openid storage.read:/atlas storage.read:/public" }))
+	runReqCases(t, env, tok, []reqCase{
+		{name: "control: plain /data path needs the scope", method: "GET", path: "/data/secret", status: 403},
+		{name: "control: a path no route names is allowed", method: "GET", path: "/public/f", status: 200},
+		{name: "issue: GET /data;x/secret", method: "GET", path: "/data;x/secret", status: 403},
+		{name: "issue: GET /%64ata/secret%zz", method: "GET", path: "/%64ata/secret%zz", status: 400},
+		{name: `issue: GET /data\secret`, method: "GET", path: `/data\secret`, status: 400},
+		{name: "issue: Host storage.example.org. (trailing dot)", method: "GET", host: "storage.example.org.", path: "/vo/secret", status: 403},
+		{name: "encoded name of the prefix", method: "GET", path: "/%64ata/secret", status: 403},
+		{name: "param on the last prefix segment", method: "GET", path: "/data;jsessionid=1", status: 403},
+		{name: "host in upper case with default port", method: "GET", host: "STORAGE.example.org:443", path: "/vo/secret", status: 403},
+		{name: "host with trailing dot and port 80", method: "GET", host: "storage.example.org.:80", path: "/vo/secret", status: 403},
+		{name: "tier route reached through a param", method: "GET", path: "/admin;x/users", status: 200, tier: policy.TierCritical},
+		{name: "undecodable path on a route without require", method: "GET", path: "/public/%zz", status: 400},
+		{name: "encoded slash on a route without require", method: "GET", path: "/public/a%2Fb", status: 400},
+		{name: "encoded backslash", method: "GET", path: "/public/a%5cb", status: 400},
+		{name: "raw NUL", method: "GET", path: "/public/a\x00", status: 400},
+		{name: "encoded NUL", method: "GET", path: "/public/a%00", status: 400},
+		{name: "raw # in the path", method: "GET", path: "/public/a#b", status: 400},
+		{name: "not an absolute path", method: "OPTIONS", path: "*", status: 400},
+		{name: "invalid host", method: "GET", host: "storage.example.org:99999", path: "/public/f", status: 400},
+	})
+	// One validation, and one more for the critical (window 0) request: a
+	// refused request never reaches the issuer.
+	if env.calls() != 2 {
+		t.Fatalf("issuer calls = %d, want 2", env.calls())
+	}
+}
+
+// TestEngineFragmentInPath is class 11 for the request path: through nginx
+// the fragment would move the authorised path off the served one.
+func TestEngineFragmentInPath(t *testing.T) {
+	env := newEngEnv(t, engOpts{routes: []policy.RouteConfig{{Prefix: "/", Require: policy.ProfileWLCG}}})
+	const tok = "opaque-fragment-path"
+	env.iss.setAnswer(tok, env.active(func(a map[string]any) { a["scope"] = "storage.read:/public" }))
+	runReqCases(t, env, tok, []reqCase{
+		{name: "control", method: "GET", path: "/public/x", status: 200},
+		{name: "issue: GET /store/secret.root#/../../public/x", method: "GET", path: "/store/secret.root#/../../public/x", status: 400},
+		{name: "encoded # is a name", method: "GET", path: "/public/a%23b", status: 200},
+	})
+}
+
+// TestEngineFragmentInDestination is class 11 for Destination and Source:
+// a fragment, userinfo or an unparseable authority is 400.
+func TestEngineFragmentInDestination(t *testing.T) {
+	env := newEngEnv(t, engOpts{routes: []policy.RouteConfig{{Prefix: "/atlas/", Require: policy.ProfileWLCG}}})
+	const tok = "opaque-fragment-dest"
+	env.iss.setAnswer(tok, env.active(func(a map[string]any) { a["scope"] = "storage.read:/atlas storage.modify:/atlas/scratch" }))
+	dest := func(v ...string) map[string][]string { return map[string][]string{"destination": v} }
+	src := func(v ...string) map[string][]string { return map[string][]string{"source": v} }
+	runReqCases(t, env, tok, []reqCase{
+		{name: "control: copy into scratch", method: "COPY", path: "/atlas/data/f", hdr: dest("/atlas/scratch/x"), status: 200},
+		{name: "control: copy onto protected", method: "COPY", path: "/atlas/data/f", hdr: dest("/atlas/protected/victim"), status: 403},
+		{name: "issue: Destination /atlas/protected/victim#/../../scratch/x", method: "COPY", path: "/atlas/data/f",
+			hdr: dest("/atlas/protected/victim#/../../scratch/x"), status: 400},
+		{name: "fragment in an absolute URI", method: "COPY", path: "/atlas/data/f",
+			hdr: dest("https://storage.example.org/atlas/protected/victim#/../../scratch/x"), status: 400},
+		{name: "empty fragment", method: "MOVE", path: "/atlas/scratch/a", hdr: dest("/atlas/scratch/b#"), status: 400},
+		{name: "userinfo", method: "COPY", path: "/atlas/data/f", hdr: dest("https://u@remote.example.net/x"), status: 400},
+		{name: "unparseable authority", method: "COPY", path: "/atlas/data/f", hdr: dest("https://remote.example.net:x/y"), status: 400},
+		{name: "fragment in Source", method: "COPY", path: "/atlas/scratch/f", hdr: src("https://remote.example.net/f#x"), status: 400},
+		{name: "userinfo in Source", method: "COPY", path: "/atlas/scratch/f", hdr: src("https://u:p@remote.example.net/f"), status: 400},
+		{name: "fragment on a route without require", method: "COPY", path: "/elsewhere/f", hdr: dest("/elsewhere/g#x"), status: 400},
+	})
+}
