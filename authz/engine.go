@@ -532,11 +532,14 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// allow applies the route's storage rules, then allows with identity.
+// allow applies the storage rules of every matching route, then allows with
+// identity. SPEC §1: "every matching route's require: ... applies", so a
+// route that only tightens the tier cannot switch off a broader route's
+// scope check, and two profiles required must both pass.
 func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *leasecache.Lease) Decision {
 	d.Issuer = is.cfg.Name
 	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
-	if m.Route != nil && m.Route.Require != "" {
+	if m.Require != 0 {
 		// The same normalised request the routes matched.
 		sr := policy.StorageRequest{Request: m.Request}
 		if r.Headers != nil {
@@ -545,8 +548,10 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *le
 			sr.IfNoneMatch, _ = r.Headers.Get("if-none-match")
 			sr.Overwrite, _ = r.Headers.Get("overwrite")
 		}
-		if sd := policy.AuthorizeStorage(m.Route.Require, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion); !sd.Allow {
-			return e.denyStorage(d, sd)
+		for profile := range m.Require.All() {
+			if sd := policy.AuthorizeStorage(profile, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion); !sd.Allow {
+				return e.denyStorage(d, sd)
+			}
 		}
 	}
 	d.Allow = true

@@ -9,8 +9,8 @@ import (
 )
 
 // Issue 19's accidental allows that hinge on how the engine reads the
-// request: its path and host (class 1) and a fragment (11). Every example
-// from the issue is here verbatim.
+// request: its path and host (class 1), a fragment (11) and accumulated
+// route requirements (12). Every example from the issue is here verbatim.
 
 // reqCase is one request against a test engine and the decision expected.
 type reqCase struct {
@@ -133,5 +133,33 @@ func TestEngineFragmentInDestination(t *testing.T) {
 		{name: "fragment in Source", method: "COPY", path: "/atlas/scratch/f", hdr: src("https://remote.example.net/f#x"), status: 400},
 		{name: "userinfo in Source", method: "COPY", path: "/atlas/scratch/f", hdr: src("https://u:p@remote.example.net/f"), status: 400},
 		{name: "fragment on a route without require", method: "COPY", path: "/elsewhere/f", hdr: dest("/elsewhere/g#x"), status: 400},
+	})
+}
+
+// TestEngineAccumulatedRequirements is class 12: the tier comes from the
+// first matching route, but every matching route's require: applies.
+func TestEngineAccumulatedRequirements(t *testing.T) {
+	env := newEngEnv(t, engOpts{routes: []policy.RouteConfig{
+		{Prefix: "/atlas/upload/", Tier: policy.TierCritical},
+		{Prefix: "/atlas/", Require: policy.ProfileWLCG},
+		{Prefix: "/both/", Require: policy.ProfileWLCG},
+		{Prefix: "/both/", Require: policy.ProfileSciTokens},
+	}})
+	tokens := map[string]string{
+		"openid": "openid",
+		"wlcg":   "storage.modify:/atlas storage.read:/both",
+		"sci":    "read:/both",
+		"both":   "storage.read:/both read:/both",
+	}
+	for name, scope := range tokens {
+		env.iss.setAnswer("opaque-acc-"+name, env.active(func(a map[string]any) { a["scope"] = scope }))
+	}
+	runReqCases(t, env, "", []reqCase{
+		{name: "issue: openid-only PUT under /atlas/upload/", method: "PUT", path: "/atlas/upload/f", tok: "opaque-acc-openid", status: 403, tier: policy.TierCritical},
+		{name: "tier still from the first route", method: "PUT", path: "/atlas/upload/f", tok: "opaque-acc-wlcg", status: 200, tier: policy.TierCritical},
+		{name: "openid-only PUT under /atlas/", method: "PUT", path: "/atlas/f", tok: "opaque-acc-openid", status: 403, tier: policy.TierWrite},
+		{name: "wlcg and scitokens both required: wlcg only", method: "GET", path: "/both/f", tok: "opaque-acc-wlcg", status: 403},
+		{name: "wlcg and scitokens both required: scitokens only", method: "GET", path: "/both/f", tok: "opaque-acc-sci", status: 403},
+		{name: "wlcg and scitokens both required: both", method: "GET", path: "/both/f", tok: "opaque-acc-both", status: 200},
 	})
 }

@@ -8,6 +8,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 )
 
@@ -84,13 +85,51 @@ type Match struct {
 	Request Request // what was classified, for AuthorizeStorage
 	Tier    *Tier
 	Route   *Route // the first matching route rule, nil when none
-	// Window is min(tier window, route window, lease.max); the time left to
-	// the token's expiry is applied at lookup (see EffectiveWindow).
+	// Window is min(tier window, first route's window, lease.max); the time
+	// left to the token's expiry is applied at lookup (see EffectiveWindow).
 	Window time.Duration
 	Source Source
+	// Require holds every matching route's require:, not only the first's.
+	Require Requirements
 	// HintUnknown is set when Envoy named a tier that does not exist; the
 	// strictest tier is used then, so a typo never widens a window.
 	HintUnknown bool
+}
+
+// Requirements is a set of storage profiles a request must satisfy, each
+// on its own.
+type Requirements uint8
+
+const (
+	requireWLCG Requirements = 1 << iota
+	requireSciTokens
+)
+
+func requirementOf(p StorageProfile) Requirements {
+	switch p {
+	case ProfileWLCG:
+		return requireWLCG
+	case ProfileSciTokens:
+		return requireSciTokens
+	}
+	return 0
+}
+
+// Has reports whether p is in s.
+func (s Requirements) Has(p StorageProfile) bool {
+	r := requirementOf(p)
+	return r != 0 && s&r == r
+}
+
+// All yields the profiles in s, WLCG first.
+func (s Requirements) All() iter.Seq[StorageProfile] {
+	return func(yield func(StorageProfile) bool) {
+		for _, p := range [...]StorageProfile{ProfileWLCG, ProfileSciTokens} {
+			if s.Has(p) && !yield(p) {
+				return
+			}
+		}
+	}
 }
 
 // Policy is a compiled, immutable Config; safe for concurrent use.
@@ -221,14 +260,19 @@ func capAt(d, max time.Duration) time.Duration {
 // Classify picks the tier for r (from Normalize); hint is Envoy's per-route
 // context_extensions["leasegate.tier"], "" when absent. Precedence, highest
 // first: the hint, the first matching route rule, the method table, the
-// default tier.
+// default tier. SPEC §1: "the tier and window come from the first matching
+// route, but every matching route's require: ... applies".
 func (p *Policy) Classify(r Request, hint string) Match {
 	m := Match{Request: r}
 	for i := range p.routes {
-		if p.routes[i].matches(r) {
-			m.Route = &p.routes[i]
-			break
+		rt := &p.routes[i]
+		if !rt.matches(r) {
+			continue
 		}
+		if m.Route == nil {
+			m.Route = rt
+		}
+		m.Require |= requirementOf(rt.Require)
 	}
 	route := m.Route
 	switch {

@@ -231,6 +231,11 @@ func TestClassifySpellings(t *testing.T) {
 		{name: "other host", req: rawRequest{Method: "GET", Host: "other.example.org", Path: "/vo/f"}, wantTier: TierRead, wantWindow: time.Minute},
 		{name: "ipv6 rule, other spelling", req: rawRequest{Method: "GET", Host: "[2001:DB8:0::1]:443", Path: "/f"}, wantRequire: []StorageProfile{ProfileSciTokens}, wantTier: TierRead, wantWindow: time.Minute},
 		{name: "decoded prefix", req: rawRequest{Method: "GET", Path: "/my%20dir/f"}, wantRequire: []StorageProfile{ProfileSciTokens}, wantTier: TierRead, wantWindow: time.Minute},
+		{name: "port rule by another spelling", req: rawRequest{Method: "GET", Host: "Storage.Example.Org.:08443", Path: "/vo/f"}, wantRequire: []StorageProfile{ProfileWLCG}, wantTier: TierCritical},
+		// Class 12: the first route gives the tier, every route its require.
+		{name: "issue 19: tier-only route first", req: rawRequest{Method: "PUT", Path: "/atlas/upload/f"}, wantRequire: []StorageProfile{ProfileWLCG}, wantTier: TierCritical},
+		{name: "tier-only route through a param", req: rawRequest{Method: "PUT", Path: "/atlas/upload;x/f"}, wantRequire: []StorageProfile{ProfileWLCG}, wantTier: TierCritical},
+		{name: "two profiles", req: rawRequest{Method: "GET", Path: "/both/x/f"}, wantRequire: []StorageProfile{ProfileWLCG, ProfileSciTokens}, wantTier: TierRead, wantWindow: 2 * time.Second},
 		{name: "one of them", req: rawRequest{Method: "GET", Path: "/both/y"}, wantRequire: []StorageProfile{ProfileWLCG}, wantTier: TierRead, wantWindow: time.Minute},
 	}
 	for _, tc := range tests {
@@ -249,10 +254,11 @@ func TestClassifySpellings(t *testing.T) {
 
 // requirements lists the storage profiles m makes a request satisfy.
 func requirements(m Match) []StorageProfile {
-	if m.Route == nil || m.Route.Require == "" {
-		return nil
+	var out []StorageProfile
+	for p := range m.Require.All() {
+		out = append(out, p)
 	}
-	return []StorageProfile{m.Route.Require}
+	return out
 }
 
 func profilesText(ps []StorageProfile) []string {
