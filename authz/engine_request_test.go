@@ -9,8 +9,9 @@ import (
 )
 
 // Issue 19's accidental allows that hinge on how the engine reads the
-// request: its path and host (class 1), a fragment (11) and accumulated
-// route requirements (12). Every example from the issue is here verbatim.
+// request: its path and host (class 1), a fragment (11), repeated WebDAV
+// fields (3) and accumulated route requirements (12). Every example from
+// the issue is here verbatim.
 
 // reqCase is one request against a test engine and the decision expected.
 type reqCase struct {
@@ -161,5 +162,38 @@ func TestEngineAccumulatedRequirements(t *testing.T) {
 		{name: "wlcg and scitokens both required: wlcg only", method: "GET", path: "/both/f", tok: "opaque-acc-wlcg", status: 403},
 		{name: "wlcg and scitokens both required: scitokens only", method: "GET", path: "/both/f", tok: "opaque-acc-sci", status: 403},
 		{name: "wlcg and scitokens both required: both", method: "GET", path: "/both/f", tok: "opaque-acc-both", status: 200},
+	})
+}
+
+// TestEngineRepeatedWebDAVFields is class 3: more than one Destination,
+// Source, Overwrite or If-None-Match field is 400 on every request, counted
+// or joined with "," by Envoy's headers map.
+func TestEngineRepeatedWebDAVFields(t *testing.T) {
+	env := newEngEnv(t, engOpts{routes: []policy.RouteConfig{{Prefix: "/atlas/", Require: policy.ProfileWLCG}}})
+	const tok = "opaque-repeated"
+	env.iss.setAnswer(tok, env.active(func(a map[string]any) { a["scope"] = "storage.read:/atlas storage.create:/atlas" }))
+	h := func(kv ...string) map[string][]string {
+		m := map[string][]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = append(m[kv[i]], kv[i+1])
+		}
+		return m
+	}
+	runReqCases(t, env, tok, []reqCase{
+		{name: "control: create-only COPY with Overwrite F", method: "COPY", path: "/atlas/f", hdr: h("destination", "/atlas/g", "overwrite", "F"), status: 200},
+		{name: "issue: Overwrite F then Overwrite T", method: "COPY", path: "/atlas/f", hdr: h("destination", "/atlas/g", "overwrite", "F", "overwrite", "T"), status: 400},
+		{name: "Overwrite joined by Envoy", method: "COPY", path: "/atlas/f", hdr: h("destination", "/atlas/g", "overwrite", "F,T"), status: 400},
+		{name: "issue: two Destination fields", method: "COPY", path: "/atlas/f", hdr: h("destination", "/atlas/g", "destination", "/atlas/h"), status: 400},
+		{name: "Destination paths joined by Envoy", method: "COPY", path: "/atlas/f", hdr: h("destination", "/atlas/g,/atlas/h"), status: 400},
+		{name: "Destination URIs joined by Envoy", method: "COPY", path: "/atlas/f", hdr: h("destination", "https://storage.example.org/atlas/g, https://remote.example.net/h"), status: 400},
+		{name: "a comma inside a Destination name is one value", method: "COPY", path: "/atlas/f", hdr: h("destination", "/atlas/g,1", "overwrite", "F"), status: 200},
+		{name: "two Source fields", method: "COPY", path: "/atlas/f", hdr: h("source", "https://remote.example.net/a", "source", "https://remote.example.net/b"), status: 400},
+		{name: "Source URIs joined by Envoy", method: "COPY", path: "/atlas/f", hdr: h("source", "https://remote.example.net/a,https://remote.example.net/b"), status: 400},
+		{name: "control: create-only PUT with If-None-Match *", method: "PUT", path: "/atlas/new", hdr: h("if-none-match", "*"), status: 200},
+		{name: "two If-None-Match fields", method: "PUT", path: "/atlas/new", hdr: h("if-none-match", "*", "if-none-match", `"etag"`), status: 400},
+		{name: "If-None-Match * joined with an etag", method: "PUT", path: "/atlas/new", hdr: h("if-none-match", `*, "etag"`), status: 400},
+		{name: "If-None-Match etag list is one value", method: "GET", path: "/atlas/f", hdr: h("if-none-match", `"a", "b"`), status: 200},
+		{name: "repeated fields on a route without require", method: "GET", path: "/elsewhere", hdr: h("overwrite", "T", "overwrite", "T"), status: 400},
+		{name: "repeated Destination on a route without require", method: "MOVE", path: "/elsewhere/a", hdr: h("destination", "/elsewhere/b", "destination", "/atlas/c"), status: 400},
 	})
 }

@@ -259,7 +259,7 @@ func TestDestinationNamesHost(t *testing.T) {
 
 // TestParseTargetRefuses is SPEC §5 for Destination and Source values,
 // including issue 19 class 11 (a fragment moves the operation off the
-// checked path).
+// checked path) and class 3 (two values joined by Envoy's headers map).
 func TestParseTargetRefuses(t *testing.T) {
 	for _, d := range []string{
 		"", "  ", "//h/a", "a/b", "https:///a", "https://u@h/a", "https://u:p@h/a", "https://h%41/a", "1http://h/a", "://h/a",
@@ -269,6 +269,7 @@ func TestParseTargetRefuses(t *testing.T) {
 		"https://h.example.org:x/a", "https://h.example.org:/a", "https://h.example.org:99999/a", "https://[::1/a", "https://::1/a",
 		"https://h..example.org/a", "https://127.1/a", "https://h_ex ample/a",
 		"/a b", "/a\tb", "/a\x00",
+		"/a,/b", "/a, /b", "https://h.example.org/a,https://g.example.org/b", "/a,dav://g/b",
 		"/a%2Fb", "/a%zz", "/a\\b",
 	} {
 		if _, err := parseTarget(d); err == nil {

@@ -26,7 +26,8 @@ func CheckTarget(v string) error {
 // (#), userinfo, or an unparseable authority is refused with 400." A
 // backend drops a fragment, so "/a#/../b" would be checked as /b and
 // executed on /a. A network-path reference ("//host/…") is refused as
-// ambiguous.
+// ambiguous, and so is a value that reads as two targets joined by ','
+// (Envoy's headers map joins repeated fields that way).
 func parseTarget(v string) (webdavTarget, error) {
 	v = strings.Trim(v, " \t")
 	if v == "" {
@@ -38,6 +39,8 @@ func parseTarget(v string) (webdavTarget, error) {
 			return webdavTarget{}, errors.New("whitespace or a control character")
 		case c == '#':
 			return webdavTarget{}, errors.New("a fragment")
+		case c == ',' && startsTarget(v[i+1:]):
+			return webdavTarget{}, errors.New("two values joined by ','")
 		}
 	}
 	if strings.HasPrefix(v, "//") {
@@ -81,6 +84,21 @@ func cmpErr(err, def error) error {
 		return err
 	}
 	return def
+}
+
+// startsTarget reports whether s (after optional whitespace) begins like a
+// Destination or Source value: an absolute path or "scheme://".
+func startsTarget(s string) bool {
+	s = strings.TrimLeft(s, " \t")
+	if strings.HasPrefix(s, "/") {
+		return true
+	}
+	// Scan only the scheme-like run, so many commas stay linear.
+	n := 0
+	for n < len(s) && isSchemeChar(s[n], n) {
+		n++
+	}
+	return n > 0 && strings.HasPrefix(s[n:], "://")
 }
 
 func isScheme(s string) bool {
