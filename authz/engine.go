@@ -59,6 +59,9 @@ type IssuerConfig struct {
 	// Audiences, when set, must meet the introspection answer's aud too.
 	Audiences []string
 	BasePath  string // storage scope paths are relative to it
+	// LocalHosts are other names of the storage this issuer's tokens are
+	// used on: a Destination or Source on one is local (SPEC §5).
+	LocalHosts []string
 	// BreakerFailures consecutive issuer faults open the circuit for
 	// BreakerOpenFor.
 	BreakerFailures int
@@ -85,11 +88,12 @@ type Config struct {
 }
 
 type issuer struct {
-	cfg     IssuerConfig
-	intro   *Introspector
-	jwt     *JWTVerifier
-	breaker *breaker
-	reached atomic.Bool
+	cfg        IssuerConfig
+	localHosts []string // cfg.LocalHosts in policy.NormalizeHost's form
+	intro      *Introspector
+	jwt        *JWTVerifier
+	breaker    *breaker
+	reached    atomic.Bool
 }
 
 // Engine decides requests. Safe for concurrent use.
@@ -167,6 +171,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.TracerProvider) (*issuer, error) {
 	is := &issuer{cfg: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, e.now)}
+	for _, h := range ic.LocalHosts {
+		n, err := policy.NormalizeLocalHost(h)
+		if err != nil {
+			return nil, fmt.Errorf("local_hosts: %w", err)
+		}
+		is.localHosts = append(is.localHosts, n)
+	}
 	if ic.Mode == ModeIntrospection || ic.Mode == ModeJWTIntrospection {
 		c := ic.Introspection
 		c.Name, c.ExpectedIssuer = ic.Name, ic.Issuer
@@ -540,8 +551,9 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *le
 	d.Issuer = is.cfg.Name
 	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
 	if m.Require != 0 {
-		// The same normalised request the routes matched.
-		sr := policy.StorageRequest{Request: m.Request}
+		// The same normalised request the routes matched; decide refused
+		// repeated fields, so each has one value.
+		sr := policy.StorageRequest{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.localHosts}
 		if r.Headers != nil {
 			sr.Destination, _ = r.Headers.Get("destination")
 			sr.Source, _ = r.Headers.Get("source")

@@ -3,15 +3,18 @@ package authz
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
 
 // Issue 19's accidental allows that hinge on how the engine reads the
 // request: its path and host (class 1), a fragment (11), repeated WebDAV
-// fields (3) and accumulated route requirements (12). Every example from
-// the issue is here verbatim.
+// fields (3), accumulated route requirements (12) and which Destination
+// names this server (13). Every example from the issue is here verbatim.
 
 // reqCase is one request against a test engine and the decision expected.
 type reqCase struct {
@@ -195,5 +198,72 @@ func TestEngineRepeatedWebDAVFields(t *testing.T) {
 		{name: "If-None-Match etag list is one value", method: "GET", path: "/atlas/f", hdr: h("if-none-match", `"a", "b"`), status: 200},
 		{name: "repeated fields on a route without require", method: "GET", path: "/elsewhere", hdr: h("overwrite", "T", "overwrite", "T"), status: 400},
 		{name: "repeated Destination on a route without require", method: "MOVE", path: "/elsewhere/a", hdr: h("destination", "/elsewhere/b", "destination", "/atlas/c"), status: 400},
+	})
+}
+
+// TestEngineDestinationNamesThisServer is class 13: a Destination naming this
+// server by another spelling is a local copy (read here and write there),
+// not a push that only needs read.
+func TestEngineDestinationNamesThisServer(t *testing.T) {
+	env := newEngEnv(t, engOpts{routes: []policy.RouteConfig{{Prefix: "/atlas/", Require: policy.ProfileWLCG}}})
+	const tok = "opaque-local-dest"
+	env.iss.setAnswer(tok, env.active(func(a map[string]any) { a["scope"] = "storage.read:/atlas" }))
+	dest := func(v string) map[string][]string { return map[string][]string{"destination": {v}} }
+	runReqCases(t, env, tok, []reqCase{
+		{name: "control: push to another fully qualified host", method: "COPY", path: "/atlas/f", hdr: dest("https://remote.example.net/atlas/f"), status: 200},
+		{name: "control: the request's own host", method: "COPY", path: "/atlas/f", hdr: dest("https://storage.example.org/atlas/g"), status: 403},
+		{name: "unqualified name", method: "COPY", path: "/atlas/f", hdr: dest("https://storage/atlas/g"), status: 403},
+		{name: "IPv4 literal", method: "COPY", path: "/atlas/f", hdr: dest("https://192.0.2.10:8443/atlas/g"), status: 403},
+		{name: "IPv6 literal", method: "COPY", path: "/atlas/f", hdr: dest("https://[2001:db8::1]/atlas/g"), status: 403},
+		{name: "localhost", method: "COPY", path: "/atlas/f", hdr: dest("http://localhost:2880/atlas/g"), status: 403},
+		{name: "same host on another port", method: "COPY", host: "storage.example.org:8443", path: "/atlas/f", hdr: dest("https://storage.example.org:2881/atlas/g"), status: 403},
+		{name: "same host spelled with a trailing dot", method: "COPY", path: "/atlas/f", hdr: dest("https://STORAGE.example.org./atlas/g"), status: 403},
+	})
+}
+
+// TestEngineLocalHosts is class 13's local_hosts: a route's or an issuer's
+// other names of this server make a Destination on them local.
+func TestEngineLocalHosts(t *testing.T) {
+	const tok = "opaque-local-hosts"
+	dest := func(v string) map[string][]string { return map[string][]string{"destination": {v}} }
+	tests := []struct {
+		name        string
+		routeHosts  []string
+		issuerHosts []string
+		dest        string
+		status      int
+	}{
+		{name: "no aliases: a push", dest: "https://dav.example.org/atlas/g", status: 200},
+		{name: "route alias", routeHosts: []string{"DAV.example.org."}, dest: "https://dav.example.org/atlas/g", status: 403},
+		{name: "issuer alias", issuerHosts: []string{"dav.example.org"}, dest: "https://Dav.Example.Org.:443/atlas/g", status: 403},
+		{name: "alias of something else", routeHosts: []string{"other.example.org"}, issuerHosts: []string{"more.example.org"}, dest: "https://dav.example.org/atlas/g", status: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEngEnv(t, engOpts{
+				routes: []policy.RouteConfig{{Prefix: "/atlas/", Require: policy.ProfileWLCG, LocalHosts: tt.routeHosts}},
+				issuer: func(ic *IssuerConfig) { ic.LocalHosts = tt.issuerHosts },
+			})
+			env.iss.setAnswer(tok, env.active(func(a map[string]any) { a["scope"] = "storage.read:/atlas" }))
+			runReqCases(t, env, tok, []reqCase{{name: "COPY", method: "COPY", path: "/atlas/f", hdr: dest(tt.dest), status: tt.status}})
+		})
+	}
+	t.Run("bad issuer alias", func(t *testing.T) {
+		pol, err := policy.New(policy.Config{Tiers: policy.DefaultTiers(), LeaseMax: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache, err := leasecache.New(leasecache.Config{MaxMemoryMB: 8, MaxAge: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cache.Close() }()
+		_, err = New(context.Background(), Config{Policy: pol, Cache: cache, Issuers: []IssuerConfig{{
+			Name: "x", Issuer: "https://x.example.org/", Mode: ModeIntrospection, LocalHosts: []string{"dav.example.org:443"},
+			Introspection: IntrospectionConfig{Endpoint: "https://x.example.org/introspect", Auth: "none"},
+		}}})
+		if err == nil || !strings.Contains(err.Error(), "local_hosts") {
+			t.Fatalf("New = %v, want a local_hosts error", err)
+		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -135,6 +136,24 @@ func normalName(n string) (string, error) {
 	return n, nil
 }
 
+// NormalizeLocalHost checks one local_hosts entry (a route's or an issuer's
+// other names of this server, SPEC §5) and returns it in NormalizeHost's
+// form. An entry names a host, never a port. Config validation should call
+// it; New and the engine do.
+func NormalizeLocalHost(h string) (string, error) {
+	if h == "" {
+		return "", fmt.Errorf("%w: empty local host", ErrInvalidHost)
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		return "", fmt.Errorf("%w: local host %q names a port; list host names only", ErrInvalidHost, h)
+	}
+	n, err := NormalizeHost(h)
+	if err != nil {
+		return "", fmt.Errorf("local host %q: %w", h, err)
+	}
+	return n, nil
+}
+
 // hostOnly drops the port from a host in NormalizeHost's form.
 func hostOnly(h string) string {
 	if h != "" && h[0] == '[' {
@@ -144,4 +163,27 @@ func hostOnly(h string) string {
 		return h[:i]
 	}
 	return h
+}
+
+// namesThisServer applies SPEC §5 to the host of a Destination or Source:
+// it names this server when it is the request's host (ports aside), one of
+// the local_hosts, an IP literal, localhost or an unqualified (dot-less)
+// name; only another fully qualified name is a remote server. All hosts are
+// in NormalizeHost's form. An unknown request host counts as this server: a
+// local target is checked against the token's write scopes, a remote one is
+// not.
+func namesThisServer(target, reqHost string, local, more []string) bool {
+	t := hostOnly(target)
+	switch {
+	case reqHost == "" || t == hostOnly(reqHost):
+		return true
+	case t[0] == '[', strings.IndexByte(t, '.') < 0, strings.HasSuffix(t, ".localhost"):
+		return true
+	}
+	// NormalizeHost lets a last label that starts with a digit through only
+	// in an IPv4 address.
+	if c := t[strings.LastIndexByte(t, '.')+1]; '0' <= c && c <= '9' {
+		return true
+	}
+	return slices.Contains(local, t) || slices.Contains(more, t)
 }

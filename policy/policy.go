@@ -41,6 +41,9 @@ type RouteConfig struct {
 	// Window, when set, caps the tier's window for this route.
 	Window  *time.Duration
 	Require StorageProfile // empty: no storage scope rules
+	// LocalHosts are other names of this server for requests on this
+	// route: a Destination or Source on one is local, not remote (SPEC §5).
+	LocalHosts []string
 }
 
 // Config is everything New needs.
@@ -61,13 +64,14 @@ type Tier struct {
 
 // Route is a compiled route rule.
 type Route struct {
-	Prefix    string
-	Host      string // NormalizeHost's form
-	Methods   []string
-	Tier      string
-	Window    time.Duration
-	HasWindow bool
-	Require   StorageProfile
+	Prefix     string
+	Host       string // NormalizeHost's form
+	Methods    []string
+	Tier       string
+	Window     time.Duration
+	HasWindow  bool
+	Require    StorageProfile
+	LocalHosts []string // NormalizeHost's form
 }
 
 // Source says which rule chose a request's tier.
@@ -91,6 +95,8 @@ type Match struct {
 	Source Source
 	// Require holds every matching route's require:, not only the first's.
 	Require Requirements
+	// LocalHosts are every matching route's local_hosts.
+	LocalHosts []string
 	// HintUnknown is set when Envoy named a tier that does not exist; the
 	// strictest tier is used then, so a typo never widens a window.
 	HintUnknown bool
@@ -226,6 +232,14 @@ func New(cfg Config) (*Policy, error) {
 		if r.Host, err = NormalizeHost(rc.Host); err != nil {
 			errs = append(errs, fmt.Errorf("route %d (%s): host %q: %w", i, rc.Prefix, rc.Host, err))
 		}
+		for _, h := range rc.LocalHosts {
+			n, err := NormalizeLocalHost(h)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("route %d (%s): local_hosts: %w", i, rc.Prefix, err))
+				continue
+			}
+			r.LocalHosts = append(r.LocalHosts, n)
+		}
 		if rc.Tier != "" {
 			if _, ok := p.byName[rc.Tier]; !ok {
 				errs = append(errs, fmt.Errorf("route %d (%s): tier %q is not a defined tier", i, rc.Prefix, rc.Tier))
@@ -273,6 +287,7 @@ func (p *Policy) Classify(r Request, hint string) Match {
 			m.Route = rt
 		}
 		m.Require |= requirementOf(rt.Require)
+		m.LocalHosts = appendHosts(m.LocalHosts, rt.LocalHosts)
 	}
 	route := m.Route
 	switch {
@@ -296,6 +311,19 @@ func (p *Policy) Classify(r Request, hint string) Match {
 		m.Window = route.Window
 	}
 	return m
+}
+
+// appendHosts adds more to have, sharing a route's own slice while only one
+// matching route lists local hosts (the common case: no allocation).
+func appendHosts(have, more []string) []string {
+	switch {
+	case len(more) == 0:
+		return have
+	case len(have) == 0:
+		return more
+	}
+	out := make([]string, 0, len(have)+len(more))
+	return append(append(out, have...), more...)
 }
 
 // matches reports whether the rule applies to r. Prefix and path are both

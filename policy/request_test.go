@@ -154,6 +154,19 @@ func TestNormalizeHost(t *testing.T) {
 	}
 }
 
+func TestNormalizeLocalHost(t *testing.T) {
+	for in, want := range map[string]string{"Alias.Example.org.": "alias.example.org", "dav": "dav", "[2001:db8::1]": "[2001:db8::1]", "10.0.0.1": "10.0.0.1"} {
+		if got, err := NormalizeLocalHost(in); err != nil || got != want {
+			t.Errorf("NormalizeLocalHost(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "alias.example.org:443", "[::1]:80", "bad host", "a..b"} {
+		if got, err := NormalizeLocalHost(in); err == nil {
+			t.Errorf("NormalizeLocalHost(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
 func TestNormalizeDoesNotAllocateForCleanRequests(t *testing.T) {
 	for _, tc := range []struct{ host, target string }{
 		{"storage.example.org", "/data/atlas/file.root"},
@@ -269,6 +282,25 @@ func profilesText(ps []StorageProfile) []string {
 	return out
 }
 
+func TestClassifyLocalHostsAccumulate(t *testing.T) {
+	p, err := New(Config{Tiers: DefaultTiers(), LeaseMax: time.Minute, Routes: []RouteConfig{
+		{Prefix: "/a/b/", LocalHosts: []string{"B.example.org."}},
+		{Prefix: "/a/", Require: ProfileWLCG, LocalHosts: []string{"a.example.org"}},
+		{Prefix: "/c/", LocalHosts: []string{"c.example.org"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := classify(t, p, rawRequest{Method: "COPY", Path: "/a/b/f"})
+	if got := strings.Join(m.LocalHosts, " "); got != "b.example.org a.example.org" {
+		t.Fatalf("LocalHosts = %q, want both matching routes' in normal form", got)
+	}
+	m = classify(t, p, rawRequest{Method: "COPY", Path: "/c/f"})
+	if got := strings.Join(m.LocalHosts, " "); got != "c.example.org" {
+		t.Fatalf("LocalHosts = %q", got)
+	}
+}
+
 func TestNewRejectsRouteSpellings(t *testing.T) {
 	tests := []struct {
 		route RouteConfig
@@ -278,6 +310,7 @@ func TestNewRejectsRouteSpellings(t *testing.T) {
 		{RouteConfig{Prefix: "/data;v=1/"}, "must be written decoded"},
 		{RouteConfig{Prefix: "/a/../b/"}, "not normalised"},
 		{RouteConfig{Prefix: "/a/", Host: "bad host"}, "invalid host"},
+		{RouteConfig{Prefix: "/a/", LocalHosts: []string{"alias.example.org:443"}}, "names a port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {

@@ -31,6 +31,10 @@ type StorageRequest struct {
 	// COPY that may not replace an existing file is a create, not a modify.
 	// Absent means "T" (RFC 4918 §10.6).
 	Overwrite string
+	// RouteLocalHosts and IssuerLocalHosts are further names of this server
+	// (SPEC §5 local_hosts): the matching routes' (Match.LocalHosts) and
+	// the issuer's, in NormalizeHost's form.
+	RouteLocalHosts, IssuerLocalHosts []string
 }
 
 // StorageDecision is the outcome of AuthorizeStorage. It carries what an
@@ -200,11 +204,17 @@ func planStorage(req StorageRequest, base string) (checks [maxChecks]storageChec
 		case req.Source != "" && req.Destination != "":
 			return bad("COPY with both Source and Destination")
 		case req.Source != "":
-			if _, err := parseTarget(req.Source); err != nil {
+			src, local, err := localTarget(req.Source, req)
+			if err != nil {
 				return bad("Source header is not acceptable")
 			}
-			// Third-party pull: the remote source authorizes its own read;
-			// here the local path is written.
+			if local {
+				// A "pull" from this server is a local copy: it reads
+				// there as well as writing here.
+				add(opRead, src)
+			}
+			// A remote source authorizes its own read; here the local
+			// path is written.
 			add(writeOp, here)
 		case req.Destination != "":
 			dst, local, err := localTarget(req.Destination, req)
@@ -233,7 +243,7 @@ func localTarget(v string, req StorageRequest) (t webdavTarget, local bool, err 
 	if t, err = parseTarget(v); err != nil {
 		return webdavTarget{}, false, err
 	}
-	return t, t.namesHost(req.Request.host), nil
+	return t, t.namesHost(req.Request.host, req.RouteLocalHosts, req.IssuerLocalHosts), nil
 }
 
 // relativeTo returns abs relative to base ("" meaning the root), and false

@@ -112,6 +112,9 @@ func FuzzAuthorizeStorage(f *testing.F) {
 			}
 			if src != "" {
 				needBoth(p, create, write)
+				if oracleIsLocal(src) {
+					needBoth(oracleLocalPath(t, src), read)
+				}
 			} else {
 				needBoth(p, read)
 				if oracleIsLocal(dest) {

@@ -11,19 +11,20 @@ import (
 
 // storageCase is one entry of testdata/storage/cases.yaml.
 type storageCase struct {
-	Name        string `yaml:"name"`
-	Why         string `yaml:"why"`
-	Profile     string `yaml:"profile"`
-	Base        string `yaml:"base"`
-	Method      string `yaml:"method"`
-	Path        string `yaml:"path"`
-	Host        string `yaml:"host"`
-	Destination string `yaml:"destination"`
-	Source      string `yaml:"source"`
-	IfNoneMatch string `yaml:"if_none_match"`
-	Overwrite   string `yaml:"overwrite"`
-	Scope       string `yaml:"scope"`
-	WLCGVer     string `yaml:"wlcg_ver"`
+	Name        string   `yaml:"name"`
+	Why         string   `yaml:"why"`
+	Profile     string   `yaml:"profile"`
+	Base        string   `yaml:"base"`
+	Method      string   `yaml:"method"`
+	Path        string   `yaml:"path"`
+	Host        string   `yaml:"host"`
+	Destination string   `yaml:"destination"`
+	Source      string   `yaml:"source"`
+	IfNoneMatch string   `yaml:"if_none_match"`
+	Overwrite   string   `yaml:"overwrite"`
+	Scope       string   `yaml:"scope"`
+	WLCGVer     string   `yaml:"wlcg_ver"`
+	LocalHosts  []string `yaml:"local_hosts"`
 	Want        struct {
 		Allow  bool   `yaml:"allow"`
 		Status int    `yaml:"status"`
@@ -37,6 +38,7 @@ type storageCase struct {
 type rawStorageRequest struct {
 	Method, Path, Host                          string
 	Destination, Source, IfNoneMatch, Overwrite string
+	LocalHosts                                  []string
 }
 
 // authorizeRaw is what the engine does with a request on a storage route:
@@ -48,7 +50,7 @@ func authorizeRaw(profile StorageProfile, raw rawStorageRequest, scope, base, ve
 	}
 	req := StorageRequest{
 		Request: nr, Destination: raw.Destination, Source: raw.Source,
-		IfNoneMatch: raw.IfNoneMatch, Overwrite: raw.Overwrite,
+		IfNoneMatch: raw.IfNoneMatch, Overwrite: raw.Overwrite, RouteLocalHosts: raw.LocalHosts,
 	}
 	return AuthorizeStorage(profile, req, scope, base, ver)
 }
@@ -75,6 +77,7 @@ func (c storageCase) args() (StorageProfile, rawStorageRequest, string, string, 
 		IfNoneMatch: c.IfNoneMatch,
 		Overwrite:   c.Overwrite,
 	}
+	req.LocalHosts = c.LocalHosts
 	return profile, req, c.Scope, base, c.WLCGVer
 }
 
@@ -222,6 +225,7 @@ func TestValidateBasePath(t *testing.T) {
 func TestDestinationNamesHost(t *testing.T) {
 	tests := []struct {
 		name, dest, host string
+		local, more      []string
 		want             bool
 	}{
 		{name: "path", dest: "/a", host: "h.example.org", want: true},
@@ -237,8 +241,19 @@ func TestDestinationNamesHost(t *testing.T) {
 		// SPEC §5: the host decides, not the port.
 		{name: "other port", dest: "https://h.example.org:9443/a", host: "h.example.org:8443", want: true},
 		{name: "https default vs 8443", dest: "https://h.example.org/a", host: "h.example.org:8443", want: true},
+		{name: "unqualified name", dest: "https://h/a", host: "h.example.org", want: true},
+		{name: "other unqualified name", dest: "https://storage/a", host: "h.example.org", want: true},
+		{name: "localhost", dest: "http://localhost:2880/a", host: "h.example.org", want: true},
+		{name: "a .localhost name", dest: "http://dav.localhost/a", host: "h.example.org", want: true},
+		{name: "ipv4 literal", dest: "https://192.0.2.1/a", host: "h.example.org", want: true},
+		{name: "ipv6 literal", dest: "https://[::1]:8443/a", host: "h.example.org", want: true},
 		{name: "ipv6 both sides", dest: "https://[::1]:1/a", host: "[::1]:2", want: true},
+		{name: "route or issuer alias", dest: "https://alias.example.org/a", host: "h.example.org",
+			more: []string{"other.example.org", "alias.example.org"}, want: true},
 		{name: "other host", dest: "https://g.example.org/a", host: "h.example.org", want: false},
+		{name: "other host with a digit at the end", dest: "https://g1.example.org2/a", host: "h.example.org", want: false},
+		{name: "alias of nothing", dest: "https://g.example.org/a", host: "h.example.org",
+			local: []string{"alias.example.org"}, want: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +265,7 @@ func TestDestinationNamesHost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := tg.namesHost(host); got != tt.want {
+			if got := tg.namesHost(host, tt.local, tt.more); got != tt.want {
 				t.Errorf("namesHost = %v, want %v", got, tt.want)
 			}
 		})

@@ -122,10 +122,7 @@ func isSchemeChar(c byte, i int) bool {
 }
 
 // namesHost reports whether t points at the server that received the
-// request (whose host, in NormalizeHost's form, is reqHost). The host
-// decides, not the port. It errs towards "yes": a local target is checked
-// against the token's write scopes, a remote one is not, so an unknown
-// request host counts as the same server.
-func (t webdavTarget) namesHost(reqHost string) bool {
-	return t.host == "" || reqHost == "" || hostOnly(t.host) == hostOnly(reqHost)
+// request (SPEC §5, see namesThisServer); a path-only target always does.
+func (t webdavTarget) namesHost(reqHost string, local, more []string) bool {
+	return t.host == "" || namesThisServer(t.host, reqHost, local, more)
 }

@@ -57,6 +57,7 @@ type IssuerConfig struct {
 	Audiences        []string            `yaml:"audiences"`
 	AcceptWLCGAny    bool                `yaml:"accept_wlcg_any_audience"`
 	BasePath         string              `yaml:"base_path"`
+	LocalHosts       []string            `yaml:"local_hosts"`
 	ClockSkew        time.Duration       `yaml:"clock_skew"`
 	Breaker          BreakerConfig       `yaml:"circuit_breaker"`
 }
@@ -84,12 +85,13 @@ type TierConfig struct {
 }
 
 type RouteConfig struct {
-	Prefix  string         `yaml:"prefix"`
-	Host    string         `yaml:"host"`
-	Methods []string       `yaml:"methods"`
-	Tier    string         `yaml:"tier"`
-	Window  *time.Duration `yaml:"window"`
-	Require string         `yaml:"require"`
+	Prefix     string         `yaml:"prefix"`
+	Host       string         `yaml:"host"`
+	Methods    []string       `yaml:"methods"`
+	Tier       string         `yaml:"tier"`
+	Window     *time.Duration `yaml:"window"`
+	Require    string         `yaml:"require"`
+	LocalHosts []string       `yaml:"local_hosts"`
 }
 
 type LeaseConfig struct {
@@ -614,6 +616,7 @@ func (c *Config) validateIssuers(ps *Problems) {
 		if err := policy.ValidateBasePath(is.BasePath); err != nil {
 			c.problem(ps, f+".base_path", fmt.Sprintf("%q: %v", is.BasePath, err))
 		}
+		c.checkLocalHosts(ps, f+".local_hosts", is.LocalHosts)
 		if is.ClockSkew < 0 || is.ClockSkew > 10*time.Minute {
 			c.problem(ps, f+".clock_skew", "must be between 0 and 10m")
 		}
@@ -675,6 +678,7 @@ func (c *Config) validateTiers(ps *Problems) {
 		if _, err := policy.NormalizeHost(r.Host); err != nil {
 			c.problem(ps, f+".host", fmt.Sprintf("%q: %v", r.Host, err))
 		}
+		c.checkLocalHosts(ps, f+".local_hosts", r.LocalHosts)
 		if r.Tier != "" && !known(r.Tier) {
 			c.problem(ps, f+".tier", fmt.Sprintf("%q is not a defined tier", r.Tier))
 		}
@@ -690,6 +694,16 @@ func (c *Config) validateTiers(ps *Problems) {
 			if !validMethod(m) {
 				c.problem(ps, f+".methods", fmt.Sprintf("%q is not an HTTP method token", m))
 			}
+		}
+	}
+}
+
+// checkLocalHosts reports each local_hosts entry that is not a plausible
+// host name (policy.NormalizeLocalHost), at its own line.
+func (c *Config) checkLocalHosts(ps *Problems, field string, hosts []string) {
+	for i, h := range hosts {
+		if _, err := policy.NormalizeLocalHost(h); err != nil {
+			c.problem(ps, fmt.Sprintf("%s[%d]", field, i), err.Error())
 		}
 	}
 }
@@ -753,7 +767,7 @@ func (c *Config) PolicyConfig() policy.Config {
 	for _, r := range c.Routes {
 		pc.Routes = append(pc.Routes, policy.RouteConfig{
 			Prefix: r.Prefix, Host: r.Host, Methods: r.Methods, Tier: r.Tier,
-			Window: r.Window, Require: policy.StorageProfile(r.Require),
+			Window: r.Window, Require: policy.StorageProfile(r.Require), LocalHosts: r.LocalHosts,
 		})
 	}
 	return pc

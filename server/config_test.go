@@ -235,3 +235,55 @@ routes:
 		t.Errorf("a host in another spelling was refused:\n%s", err)
 	}
 }
+
+// TestParseLocalHosts covers issue 19 class 13's configuration keys,
+// routes[].local_hosts and issuers[].local_hosts: each entry must be a host
+// name or IP literal without a port, reported at its own line.
+func TestParseLocalHosts(t *testing.T) {
+	const head = `
+issuers:
+  - name: hydra
+    issuer: "http://127.0.0.1:4444"
+    default_for_opaque: true
+    introspection:
+      endpoint: "http://127.0.0.1:4445/admin/oauth2/introspect"
+      auth: none
+`
+	t.Run("valid", func(t *testing.T) {
+		cfg, err := Parse("ok.yaml", []byte(head+`    local_hosts: [dav.example.org, "Storage.Example.org."]
+routes:
+  - prefix: /atlas/
+    host: Storage.Example.org.
+    require: wlcg_storage
+    local_hosts: [dav, "[2001:db8::1]"]
+`), testEnv(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Issuers[0].LocalHosts; strings.Join(got, " ") != "dav.example.org Storage.Example.org." {
+			t.Errorf("issuer local_hosts = %v", got)
+		}
+		if got := cfg.PolicyConfig().Routes[0].LocalHosts; strings.Join(got, " ") != "dav [2001:db8::1]" {
+			t.Errorf("route local_hosts = %v", got)
+		}
+	})
+	t.Run("problems", func(t *testing.T) {
+		_, err := Parse("bad.yaml", []byte(head+`    local_hosts: ["dav.example.org:443", ""]
+routes:
+  - prefix: /atlas/
+    local_hosts: [ok.example.org, "a..b"]
+`), testEnv(nil))
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		for _, w := range []string{
+			`bad.yaml:9: issuers[0].local_hosts[0]: invalid host: local host "dav.example.org:443" names a port`,
+			`bad.yaml:9: issuers[0].local_hosts[1]: invalid host: empty local host`,
+			`bad.yaml:12: routes[0].local_hosts[1]: local host "a..b": invalid host: empty label`,
+		} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("missing %q in:\n%s", w, err)
+			}
+		}
+	})
+}

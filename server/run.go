@@ -357,6 +357,7 @@ func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, err
 			},
 			Audiences:       is.Audiences,
 			BasePath:        is.BasePath,
+			LocalHosts:      is.LocalHosts,
 			BreakerFailures: is.Breaker.Failures,
 			BreakerOpenFor:  is.Breaker.OpenFor,
 		})
