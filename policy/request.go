@@ -6,10 +6,9 @@ import (
 	"strings"
 )
 
-// ErrInvalidPath is wrapped by every error Normalize returns for a request
-// path (and AuthorizeStorage for a Destination or Source path): the request
-// must be refused with 400 invalid_request, never matched against routes or
-// scopes.
+// ErrInvalidPath is wrapped by every error Normalize (and CheckTarget, for a
+// Destination or Source path) returns for a path: the request must be
+// refused with 400 invalid_request, never matched against routes or scopes.
 var ErrInvalidPath = errors.New("invalid request path")
 
 // Request is one HTTP request as the route rules and the storage rules see

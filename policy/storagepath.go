@@ -15,7 +15,8 @@ type webdavTarget struct {
 
 // CheckTarget reports whether v is an acceptable Destination or Source
 // value; an error means 400 invalid_request. The engine applies it to every
-// request, AuthorizeStorage again when it reads the target.
+// request (SPEC §5 refuses such a value with 400 whatever the route), and
+// AuthorizeStorage reads targets with the same parser.
 func CheckTarget(v string) error {
 	_, err := parseTarget(v)
 	return err
@@ -62,9 +63,12 @@ func parseTarget(v string) (webdavTarget, error) {
 		if strings.IndexByte(authority, '@') >= 0 {
 			return webdavTarget{}, errors.New("userinfo")
 		}
+		if authority == "" {
+			return webdavTarget{}, errors.New("empty authority")
+		}
 		h, err := NormalizeHost(authority)
-		if err != nil || h == "" {
-			return webdavTarget{}, fmt.Errorf("unparseable authority: %w", cmpErr(err, ErrInvalidHost))
+		if err != nil {
+			return webdavTarget{}, fmt.Errorf("unparseable authority: %w", err)
 		}
 		t.host = h
 		rawPath = rest[end:]
@@ -77,13 +81,6 @@ func parseTarget(v string) (webdavTarget, error) {
 		return webdavTarget{}, err
 	}
 	return t, nil
-}
-
-func cmpErr(err, def error) error {
-	if err != nil {
-		return err
-	}
-	return def
 }
 
 // startsTarget reports whether s (after optional whitespace) begins like a
