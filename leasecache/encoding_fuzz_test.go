@@ -9,10 +9,13 @@ func FuzzLeaseRoundTrip(f *testing.F) {
 	f.Add(int64(1764000000000000000), int64(0), "alice", "cli", "storage.read:/atlas", "hydra", "https://a", "1.0")
 	f.Add(int64(-1), int64(1), "", "", "", "", "", "")
 	f.Add(int64(0), int64(99), "\x00\xff", "é", " ", "x", "a b c", "2")
+	f.Add(int64(1764000000000000000), int64(9999999999), "alice", "", "", "hydra", "", "") // exp past 2262
+	// at is validated_at in unix nanoseconds, exp the expiry in unix
+	// seconds (so it reaches far past UnixNano's 2262), 0 for none.
 	f.Fuzz(func(t *testing.T, at, exp int64, sub, cid, scope, iss, aud, ver string) {
 		in := Lease{ValidatedAt: time.Unix(0, at), Subject: sub, ClientID: cid, Scope: scope, Issuer: iss, Audience: aud, WLCGVersion: ver}
 		if exp != 0 {
-			in.Expiry = time.Unix(0, exp)
+			in.Expiry = time.Unix(exp, 0)
 		}
 		buf, err := encode(in)
 		if err != nil {
@@ -35,6 +38,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte{1})
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	far, _ := encode(Lease{ValidatedAt: time.Unix(5, 0), Expiry: time.Unix(9999999999, 0)})
+	f.Add(far)
+	bad := append([]byte(nil), good...)
+	bad[10] = 0xff // nanoseconds ≥ 1e9
+	bad[13] = 0xff
+	f.Add(bad)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := decode(b)
 		if err != nil {

@@ -218,11 +218,14 @@ func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 
 func (c *Cache) isNegative(k Key, now time.Time) bool {
 	buf, err := c.neg.Get(keyString(&k))
-	if err != nil || len(buf) != 8 {
+	if err != nil || len(buf) != 12 {
 		return false
 	}
-	at := int64(binary.LittleEndian.Uint64(buf))
-	return now.UnixNano() < at+int64(c.negativeTTL)
+	at, ok := getTime(buf)
+	if !ok {
+		return false
+	}
+	return now.Before(at.Add(c.negativeTTL))
 }
 
 // Store records a fresh validation; every tier's window restarts from
@@ -243,8 +246,8 @@ func (c *Cache) Store(k Key, l Lease) error {
 // token is not active.
 func (c *Cache) StoreNegative(k Key) error {
 	_ = c.pos.Delete(keyString(&k))
-	var buf [8]byte
-	binary.LittleEndian.PutUint64(buf[:], uint64(c.now().UnixNano()))
+	var buf [12]byte
+	putTime(buf[:], c.now())
 	if err := c.neg.Set(keyString(&k), buf[:]); err != nil {
 		return fmt.Errorf("leasecache: store negative lease %s: %w", k.Prefix(), err)
 	}

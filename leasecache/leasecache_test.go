@@ -84,6 +84,36 @@ func TestLeaseWindow(t *testing.T) {
 	}
 }
 
+func TestFarFutureExpiry(t *testing.T) {
+	// SPEC §1: "Any exp a token can carry works, including the far-future
+	// "never" values some issuers use (e.g. 9999999999)". UnixNano ends in
+	// 2262.
+	for _, exp := range []time.Time{
+		time.Unix(9999999999, 0),                                // 2286
+		time.Unix(253402300799, 999999999),                      // the last instant of year 9999
+		time.Date(2262, 4, 11, 23, 47, 16, 854775808, time.UTC), // one past UnixNano's range
+	} {
+		t.Run(exp.UTC().Format(time.RFC3339Nano), func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, clk)
+			k := KeyOf("tok")
+			l := lease(clk, 0)
+			l.Expiry = exp
+			if err := c.Store(k, l); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(59 * time.Second)
+			got, o := c.Lookup(k, time.Minute)
+			if o != Hit {
+				t.Fatalf("Lookup = %v, want hit", o)
+			}
+			if !got.Expiry.Equal(exp) {
+				t.Fatalf("Expiry = %s, want %s", got.Expiry, exp)
+			}
+		})
+	}
+}
+
 func TestHitsDoNotExtend(t *testing.T) {
 	clk := newFakeClock()
 	c := newCache(t, clk)
