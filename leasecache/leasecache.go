@@ -194,15 +194,18 @@ func (c *Cache) Close() error {
 }
 
 // Lookup reports what the cache knows about k for a request whose window is
-// w. A hit needs now < validated_at+w and now < exp; a hit never changes the
-// lease. The lease is returned for Hit and Expired.
+// w. A hit needs validated_at <= now < validated_at+w and now < exp; a hit
+// never changes the lease. The lease is returned for Hit and Expired.
 func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 	now := c.now()
 	buf, err := c.pos.Get(keyString(&k))
 	if err == nil {
 		l, err := decode(buf)
 		switch {
-		case err != nil, c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry):
+		// SPEC §1: "a lease whose validated_at lies in the future (the wall
+		// clock stepped back) is a miss, never a longer hit" — nor a stale
+		// allowance, so it is not returned as Expired either.
+		case err != nil, c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
 			_ = c.pos.Delete(keyString(&k))
 		case now.Before(l.ValidatedAt.Add(w)):
 			return l, Hit
@@ -216,6 +219,10 @@ func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 	return Lease{}, Miss
 }
 
+// isNegative reports a negative lease younger than NegativeTTL. One stamped
+// in the future (the clock stepped back) stays negative and is re-stamped
+// now: a step back can neither turn it into an allow nor make it last
+// longer than NegativeTTL from when the step is noticed.
 func (c *Cache) isNegative(k Key, now time.Time) bool {
 	buf, err := c.neg.Get(keyString(&k))
 	if err != nil || len(buf) != 12 {
@@ -224,6 +231,11 @@ func (c *Cache) isNegative(k Key, now time.Time) bool {
 	at, ok := getTime(buf)
 	if !ok {
 		return false
+	}
+	if now.Before(at) {
+		putTime(buf, now)
+		_ = c.neg.Set(keyString(&k), buf)
+		return true
 	}
 	return now.Before(at.Add(c.negativeTTL))
 }

@@ -114,6 +114,80 @@ func TestFarFutureExpiry(t *testing.T) {
 	}
 }
 
+func TestClockStepBack(t *testing.T) {
+	// SPEC §1: "a lease whose validated_at lies in the future (the wall
+	// clock stepped back) is a miss, never a longer hit".
+	tests := []struct {
+		name string
+		back time.Duration
+	}{
+		{"one hour back on a 60s window", time.Hour},
+		{"one second back inside the window", time.Second},
+		{"one nanosecond back", time.Nanosecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, clk)
+			k := KeyOf("tok")
+			if err := c.Store(k, lease(clk, 2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(-tc.back)
+			// Not Expired either: that would let stale_if_error serve it.
+			if l, o := c.Lookup(k, time.Minute); o != Miss || l != (Lease{}) {
+				t.Fatalf("Lookup after a step back = %v %+v, want a miss without a lease", o, l)
+			}
+			// The clock catching up does not bring it back: it is gone.
+			clk.Advance(tc.back)
+			if _, o := c.Lookup(k, time.Minute); o != Miss {
+				t.Fatalf("Lookup after catching up = %v, want miss", o)
+			}
+		})
+	}
+	t.Run("a lease validated after the step hits as usual", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		k := KeyOf("tok")
+		clk.Advance(-time.Hour)
+		if err := c.Store(k, lease(clk, 2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(59 * time.Second)
+		if _, o := c.Lookup(k, time.Minute); o != Hit {
+			t.Fatalf("Lookup = %v, want hit", o)
+		}
+		clk.Advance(time.Second)
+		if _, o := c.Lookup(k, time.Minute); o != Expired {
+			t.Fatalf("Lookup at the window's end = %v, want expired", o)
+		}
+	})
+}
+
+func TestNegativeLeaseClockStepBack(t *testing.T) {
+	// A step back must not shorten a negative lease into an allow, nor
+	// stretch it by the size of the step: it stays negative, for
+	// NegativeTTL from when the step is noticed.
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	if err := c.StoreNegative(k); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(-time.Hour)
+	if _, o := c.Lookup(k, time.Minute); o != Negative {
+		t.Fatalf("right after the step back: %v, want negative", o)
+	}
+	clk.Advance(9 * time.Second)
+	if _, o := c.Lookup(k, 0); o != Negative {
+		t.Fatalf("9s later: %v, want negative", o)
+	}
+	clk.Advance(time.Second)
+	if _, o := c.Lookup(k, 0); o != Miss {
+		t.Fatalf("negative_ttl after the step was noticed: %v, want miss (not an hour more)", o)
+	}
+}
+
 func TestHitsDoNotExtend(t *testing.T) {
 	clk := newFakeClock()
 	c := newCache(t, clk)
