@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +38,11 @@ var (
 	// the future, wrong iss/aud, alg none/HS*, unparseable JWT, unknown kid
 	// after a refresh).
 	ErrInvalidToken = errors.New("invalid token")
+)
+
+// Causes inside a TokenError that the engine reports with their own Reason.
+var (
+	errExpired = errors.New("exp is not in the future")
 )
 
 // IssuerError reports an issuer fault; errors.Is(err, ErrIssuerUnavailable)
@@ -96,8 +102,12 @@ func (e *TokenError) Unwrap() []error {
 	return []error{ErrInvalidToken, e.Err}
 }
 
-// maxNumericDate bounds NumericDate values to year 9999 so the conversion to
-// int64 nanoseconds can never overflow.
+// maxNumericDate is the end of year 9999. NumericDates beyond it are read
+// as it (and below 0 as 0), so the conversion to time.Time and any later
+// arithmetic stay in range while every exp a token can carry still works
+// (SPEC §1): clamping an exp down, or an nbf/iat to an instant that is
+// still in the future or the past, never accepts a token the exact value
+// would refuse.
 const maxNumericDate = 253402300799
 
 // The helpers below read one member of a JSON object that was decoded into
@@ -154,7 +164,8 @@ func boolMember(obj map[string]json.RawMessage, key string) (value, ok bool) {
 }
 
 // dateMember reads an optional NumericDate (RFC 7519 §2: seconds since the
-// epoch, fractions allowed); null or absent → zero time.
+// epoch, fractions allowed); null or absent → zero time. Values out of
+// range are clamped to [0, maxNumericDate], never refused.
 func dateMember(obj map[string]json.RawMessage, key string) (time.Time, error) {
 	if !present(obj, key) {
 		return time.Time{}, nil
@@ -163,15 +174,27 @@ func dateMember(obj map[string]json.RawMessage, key string) (time.Time, error) {
 	if c := jsonKind(raw); c != '-' && (c < '0' || c > '9') {
 		return time.Time{}, fmt.Errorf("%q is not a number", key)
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
 		return time.Time{}, fmt.Errorf("%q is not a number", key)
 	}
-	if math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return time.Time{}, fmt.Errorf("%q is out of range", key)
+	// ParseFloat gives ±Inf for 1e400: clamped below like any large value.
+	f, err := strconv.ParseFloat(n.String(), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) || math.IsNaN(f) {
+		return time.Time{}, fmt.Errorf("%q is not a number", key)
 	}
+	f = min(max(f, 0), maxNumericDate)
 	sec := math.Floor(f)
 	return time.Unix(int64(sec), int64((f-sec)*1e9)).UTC(), nil
+}
+
+// expired is the one exp rule, for JWTs and introspection answers alike: a
+// token is accepted only while now < exp (RFC 7519 §4.1.4; SPEC §1 "never
+// serve a cached answer past exp"). clock_skew is not added to exp, only
+// to nbf and iat, which an issuer's clock ahead of ours can put slightly
+// in the future.
+func expired(exp, now time.Time) bool {
+	return !exp.IsZero() && !now.Before(exp)
 }
 
 // audienceMember reads aud: a string or an array of strings (RFC 7519 §4.1.3).

@@ -435,7 +435,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		if te != nil {
 			desc = te.Reason
 		}
-		return &result{reason: ReasonInvalidToken, desc: desc}
+		return &result{reason: tokenReason(err), desc: desc}
 	case err != nil:
 		retry := time.Duration(0)
 		if errors.As(err, &ie) {
@@ -456,7 +456,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		_ = e.cache.StoreNegative(key)
 		return &result{reason: ReasonInactive, desc: "token is not active"}
 	}
-	if !claims.Expiry.IsZero() && !validatedAt.Before(claims.Expiry) {
+	if expired(claims.Expiry, validatedAt) {
 		e.metrics.observeIssuer(name, "inactive", took)
 		_ = e.cache.StoreNegative(key)
 		return &result{reason: ReasonExpired, desc: "token expired"}
@@ -488,6 +488,15 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		e.cache.Revoke(key)
 	}
 	return &result{lease: l, active: true}
+}
+
+// tokenReason is the Reason for a refusal the issuer clients reported.
+func tokenReason(err error) Reason {
+	switch {
+	case errors.Is(err, errExpired):
+		return ReasonExpired
+	}
+	return ReasonInvalidToken
 }
 
 // verify asks the issuer in its mode. jwt+introspection verifies locally

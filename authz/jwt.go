@@ -51,9 +51,11 @@ type JWTConfig struct {
 	Audiences []string
 	// AcceptWLCGAny accepts WLCGAnyAudience in the token's aud as matching.
 	AcceptWLCGAny bool
-	ClockSkew     time.Duration    // default 60s; applies to exp, nbf and iat
-	Clock         func() time.Time // default time.Now; exp/nbf/iat checks and the refetch limiter
-	HTTPClient    *http.Client     // optional (tracing/tests); default a plain client
+	// ClockSkew, default 60s, lets nbf and iat lie that far in the future.
+	// It does not extend exp: see expired.
+	ClockSkew  time.Duration
+	Clock      func() time.Time // default time.Now; exp/nbf/iat checks and the refetch limiter
+	HTTPClient *http.Client     // optional (tracing/tests); default a plain client
 	// RefreshInterval is the background JWKS refresh period, default 15m,
 	// at least 1s.
 	RefreshInterval time.Duration
@@ -405,8 +407,8 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	switch {
 	case c.Expiry.IsZero():
 		return Claims{}, v.invalid("token has no expiry", nil)
-	case !now.Before(c.Expiry.Add(skew)):
-		return Claims{}, v.invalid("token expired", nil)
+	case expired(c.Expiry, now):
+		return Claims{}, v.invalid("token expired", errExpired)
 	case !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore):
 		return Claims{}, v.invalid("token not yet valid", nil)
 	case !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(skew)):

@@ -405,8 +405,40 @@ func TestJWTVerify(t *testing.T) {
 			wantErr: ErrInvalidToken, wantMsg: "token expired",
 		},
 		{
-			name:  "expired within clock skew",
-			token: func() string { return rs.sign(t, env.claims(set("exp", now.Add(-30*time.Second).Unix())), nil) },
+			// One exp rule for JWTs and introspection answers: clock_skew
+			// is for nbf and iat, never past exp.
+			name:    "expired within clock skew",
+			token:   func() string { return rs.sign(t, env.claims(set("exp", now.Add(-30*time.Second).Unix())), nil) },
+			wantErr: ErrInvalidToken, wantMsg: "token expired",
+		},
+		{
+			name:    "exp is now",
+			token:   func() string { return rs.sign(t, env.claims(set("exp", now.Unix())), nil) },
+			wantErr: ErrInvalidToken, wantMsg: "token expired",
+		},
+		{name: "exp one second ahead", token: func() string { return rs.sign(t, env.claims(set("exp", now.Add(time.Second).Unix())), nil) }},
+		{
+			name:  "exp 9999999999 (a common never)",
+			token: func() string { return rs.sign(t, env.claims(set("exp", 9999999999)), nil) },
+			check: func(t *testing.T, c Claims) {
+				if want := time.Unix(9999999999, 0); !c.Expiry.Equal(want) {
+					t.Errorf("Expiry = %s, want %s", c.Expiry, want)
+				}
+			},
+		},
+		{
+			name:  "exp past year 9999 is read as year 9999",
+			token: func() string { return rs.sign(t, env.claims(set("exp", 1e15)), nil) },
+			check: func(t *testing.T, c Claims) {
+				if want := time.Unix(maxNumericDate, 0); !c.Expiry.Equal(want) {
+					t.Errorf("Expiry = %s, want %s", c.Expiry, want)
+				}
+			},
+		},
+		{
+			name:    "negative exp",
+			token:   func() string { return rs.sign(t, env.claims(set("exp", -1)), nil) },
+			wantErr: ErrInvalidToken, wantMsg: "token expired",
 		},
 		{
 			name:    "nbf in the future",
