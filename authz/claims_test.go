@@ -71,3 +71,74 @@ func TestExpiredRule(t *testing.T) {
 		}
 	}
 }
+
+func TestNotAccessToken(t *testing.T) {
+	// SPEC §2: "Only access tokens pass". Liberal with real access-token
+	// spellings, strict with everything else.
+	tests := []struct {
+		name    string
+		obj     string
+		refused bool
+		wantErr bool
+	}{
+		{name: "nothing said", obj: `{}`},
+		{name: "Hydra access token", obj: `{"token_type":"Bearer","token_use":"access_token"}`},
+		{name: "Hydra refresh token", obj: `{"token_type":"Bearer","token_use":"refresh_token"}`, refused: true},
+		{name: "older Hydra access token", obj: `{"token_type":"access_token"}`},
+		{name: "older Hydra refresh token", obj: `{"token_type":"refresh_token"}`, refused: true},
+		{name: "DPoP", obj: `{"token_type":"DPoP"}`},
+		{name: "bearer in lower case", obj: `{"token_type":"bearer"}`},
+		{name: "RFC 8693 access token URI", obj: `{"token_type":"urn:ietf:params:oauth:token-type:access_token"}`},
+		{name: "RFC 8693 refresh token URI", obj: `{"token_type":"urn:ietf:params:oauth:token-type:refresh_token"}`, refused: true},
+		{name: "RFC 8693 id token URI", obj: `{"token_type":"urn:ietf:params:oauth:token-type:id_token"}`, refused: true},
+		{name: "RFC 8693 N_A", obj: `{"token_type":"N_A"}`, refused: true},
+		{name: "MAC", obj: `{"token_type":"mac"}`, refused: true},
+		{name: "id_token", obj: `{"token_use":"id_token"}`, refused: true},
+		{name: "Cognito access", obj: `{"token_use":"access"}`},
+		{name: "Cognito id", obj: `{"token_use":"id"}`, refused: true},
+		{name: "Keycloak Bearer", obj: `{"typ":"Bearer"}`},
+		{name: "Keycloak ID", obj: `{"typ":"ID"}`, refused: true},
+		{name: "Keycloak Refresh", obj: `{"typ":"Refresh"}`, refused: true},
+		{name: "Keycloak Offline", obj: `{"typ":"Offline"}`, refused: true},
+		{name: "Keycloak Logout", obj: `{"typ":"Logout"}`, refused: true},
+		{name: "one access, one refresh", obj: `{"token_type":"Bearer","typ":"Refresh"}`, refused: true},
+		{name: "empty string names nothing", obj: `{"token_type":"","token_use":""}`},
+		{name: "null is absent", obj: `{"token_use":null}`},
+		{name: "ID token at_hash", obj: `{"at_hash":"x"}`, refused: true},
+		{name: "ID token c_hash", obj: `{"c_hash":"x"}`, refused: true},
+		{name: "FAPI s_hash", obj: `{"s_hash":"x"}`, refused: true},
+		{name: "logout token events", obj: `{"events":{"http://schemas.openid.net/event/backchannel-logout":{}}}`, refused: true},
+		{name: "nonce alone is allowed (Keycloak access tokens carry it)", obj: `{"nonce":"n"}`},
+		{name: "token_use a number", obj: `{"token_use":1}`, wantErr: true},
+		{name: "typ an array", obj: `{"typ":["Bearer"]}`, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			obj, err := decodeObject([]byte(tc.obj))
+			if err != nil {
+				t.Fatal(err)
+			}
+			refusal, err := notAccessToken(obj)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error = %v, want error %v", err, tc.wantErr)
+			}
+			if got := refusal != ""; got != tc.refused && !tc.wantErr {
+				t.Fatalf("refused = %v (%q), want %v", got, refusal, tc.refused)
+			}
+		})
+	}
+}
+
+func TestIsAccessTokenType(t *testing.T) {
+	for _, ok := range []string{"JWT", "jwt", "application/jwt", "at+jwt", "AT+JWT", "application/at+jwt", "Application/At+Jwt", "Bearer", "DPoP", "access_token"} {
+		if !isAccessTokenType(ok) {
+			t.Errorf("%q refused, want accepted", ok)
+		}
+	}
+	for _, bad := range []string{"", "application/", "id_token", "refresh_token", "logout+jwt", "application/logout+jwt", "secevent+jwt",
+		"dpop+jwt", "token-introspection+jwt", "jwt ", " jwt", "jwt+at", "application/application/jwt", "x-jwt", "ID", "N_A"} {
+		if isAccessTokenType(bad) {
+			t.Errorf("%q accepted, want refused", bad)
+		}
+	}
+}

@@ -495,6 +495,8 @@ func tokenReason(err error) Reason {
 	switch {
 	case errors.Is(err, errExpired):
 		return ReasonExpired
+	case errors.Is(err, errNotAccessToken):
+		return ReasonNotAccessToken
 	}
 	return ReasonInvalidToken
 }

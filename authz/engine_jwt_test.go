@@ -132,3 +132,70 @@ func TestEngineFarFutureExp(t *testing.T) {
 		}
 	})
 }
+
+func TestEngineOnlyAccessTokensPass(t *testing.T) {
+	// SPEC §2: "Only access tokens pass": refused as invalid_token (401)
+	// and remembered as a negative lease, window-0 tiers included.
+	assertRefusedThenNegative := func(t *testing.T, env *engEnv, tok string, calls func() int64) {
+		t.Helper()
+		d := env.check("DELETE", "/f", tok)
+		if d.Allow || d.Status != http.StatusUnauthorized || d.Error != ErrCodeInvalidToken ||
+			d.Reason != ReasonNotAccessToken || d.Description != "token is not an access token" {
+			t.Fatalf("decision = %+v, want 401 invalid_token not_access_token", d)
+		}
+		before := calls()
+		for _, m := range []string{"DELETE", "GET"} {
+			if d := env.check(m, "/f", tok); d.Allow || d.Lease != LeaseNegative || d.Status != http.StatusUnauthorized {
+				t.Fatalf("%s after the refusal = %+v, want a negative lease", m, d)
+			}
+		}
+		if calls() != before {
+			t.Fatalf("issuer asked again (%d → %d) despite the negative lease", before, calls())
+		}
+		if got := env.issuerRequests("invalid"); got != 1 {
+			t.Fatalf("issuer_requests{invalid} = %v, want 1", got)
+		}
+	}
+	// Answers as ORY Hydra v2.3.0 writes them (oauth2/handler.go,
+	// introspectOAuth2Token): token_type always "Bearer", token_use
+	// fosite's "access_token" or "refresh_token".
+	hydra := func(env *engEnv, use string) map[string]any {
+		now := env.clock.Now()
+		return map[string]any{
+			"active": true, "client_id": "cli-1", "scope": "openid offline_access storage.read:/atlas",
+			"exp": now.Add(30 * 24 * time.Hour).Unix(), "iat": now.Unix(), "nbf": now.Unix(),
+			"sub": "alice", "aud": []string{}, "iss": engIss,
+			"token_type": "Bearer", "token_use": use,
+		}
+	}
+	t.Run("Hydra refresh token, introspection", func(t *testing.T) {
+		env := newEngEnv(t, engOpts{})
+		const tok = "ory_rt_refresh-token"
+		env.iss.setAnswer(tok, hydra(env, "refresh_token"))
+		assertRefusedThenNegative(t, env, tok, env.calls)
+	})
+	t.Run("Hydra access token, introspection", func(t *testing.T) {
+		env := newEngEnv(t, engOpts{})
+		const tok = "ory_at_access-token"
+		env.iss.setAnswer(tok, hydra(env, "access_token"))
+		if d := env.check("DELETE", "/f", tok); !d.Allow {
+			t.Fatalf("decision = %+v, want allow", d)
+		}
+	})
+	t.Run("refresh token, jwt+introspection", func(t *testing.T) {
+		jw := newEngJWT(t, ModeJWTIntrospection, engOpts{})
+		tok := jw.token(t, nil, nil)
+		jw.iss.setAnswer(tok, hydra(jw.engEnv, "refresh_token"))
+		assertRefusedThenNegative(t, jw.engEnv, tok, jw.introspectCalls)
+	})
+	t.Run("ID token, jwt", func(t *testing.T) {
+		jw := newEngJWT(t, ModeJWT, engOpts{})
+		tok := jw.token(t, func(c map[string]any) { c["at_hash"], c["auth_time"] = "x1", jw.clock.Now().Unix() }, nil)
+		assertRefusedThenNegative(t, jw.engEnv, tok, func() int64 { return jw.jwks.jwksFetches.Load() })
+	})
+	t.Run("Keycloak refresh token typ claim, jwt", func(t *testing.T) {
+		jw := newEngJWT(t, ModeJWT, engOpts{})
+		tok := jw.token(t, func(c map[string]any) { c["typ"] = "Refresh" }, nil)
+		assertRefusedThenNegative(t, jw.engEnv, tok, func() int64 { return jw.jwks.jwksFetches.Load() })
+	})
+}

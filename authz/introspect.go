@@ -215,6 +215,10 @@ func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, er
 	}
 
 	claims, err := parseIntrospectionAnswer(body)
+	if te := (*TokenError)(nil); errors.As(err, &te) {
+		te.Issuer = i.name
+		return Claims{}, te
+	}
 	if err != nil {
 		return Claims{}, i.fault(resp.StatusCode, "malformed answer", err)
 	}
@@ -268,7 +272,7 @@ func parseIntrospectionAnswer(body []byte) (Claims, error) {
 	if !active {
 		return Claims{Active: false}, nil
 	}
-	c, errs := readClaims(obj)
+	c, refusal, errs := readClaims(obj)
 	c.Active = true
 	var e error
 	if c.Scope, e = stringMember(obj, "scope"); e != nil {
@@ -276,6 +280,11 @@ func parseIntrospectionAnswer(body []byte) (Claims, error) {
 	}
 	if len(errs) > 0 {
 		return Claims{}, errors.Join(errs...)
+	}
+	if refusal != "" {
+		// Active, but not an access token (a refresh token): a verdict on
+		// the token, not an issuer fault.
+		return Claims{}, &TokenError{Reason: refusal, Err: errNotAccessToken}
 	}
 	return c, nil
 }

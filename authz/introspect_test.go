@@ -260,6 +260,25 @@ func TestIntrospect(t *testing.T) {
 			},
 		},
 		{
+			// ORY Hydra v2.3.0 (oauth2/handler.go introspectOAuth2Token):
+			// token_type is always "Bearer", token_use is fosite's
+			// "access_token" or "refresh_token".
+			name:    "Hydra access token",
+			handler: answer(200, []byte(`{"active":true,"sub":"alice","token_type":"Bearer","token_use":"access_token"}`)),
+			check:   func(t *testing.T, c Claims) { assertClaims(t, c, Claims{Active: true, Subject: "alice"}) },
+		},
+		{
+			name:    "Hydra refresh token is not an access token",
+			handler: answer(200, []byte(`{"active":true,"sub":"alice","scope":"offline_access","token_type":"Bearer","token_use":"refresh_token"}`)),
+			wantErr: ErrInvalidToken,
+			wantMsg: "token is not an access token",
+		},
+		{
+			name:    "token_use of a non-string type is malformed",
+			handler: answer(200, []byte(`{"active":true,"token_use":1}`)),
+			wantErr: ErrIssuerUnavailable, wantMsg: "malformed answer", wantStatus: 200,
+		},
+		{
 			name:    "iss absent with an expected issuer",
 			handler: answer(200, []byte(`{"active":true}`)),
 			cfg:     func(c *IntrospectionConfig) { c.ExpectedIssuer = "https://issuer.example.org/" },

@@ -273,9 +273,8 @@ func parseJWSHeader(token string) (jwsHeader, string) {
 	if err != nil {
 		return jwsHeader{}, "malformed token"
 	}
-	switch strings.ToLower(typ) {
-	case "", "jwt", "at+jwt", "application/at+jwt":
-	default:
+	// SPEC §2: "A JWT whose typ says it is not an access token is refused".
+	if typ != "" && !isAccessTokenType(typ) {
 		return jwsHeader{}, "token type not accepted"
 	}
 	kid, err := stringMember(obj, "kid")
@@ -375,7 +374,7 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	if err != nil {
 		return Claims{}, v.invalid("malformed claims", err)
 	}
-	c, errs := readClaims(obj)
+	c, refusal, errs := readClaims(obj)
 	c.Active = true
 	collect := func(err error) {
 		if err != nil {
@@ -399,6 +398,9 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 		return Claims{}, v.invalid("malformed claims", errors.Join(errs...))
 	}
 
+	if refusal != "" {
+		return Claims{}, v.invalid(refusal, errNotAccessToken)
+	}
 	if c.Issuer != v.cfg.Issuer {
 		return Claims{}, v.invalid("issuer not accepted", nil)
 	}

@@ -668,6 +668,59 @@ func reasonOf(err error) string {
 	return ""
 }
 
+func TestJWTTokenType(t *testing.T) {
+	// SPEC §2: "A JWT whose typ says it is not an access token is refused"
+	// (typ compares case-insensitively, "application/" optional, RFC 7515
+	// §4.1.9), and so is one whose claims say so.
+	es := newTestKey(t, jwa.ES256, "ec-1", 0)
+	issuer := newFakeJWKSIssuer(t, es)
+	env := newJWTEnv(t, issuer, nil)
+	waitReady(t, env.v)
+	tests := []struct {
+		name   string
+		hdr    map[string]any
+		claims map[string]any
+		want   string // TokenError reason, "" = accepted
+	}{
+		{name: "typ JWT", hdr: map[string]any{"typ": "JWT"}},
+		{name: "typ application/jwt", hdr: map[string]any{"typ": "application/jwt"}},
+		{name: "typ at+jwt", hdr: map[string]any{"typ": "at+jwt"}},
+		{name: "typ Application/AT+JWT", hdr: map[string]any{"typ": "Application/AT+JWT"}},
+		{name: "typ id_token", hdr: map[string]any{"typ": "id_token"}, want: "token type not accepted"},
+		{name: "typ refresh_token", hdr: map[string]any{"typ": "refresh_token"}, want: "token type not accepted"},
+		{name: "typ logout+jwt", hdr: map[string]any{"typ": "logout+jwt"}, want: "token type not accepted"},
+		{name: "typ application/secevent+jwt", hdr: map[string]any{"typ": "application/secevent+jwt"}, want: "token type not accepted"},
+		{name: "typ dpop+jwt (a DPoP proof)", hdr: map[string]any{"typ": "dpop+jwt"}, want: "token type not accepted"},
+		{name: "typ token-introspection+jwt", hdr: map[string]any{"typ": "token-introspection+jwt"}, want: "token type not accepted"},
+		{name: "Keycloak access token (typ claim Bearer)", claims: map[string]any{"typ": "Bearer"}},
+		{name: "Keycloak ID token (typ claim ID)", claims: map[string]any{"typ": "ID"}, want: "token is not an access token"},
+		{name: "Keycloak refresh token", claims: map[string]any{"typ": "Refresh"}, want: "token is not an access token"},
+		{name: "Cognito access token", claims: map[string]any{"token_use": "access"}},
+		{name: "Cognito ID token", claims: map[string]any{"token_use": "id"}, want: "token is not an access token"},
+		{name: "Hydra ID token (typ JWT, at_hash)", claims: map[string]any{"at_hash": "x1", "sid": "s"}, want: "token is not an access token"},
+		{name: "logout token without typ", claims: map[string]any{"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}}, want: "token is not an access token"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := es.sign(t, env.claims(func(c map[string]any) {
+				for k, v := range tc.claims {
+					c[k] = v
+				}
+			}), tc.hdr)
+			_, err := env.v.Verify(context.Background(), tok)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidToken) || reasonOf(err) != tc.want {
+				t.Fatalf("error = %v, want invalid token %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestJWTAudience(t *testing.T) {
 	es := newTestKey(t, jwa.ES256, "ec-1", 0)
 	issuer := newFakeJWKSIssuer(t, es)
