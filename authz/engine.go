@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -56,9 +55,14 @@ type IssuerConfig struct {
 	DefaultForOpaque bool
 	Introspection    IntrospectionConfig // for the introspection modes
 	JWT              JWTConfig           // for the jwt modes
-	// Audiences, when set, must meet the introspection answer's aud too.
-	Audiences []string
-	BasePath  string // storage scope paths are relative to it
+	// Audiences, when set, must meet the token's aud; AcceptWLCGAny also
+	// accepts WLCGAnyAudience. The one check runs where the token's
+	// claims are first read: on the signed JWT in the jwt modes (before
+	// the issuer is asked), on the answer in introspection mode. When
+	// Audiences is nil, JWT.Audiences is used; JWT.AcceptWLCGAny counts too.
+	Audiences     []string
+	AcceptWLCGAny bool
+	BasePath      string // storage scope paths are relative to it
 	// BreakerFailures consecutive issuer faults open the circuit for
 	// BreakerOpenFor.
 	BreakerFailures int
@@ -167,9 +171,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.TracerProvider) (*issuer, error) {
 	is := &issuer{cfg: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, e.now)}
+	// SPEC §2: accept_wlcg_any_audience holds "wherever the audience is
+	// checked", and that is one place per mode, not the engine again.
+	audiences := ic.Audiences
+	if audiences == nil {
+		audiences = ic.JWT.Audiences
+	}
+	wlcgAny := ic.AcceptWLCGAny || ic.JWT.AcceptWLCGAny
 	if ic.Mode == ModeIntrospection || ic.Mode == ModeJWTIntrospection {
 		c := ic.Introspection
 		c.Name, c.ExpectedIssuer = ic.Name, ic.Issuer
+		if ic.Mode == ModeIntrospection {
+			c.Audiences, c.AcceptWLCGAny = audiences, wlcgAny
+		}
 		if c.Transport == nil {
 			c.Transport = tracedTransport(pooledTransport(c.MaxConns), tp, "introspect "+ic.Name)
 		}
@@ -181,9 +195,7 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 	if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
 		c := ic.JWT
 		c.Name, c.Issuer, c.Clock, c.Logger = ic.Name, ic.Issuer, e.now, e.log
-		if c.Audiences == nil {
-			c.Audiences = ic.Audiences
-		}
+		c.Audiences, c.AcceptWLCGAny = audiences, wlcgAny
 		if c.HTTPClient == nil {
 			c.HTTPClient = &http.Client{Transport: tracedTransport(pooledTransport(4), tp, "jwks "+ic.Name)}
 		}
@@ -461,11 +473,6 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		_ = e.cache.StoreNegative(key)
 		return &result{reason: ReasonExpired, desc: "token expired"}
 	}
-	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(claims.Audience, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
-		e.metrics.observeIssuer(name, "invalid", took)
-		_ = e.cache.StoreNegative(key)
-		return &result{reason: ReasonAudience, desc: "audience not accepted"}
-	}
 	e.metrics.observeIssuer(name, "active", took)
 	l := leasecache.Lease{
 		ValidatedAt: validatedAt,
@@ -497,6 +504,8 @@ func tokenReason(err error) Reason {
 		return ReasonExpired
 	case errors.Is(err, errNotAccessToken):
 		return ReasonNotAccessToken
+	case errors.Is(err, errAudience):
+		return ReasonAudience
 	}
 	return ReasonInvalidToken
 }

@@ -199,3 +199,69 @@ func TestEngineOnlyAccessTokensPass(t *testing.T) {
 		assertRefusedThenNegative(t, jw.engEnv, tok, func() int64 { return jw.jwks.jwksFetches.Load() })
 	})
 }
+
+func TestEngineAudienceOneRule(t *testing.T) {
+	// SPEC §2: "accept_wlcg_any_audience: true additionally accepts
+	// https://wlcg.cern.ch/jwt/v1/any, wherever the audience is checked".
+	// One rule for every mode; the server sets the flag as JWT.AcceptWLCGAny.
+	auds := []struct {
+		name    string
+		aud     any // nil: no aud
+		ours    bool
+		wlcgAny bool
+	}{
+		{name: "ours", aud: []string{"https://x.example", testAudience}, ours: true},
+		{name: "WLCG any", aud: WLCGAnyAudience, wlcgAny: true},
+		{name: "WLCG any among others", aud: []string{"https://x.example", WLCGAnyAudience}, wlcgAny: true},
+		{name: "foreign", aud: "https://other.example"},
+		{name: "none"},
+	}
+	for _, mode := range []Mode{ModeIntrospection, ModeJWT, ModeJWTIntrospection} {
+		for _, flag := range []bool{false, true} {
+			for _, a := range auds {
+				t.Run(string(mode)+"/accept_wlcg_any="+map[bool]string{false: "false", true: "true"}[flag]+"/"+a.name, func(t *testing.T) {
+					setAud := func(c map[string]any) {
+						delete(c, "aud")
+						if a.aud != nil {
+							c["aud"] = a.aud
+						}
+					}
+					var env *engEnv
+					var tok string
+					if mode == ModeIntrospection {
+						env = newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) {
+							ic.Audiences = []string{testAudience}
+							ic.JWT.AcceptWLCGAny = flag
+						}})
+						tok = "opaque-aud"
+						env.iss.setAnswer(tok, env.active(setAud))
+					} else {
+						jw := newEngJWT(t, mode, engOpts{issuer: func(ic *IssuerConfig) { ic.JWT.AcceptWLCGAny = flag }})
+						env, tok = jw.engEnv, jw.token(t, setAud, nil)
+						env.iss.setAnswer(tok, env.active(setAud))
+					}
+					want := a.ours || (flag && a.wlcgAny)
+					d := env.check("GET", "/f", tok)
+					if d.Allow != want {
+						t.Fatalf("decision = %+v, want allow %v", d, want)
+					}
+					if !want && (d.Status != http.StatusUnauthorized || d.Reason != ReasonAudience || d.Description != "audience not accepted") {
+						t.Fatalf("decision = %+v, want 401 audience", d)
+					}
+					if !want && mode == ModeJWTIntrospection && env.calls() != 0 {
+						t.Fatalf("introspection calls = %d: a wrong audience is refused before the issuer is asked", env.calls())
+					}
+				})
+			}
+		}
+	}
+	t.Run("IssuerConfig.AcceptWLCGAny, introspection", func(t *testing.T) {
+		env := newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) {
+			ic.Audiences, ic.AcceptWLCGAny = []string{testAudience}, true
+		}})
+		env.iss.setAnswer("opaque-wlcg", env.active(func(a map[string]any) { a["aud"] = WLCGAnyAudience }))
+		if d := env.check("GET", "/f", "opaque-wlcg"); !d.Allow {
+			t.Fatalf("decision = %+v, want allow", d)
+		}
+	})
+}

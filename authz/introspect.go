@@ -41,6 +41,11 @@ type IntrospectionConfig struct {
 	// that iss exactly. A mismatch is a verdict on the token (the issuer
 	// itself says someone else issued it): ErrInvalidToken.
 	ExpectedIssuer string
+	// Audiences, when set, must meet an active answer's aud (the same rule
+	// as JWTConfig.Audiences); AcceptWLCGAny also accepts WLCGAnyAudience.
+	// A mismatch is ErrInvalidToken.
+	Audiences     []string
+	AcceptWLCGAny bool
 	// Transport is optional (tracing, tests). When nil a private
 	// *http.Transport with MaxConnsPerHost=MaxConns is used; when set,
 	// MaxConns is the caller's business.
@@ -59,6 +64,7 @@ type Introspector struct {
 	timeout      time.Duration
 	maxBody      int64
 	expectedIss  string
+	aud          audienceRule
 	client       *http.Client
 }
 
@@ -99,6 +105,10 @@ func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
 	default:
 		problems = append(problems, fmt.Errorf("auth %q: must be %s, %s or %s", cfg.Auth, AuthClientSecretBasic, AuthClientSecretPost, AuthNone))
 	}
+	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
+	if err != nil {
+		problems = append(problems, err)
+	}
 	if cfg.Timeout < 0 {
 		problems = append(problems, errors.New("timeout must not be negative"))
 	}
@@ -121,6 +131,7 @@ func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
 		timeout:      cfg.Timeout,
 		maxBody:      cfg.MaxBodyBytes,
 		expectedIss:  cfg.ExpectedIssuer,
+		aud:          aud,
 	}
 	if i.timeout == 0 {
 		i.timeout = defaultIntrospectTimeout
@@ -224,6 +235,9 @@ func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, er
 	}
 	if claims.Active && i.expectedIss != "" && claims.Issuer != "" && claims.Issuer != i.expectedIss {
 		return Claims{}, &TokenError{Issuer: i.name, Reason: "token issuer not accepted"}
+	}
+	if claims.Active && !i.aud.accepts(claims.Audience) {
+		return Claims{}, &TokenError{Issuer: i.name, Reason: "audience not accepted", Err: errAudience}
 	}
 	return claims, nil
 }

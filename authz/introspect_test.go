@@ -279,6 +279,23 @@ func TestIntrospect(t *testing.T) {
 			wantErr: ErrIssuerUnavailable, wantMsg: "malformed answer", wantStatus: 200,
 		},
 		{
+			name:    "audience not accepted",
+			handler: answer(200, []byte(`{"active":true,"aud":["https://other.example.org"]}`)),
+			cfg:     func(c *IntrospectionConfig) { c.Audiences = []string{"https://storage.example.org"} },
+			wantErr: ErrInvalidToken,
+			wantMsg: "audience not accepted",
+		},
+		{
+			name:    "WLCG any audience with AcceptWLCGAny",
+			handler: answer(200, []byte(`{"active":true,"aud":"`+WLCGAnyAudience+`"}`)),
+			cfg: func(c *IntrospectionConfig) {
+				c.Audiences, c.AcceptWLCGAny = []string{"https://storage.example.org"}, true
+			},
+			check: func(t *testing.T, c Claims) {
+				assertClaims(t, c, Claims{Active: true, Audience: []string{WLCGAnyAudience}})
+			},
+		},
+		{
 			name:    "iss absent with an expected issuer",
 			handler: answer(200, []byte(`{"active":true}`)),
 			cfg:     func(c *IntrospectionConfig) { c.ExpectedIssuer = "https://issuer.example.org/" },
@@ -538,6 +555,7 @@ func TestNewIntrospectorValidation(t *testing.T) {
 		{name: "post without id", cfg: IntrospectionConfig{Endpoint: "https://issuer/x", Auth: AuthClientSecretPost, ClientSecret: "b"}, wantMsg: "needs client_id"},
 		{name: "none with secret", cfg: IntrospectionConfig{Endpoint: "https://issuer/x", Auth: AuthNone, ClientSecret: "b"}, wantMsg: "never be sent"},
 		{name: "negative timeout", cfg: IntrospectionConfig{Endpoint: "https://issuer/x", Auth: AuthNone, Timeout: -1}, wantMsg: "timeout"},
+		{name: "empty audience", cfg: IntrospectionConfig{Endpoint: "https://issuer/x", Auth: AuthNone, Audiences: []string{""}}, wantMsg: "empty string"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,6 +88,7 @@ var errRefetchLimited = errors.New("JWKS refetch rate-limited")
 // replaces the snapshot.
 type JWTVerifier struct {
 	cfg    JWTConfig
+	aud    audienceRule
 	ctx    context.Context // bounds background work
 	client *http.Client
 	cache  *jwk.Cache
@@ -124,8 +124,9 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 			problems = append(problems, fmt.Errorf("issuer must be an http(s) URL for OIDC discovery when jwks_uri is empty: %w", err))
 		}
 	}
-	if slices.Contains(cfg.Audiences, "") {
-		problems = append(problems, errors.New("audiences must not contain an empty string"))
+	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
+	if err != nil {
+		problems = append(problems, err)
 	}
 	for _, d := range []struct {
 		name string
@@ -164,6 +165,7 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	}
 	v := &JWTVerifier{
 		cfg:    cfg,
+		aud:    aud,
 		ctx:    ctx,
 		client: cfg.HTTPClient,
 		log:    cfg.Logger,
@@ -416,22 +418,10 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	case !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(skew)):
 		return Claims{}, v.invalid("token issued in the future", nil)
 	}
-	if !v.audienceOK(c.Audience) {
-		return Claims{}, v.invalid("audience not accepted", nil)
+	if !v.aud.accepts(c.Audience) {
+		return Claims{}, v.invalid("audience not accepted", errAudience)
 	}
 	return c, nil
-}
-
-func (v *JWTVerifier) audienceOK(aud []string) bool {
-	if len(v.cfg.Audiences) == 0 {
-		return true
-	}
-	for _, a := range aud {
-		if slices.Contains(v.cfg.Audiences, a) || (v.cfg.AcceptWLCGAny && a == WLCGAnyAudience) {
-			return true
-		}
-	}
-	return false
 }
 
 // wlcgVersion reads "wlcg.ver", a string per the WLCG profile; a bare
