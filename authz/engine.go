@@ -426,21 +426,20 @@ func (e *Engine) pickIssuer(tok string) *issuer {
 // validateWithIssuer runs once per coalesced flight.
 func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key) *result {
 	name := is.cfg.Name
-	if ok, wait := is.breaker.allow(); !ok {
-		e.metrics.observeIssuer(name, "circuit_open", 0)
-		return &result{err: fmt.Errorf("validate with %s: circuit open: %w", name, ErrIssuerUnavailable), retryAfter: wait}
-	}
 	revokes := e.revokes.Load()
 	validatedAt := e.now()
 	start := time.Now()
 	claims, err := e.verify(ctx, is, tok)
 	took := time.Since(start)
 
+	var open *circuitOpenError
 	var ie *IssuerError
 	var te *TokenError
 	switch {
+	case errors.As(err, &open):
+		e.metrics.observeIssuer(name, "circuit_open", 0)
+		return &result{err: err, retryAfter: open.wait}
 	case errors.As(err, &te) || (err != nil && errors.Is(err, ErrInvalidToken)):
-		is.breaker.success()
 		e.metrics.observeIssuer(name, "invalid", took)
 		_ = e.cache.StoreNegative(key)
 		desc := "token is invalid"
@@ -456,12 +455,10 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 				is.reached.Store(true)
 			}
 		}
-		is.breaker.failure(retry)
 		e.metrics.observeIssuer(name, "error", took)
 		e.log.LogAttrs(ctx, slog.LevelWarn, "issuer fault", slog.String("issuer", name), slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
 		return &result{err: err, retryAfter: max(retry, time.Second)}
 	}
-	is.breaker.success()
 	is.reached.Store(true)
 	if !claims.Active {
 		e.metrics.observeIssuer(name, "inactive", took)
@@ -512,6 +509,12 @@ func tokenReason(err error) Reason {
 
 // verify asks the issuer in its mode. jwt+introspection verifies locally
 // first, so forged, expired or foreign tokens never reach the issuer.
+// Local verification runs before and outside the circuit breaker: SPEC §2,
+// "A token refused locally (forged, expired, wrong audience) neither
+// resets nor trips it, and is refused with 401 even while the breaker is
+// open". JWKS fetches are not breaker calls either: the verifier already
+// bounds them (one on-demand fetch per MinRefetchInterval), and an open
+// breaker must not stop tokens whose keys are known.
 func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, error) {
 	var local Claims
 	if is.jwt != nil {
@@ -521,7 +524,7 @@ func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, er
 		}
 		local = c
 	}
-	c, err := is.intro.Introspect(ctx, tok)
+	c, err := e.introspect(ctx, is, tok)
 	if err != nil || !c.Active || is.jwt == nil {
 		return c, err
 	}
@@ -538,6 +541,38 @@ func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, er
 		c.Audience = local.Audience
 	}
 	return c, nil
+}
+
+// circuitOpenError: the breaker refused the issuer call.
+type circuitOpenError struct {
+	issuer string
+	wait   time.Duration
+}
+
+func (e *circuitOpenError) Error() string {
+	return fmt.Sprintf("validate with %s: circuit open", e.issuer)
+}
+
+func (e *circuitOpenError) Unwrap() error { return ErrIssuerUnavailable }
+
+// introspect is the one issuer call the circuit breaker wraps (SPEC §2:
+// "The circuit breaker counts issuer calls only"). An answer about the
+// token, whatever it says, is a success; no usable answer is a failure.
+func (e *Engine) introspect(ctx context.Context, is *issuer, tok string) (Claims, error) {
+	if ok, wait := is.breaker.allow(); !ok {
+		return Claims{}, &circuitOpenError{issuer: is.cfg.Name, wait: wait}
+	}
+	c, err := is.intro.Introspect(ctx, tok)
+	var ie *IssuerError
+	switch {
+	case err == nil, errors.Is(err, ErrInvalidToken):
+		is.breaker.success()
+	case errors.As(err, &ie):
+		is.breaker.failure(ie.RetryAfter)
+	default:
+		is.breaker.failure(0)
+	}
+	return c, err
 }
 
 func cmpOr(a, b string) string {

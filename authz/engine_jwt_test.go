@@ -41,6 +41,10 @@ func newEngJWT(t *testing.T, mode Mode, o engOpts) *engJWT {
 // changed by mod; hdr adds protected header members.
 func (j *engJWT) token(t *testing.T, mod func(map[string]any), hdr map[string]any) string {
 	t.Helper()
+	return j.key.sign(t, j.claims(mod), hdr)
+}
+
+func (j *engJWT) claims(mod func(map[string]any)) map[string]any {
 	now := j.clock.Now()
 	c := map[string]any{
 		"iss":       engIss,
@@ -54,7 +58,7 @@ func (j *engJWT) token(t *testing.T, mod func(map[string]any), hdr map[string]an
 	if mod != nil {
 		mod(c)
 	}
-	return j.key.sign(t, c, hdr)
+	return c
 }
 
 // introspectCalls counts calls to the introspection endpoint only.
