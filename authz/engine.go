@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -386,7 +388,9 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	var res *result
 	select {
 	case v := <-ch:
-		res = v.Val.(*result)
+		if res, _ = v.Val.(*result); res == nil {
+			res = &result{err: fmt.Errorf("validate with %s: no result: %w", is.cfg.Name, ErrIssuerUnavailable)}
+		}
 		if !leader {
 			e.metrics.observeCoalesced()
 		}
@@ -424,11 +428,31 @@ func (e *Engine) pickIssuer(tok string) *issuer {
 }
 
 // validateWithIssuer runs once per coalesced flight.
-func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key) *result {
+func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key) (res *result) {
 	name := is.cfg.Name
+	start := time.Now()
+	// singleflight re-panics a DoChan panic on a goroutine of its own, past
+	// every recover, and the process dies. A panic here is an issuer fault
+	// instead: 503 for every caller of the flight, counted, and logged
+	// without its value (which could quote the token).
+	defer func() {
+		if p := recover(); p != nil {
+			e.metrics.observeIssuer(name, "error", time.Since(start))
+			attrs := []slog.Attr{
+				slog.String("issuer", name),
+				slog.String("token_id", key.Prefix()),
+				slog.String("panic_type", fmt.Sprintf("%T", p)),
+				slog.String("stack", clipStack(debug.Stack())),
+			}
+			if re, ok := p.(runtime.Error); ok {
+				attrs = append(attrs, slog.String("panic", re.Error()))
+			}
+			e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
+			res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, ErrIssuerUnavailable), retryAfter: time.Second}
+		}
+	}()
 	revokes := e.revokes.Load()
 	validatedAt := e.now()
-	start := time.Now()
 	claims, err := e.verify(ctx, is, tok)
 	took := time.Since(start)
 
@@ -562,7 +586,16 @@ func (e *Engine) introspect(ctx context.Context, is *issuer, tok string) (Claims
 	if ok, wait := is.breaker.allow(); !ok {
 		return Claims{}, &circuitOpenError{issuer: is.cfg.Name, wait: wait}
 	}
+	answered := false
+	defer func() {
+		// A panic in the call is a failed call; a half-open probe that
+		// never reported would keep the breaker refusing forever.
+		if !answered {
+			is.breaker.failure(0)
+		}
+	}()
 	c, err := is.intro.Introspect(ctx, tok)
+	answered = true
 	var ie *IssuerError
 	switch {
 	case err == nil, errors.Is(err, ErrInvalidToken):
@@ -718,6 +751,16 @@ func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 		attrs = append(attrs, slog.String("method", clip(r.Method)), slog.String("request_id", clip(r.RequestID)))
 	}
 	e.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// clipStack bounds a logged stack trace. Arguments appear in it as words
+// (pointers, lengths), never as string contents.
+func clipStack(b []byte) string {
+	const maxStack = 8 << 10
+	if len(b) > maxStack {
+		return string(b[:maxStack]) + "…"
+	}
+	return string(b)
 }
 
 // clip bounds client-controlled strings in logs and spans.
