@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,9 +116,6 @@ type Engine struct {
 	opaque *issuer
 	group  singleflight.Group
 	cancel context.CancelFunc
-	// revokes counts admin revokes; a validation that overlapped one does
-	// not keep its (older) answer as a lease, so the revoke is not undone.
-	revokes atomic.Uint64
 }
 
 // New builds an Engine and its issuer clients. ctx bounds the background
@@ -367,13 +365,19 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	}
 	d.Issuer = is.cfg.Name
 
+	// SPEC §1: "A request that arrives after an admin revoke of its token
+	// (or subject) is never answered from an issuer call that started
+	// before that revoke". Every revoke advances the cache's generation,
+	// so a request that arrives after one cannot join an older flight.
+	// The generation lives in the cache, which outlives engine rebuilds.
+	gen := e.cache.Generation()
 	leader := false
-	ch := e.group.DoChan(is.cfg.Name+"\x00"+string(key[:]), func() (any, error) {
+	ch := e.group.DoChan(flightKey(is.cfg.Name, key, gen), func() (any, error) {
 		leader = true
 		// The shared call outlives any one caller: a caller with a short
 		// deadline gets its 503 on time while the answer still fills the
 		// lease for the next request. The issuer client applies its timeout.
-		return e.validateWithIssuer(context.WithoutCancel(ctx), is, tok, key), nil
+		return e.validateWithIssuer(context.WithoutCancel(ctx), is, tok, key, gen), nil
 	})
 	// Answer a little before the caller's deadline: a 503 that arrives after
 	// it is a gRPC DEADLINE_EXCEEDED to Envoy, which then applies
@@ -419,6 +423,17 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	return e.allow(d, r, m, is, &res.lease)
 }
 
+// flightKey coalesces validations of one token at one issuer that started
+// at the same revocation generation.
+func flightKey(issuer string, key leasecache.Key, gen uint64) string {
+	b := make([]byte, 0, len(issuer)+1+len(key)+8)
+	b = append(b, issuer...)
+	b = append(b, 0)
+	b = append(b, key[:]...)
+	b = binary.LittleEndian.AppendUint64(b, gen)
+	return string(b)
+}
+
 // pickIssuer: a JWT by its iss claim, an opaque token to default_for_opaque.
 func (e *Engine) pickIssuer(tok string) *issuer {
 	if iss, ok := PeekIssuer(tok); ok {
@@ -427,8 +442,9 @@ func (e *Engine) pickIssuer(tok string) *issuer {
 	return e.opaque
 }
 
-// validateWithIssuer runs once per coalesced flight.
-func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key) (res *result) {
+// validateWithIssuer runs once per coalesced flight; gen is the cache's
+// revocation generation read before it started.
+func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key, gen uint64) (res *result) {
 	name := is.cfg.Name
 	start := time.Now()
 	// singleflight re-panics a DoChan panic on a goroutine of its own, past
@@ -451,7 +467,6 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 			res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, ErrIssuerUnavailable), retryAfter: time.Second}
 		}
 	}()
-	revokes := e.revokes.Load()
 	validatedAt := e.now()
 	claims, err := e.verify(ctx, is, tok)
 	took := time.Since(start)
@@ -465,7 +480,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		return &result{err: err, retryAfter: open.wait}
 	case errors.As(err, &te) || (err != nil && errors.Is(err, ErrInvalidToken)):
 		e.metrics.observeIssuer(name, "invalid", took)
-		_ = e.cache.StoreNegative(key)
+		e.storeNegative(ctx, key, gen)
 		desc := "token is invalid"
 		if te != nil {
 			desc = te.Reason
@@ -486,12 +501,12 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 	is.reached.Store(true)
 	if !claims.Active {
 		e.metrics.observeIssuer(name, "inactive", took)
-		_ = e.cache.StoreNegative(key)
+		e.storeNegative(ctx, key, gen)
 		return &result{reason: ReasonInactive, desc: "token is not active"}
 	}
 	if expired(claims.Expiry, validatedAt) {
 		e.metrics.observeIssuer(name, "inactive", took)
-		_ = e.cache.StoreNegative(key)
+		e.storeNegative(ctx, key, gen)
 		return &result{reason: ReasonExpired, desc: "token expired"}
 	}
 	e.metrics.observeIssuer(name, "active", took)
@@ -504,18 +519,26 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		Issuer:      name,
 		Audience:    strings.Join(claims.Audience, " "),
 		WLCGVersion: claims.WLCGVersion,
+		Gen:         gen,
 	}
-	if err := e.cache.Store(key, l); err != nil {
+	// An admin revoke that landed during the call wins: the cache refuses
+	// this older answer. The callers of this flight, who all arrived
+	// before the revoke, get it; the next request asks the issuer again.
+	switch err := e.cache.Store(key, l); {
+	case errors.Is(err, leasecache.ErrRevokedSince):
+		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: revoked during validation", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
+	case err != nil:
 		// Not fatal: the decision stands, the next request asks again.
 		e.log.LogAttrs(ctx, slog.LevelWarn, "lease not stored", slog.String("issuer", name), slog.String("error", err.Error()))
 	}
-	// An admin revoke that landed during the call must not be undone by
-	// this older answer: these callers get it, the next request asks the
-	// issuer again. Checked after Store, as Revoke counts before evicting.
-	if e.revokes.Load() != revokes {
-		e.cache.Revoke(key)
-	}
 	return &result{lease: l, active: true}
+}
+
+// storeNegative remembers a refusal; a revoke since gen drops it.
+func (e *Engine) storeNegative(ctx context.Context, key leasecache.Key, gen uint64) {
+	if err := e.cache.StoreNegative(key, gen); err != nil && !errors.Is(err, leasecache.ErrRevokedSince) {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "negative lease not stored", slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
+	}
 }
 
 // tokenReason is the Reason for a refusal the issuer clients reported.
@@ -773,9 +796,9 @@ func clip(s string) string {
 }
 
 // Revoke evicts a token's lease (admin revoke); the next request with it is
-// validated with the issuer.
+// validated with the issuer, and no validation in flight — in this engine
+// or another sharing the cache — can store a lease from before it.
 func (e *Engine) Revoke(key leasecache.Key) bool {
-	e.revokes.Add(1)
 	return e.cache.Revoke(key)
 }
 
@@ -789,7 +812,6 @@ func (e *Engine) RevokeSubject(issuer, subject string) error {
 	if is == nil {
 		return fmt.Errorf("revoke: unknown issuer %q", issuer)
 	}
-	e.revokes.Add(1)
 	e.cache.RevokeSubject(is.cfg.Name, subject)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 //	[10:14]  validated_at, nanoseconds within the second
 //	[14:22]  expiry, unix seconds (0 when there is none)
 //	[22:26]  expiry, nanoseconds within the second
+//	[26:34]  revocation generation the validation started at (Lease.Gen)
 //	then     subject, client_id, scope, issuer, audience, wlcg_ver,
 //	         each a uvarint length and the bytes.
 //
@@ -26,7 +27,7 @@ import (
 // beyond the buffer bigcache hands us.
 const (
 	encVersion = 2
-	headerLen  = 26
+	headerLen  = 34
 	maxField   = 1 << 16
 
 	flagExpiry = 1 << 0
@@ -50,6 +51,7 @@ func encode(l Lease) ([]byte, error) {
 		buf[1] |= flagExpiry
 		putTime(buf[14:], l.Expiry)
 	}
+	binary.LittleEndian.PutUint64(buf[26:], l.Gen)
 	for _, f := range fields {
 		buf = binary.AppendUvarint(buf, uint64(len(f)))
 		buf = append(buf, f...)
@@ -91,6 +93,7 @@ func decode(buf []byte) (Lease, error) {
 	} else if binary.LittleEndian.Uint64(buf[14:]) != 0 || binary.LittleEndian.Uint32(buf[22:]) != 0 {
 		return Lease{}, errCorrupt
 	}
+	l.Gen = binary.LittleEndian.Uint64(buf[26:])
 	rest := buf[headerLen:]
 	for _, dst := range [...]*string{&l.Subject, &l.ClientID, &l.Scope, &l.Issuer, &l.Audience, &l.WLCGVersion} {
 		n, w := binary.Uvarint(rest)

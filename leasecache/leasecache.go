@@ -53,6 +53,10 @@ type Lease struct {
 	Issuer      string // leasegate's issuer name
 	Audience    string // space-separated
 	WLCGVersion string
+	// Gen is the cache's Generation() read before the validation started.
+	// Store refuses the lease when the token or its subject was revoked
+	// since; the zero value is refused after any such revoke.
+	Gen uint64
 }
 
 // Outcome is the result of a lookup.
@@ -101,19 +105,50 @@ type Config struct {
 // flood of garbage tokens cannot evict the good leases.
 const negativeShare = 8
 
+// maxRevokeRecords bounds the revocation records kept; past it they are
+// folded into the floor (every older lease void), which is always safe.
+const maxRevokeRecords = 1 << 16
+
+// ErrRevokedSince reports a lease or negative lease that Store or
+// StoreNegative dropped because its token or subject was revoked after the
+// validation began.
+var ErrRevokedSince = errors.New("leasecache: revoked while the validation was in flight")
+
 // Cache is the lease store. Safe for concurrent use.
+//
+// Revocations are ordered by a generation counter rather than by the clock:
+// every Revoke and RevokeSubject advances it, and a lease carries the
+// generation its validation started at. The counter lives here, not in the
+// engine, so every engine sharing the cache (the old and the new one during
+// a reload) sees every revoke.
 type Cache struct {
 	pos, neg    *bigcache.BigCache
 	now         func() time.Time
 	negativeTTL time.Duration
 	maxAge      time.Duration
 
-	mu      sync.RWMutex
-	revoked map[subjectKey]int64 // unix nanos: leases validated at or before are void
-	nRevoke atomic.Int32         // len(revoked), read without the lock on the hot path
+	gen   atomic.Uint64 // revocation generation
+	floor atomic.Uint64 // leases and fills with Gen below it are void
+
+	// mu orders Store against Revoke: a fill checks the records and writes
+	// under the read lock, a revoke records and evicts under the write lock.
+	mu       sync.RWMutex
+	subjects map[subjectKey]uint64 // generation of the subject's last revoke
+	tokens   map[Key]uint64        // generation of the token's last revoke
+	queue    []revocation          // every record, oldest first, for pruning
+	nSubject atomic.Int32          // len(subjects), read without the lock on the hot path
 }
 
 type subjectKey struct{ issuer, subject string }
+
+// revocation is one admin revoke in the pruning queue.
+type revocation struct {
+	gen     uint64
+	at      time.Time // by the cache clock
+	token   Key
+	subject subjectKey
+	bySub   bool
+}
 
 // New builds a Cache.
 func New(cfg Config) (*Cache, error) {
@@ -148,7 +183,8 @@ func New(cfg Config) (*Cache, error) {
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
 		maxAge:      cfg.MaxAge,
-		revoked:     make(map[subjectKey]int64),
+		subjects:    make(map[subjectKey]uint64),
+		tokens:      make(map[Key]uint64),
 	}, nil
 }
 
@@ -233,19 +269,38 @@ func (c *Cache) isNegative(k Key, now time.Time) bool {
 		return false
 	}
 	if now.Before(at) {
-		putTime(buf, now)
-		_ = c.neg.Set(keyString(&k), buf)
+		// Under the lock, and only if still there: a Revoke that evicted
+		// it meanwhile must not see it come back.
+		c.mu.RLock()
+		if _, err := c.neg.Get(keyString(&k)); err == nil {
+			putTime(buf, now)
+			_ = c.neg.Set(keyString(&k), buf)
+		}
+		c.mu.RUnlock()
 		return true
 	}
 	return now.Before(at.Add(c.negativeTTL))
 }
 
+// Generation is the revocation generation: read it before a validation
+// starts, coalesce only validations that read the same value, and put it
+// in the Lease (or pass it to StoreNegative) so a revoke that happens
+// meanwhile wins. One atomic load.
+func (c *Cache) Generation() uint64 { return c.gen.Load() }
+
 // Store records a fresh validation; every tier's window restarts from
-// l.ValidatedAt. It clears a negative lease for k.
+// l.ValidatedAt. It clears a negative lease for k. When k or l's subject
+// was revoked after generation l.Gen, nothing is stored and the error is
+// ErrRevokedSince.
 func (c *Cache) Store(k Key, l Lease) error {
 	buf, err := encode(l)
 	if err != nil {
 		return err
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.revokedSinceLocked(k, l.Issuer, l.Subject, l.Gen) {
+		return fmt.Errorf("leasecache: lease %s: %w", k.Prefix(), ErrRevokedSince)
 	}
 	_ = c.neg.Delete(keyString(&k))
 	if err := c.pos.Set(keyString(&k), buf); err != nil {
@@ -255,8 +310,15 @@ func (c *Cache) Store(k Key, l Lease) error {
 }
 
 // StoreNegative removes k's lease and remembers for NegativeTTL that the
-// token is not active.
-func (c *Cache) StoreNegative(k Key) error {
+// token is not active. gen is Generation() read before the validation
+// started; a verdict older than a revoke of k is dropped (ErrRevokedSince),
+// as the revoke forgot everything about k.
+func (c *Cache) StoreNegative(k Key, gen uint64) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.revokedSinceLocked(k, "", "", gen) {
+		return fmt.Errorf("leasecache: negative lease %s: %w", k.Prefix(), ErrRevokedSince)
+	}
 	_ = c.pos.Delete(keyString(&k))
 	var buf [12]byte
 	putTime(buf[:], c.now())
@@ -266,38 +328,95 @@ func (c *Cache) StoreNegative(k Key) error {
 	return nil
 }
 
+// revokedSinceLocked reports whether a validation that started at gen is
+// overtaken by a revoke of k or of (issuer, subject). c.mu is held.
+func (c *Cache) revokedSinceLocked(k Key, issuer, subject string, gen uint64) bool {
+	if gen < c.floor.Load() {
+		return true
+	}
+	if c.tokens[k] > gen {
+		return true
+	}
+	return (issuer != "" || subject != "") && c.subjects[subjectKey{issuer, subject}] > gen
+}
+
 // Revoke forgets everything about k, positive or negative, so the next
-// request with that token is validated with the issuer.
+// request with that token is validated with the issuer; a validation of k
+// already in flight can no longer store its answer.
 func (c *Cache) Revoke(k Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recordLocked(revocation{token: k})
 	e1 := c.pos.Delete(keyString(&k))
 	e2 := c.neg.Delete(keyString(&k))
 	return e1 == nil || e2 == nil
 }
 
-// RevokeSubject voids every lease of (issuer, subject) validated up to now,
-// without scanning the cache: lookups of older leases become misses.
+// RevokeSubject voids every lease of (issuer, subject) whose validation
+// started before now, without scanning the cache: lookups of those leases
+// become misses, and validations in flight can no longer store theirs.
 func (c *Cache) RevokeSubject(issuer, subject string) {
-	now := c.now().UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// Records older than MaxAge can void nothing any more.
-	for sk, at := range c.revoked {
-		if now-at > int64(c.maxAge) {
-			delete(c.revoked, sk)
-		}
-	}
-	c.revoked[subjectKey{issuer, subject}] = now
-	c.nRevoke.Store(int32(len(c.revoked)))
+	c.recordLocked(revocation{subject: subjectKey{issuer, subject}, bySub: true})
 }
 
+// recordLocked advances the generation, records r at it, and prunes.
+// c.mu is held for writing.
+func (c *Cache) recordLocked(r revocation) {
+	r.gen, r.at = c.gen.Add(1), c.now()
+	if r.bySub {
+		c.subjects[r.subject] = r.gen
+	} else {
+		c.tokens[r.token] = r.gen
+	}
+	c.queue = append(c.queue, r)
+	c.pruneLocked(r.at)
+	c.nSubject.Store(int32(len(c.subjects)))
+}
+
+// pruneLocked drops records older than MaxAge: no lease that old matters,
+// and no validation runs that long. Whatever it drops is folded into the
+// floor, so pruning early (clock stepped forward, too many records) only
+// voids more, never less. Amortised O(1): the queue is in generation order.
+func (c *Cache) pruneLocked(now time.Time) {
+	floor := c.floor.Load()
+	if len(c.queue) > maxRevokeRecords {
+		floor = c.gen.Load() // every validation that started before the newest revoke
+		clear(c.subjects)
+		clear(c.tokens)
+		c.queue = nil
+	}
+	n := 0
+	for _, r := range c.queue {
+		if now.Sub(r.at) <= c.maxAge {
+			break // younger records follow (or the clock stepped back: keep them)
+		}
+		n++
+		floor = max(floor, r.gen)
+		// A later revoke of the same name has its own, younger record.
+		if r.bySub && c.subjects[r.subject] == r.gen {
+			delete(c.subjects, r.subject)
+		} else if !r.bySub && c.tokens[r.token] == r.gen {
+			delete(c.tokens, r.token)
+		}
+	}
+	c.queue = c.queue[n:] // append reallocates once the front is used up
+	c.floor.Store(floor)
+}
+
+// isRevoked reports a lease void by a later subject revoke or the floor.
 func (c *Cache) isRevoked(l *Lease) bool {
-	if c.nRevoke.Load() == 0 {
+	if l.Gen < c.floor.Load() {
+		return true
+	}
+	if c.nSubject.Load() == 0 {
 		return false
 	}
 	c.mu.RLock()
-	at, ok := c.revoked[subjectKey{l.Issuer, l.Subject}]
+	g := c.subjects[subjectKey{l.Issuer, l.Subject}]
 	c.mu.RUnlock()
-	return ok && l.ValidatedAt.UnixNano() <= at
+	return g > l.Gen
 }
 
 // Len is the number of positive leases held.

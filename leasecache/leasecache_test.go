@@ -171,7 +171,7 @@ func TestNegativeLeaseClockStepBack(t *testing.T) {
 	clk := newFakeClock()
 	c := newCache(t, clk)
 	k := KeyOf("tok")
-	if err := c.StoreNegative(k); err != nil {
+	if err := c.StoreNegative(k, c.Generation()); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(-time.Hour)
@@ -240,7 +240,7 @@ func TestNegativeLease(t *testing.T) {
 	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.StoreNegative(k); err != nil {
+	if err := c.StoreNegative(k, c.Generation()); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []time.Duration{0, time.Minute} {
@@ -262,7 +262,7 @@ func TestStoreClearsNegative(t *testing.T) {
 	clk := newFakeClock()
 	c := newCache(t, clk)
 	k := KeyOf("tok")
-	if err := c.StoreNegative(k); err != nil {
+	if err := c.StoreNegative(k, c.Generation()); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
@@ -307,7 +307,9 @@ func TestRevokeSubject(t *testing.T) {
 	c.RevokeSubject("hydra", "alice")
 	clk.Advance(time.Second)
 	newer := KeyOf("newer")
-	if err := c.Store(newer, lease(clk, time.Hour)); err != nil {
+	nl := lease(clk, time.Hour)
+	nl.Gen = c.Generation() // a validation that started after the revoke
+	if err := c.Store(newer, nl); err != nil {
 		t.Fatal(err)
 	}
 	if _, o := c.Lookup(older, time.Minute); o != Miss {
@@ -340,7 +342,7 @@ func TestRevokeRecordsArePruned(t *testing.T) {
 	}
 	clk.Advance(11 * time.Minute)
 	c.RevokeSubject("hydra", "last")
-	if n := c.nRevoke.Load(); n != 1 {
+	if n := c.nSubject.Load(); n != 1 {
 		t.Fatalf("revoke records = %d, want 1 after MaxAge", n)
 	}
 }
@@ -403,7 +405,7 @@ func TestNegativeFloodKeepsPositiveLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 200000; i++ {
-		if err := c.StoreNegative(KeyOf(fmt.Sprint("garbage", i))); err != nil {
+		if err := c.StoreNegative(KeyOf(fmt.Sprint("garbage", i)), c.Generation()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -437,9 +439,11 @@ func TestConcurrentUse(t *testing.T) {
 				k := KeyOf(fmt.Sprint(i % 50))
 				switch i % 4 {
 				case 0:
-					_ = c.Store(k, lease(clk, time.Hour))
+					l := lease(clk, time.Hour)
+					l.Gen = c.Generation()
+					_ = c.Store(k, l)
 				case 1:
-					_ = c.StoreNegative(k)
+					_ = c.StoreNegative(k, c.Generation())
 				case 2:
 					c.RevokeSubject("hydra", "alice")
 				default:
