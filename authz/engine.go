@@ -410,8 +410,10 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 		// m.Window, not t.Window: a route that sets window 0 gets no stale
 		// allowance either (every request there must be validated fresh).
 		if haveOld && t.StaleIfError > 0 && m.Window > 0 && old.Issuer == is.cfg.Name {
+			// A validation "in the future" (the clock stepped back since the
+			// lookup) has no age to judge: SPEC §1, never a longer allowance.
 			now := e.now()
-			if now.Sub(old.ValidatedAt) < t.StaleIfError && (old.Expiry.IsZero() || now.Before(old.Expiry)) {
+			if age := now.Sub(old.ValidatedAt); age >= 0 && age < t.StaleIfError && !expired(old.Expiry, now) {
 				d.Lease = LeaseStale
 				return e.allow(d, r, m, is, &old)
 			}
