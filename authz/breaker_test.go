@@ -69,6 +69,23 @@ func TestBreaker(t *testing.T) {
 			},
 		},
 		{
+			name: "a clock step back does not stretch the open period", threshold: 1, openFor: 10 * time.Second,
+			ops: []op{
+				{do: "fail", wantOpen: true},
+				{advance: -time.Hour, do: "allow", wantWait: 10 * time.Second, wantOpen: true},
+				{advance: 9 * time.Second, do: "allow", wantWait: time.Second, wantOpen: true},
+				{advance: time.Second, do: "allow", wantAllow: true},
+			},
+		},
+		{
+			name: "a step back keeps a Retry-After period, not more", threshold: 1, openFor: 5 * time.Second,
+			ops: []op{
+				{do: "fail429", wantOpen: true},
+				{advance: -time.Hour, do: "allow", wantWait: 30 * time.Second, wantOpen: true},
+				{advance: 30 * time.Second, do: "allow", wantAllow: true},
+			},
+		},
+		{
 			name: "threshold 0 means 1", threshold: 0, openFor: 5 * time.Second,
 			ops: []op{
 				{do: "fail", wantOpen: true},

@@ -527,8 +527,10 @@ func (v *JWTVerifier) fetchKeys(ctx context.Context, limited bool) error {
 	}
 	defer func() { <-v.sem }()
 	if limited {
+		// A negative age (the clock stepped back) does not hold fetches
+		// off for the size of the step.
 		now := v.cfg.Clock()
-		if !v.lastRefetch.IsZero() && now.Sub(v.lastRefetch) < v.cfg.MinRefetchInterval {
+		if age := now.Sub(v.lastRefetch); !v.lastRefetch.IsZero() && age >= 0 && age < v.cfg.MinRefetchInterval {
 			return errRefetchLimited
 		}
 		v.lastRefetch = now

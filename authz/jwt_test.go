@@ -807,6 +807,28 @@ func TestJWTKeyRotation(t *testing.T) {
 	}
 }
 
+func TestJWTRefetchLimiterClockStepBack(t *testing.T) {
+	// A wall clock stepping back must not hold on-demand JWKS fetches off
+	// for the size of the step (rotated keys refused for an hour).
+	k1 := newTestKey(t, jwa.ES256, "k1", 0)
+	k2 := newTestKey(t, jwa.ES256, "k2", 0)
+	k3 := newTestKey(t, jwa.ES256, "k3", 0)
+	issuer := newFakeJWKSIssuer(t, k1)
+	env := newJWTEnv(t, issuer, func(c *JWTConfig) { c.MinRefetchInterval = 30 * time.Second })
+	waitReady(t, env.v)
+	ctx := context.Background()
+	issuer.setKeys(k1, k2)
+	if _, err := env.v.Verify(ctx, k2.sign(t, env.claims(nil), nil)); err != nil {
+		t.Fatalf("k2: %v", err)
+	}
+	env.clock.Advance(-time.Hour)
+	issuer.setKeys(k1, k2, k3)
+	env.clock.Advance(31 * time.Second) // the interval has passed since the step
+	if _, err := env.v.Verify(ctx, k3.sign(t, env.claims(nil), nil)); err != nil {
+		t.Fatalf("k3 after a step back and the refetch interval: %v", err)
+	}
+}
+
 func TestJWTUnknownKidFlood(t *testing.T) {
 	known := newTestKey(t, jwa.ES256, "known", 0)
 	stranger := newTestKey(t, jwa.ES256, "", 0)
