@@ -101,15 +101,16 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	// One allocation holds the request and its header view.
 	c := new(checkCall)
 	var d authz.Decision
-	if c.fill(req) {
+	if problem := c.fill(req); problem == "" {
 		d = eng.Check(ctx, &c.req)
 	} else {
-		// Too many header fields: refused before any lookup. The engine
-		// answers a method-less request with 400 invalid_request (its realm,
-		// metrics and log line); only the description is ours.
+		// Headers that cannot be read unambiguously: refused before any
+		// lookup. The engine answers a method-less request with 400
+		// invalid_request (its realm, metrics and log line); only the
+		// description is ours.
 		d = eng.Check(ctx, &authz.Request{RequestID: c.req.RequestID, TierHint: c.req.TierHint})
 		if d.Status == http.StatusBadRequest {
-			setDescription(&d, "request has too many header fields")
+			setDescription(&d, problem)
 		}
 	}
 	return s.response(ctx, &d), nil
@@ -123,41 +124,59 @@ type checkCall struct {
 
 // fill maps the CheckRequest onto c.req. A request without
 // attributes.request.http keeps an empty Method, which the engine refuses
-// as malformed. It reports false when the request has more header fields
-// than MaxHeaderFields.
-func (c *checkCall) fill(req *authv3.CheckRequest) bool {
+// as malformed. A non-empty problem (safe to show the client: it names
+// headers, never values) means the request must be refused with 400: too
+// many header fields, an ambiguous header_map entry, or a method, path or
+// host that has to come from the header list and appears there more than
+// once.
+func (c *checkCall) fill(req *authv3.CheckRequest) string {
 	attrs := req.GetAttributes()
 	c.req.TierHint = attrs.GetContextExtensions()[TierHintKey]
 	hr := attrs.GetRequest().GetHttp()
 	if hr == nil {
-		return true
+		return ""
 	}
 	c.req.RequestID = hr.GetId()
-	var ok bool
-	if c.h, ok = newHeaderView(hr.GetHeaders(), hr.GetHeaderMap()); !ok {
-		return false
+	var problem string
+	if c.h, problem = newHeaderView(hr.GetHeaders(), hr.GetHeaderMap()); problem != "" {
+		return problem
 	}
-	c.req.Headers = &c.h
 	// Envoy fills method, path and host; pseudo-headers are the fallback
 	// for callers that only send the header list.
-	c.req.Method = orHeader(hr.GetMethod(), &c.h, ":method")
-	c.req.Path = orHeader(hr.GetPath(), &c.h, ":path")
-	c.req.Host = orHeader(hr.GetHost(), &c.h, ":authority")
-	if c.req.Host == "" {
-		c.req.Host, _ = c.h.Get("host")
+	var ok bool
+	if c.req.Method, ok = orHeader(hr.GetMethod(), &c.h, ":method"); !ok {
+		return "more than one :method header"
 	}
-	if id, _ := c.h.Get("x-request-id"); id != "" {
+	if c.req.Path, ok = orHeader(hr.GetPath(), &c.h, ":path"); !ok {
+		return "more than one :path header"
+	}
+	if c.req.Host, ok = orHeader(hr.GetHost(), &c.h, ":authority"); !ok {
+		return "more than one :authority header"
+	}
+	if c.req.Host == "" {
+		if c.req.Host, ok = orHeader("", &c.h, "host"); !ok {
+			return "more than one Host header"
+		}
+	}
+	if hr.GetHost() == "" && strings.IndexByte(c.req.Host, ',') >= 0 {
+		// Envoy's map joins two :authority or Host fields with ",".
+		return "host is not a single host"
+	}
+	c.req.Headers = &c.h
+	if id, n := c.h.Get("x-request-id"); n == 1 && id != "" {
 		c.req.RequestID = id
 	}
-	return true
+	return ""
 }
 
-func orHeader(v string, h *headerView, name string) string {
+// orHeader returns v, or when it is empty the single field name in h; ok is
+// false when h has more than one such field (which to believe?).
+func orHeader(v string, h *headerView, name string) (string, bool) {
 	if v != "" {
-		return v
+		return v, true
 	}
-	v, _ = h.Get(name)
-	return v
+	v, n := h.Get(name)
+	return v, n <= 1
 }
 
 // setDescription replaces a denial's error_description in both the
