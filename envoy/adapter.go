@@ -446,15 +446,21 @@ func faultResponse() *authv3.CheckResponse {
 	}
 }
 
-// logPanic records an adapter panic. Only the panic's type, a runtime
-// error's text and the stack are logged: a panic value built from request
-// data could hold a token.
+// logPanic records an adapter panic.
 func (s *Server) logPanic(ctx context.Context, p any) {
+	s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check panicked; answered 503", PanicAttrs(p)...)
+}
+
+// PanicAttrs describes a recovered panic for a log line: the value's type, a
+// runtime error's text and the stack, never the value itself, which may be
+// built from request data and so hold a token (SPEC §1: raw tokens are never
+// logged; clipping would still log a short token whole). Both adapters, the
+// gRPC one here and HTTP mode in server, log their panics with it.
+func PanicAttrs(p any) []slog.Attr {
 	attrs := []slog.Attr{slog.String("panic_type", fmt.Sprintf("%T", p))}
 	if re, ok := p.(runtime.Error); ok {
 		attrs = append(attrs, slog.String("panic", re.Error()))
 	}
 	buf := make([]byte, 8<<10)
-	attrs = append(attrs, slog.String("stack", string(buf[:runtime.Stack(buf, false)])))
-	s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check panicked; answered 503", attrs...)
+	return append(attrs, slog.String("stack", string(buf[:runtime.Stack(buf, false)])))
 }

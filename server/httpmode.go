@@ -13,10 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/envoy"
 )
 
 // Checker is what HTTP mode needs from the engine.
@@ -92,9 +92,6 @@ var (
 	forwardedConvention = convention{HTTPModeForwarded, hdrForwardedMethod, hdrForwardedURI, hdrForwardedHost}
 )
 
-// maxRequestIDBytes bounds the x-request-id copied into logs and spans.
-const maxRequestIDBytes = 128
-
 type httpModeHandler struct {
 	mode   string
 	prefix string // "" for none
@@ -152,8 +149,7 @@ func (h *httpModeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v == http.ErrAbortHandler {
 			panic(v)
 		}
-		h.log.LogAttrs(r.Context(), slog.LevelError, "http mode: panic while deciding",
-			slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+		h.log.LogAttrs(r.Context(), slog.LevelError, "http mode: panic while deciding; answered 503", envoy.PanicAttrs(v)...)
 		// Drop whatever was staged (identity headers of an allow in the
 		// making) and fail closed.
 		clear(w.Header())
@@ -207,7 +203,7 @@ func (h *httpModeHandler) conventionFor(hdr http.Header) convention {
 func (h *httpModeHandler) authzRequest(r *http.Request, conv convention) (*authz.Request, string) {
 	req := &authz.Request{Headers: headerView(r.Header)}
 	if ids := r.Header.Values("X-Request-Id"); len(ids) == 1 {
-		req.RequestID = truncate(ids[0], maxRequestIDBytes)
+		req.RequestID = ids[0] // the engine clips it where it logs it
 	}
 	if conv.name == HTTPModeEnvoy {
 		// The request is the original; X-Original-*/X-Forwarded-* are
@@ -361,13 +357,6 @@ func isURIText(s string) bool {
 		}
 	}
 	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // headerView is authz.Headers over net/http's header map: lower-case names

@@ -26,6 +26,7 @@ type fakeChecker struct {
 	dest     string
 	decision authz.Decision
 	panics   bool
+	panicV   any // the panic value when panics; "engine bug" when nil
 }
 
 func (f *fakeChecker) Check(_ context.Context, r *authz.Request) authz.Decision {
@@ -36,6 +37,9 @@ func (f *fakeChecker) Check(_ context.Context, r *authz.Request) authz.Decision 
 	f.auth, f.authN = r.Headers.Get("authorization")
 	f.dest, _ = r.Headers.Get("destination")
 	if f.panics {
+		if f.panicV != nil {
+			panic(f.panicV)
+		}
 		panic("engine bug")
 	}
 	return f.decision
@@ -610,4 +614,44 @@ func FuzzHTTPModeNginxHeaders(f *testing.F) {
 			t.Fatalf("status %d", w.Code)
 		}
 	})
+}
+
+// TestHTTPModePanicLogOmitsValue: a panic while deciding is logged by its
+// type and stack, never its value, which may hold the request's token.
+func TestHTTPModePanicLogOmitsValue(t *testing.T) {
+	const secret = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.sig"
+	tests := []struct {
+		name     string
+		value    any
+		wantType string
+	}{
+		{"string holding a token", "bad header Bearer " + secret, "string"},
+		{"error holding a token", errors.New("cannot parse " + secret), "*errors.errorString"},
+		{"long value", strings.Repeat("x", 4096) + secret, "string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			f := &fakeChecker{decision: allowDecision(), panics: true, panicV: tc.value}
+			h, err := NewHTTPModeHandler(HTTPModeConfig{Engine: func() Checker { return f },
+				Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest("GET", "/authz/f", nil)
+			r.Header.Set("Authorization", "Bearer "+secret)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusServiceUnavailable {
+				t.Errorf("status %d, want 503", w.Code)
+			}
+			out := logs.String()
+			if strings.Contains(out, secret) || strings.Contains(out, "c2VjcmV0") {
+				t.Errorf("log holds the token: %s", out)
+			}
+			if !strings.Contains(out, `"panic_type":"`+tc.wantType+`"`) || !strings.Contains(out, `"stack":"`) {
+				t.Errorf("log lacks panic_type %q or the stack: %.500s", tc.wantType, out)
+			}
+		})
+	}
 }
