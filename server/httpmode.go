@@ -32,16 +32,19 @@ const (
 	// sends PathPrefix + the original path and query as the request target.
 	HTTPModeEnvoy = "envoy"
 	// HTTPModeNginx: nginx auth_request; the original request travels in
-	// X-Original-Method, X-Original-URI and (optionally) X-Original-Host.
+	// X-Original-Method, X-Original-URI and X-Original-Host, all three
+	// required (SPEC §4).
 	HTTPModeNginx = "nginx"
 	// HTTPModeForwarded: Traefik ForwardAuth and Caddy forward_auth;
-	// X-Forwarded-Method, X-Forwarded-Uri and (optionally) X-Forwarded-Host.
+	// X-Forwarded-Method, X-Forwarded-Uri and X-Forwarded-Host, all three
+	// required.
 	HTTPModeForwarded = "forwarded"
 	// HTTPModeAuto picks nginx when X-Original-Method or X-Original-URI is
 	// present, else forwarded when X-Forwarded-Method or X-Forwarded-Uri is,
-	// else envoy. Only safe when the proxy in front always overwrites (or
-	// always drops) all of those headers: otherwise a client chooses the
-	// convention and the method the tier is picked by.
+	// else envoy; a convention so chosen needs all three of its headers.
+	// Only safe when the proxy in front always overwrites (or always drops)
+	// all of those headers: otherwise a client chooses the convention and
+	// the method the tier is picked by.
 	HTTPModeAuto = "auto"
 )
 
@@ -234,16 +237,17 @@ func (h *httpModeHandler) authzRequest(r *http.Request, conv convention) (*authz
 	if u[0] != '/' || !isURIText(u) {
 		return nil, conv.uri + " is not an origin-form request target"
 	}
-	req.Method, req.Path, req.Host = m, u, r.Host
-	switch hosts := r.Header.Values(conv.host); {
-	case len(hosts) > 1:
-		return nil, "more than one " + conv.host + " header"
-	case len(hosts) == 1:
-		if hosts[0] == "" || strings.IndexByte(hosts[0], ',') >= 0 || !isURIText(hosts[0]) {
-			return nil, conv.host + " is not a single host"
-		}
-		req.Host = hosts[0]
+	// The host is required too: the auth subrequest's own Host names
+	// leasegate, not the protected server, and with it every absolute
+	// Destination would look remote (a push needs only read access).
+	host, problem := singleHeader(r.Header, conv.host)
+	if problem != "" {
+		return nil, problem
 	}
+	if strings.IndexByte(host, ',') >= 0 || !isURIText(host) {
+		return nil, conv.host + " is not a single host"
+	}
+	req.Method, req.Path, req.Host = m, u, host
 	return req, ""
 }
 

@@ -145,20 +145,43 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			name: "nginx header names are case-insensitive", mode: HTTPModeNginx,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"x-original-method", "MKCOL"}, {"x-original-uri", "/d/"}},
-			wantStatus: 200, wantMethod: "MKCOL", wantPath: "/d/", wantHost: "h",
+			headers:    []kv{{"x-original-method", "MKCOL"}, {"x-original-uri", "/d/"}, {"x-original-host", "storage.example"}},
+			wantStatus: 200, wantMethod: "MKCOL", wantPath: "/d/", wantHost: "storage.example",
 		},
 		{
-			name: "nginx host falls back to Host", mode: HTTPModeNginx,
+			// SPEC §4: the subrequest's own Host names leasegate, so it is
+			// never a fallback.
+			name: "nginx without X-Original-Host refuses", mode: HTTPModeNginx,
 			method: "GET", target: "/_leasegate", host: "storage.example:8443",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}},
+			wantStatus: 400, wantProblem: "missing X-Original-Host",
+		},
+		{
+			name: "nginx empty X-Original-Host", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", ""}},
+			wantStatus: 400, wantProblem: "empty X-Original-Host",
+		},
+		{
+			name: "nginx X-Original-Host with a space", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "a b"}},
+			wantStatus: 400, wantProblem: "X-Original-Host is not a single host",
+		},
+		{
+			name: "nginx keeps the port of X-Original-Host", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "leasegate",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example:8443"}},
 			wantStatus: 200, wantMethod: "GET", wantPath: "/f", wantHost: "storage.example:8443",
 		},
 		{
 			name: "nginx ignores X-Forwarded headers", mode: HTTPModeNginx,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/g"}},
-			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
+			headers: []kv{
+				{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example"},
+				{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/g"}, {"X-Forwarded-Host", "other.example"},
+			},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "storage.example",
 		},
 		{
 			name: "nginx never uses the subrequest's own method", mode: HTTPModeNginx,
@@ -217,7 +240,7 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			name: "nginx comma in URI path is fine", mode: HTTPModeNginx,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a,b/c"}},
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a,b/c"}, {"X-Original-Host", "h"}},
 			wantStatus: 200, wantMethod: "GET", wantPath: "/a,b/c", wantHost: "h",
 		},
 		{
@@ -235,8 +258,23 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			name: "forwarded ignores X-Original headers", mode: HTTPModeForwarded,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", "/f"}, {"X-Original-Method", "GET"}, {"X-Original-URI", "/g"}},
-			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
+			headers: []kv{
+				{"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "storage.example"},
+				{"X-Original-Method", "GET"}, {"X-Original-URI", "/g"}, {"X-Original-Host", "other.example"},
+			},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "storage.example",
+		},
+		{
+			name: "forwarded without X-Forwarded-Host refuses", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "127.0.0.1:9002",
+			headers:    []kv{{"X-Forwarded-Method", "COPY"}, {"X-Forwarded-Uri", "/store/a"}, {"X-Forwarded-Proto", "https"}},
+			wantStatus: 400, wantProblem: "missing X-Forwarded-Host",
+		},
+		{
+			name: "forwarded duplicate X-Forwarded-Host", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "a"}, {"x-forwarded-host", "b"}},
+			wantStatus: 400, wantProblem: "more than one X-Forwarded-Host",
 		},
 		{
 			name: "forwarded missing uri", mode: HTTPModeForwarded,
@@ -259,14 +297,37 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			name: "auto picks nginx", mode: HTTPModeAuto,
 			method: "GET", target: "/_leasegate", host: "h",
-			headers:    []kv{{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Method", "GET"}},
-			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "h",
+			headers: []kv{
+				{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example"},
+				{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Host", "other.example"},
+			},
+			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "storage.example",
 		},
 		{
 			name: "auto picks forwarded", mode: HTTPModeAuto,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"X-Forwarded-Method", "PUT"}, {"X-Forwarded-Uri", "/f"}},
-			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "h",
+			headers:    []kv{{"X-Forwarded-Method", "PUT"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "storage.example"}},
+			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "storage.example",
+		},
+		{
+			name: "auto nginx needs X-Original-Host", mode: HTTPModeAuto,
+			method: "GET", target: "/_leasegate", host: "leasegate",
+			headers:    []kv{{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Host", "storage.example"}},
+			wantStatus: 400, wantProblem: "missing X-Original-Host",
+		},
+		{
+			name: "auto forwarded needs X-Forwarded-Host", mode: HTTPModeAuto,
+			method: "GET", target: "/", host: "leasegate",
+			headers:    []kv{{"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Method", "PUT"}, {"X-Original-Host", "storage.example"}},
+			wantStatus: 400, wantProblem: "missing X-Forwarded-Host",
+		},
+		{
+			// Only the method and URI headers choose a convention: load
+			// balancers commonly add X-Forwarded-Host in front of Envoy.
+			name: "auto: a host header alone does not choose", mode: HTTPModeAuto,
+			method: "DELETE", target: "/authz/f", host: "h",
+			headers:    []kv{{"X-Forwarded-Host", "other.example"}, {"X-Original-Host", "other.example"}},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
 		},
 		{
 			name: "auto falls back to envoy", mode: HTTPModeAuto,
@@ -484,8 +545,10 @@ func TestHTTPModeResponses(t *testing.T) {
 			}
 			req.Header.Set("X-Original-Method", "GET")
 			req.Header.Set("X-Original-URI", "/f")
+			req.Header.Set("X-Original-Host", "storage.example")
 			req.Header.Set("X-Forwarded-Method", "GET")
 			req.Header.Set("X-Forwarded-Uri", "/f")
+			req.Header.Set("X-Forwarded-Host", "storage.example")
 			resp, err := srv.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -578,8 +641,9 @@ func TestHTTPModeConfigErrors(t *testing.T) {
 }
 
 // FuzzHTTPModeNginxHeaders: whatever a misconfigured proxy lets through,
-// the engine only ever sees one method token and one origin-form target,
-// and nothing panics.
+// the engine only ever sees one method token, one origin-form target and the
+// host from X-Original-Host (never the subrequest's own Host), and nothing
+// panics.
 func FuzzHTTPModeNginxHeaders(f *testing.F) {
 	f.Add("GET", "/data/f?x=1", "storage.example", "")
 	f.Add("GET, DELETE", "/a, /b", "a, b", "GET")
@@ -592,6 +656,7 @@ func FuzzHTTPModeNginxHeaders(f *testing.F) {
 			t.Fatal(err)
 		}
 		r := httptest.NewRequest("GET", "/authz/x", nil)
+		r.Host = "leasegate.internal"
 		r.Header["X-Original-Method"] = []string{method}
 		if method2 != "" {
 			r.Header["X-Original-Method"] = append(r.Header["X-Original-Method"], method2)
@@ -603,8 +668,10 @@ func FuzzHTTPModeNginxHeaders(f *testing.F) {
 		switch w.Code {
 		case http.StatusOK:
 			if fc.calls != 1 || !isToken(fc.got.Method) || strings.Contains(fc.got.Method, ",") ||
-				!strings.HasPrefix(fc.got.Path, "/") || !isURIText(fc.got.Path) || method2 != "" {
-				t.Fatalf("allowed with method %q path %q (second method %q)", fc.got.Method, fc.got.Path, method2)
+				!strings.HasPrefix(fc.got.Path, "/") || !isURIText(fc.got.Path) || method2 != "" ||
+				fc.got.Host != host || host == "" || strings.Contains(host, ",") {
+				t.Fatalf("allowed with method %q path %q host %q (second method %q, X-Original-Host %q)",
+					fc.got.Method, fc.got.Path, fc.got.Host, method2, host)
 			}
 		case http.StatusBadRequest:
 			if fc.calls != 0 {
