@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,10 +26,21 @@ type fakeChecker struct {
 	auth     string // Authorization as the engine saw it
 	authN    int
 	dest     string
+	fields   map[string]headerCount // singleValued names as the engine saw them
 	decision authz.Decision
 	panics   bool
 	panicV   any // the panic value when panics; "engine bug" when nil
 }
+
+// headerCount is what Headers.Get returned for one name.
+type headerCount struct {
+	value string
+	n     int
+}
+
+// singleValued are the request headers SPEC §3 allows once; the engine
+// refuses n > 1, HTTP mode's job is the count.
+var singleValued = []string{"destination", "source", "overwrite", "if-none-match", "authorization"}
 
 func (f *fakeChecker) Check(_ context.Context, r *authz.Request) authz.Decision {
 	f.mu.Lock()
@@ -36,6 +49,11 @@ func (f *fakeChecker) Check(_ context.Context, r *authz.Request) authz.Decision 
 	f.got = *r
 	f.auth, f.authN = r.Headers.Get("authorization")
 	f.dest, _ = r.Headers.Get("destination")
+	f.fields = map[string]headerCount{}
+	for _, name := range singleValued {
+		v, n := r.Headers.Get(name)
+		f.fields[name] = headerCount{v, n}
+	}
 	if f.panics {
 		if f.panicV != nil {
 			panic(f.panicV)
@@ -681,6 +699,99 @@ func FuzzHTTPModeNginxHeaders(f *testing.F) {
 			t.Fatalf("status %d", w.Code)
 		}
 	})
+}
+
+// TestHTTPModeCountsSingleValuedHeaders sends repeated fields on the wire,
+// in different spellings, and checks that the engine is told how many there
+// were (the engine refuses n > 1 for these, SPEC §3) and never handed one
+// field of several.
+func TestHTTPModeCountsSingleValuedHeaders(t *testing.T) {
+	values := map[string][2]string{
+		"destination":   {"https://other.example.org/scratch/x", "/store/protected/victim"},
+		"source":        {"https://other.example.org/in", "/store/protected/in"},
+		"overwrite":     {"F", "T"},
+		"if-none-match": {"*", `"etag-1"`},
+		"authorization": {"Bearer a", "Bearer b"},
+	}
+	modes := []struct {
+		mode, target, extra string
+	}{
+		{HTTPModeEnvoy, "/authz/store/a", ""},
+		{HTTPModeNginx, "/_leasegate", "X-Original-Method: COPY\r\nX-Original-URI: /store/a\r\nX-Original-Host: storage.example\r\n"},
+		{HTTPModeForwarded, "/", "X-Forwarded-Method: COPY\r\nX-Forwarded-Uri: /store/a\r\nX-Forwarded-Host: storage.example\r\n"},
+	}
+	spellings := []struct {
+		name  string
+		lines func(name string, v [2]string) string
+		want  func(v [2]string) headerCount
+	}{
+		{
+			name:  "one field",
+			lines: func(name string, v [2]string) string { return name + ": " + v[0] + "\r\n" },
+			want:  func(v [2]string) headerCount { return headerCount{v[0], 1} },
+		},
+		{
+			name: "two fields, different case",
+			lines: func(name string, v [2]string) string {
+				return http.CanonicalHeaderKey(name) + ": " + v[0] + "\r\nAccept: */*\r\n" + strings.ToUpper(name) + ": " + v[1] + "\r\n"
+			},
+			want: func(v [2]string) headerCount { return headerCount{v[0] + "," + v[1], 2} },
+		},
+		{
+			name: "three fields, one empty",
+			lines: func(name string, v [2]string) string {
+				return name + ": " + v[1] + "\r\n" + name + ":\r\n" + name + ": " + v[0] + "\r\n"
+			},
+			want: func(v [2]string) headerCount { return headerCount{v[1] + ",," + v[0], 3} },
+		},
+		{
+			// One field holding a list is one field; its comma is the
+			// engine's to judge.
+			name:  "one field with a comma",
+			lines: func(name string, v [2]string) string { return name + ": " + v[0] + ", " + v[1] + "\r\n" },
+			want:  func(v [2]string) headerCount { return headerCount{v[0] + ", " + v[1], 1} },
+		},
+	}
+	for _, m := range modes {
+		f := &fakeChecker{decision: allowDecision()}
+		srv := httptest.NewServer(newTestHTTPMode(t, m.mode, "", f))
+		for _, name := range singleValued {
+			for _, sp := range spellings {
+				t.Run(m.mode+"/"+name+"/"+sp.name, func(t *testing.T) {
+					req := "GET " + m.target + " HTTP/1.1\r\nHost: leasegate\r\n" + m.extra + sp.lines(name, values[name]) + "Connection: close\r\n\r\n"
+					if status := rawHTTP(t, srv.Listener.Addr().String(), req); status != http.StatusOK {
+						t.Fatalf("status %d, want 200 from the fake engine", status)
+					}
+					f.mu.Lock()
+					got := f.fields[name]
+					f.mu.Unlock()
+					if want := sp.want(values[name]); got != want {
+						t.Errorf("engine read %s = %q ×%d, want %q ×%d", name, got.value, got.n, want.value, want.n)
+					}
+				})
+			}
+		}
+		srv.Close()
+	}
+}
+
+// rawHTTP writes req as is to addr and returns the response status.
+func rawHTTP(t *testing.T, addr, req string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestHTTPModePanicLogOmitsValue: a panic while deciding is logged by its
