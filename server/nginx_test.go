@@ -225,7 +225,8 @@ func newEchoUpstream(t *testing.T) *echoUpstream {
 	up.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := echoed{Method: r.Method, URI: r.RequestURI, Headers: map[string][]string{}}
 		for k, v := range r.Header {
-			if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-auth-") {
+			// Underscore spellings too: some backends fold "_" into "-".
+			if lk := strings.ToLower(k); strings.HasPrefix(strings.ReplaceAll(lk, "_", "-"), "x-auth-") {
 				e.Headers[lk] = v
 			}
 		}
@@ -497,9 +498,12 @@ func checkAuthRequestFlow(t *testing.T, c e2eClient, s *e2eStack) {
 	iss := s.issuer
 
 	// A valid token reaches the upstream with leasegate's identity; the
-	// client's forged identity headers and X-Original-* do not.
+	// client's forged identity headers (underscore spellings included,
+	// which a backend folding "_" into "-" would read) and X-Original-* do
+	// not.
 	r := c.do(t, "GET", "/data/file.txt?x=1", bearer(tok),
-		kv{"X-Auth-Subject", "forged"}, kv{"X-Auth-Scope", "storage.modify:/"}, kv{"X-Original-Method", "HEAD"})
+		kv{"X-Auth-Subject", "forged"}, kv{"X-Auth-Scope", "storage.modify:/"}, kv{"X-Original-Method", "HEAD"},
+		kv{"X_Auth_Subject", "forged"}, kv{"X-Auth_Issuer", "forged"})
 	if r.status != http.StatusOK {
 		t.Fatalf("GET with valid token: status %d, body %s", r.status, r.body)
 	}
