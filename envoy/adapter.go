@@ -193,13 +193,13 @@ func setDescription(d *authz.Decision, desc string) {
 // response renders a decision as Envoy expects it (SPEC §3).
 func (s *Server) response(ctx context.Context, d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
-		if bad := unrepresentable(d); bad != "" {
+		if bad := UnpassableHeader(d); bad != "" {
 			// Envoy would refuse or mangle this header (or a header
 			// injection could follow); an identity that cannot be passed
 			// exactly is not passed at all.
 			s.log.LogAttrs(ctx, slog.LevelWarn, "identity cannot be passed upstream",
 				slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-			s.refuseIdentity(d)
+			RefuseIdentity(d, s.realm)
 		} else {
 			return okResponse(d)
 		}
@@ -207,9 +207,14 @@ func (s *Server) response(ctx context.Context, d *authz.Decision) *authv3.CheckR
 	return deniedResponse(d)
 }
 
-// unrepresentable returns the name of the first upstream header Envoy could
-// not carry unchanged, or "".
-func unrepresentable(d *authz.Decision) string {
+// UnpassableHeader returns the name of the first upstream identity header
+// of d that a proxy could not carry unchanged, or "": a name or value with
+// NUL, CR or LF, longer than 16 KiB (Envoy's HeaderValue limit) or not
+// UTF-8 (a proto3 string must be). Envoy refuses or mangles such a header,
+// and net/http turns CR and LF into spaces, so a subject "alice\r" would
+// reach the backend as "alice". Both adapters apply it, so a token's
+// identity passes through gRPC and HTTP mode alike or through neither.
+func UnpassableHeader(d *authz.Decision) string {
 	for _, h := range d.Headers {
 		if h.Name == "" {
 			continue
@@ -230,7 +235,10 @@ func validHeaderText(s string) bool {
 	return strings.IndexByte(s, 0) < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0
 }
 
-func (s *Server) refuseIdentity(d *authz.Decision) {
+// RefuseIdentity turns d, an allow whose identity UnpassableHeader refuses,
+// into a 401 invalid_token without any identity; realm goes into the
+// challenge (none when empty).
+func RefuseIdentity(d *authz.Decision, realm string) {
 	const desc = "token claims cannot be passed upstream"
 	d.Allow = false
 	d.Status = http.StatusUnauthorized
@@ -242,8 +250,8 @@ func (s *Server) refuseIdentity(d *authz.Decision) {
 	d.StripAuthorization = false
 	var b strings.Builder
 	b.WriteString("Bearer ")
-	if s.realm != "" {
-		b.WriteString(`realm="` + s.realm + `", `)
+	if realm != "" {
+		b.WriteString(`realm="` + realm + `", `)
 	}
 	b.WriteString(`error="` + authz.ErrCodeInvalidToken + `", error_description="` + desc + `"`)
 	d.Challenge = b.String()

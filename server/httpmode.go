@@ -179,6 +179,16 @@ func (h *httpModeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := eng.Check(r.Context(), req)
+	if d.Allow {
+		if bad := envoy.UnpassableHeader(&d); bad != "" {
+			// net/http would turn CR and LF into spaces (and a backend may
+			// trim them): an identity is passed exactly or not at all, as
+			// on the gRPC path.
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "identity cannot be passed upstream",
+				slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+			envoy.RefuseIdentity(&d, quotable(h.realm))
+		}
+	}
 	writeDecision(w, conv, &d)
 }
 

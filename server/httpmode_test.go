@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/envoy"
 )
 
 // fakeChecker records what the engine would have been asked.
@@ -829,6 +830,96 @@ func TestHTTPModePanicLogOmitsValue(t *testing.T) {
 			}
 			if !strings.Contains(out, `"panic_type":"`+tc.wantType+`"`) || !strings.Contains(out, `"stack":"`) {
 				t.Errorf("log lacks panic_type %q or the stack: %.500s", tc.wantType, out)
+			}
+		})
+	}
+}
+
+// identityCases are allow decisions whose identity a proxy can or cannot
+// carry exactly.
+var identityCases = []struct {
+	name   string
+	mutate func(d *authz.Decision)
+	pass   bool
+}{
+	{"plain identity", func(*authz.Decision) {}, true},
+	{"empty client id", func(d *authz.Decision) { d.Headers[1].Value = "" }, true},
+	{"non-ASCII UTF-8 subject", func(d *authz.Decision) { d.Headers[0].Value = "zoë@example.org" }, true},
+	{"subject with a trailing CR", func(d *authz.Decision) { d.Headers[0].Value = "alice\r" }, false},
+	{"subject with a header injection", func(d *authz.Decision) { d.Headers[0].Value = "bob\r\nX-Auth-Scope: storage.modify:/" }, false},
+	{"scope with LF", func(d *authz.Decision) { d.Headers[2].Value = "storage.read:/\nstorage.modify:/" }, false},
+	{"subject with NUL", func(d *authz.Decision) { d.Headers[0].Value = "alice\x00" }, false},
+	{"subject not UTF-8", func(d *authz.Decision) { d.Headers[0].Value = "alice\xff" }, false},
+	{"issuer over 16 KiB", func(d *authz.Decision) { d.Headers[3].Value = "https://" + strings.Repeat("i", 16<<10) }, false},
+}
+
+// TestHTTPModeRefusesIdentityItCannotPass: net/http would write "alice\r"
+// as "alice " and the proxy read "alice"; an identity that cannot be passed
+// exactly is refused (401 invalid_token), as on the gRPC path.
+func TestHTTPModeRefusesIdentityItCannotPass(t *testing.T) {
+	for _, tc := range identityCases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := allowDecision()
+			tc.mutate(&d)
+			srv := httptest.NewServer(newTestHTTPMode(t, HTTPModeEnvoy, "", &fakeChecker{decision: d}))
+			defer srv.Close()
+			resp, err := srv.Client().Get(srv.URL + "/authz/f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if !tc.pass {
+				ch := resp.Header.Get("WWW-Authenticate")
+				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(ch, `error="invalid_token"`) {
+					t.Errorf("status %d, WWW-Authenticate %q; want 401 invalid_token", resp.StatusCode, ch)
+				}
+				for k := range resp.Header {
+					if strings.HasPrefix(k, "X-Auth-") {
+						t.Errorf("refused identity still sent: %s = %q", k, resp.Header[k])
+					}
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, want 200", resp.StatusCode)
+			}
+			for _, h := range d.Headers {
+				if got := resp.Header.Values(h.Name); len(got) != 1 || got[0] != h.Value {
+					t.Errorf("%s = %q, want exactly %q", h.Name, got, h.Value)
+				}
+			}
+		})
+	}
+}
+
+// TestAdaptersAgreeOnIdentity is the differential test of the two adapters
+// (STYLE: two paths that must give one answer): for the same decision, the
+// gRPC adapter and HTTP mode both allow or both refuse, with one status.
+func TestAdaptersAgreeOnIdentity(t *testing.T) {
+	for _, tc := range identityCases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := allowDecision()
+			tc.mutate(&d)
+			f := &fakeChecker{decision: d}
+			g, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return f }, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := g.Check(t.Context(), envoyRequest("GET", "/f", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			grpcStatus := http.StatusOK
+			if resp.GetOkResponse() == nil {
+				grpcStatus = int(resp.GetDeniedResponse().GetStatus().GetCode())
+			}
+			w := httptest.NewRecorder()
+			newTestHTTPMode(t, HTTPModeEnvoy, "", f).ServeHTTP(w, httptest.NewRequest("GET", "/authz/f", nil))
+			if grpcStatus != w.Code {
+				t.Errorf("gRPC adapter answered %d, HTTP mode %d", grpcStatus, w.Code)
+			}
+			if want := map[bool]int{true: 200, false: 401}[tc.pass]; w.Code != want {
+				t.Errorf("status %d, want %d", w.Code, want)
 			}
 		})
 	}
