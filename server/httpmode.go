@@ -247,8 +247,9 @@ func (h *httpModeHandler) authzRequest(r *http.Request, conv convention) (*authz
 	if u[0] != '/' || !isURIText(u) {
 		return nil, conv.uri + " is not an origin-form request target"
 	}
-	// The host is required too: the auth subrequest's own Host names
-	// leasegate, not the protected server, and with it every absolute
+	// SPEC §4: "In the nginx and forwarded modes all three are required
+	// (400 when one is missing): the auth subrequest's own Host names
+	// leasegate, not the protected server." With it every absolute
 	// Destination would look remote (a push needs only read access).
 	host, problem := singleHeader(r.Header, conv.host)
 	if problem != "" {
