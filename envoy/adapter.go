@@ -103,6 +103,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	var d authz.Decision
 	if problem := c.fill(req); problem == "" {
 		d = eng.Check(ctx, &c.req)
+		if d.Allow {
+			if twin := c.h.underscoreTwin(&d); twin != "" {
+				s.log.LogAttrs(ctx, slog.LevelInfo, "denied: underscore spelling of an identity header",
+					slog.String("header", twin), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+				RefuseUnderscoreTwin(&d, s.realm)
+			}
+		}
 	} else {
 		// Headers that cannot be read unambiguously: refused before any
 		// lookup. The engine answers a method-less request with 400
@@ -239,11 +246,63 @@ func validHeaderText(s string) bool {
 // into a 401 invalid_token without any identity; realm goes into the
 // challenge (none when empty).
 func RefuseIdentity(d *authz.Decision, realm string) {
-	const desc = "token claims cannot be passed upstream"
+	refuse(d, realm, http.StatusUnauthorized, authz.ReasonInvalidToken, authz.ErrCodeInvalidToken,
+		"token claims cannot be passed upstream")
+}
+
+// UnderscoreTwin returns the identity header of d (an allow) that the
+// request header name spells with "_" for "-" or the other way round
+// (x_auth_subject, X-Auth_Scope), or "". Proxies overwrite or remove
+// identity headers by their exact name, so a client's twin reaches the
+// backend untouched, and backends that fold "_" into "-" (CGI, PHP-FPM,
+// WSGI, Rack) read it as the identity. Envoy can reject such names
+// (headers_with_underscores_action) and nginx drops them by default, but
+// Traefik and Caddy pass them on; both adapters refuse an allow whose
+// request carries one (RefuseUnderscoreTwin).
+func UnderscoreTwin(d *authz.Decision, name string) string {
+	for _, h := range d.Headers {
+		if h.Name != "" && foldsUnderscore(name, h.Name) && !equalFoldASCII(name, h.Name) {
+			return h.Name
+		}
+	}
+	return ""
+}
+
+// foldsUnderscore compares like a backend that folds "_" into "-" and
+// ignores ASCII case.
+func foldsUnderscore(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	fold := func(c byte) byte {
+		switch {
+		case c == '_':
+			return '-'
+		case 'A' <= c && c <= 'Z':
+			return c + 'a' - 'A'
+		}
+		return c
+	}
+	for i := 0; i < len(a); i++ {
+		if fold(a[i]) != fold(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// RefuseUnderscoreTwin turns d, an allow whose request carries an
+// UnderscoreTwin, into a 400 invalid_request without any identity.
+func RefuseUnderscoreTwin(d *authz.Decision, realm string) {
+	refuse(d, realm, http.StatusBadRequest, authz.ReasonMalformed, authz.ErrCodeInvalidRequest,
+		"request carries an underscore spelling of an identity header")
+}
+
+func refuse(d *authz.Decision, realm string, status int, reason authz.Reason, code, desc string) {
 	d.Allow = false
-	d.Status = http.StatusUnauthorized
-	d.Reason = authz.ReasonInvalidToken
-	d.Error = authz.ErrCodeInvalidToken
+	d.Status = status
+	d.Reason = reason
+	d.Error = code
 	d.Description = desc
 	d.Identity = authz.Identity{}
 	d.Headers = nil
@@ -253,7 +312,7 @@ func RefuseIdentity(d *authz.Decision, realm string) {
 	if realm != "" {
 		b.WriteString(`realm="` + realm + `", `)
 	}
-	b.WriteString(`error="` + authz.ErrCodeInvalidToken + `", error_description="` + desc + `"`)
+	b.WriteString(`error="` + code + `", error_description="` + desc + `"`)
 	d.Challenge = b.String()
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/leasegate/leasegate/authz"
 )
 
 // MaxHeaderFields bounds how many header fields the adapter looks at. A
@@ -139,6 +141,26 @@ func (h *headerView) getList(name string) (string, int) {
 		return string(joined), n
 	}
 	return first, n
+}
+
+// underscoreTwin returns the first request header name that is an
+// UnderscoreTwin of one of d's identity headers, or "". It allocates
+// nothing: it runs on every allow.
+func (h *headerView) underscoreTwin(d *authz.Decision) string {
+	if h.list != nil {
+		for _, hv := range h.list {
+			if hv != nil && UnderscoreTwin(d, hv.GetKey()) != "" {
+				return hv.GetKey()
+			}
+		}
+		return ""
+	}
+	for k := range h.m {
+		if UnderscoreTwin(d, k) != "" {
+			return k
+		}
+	}
+	return ""
 }
 
 // entryValue is a header_map entry's value: raw_value (what Envoy sends with

@@ -392,3 +392,98 @@ func TestHeaderNamesFoldASCIIOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckRefusesUnderscoreTwins: an allow whose request carries an
+// underscore spelling of an identity header (which Envoy's overwrite does
+// not touch and a "_"-folding backend reads as the identity) is a 400.
+func TestCheckRefusesUnderscoreTwins(t *testing.T) {
+	is := newTestIssuer(t, false)
+	client := serveGRPC(t, newTestServer(t, newRealEngine(t, is.URL)))
+	tests := []struct {
+		name     string
+		req      *authv3.CheckRequest
+		wantHTTP typev3.StatusCode // 0: allowed
+	}{
+		{
+			name:     "headers map x_auth_subject",
+			req:      envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken, "x_auth_subject": "root"}, nil),
+			wantHTTP: typev3.StatusCode_BadRequest,
+		},
+		{
+			name: "header_map X-Auth_Scope",
+			req: httpReq(&authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/data/f", Host: "storage.example",
+				HeaderMap: rawHeaders("authorization", "Bearer "+goodToken, "X-Auth_Scope", "storage.modify:/")}, nil),
+			wantHTTP: typev3.StatusCode_BadRequest,
+		},
+		{
+			name: "header_map x_auth_client_id",
+			req: httpReq(&authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/data/f", Host: "storage.example",
+				HeaderMap: rawHeaders("x_auth_client_id", "admin-cli", "authorization", "Bearer "+goodToken)}, nil),
+			wantHTTP: typev3.StatusCode_BadRequest,
+		},
+		{
+			name: "exact spelling is overwritten, not refused",
+			req:  envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken, "x-auth-subject": "root"}, nil),
+		},
+		{
+			name: "other underscore headers are fine",
+			req: envoyRequest("GET", "/data/f", map[string]string{
+				"authorization": "Bearer " + goodToken, "x_request_id": "r", "x_auth_subjects": "s", "x_auth": "a",
+			}, nil),
+		},
+		{
+			name:     "a denial stays its own denial",
+			req:      envoyRequest("GET", "/data/f", map[string]string{"x_auth_subject": "root"}, nil),
+			wantHTTP: typev3.StatusCode_Unauthorized,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := client.Check(t.Context(), tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWire(t, resp)
+			if tc.wantHTTP == 0 {
+				if resp.GetOkResponse() == nil {
+					t.Fatalf("denied %v, want allowed", resp.GetDeniedResponse().GetStatus())
+				}
+				return
+			}
+			dr := resp.GetDeniedResponse()
+			if dr.GetStatus().GetCode() != tc.wantHTTP {
+				t.Fatalf("HTTP status %v, want %v", dr.GetStatus().GetCode(), tc.wantHTTP)
+			}
+			if _, ok := resp.GetDynamicMetadata().GetFields()["sub"]; ok {
+				t.Error("refused request still carries the identity in dynamic_metadata")
+			}
+			if www := checkHeaderOptions(t, dr.GetHeaders())["www-authenticate"]; tc.wantHTTP == typev3.StatusCode_BadRequest &&
+				www != `Bearer realm="leasegate-test", error="invalid_request", error_description="request carries an underscore spelling of an identity header"` {
+				t.Errorf("www-authenticate = %q", www)
+			}
+		})
+	}
+}
+
+func TestUnderscoreTwin(t *testing.T) {
+	d := &authz.Decision{Allow: true, Headers: []authz.Header{{Name: "x-auth-subject"}, {Name: "x_custom_id"}, {Name: ""}}}
+	tests := []struct{ name, want string }{
+		{"x_auth_subject", "x-auth-subject"},
+		{"X_AUTH_SUBJECT", "x-auth-subject"},
+		{"x-auth_subject", "x-auth-subject"},
+		{"x-auth-subject", ""}, // the name itself: overwritten by the proxy
+		{"X-Auth-Subject", ""},
+		{"x-custom-id", "x_custom_id"}, // a configured name with "_" has twins too
+		{"x_custom_id", ""},
+		{"x_auth_subjectx", ""},
+		{"x_auth_\u017fubject", ""},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := UnderscoreTwin(d, tc.name); got != tc.want {
+				t.Errorf("UnderscoreTwin(%q) = %q, want %q", tc.name, got, tc.want)
+			}
+		})
+	}
+}

@@ -189,6 +189,18 @@ func (h *httpModeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			envoy.RefuseIdentity(&d, quotable(h.realm))
 		}
 	}
+	if d.Allow {
+		for name := range r.Header {
+			if envoy.UnderscoreTwin(&d, name) != "" {
+				// The proxy overwrites X-Auth-Subject, not X_Auth_Subject,
+				// and a backend may read the one as the other.
+				h.log.LogAttrs(r.Context(), slog.LevelInfo, "denied: underscore spelling of an identity header",
+					slog.String("header", name), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+				envoy.RefuseUnderscoreTwin(&d, quotable(h.realm))
+				break
+			}
+		}
+	}
 	writeDecision(w, conv, &d)
 }
 

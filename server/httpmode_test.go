@@ -924,3 +924,58 @@ func TestAdaptersAgreeOnIdentity(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPModeRefusesUnderscoreTwins: Traefik and Caddy overwrite
+// X-Auth-Subject but pass a client's X_Auth_Subject on, which a backend
+// folding "_" into "-" reads as the identity. They also copy it into the
+// auth request, so leasegate refuses the allow (400), in every mode and as
+// the gRPC adapter does for the same headers.
+func TestHTTPModeRefusesUnderscoreTwins(t *testing.T) {
+	tests := []struct {
+		name       string
+		header     string
+		wantStatus int
+	}{
+		{"X_Auth_Subject", "X_Auth_Subject", http.StatusBadRequest},
+		{"x-auth_scope", "x-auth_scope", http.StatusBadRequest},
+		{"X_AUTH_CLIENT_ID", "X_AUTH_CLIENT_ID", http.StatusBadRequest},
+		{"exact spelling, overwritten by the proxy", "X-Auth-Subject", http.StatusOK},
+		{"unrelated underscore header", "X_Request_Id", http.StatusOK},
+	}
+	modes := map[string]string{
+		HTTPModeEnvoy:     "",
+		HTTPModeForwarded: "X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /f\r\nX-Forwarded-Host: storage.example\r\n",
+		HTTPModeNginx:     "X-Original-Method: GET\r\nX-Original-URI: /f\r\nX-Original-Host: storage.example\r\n",
+	}
+	for _, mode := range []string{HTTPModeEnvoy, HTTPModeForwarded, HTTPModeNginx} {
+		f := &fakeChecker{decision: allowDecision()}
+		srv := httptest.NewServer(newTestHTTPMode(t, mode, "/", f))
+		for _, tc := range tests {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				req := "GET /f HTTP/1.1\r\nHost: storage.example\r\n" + modes[mode] + tc.header + ": root\r\nConnection: close\r\n\r\n"
+				if got := rawHTTP(t, srv.Listener.Addr().String(), req); got != tc.wantStatus {
+					t.Errorf("status %d, want %d", got, tc.wantStatus)
+				}
+				// The gRPC adapter, given the same header, answers the same.
+				g, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return f }, Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				er := envoyRequest("GET", "/f", "")
+				er.Attributes.Request.Http.Headers[strings.ToLower(tc.header)] = "root"
+				resp, err := g.Check(t.Context(), er)
+				if err != nil {
+					t.Fatal(err)
+				}
+				grpcStatus := http.StatusOK
+				if resp.GetOkResponse() == nil {
+					grpcStatus = int(resp.GetDeniedResponse().GetStatus().GetCode())
+				}
+				if grpcStatus != tc.wantStatus {
+					t.Errorf("gRPC adapter answered %d, want %d like HTTP mode", grpcStatus, tc.wantStatus)
+				}
+			})
+		}
+		srv.Close()
+	}
+}
