@@ -1,6 +1,7 @@
 package hydra
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -220,7 +221,7 @@ func (s *Server) AuthCodeFlow(ctx context.Context, c Client, o CodeFlowOptions) 
 		c:       c,
 		o:       o,
 		browser: o.Browser,
-		subject: cmpOr(o.Subject, DefaultFlowSubject),
+		subject: cmp.Or(o.Subject, DefaultFlowSubject),
 		scopes:  o.Scopes,
 	}
 	if f.browser == nil {
@@ -519,11 +520,4 @@ func nonNilMap(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
