@@ -57,8 +57,13 @@ type IssuerConfig struct {
 	Introspection    IntrospectionConfig // for the introspection modes
 	JWT              JWTConfig           // for the jwt modes
 	// Audiences, when set, must meet the introspection answer's aud too.
+	// The jwt modes require them (RFC 9068 §4) unless AcceptAnyAudience.
 	Audiences []string
-	BasePath  string // storage scope paths are relative to it
+	// AcceptAnyAudience is the explicit opt-out for a jwt issuer without
+	// Audiences; only then is "no audiences" read as "any audience".
+	AcceptAnyAudience bool
+
+	BasePath string // storage scope paths are relative to it
 	// BreakerFailures consecutive issuer faults open the circuit for
 	// BreakerOpenFor.
 	BreakerFailures int
@@ -120,6 +125,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Policy == nil || cfg.Cache == nil {
 		return nil, errors.New("authz: Policy and Cache are required")
 	}
+	if ps := ValidateIssuers(cfg.Issuers); len(ps) > 0 {
+		errs := make([]error, len(ps))
+		for i, p := range ps {
+			errs[i] = p
+		}
+		return nil, fmt.Errorf("authz: %w", errors.Join(errs...))
+	}
 	// A nameless identity header could not overwrite what a client sent.
 	u := &cfg.Upstream
 	u.Subject = cmpOr(u.Subject, "x-auth-subject")
@@ -167,9 +179,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.TracerProvider) (*issuer, error) {
 	is := &issuer{cfg: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, e.now)}
-	if ic.Mode == ModeIntrospection || ic.Mode == ModeJWTIntrospection {
-		c := ic.Introspection
-		c.Name, c.ExpectedIssuer = ic.Name, ic.Issuer
+	if ic.wantsIntrospection() {
+		c := ic.introspectionConfig()
 		if c.Transport == nil {
 			c.Transport = tracedTransport(pooledTransport(c.MaxConns), tp, "introspect "+ic.Name)
 		}
@@ -178,12 +189,9 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 			return nil, err
 		}
 	}
-	if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
-		c := ic.JWT
-		c.Name, c.Issuer, c.Clock, c.Logger = ic.Name, ic.Issuer, e.now, e.log
-		if c.Audiences == nil {
-			c.Audiences = ic.Audiences
-		}
+	if ic.wantsJWT() {
+		c := ic.jwtConfig()
+		c.Clock, c.Logger = e.now, e.log
 		if c.HTTPClient == nil {
 			c.HTTPClient = &http.Client{Transport: tracedTransport(pooledTransport(4), tp, "jwks "+ic.Name)}
 		}
