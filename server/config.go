@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/policy"
 )
 
@@ -59,6 +60,8 @@ type IssuerConfig struct {
 	BasePath         string              `yaml:"base_path"`
 	ClockSkew        time.Duration       `yaml:"clock_skew"`
 	Breaker          BreakerConfig       `yaml:"circuit_breaker"`
+	// AcceptAnyAudience lets a jwt issuer go without audiences (SPEC §2).
+	AcceptAnyAudience bool `yaml:"accept_any_audience"`
 }
 
 type IntrospectionConfig struct {
@@ -434,6 +437,15 @@ func (c *Config) readSecretFiles(ps *Problems) {
 	read("admin.secret", c.Admin.SecretFile, &c.Admin.Secret)
 }
 
+func (c *Config) hasProblem(ps *Problems, field string) bool {
+	for _, p := range ps.List {
+		if p.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 // problem records msg at field's line, or the nearest enclosing field's.
 func (c *Config) problem(ps *Problems, field, msg string) {
 	line := 0
@@ -544,73 +556,15 @@ func (c *Config) validate(ps *Problems) {
 	}
 }
 
+// validateIssuers runs the engine's own issuer checks (authz.ValidateIssuers,
+// which authz.New runs too), so -check refuses exactly what start-up would
+// (SPEC §6), and adds the limits that are leasegate's and not the engine's.
 func (c *Config) validateIssuers(ps *Problems) {
 	if len(c.Issuers) == 0 {
 		c.problem(ps, "issuers", "at least one issuer is needed")
 	}
-	names := map[string]bool{}
-	iss := map[string]bool{}
-	opaque := ""
 	for i, is := range c.Issuers {
 		f := fmt.Sprintf("issuers[%d]", i)
-		switch {
-		case is.Name == "":
-			c.problem(ps, f+".name", "is required")
-		case names[is.Name]:
-			c.problem(ps, f+".name", fmt.Sprintf("%q is used by two issuers", is.Name))
-		}
-		names[is.Name] = true
-		if is.Issuer == "" {
-			c.problem(ps, f+".issuer", "is required (the exact iss value)")
-		} else if iss[is.Issuer] {
-			c.problem(ps, f+".issuer", fmt.Sprintf("%q is configured twice", is.Issuer))
-		}
-		iss[is.Issuer] = true
-		if is.DefaultForOpaque {
-			if opaque != "" {
-				c.problem(ps, f+".default_for_opaque", fmt.Sprintf("issuer %q is already default_for_opaque; at most one may be", opaque))
-			}
-			opaque = is.Name
-		}
-		wantIntro := false
-		switch is.Mode {
-		case "introspection", "jwt+introspection":
-			wantIntro = true
-		case "jwt":
-			if is.DefaultForOpaque {
-				c.problem(ps, f+".default_for_opaque", "a jwt-only issuer cannot validate opaque tokens")
-			}
-		default:
-			c.problem(ps, f+".mode", fmt.Sprintf("%q is not introspection, jwt or jwt+introspection", is.Mode))
-		}
-		in := is.Introspection
-		if wantIntro {
-			checkURL(c, ps, f+".introspection.endpoint", in.Endpoint, true)
-			switch in.Auth {
-			case "client_secret_basic", "client_secret_post":
-				if in.ClientID == "" {
-					c.problem(ps, f+".introspection.client_id", "is required for "+in.Auth)
-				}
-				if in.ClientSecret == "" {
-					c.problem(ps, f+".introspection.client_secret", "is required for "+in.Auth+" (use ${ENV_VAR} or client_secret_file)")
-				}
-			case "none":
-			default:
-				c.problem(ps, f+".introspection.auth", fmt.Sprintf("%q is not client_secret_basic, client_secret_post or none", in.Auth))
-			}
-			if in.Timeout < 0 {
-				c.problem(ps, f+".introspection.timeout", "must not be negative")
-			}
-			if in.MaxConns < 0 {
-				c.problem(ps, f+".introspection.max_conns", "must not be negative")
-			}
-		}
-		if is.Mode != "introspection" {
-			checkURL(c, ps, f+".jwks_uri", is.JWKSURI, false)
-			if is.JWKSURI == "" {
-				checkURL(c, ps, f+".issuer", is.Issuer, true)
-			}
-		}
 		if err := policy.ValidateBasePath(is.BasePath); err != nil {
 			c.problem(ps, f+".base_path", fmt.Sprintf("%q: %v", is.BasePath, err))
 		}
@@ -621,6 +575,52 @@ func (c *Config) validateIssuers(ps *Problems) {
 			c.problem(ps, f+".circuit_breaker", "failures must be ≥ 1 and open_for not negative")
 		}
 	}
+	for _, p := range authz.ValidateIssuers(c.authzIssuers()) {
+		f := fmt.Sprintf("issuers[%d]", p.Issuer)
+		if p.Field != "" {
+			f += "." + p.Field
+		}
+		// A key leasegate already refused (an empty secret or secret file,
+		// a skew out of range) needs no second line.
+		if !c.hasProblem(ps, f) && !c.hasProblem(ps, f+"_file") {
+			c.problem(ps, f, p.Msg)
+		}
+	}
+}
+
+// authzIssuers is the engine's view of the issuers: what -check validates
+// is what start-up builds.
+func (c *Config) authzIssuers() []authz.IssuerConfig {
+	out := make([]authz.IssuerConfig, 0, len(c.Issuers))
+	for _, is := range c.Issuers {
+		in := is.Introspection
+		out = append(out, authz.IssuerConfig{
+			Name:             is.Name,
+			Issuer:           is.Issuer,
+			Mode:             authz.Mode(is.Mode),
+			DefaultForOpaque: is.DefaultForOpaque,
+			Introspection: authz.IntrospectionConfig{
+				Endpoint:     in.Endpoint,
+				Auth:         in.Auth,
+				ClientID:     in.ClientID,
+				ClientSecret: in.ClientSecret,
+				Timeout:      in.Timeout,
+				MaxConns:     in.MaxConns,
+			},
+			JWT: authz.JWTConfig{
+				JWKSURI:       is.JWKSURI,
+				Audiences:     is.Audiences,
+				AcceptWLCGAny: is.AcceptWLCGAny,
+				ClockSkew:     is.ClockSkew,
+			},
+			Audiences:         is.Audiences,
+			AcceptAnyAudience: is.AcceptAnyAudience,
+			BasePath:          is.BasePath,
+			BreakerFailures:   is.Breaker.Failures,
+			BreakerOpenFor:    is.Breaker.OpenFor,
+		})
+	}
+	return out
 }
 
 func checkURL(c *Config, ps *Problems, field, raw string, required bool) {

@@ -333,33 +333,7 @@ func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, err
 		Logger:             s.log,
 		TracerProvider:     s.tp,
 		Metrics:            s.metrics,
-	}
-	for _, is := range cfg.Issuers {
-		in := is.Introspection
-		ac.Issuers = append(ac.Issuers, authz.IssuerConfig{
-			Name:             is.Name,
-			Issuer:           is.Issuer,
-			Mode:             authz.Mode(is.Mode),
-			DefaultForOpaque: is.DefaultForOpaque,
-			Introspection: authz.IntrospectionConfig{
-				Endpoint:     in.Endpoint,
-				Auth:         in.Auth,
-				ClientID:     in.ClientID,
-				ClientSecret: in.ClientSecret,
-				Timeout:      in.Timeout,
-				MaxConns:     in.MaxConns,
-			},
-			JWT: authz.JWTConfig{
-				JWKSURI:       is.JWKSURI,
-				Audiences:     is.Audiences,
-				AcceptWLCGAny: is.AcceptWLCGAny,
-				ClockSkew:     is.ClockSkew,
-			},
-			Audiences:       is.Audiences,
-			BasePath:        is.BasePath,
-			BreakerFailures: is.Breaker.Failures,
-			BreakerOpenFor:  is.Breaker.OpenFor,
-		})
+		Issuers:            cfg.authzIssuers(),
 	}
 	return authz.New(s.ctx, ac)
 }
