@@ -411,25 +411,42 @@ func cmpOr(v, def string) string {
 	return v
 }
 
-// readSecretFiles resolves *_file keys; a secret given both ways is an error.
+// readSecretFiles resolves *_file keys; a secret given both ways is an
+// error. So is a secret that is configured but empty (SPEC §6): an empty
+// file, a ${VAR} set to "" or a bare "" must never read as "no secret",
+// which for admin.secret would turn admin authentication off.
 func (c *Config) readSecretFiles(ps *Problems) {
 	read := func(field, file string, dst *string) {
-		if file == "" {
-			if *dst != "" && !c.fromEnv[field] {
-				c.problem(ps, field, "inline secrets are refused: use ${ENV_VAR} or "+field[strings.LastIndexByte(field, '.')+1:]+"_file")
+		fileField := field + "_file"
+		_, keyed := c.lines[field]
+		_, fileKeyed := c.lines[fileField]
+		switch {
+		case c.hasProblem(ps, field) || c.hasProblem(ps, fileField):
+			// An unset ${VAR}: said already.
+		case file == "" && fileKeyed:
+			c.problem(ps, fileField, "is configured but empty")
+		case file == "" && *dst != "" && !c.fromEnv[field]:
+			c.problem(ps, field, "inline secrets are refused: use ${ENV_VAR} or "+fileField[strings.LastIndexByte(fileField, '.')+1:])
+		case file == "" && keyed && strings.TrimSpace(*dst) == "":
+			how := "an empty value"
+			if c.fromEnv[field] {
+				how = "its environment variable is empty"
 			}
-			return
-		}
-		if *dst != "" {
+			c.problem(ps, field, "is configured but empty ("+how+"); remove the key for no secret")
+		case file == "":
+		case keyed:
 			c.problem(ps, field, "set either the secret or its _file, not both")
-			return
+		default:
+			b, err := os.ReadFile(file)
+			if err != nil {
+				c.problem(ps, fileField, fmt.Sprintf("read secret: %v", err))
+				return
+			}
+			*dst = strings.TrimRight(string(b), "\r\n")
+			if strings.TrimSpace(*dst) == "" {
+				c.problem(ps, fileField, fmt.Sprintf("%s is empty or blank; a configured secret must not be", file))
+			}
 		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			c.problem(ps, field+"_file", fmt.Sprintf("read secret: %v", err))
-			return
-		}
-		*dst = strings.TrimRight(string(b), "\r\n")
 	}
 	for i := range c.Issuers {
 		read(fmt.Sprintf("issuers[%d].introspection.client_secret", i), c.Issuers[i].Introspection.ClientSecretFile, &c.Issuers[i].Introspection.ClientSecret)
