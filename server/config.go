@@ -561,7 +561,12 @@ func (c *Config) validate(ps *Problems) {
 		if _, err := sampler(c.Tracing.Sampler, c.Tracing.SamplerArg); err != nil {
 			c.problem(ps, "tracing.sampler", err.Error())
 		}
+	} else if c.Tracing.SamplerArg != nil {
+		c.problem(ps, "tracing.sampler_arg", "has no effect without tracing.sampler")
 	}
+	// The OTLP exporters take a bad URL without an error and send the
+	// spans to their default endpoint instead.
+	checkURL(c, ps, "tracing.endpoint", c.Tracing.Endpoint, false)
 	if c.Server.StartGrace < 0 || c.Server.DrainTimeout < 0 {
 		c.problem(ps, "server", "durations must not be negative")
 	}
