@@ -106,7 +106,7 @@ type Cache struct {
 	pos, neg    *bigcache.BigCache
 	now         func() time.Time
 	negativeTTL time.Duration
-	maxAge      time.Duration
+	maxAge      atomic.Int64 // lease.max, a time.Duration; SetMaxAge changes it
 
 	mu      sync.RWMutex
 	revoked map[subjectKey]int64 // unix nanos: leases validated at or before are void
@@ -142,14 +142,25 @@ func New(cfg Config) (*Cache, error) {
 		pos.Close()
 		return nil, fmt.Errorf("leasecache: negative store: %w", err)
 	}
-	return &Cache{
+	c := &Cache{
 		pos:         pos,
 		neg:         neg,
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
-		maxAge:      cfg.MaxAge,
 		revoked:     make(map[subjectKey]int64),
-	}, nil
+	}
+	c.maxAge.Store(int64(cfg.MaxAge))
+	return c, nil
+}
+
+// SetMaxAge changes MaxAge (a reload of lease.max). Subject revokes are
+// kept that long, so it must be at least the longest window in use. The
+// stores' own expiry keeps the MaxAge of New: a longer one only means
+// earlier misses.
+func (c *Cache) SetMaxAge(d time.Duration) {
+	if d > 0 {
+		c.maxAge.Store(int64(d))
+	}
 }
 
 func storeConfig(mb int, life time.Duration, shards int) bigcache.Config {
@@ -267,7 +278,7 @@ func (c *Cache) RevokeSubject(issuer, subject string) {
 	defer c.mu.Unlock()
 	// Records older than MaxAge can void nothing any more.
 	for sk, at := range c.revoked {
-		if now-at > int64(c.maxAge) {
+		if now-at > c.maxAge.Load() {
 			delete(c.revoked, sk)
 		}
 	}
