@@ -95,6 +95,7 @@ type issuer struct {
 	jwt     *JWTVerifier
 	breaker *breaker
 	reached atomic.Bool
+	pools   []*http.Transport // the issuer's connection pools, for Close
 }
 
 // Engine decides requests. Safe for concurrent use.
@@ -182,7 +183,9 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 	if ic.wantsIntrospection() {
 		c := ic.introspectionConfig()
 		if c.Transport == nil {
-			c.Transport = tracedTransport(pooledTransport(c.MaxConns), tp, "introspect "+ic.Name)
+			pool := pooledTransport(c.MaxConns)
+			is.pools = append(is.pools, pool)
+			c.Transport = tracedTransport(pool, tp, "introspect "+ic.Name)
 		}
 		var err error
 		if is.intro, err = NewIntrospector(c); err != nil {
@@ -193,7 +196,9 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 		c := ic.jwtConfig()
 		c.Clock, c.Logger = e.now, e.log
 		if c.HTTPClient == nil {
-			c.HTTPClient = &http.Client{Transport: tracedTransport(pooledTransport(4), tp, "jwks "+ic.Name)}
+			pool := pooledTransport(4)
+			is.pools = append(is.pools, pool)
+			c.HTTPClient = &http.Client{Transport: tracedTransport(pool, tp, "jwks "+ic.Name)}
 		}
 		var err error
 		if is.jwt, err = NewJWTVerifier(ctx, c); err != nil {
@@ -229,8 +234,17 @@ func tracedTransport(rt http.RoundTripper, tp trace.TracerProvider, name string)
 		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return name }))
 }
 
-// Close stops background work.
-func (e *Engine) Close() { e.cancel() }
+// Close stops background work (JWKS refresh) and closes the issuers' idle
+// connections. Checks still running keep their connections; call Close
+// once they are done, since a JWKS fetch needs the engine's context.
+func (e *Engine) Close() {
+	e.cancel()
+	for _, is := range e.byName {
+		for _, p := range is.pools {
+			p.CloseIdleConnections()
+		}
+	}
+}
 
 // Ready reports whether every issuer has been reached at least once.
 func (e *Engine) Ready() bool {
