@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,12 +57,12 @@ type Options struct {
 // Addrs are the addresses Run is serving on.
 type Addrs struct{ GRPC, HTTP, Admin string }
 
-// service is the running state that reload swaps parts of.
+// service is the running state. Everything a reload changes is in one
+// generation, swapped whole; the lease cache is shared by all of them.
 type service struct {
 	opts    Options
 	log     *slog.Logger
-	cfg     atomic.Pointer[Config]
-	engine  atomic.Pointer[authz.Engine]
+	gen     atomic.Pointer[generation]
 	cache   *leasecache.Cache
 	metrics *authz.Metrics
 	reg     *prometheus.Registry
@@ -71,6 +72,11 @@ type service struct {
 	drain   atomic.Bool
 	ctx     context.Context
 	mu      sync.Mutex // serializes reloads
+
+	liveMu   sync.Mutex
+	live     map[*generation]struct{} // not yet closed: the one in force and those retiring
+	retiring sync.WaitGroup           // closers of retired generations
+	stopping chan struct{}            // closed when Run returns
 }
 
 // Run serves until ctx is cancelled, then drains: health NOT_SERVING, stop
@@ -94,8 +100,8 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = newLogger(cfg.Log, os.Stderr)
 	}
-	s := &service{opts: opts, log: log, reg: prometheus.NewRegistry(), ctx: ctx}
-	s.cfg.Store(cfg)
+	s := &service{opts: opts, log: log, reg: prometheus.NewRegistry(), ctx: ctx,
+		live: map[*generation]struct{}{}, stopping: make(chan struct{})}
 
 	tp, flush := opts.TracerProvider, func(context.Context) error { return nil }
 	if tp == nil {
@@ -133,8 +139,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	s.engine.Store(eng)
-	defer func() { s.engine.Load().Close() }()
+	s.install(newGeneration(cfg, pol, eng))
+	defer func() {
+		// Retired engines close once idle; after the drain, now at the latest.
+		close(s.stopping)
+		s.retiring.Wait()
+		s.gen.Load().eng.Close()
+	}()
 
 	b := pol.RevocationBound()
 	log.Info("leasegate starting",
@@ -173,7 +184,7 @@ func Run(ctx context.Context, opts Options) error {
 		h, err := NewHTTPModeHandler(HTTPModeConfig{
 			Mode:   cfg.Listen.HTTPMode,
 			Realm:  cfg.Realm,
-			Engine: func() Checker { return s.engine.Load() },
+			Engine: func() Checker { return checker{s} },
 			Logger: log,
 		})
 		if err != nil {
@@ -225,7 +236,7 @@ loop:
 	log.Info("draining")
 	s.drain.Store(true)
 	s.health.Shutdown()
-	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.DrainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.gen.Load().cfg.Server.DrainTimeout)
 	defer cancel()
 	stopped := make(chan struct{})
 	go func() { grpcSrv.GracefulStop(); close(stopped) }()
@@ -273,7 +284,7 @@ func (s *service) grpcServer(cfg *Config) (*grpc.Server, error) {
 		// Envoy pings idle HTTP/2 connections; don't kill it for that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return s.engine.Load() }, Realm: cfg.Realm, Logger: s.log})
+	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return checker{s} }, Realm: cfg.Realm, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
@@ -294,12 +305,14 @@ func (s *service) becomeReady(ctx context.Context, grace time.Duration) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
-		eng := s.engine.Load()
+		g := s.acquire()
 		probeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		eng.Probe(probeCtx)
+		g.eng.Probe(probeCtx)
 		cancel()
-		if eng.Ready() || !time.Now().Before(deadline) {
-			if !eng.Ready() {
+		ready := g.eng.Ready()
+		g.release()
+		if ready || !time.Now().Before(deadline) {
+			if !ready {
 				s.log.Warn("start grace passed before every issuer answered; serving anyway", slog.Duration("start_grace", grace))
 			}
 			s.ready.Store(true)
@@ -338,43 +351,75 @@ func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, err
 	return authz.New(s.ctx, ac)
 }
 
-// reload re-reads the config file. Policy, tiers and issuers change without
-// dropping leases; an invalid file is refused and the running config kept.
+// reload re-reads the config file and builds a whole new generation
+// (config, policy, engine) before anything changes; a file that is refused
+// changes nothing. Leases survive: the lease cache is shared.
 func (s *service) reload() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.cfg.Load()
+	old := s.gen.Load()
 	path := s.opts.ConfigPath
 	if path == "" {
-		path = old.path
+		path = old.cfg.path
+	}
+	refuse := func(err error) {
+		s.log.Error("reload refused; keeping the running configuration", slog.String("config", path), slog.String("error", err.Error()))
 	}
 	cfg, err := Load(path)
 	if err != nil {
-		s.log.Error("reload refused; keeping the running configuration", slog.String("config", path), slog.String("error", err.Error()))
+		refuse(err)
 		return
 	}
 	pol, err := policy.New(cfg.PolicyConfig())
 	if err != nil {
-		s.log.Error("reload refused; keeping the running configuration", slog.String("error", err.Error()))
+		refuse(fmt.Errorf("policy: %w", err))
 		return
 	}
 	eng, err := s.newEngine(cfg, pol)
 	if err != nil {
-		s.log.Error("reload refused; keeping the running configuration", slog.String("error", err.Error()))
+		refuse(err)
 		return
 	}
-	if cfg.Listen != old.Listen || cfg.Lease.MaxMemoryMB != old.Lease.MaxMemoryMB ||
-		cfg.Lease.NegativeTTL != old.Lease.NegativeTTL || cfg.Log != old.Log || cfg.Tracing != old.Tracing {
-		s.log.Warn("listen, lease memory/negative_ttl, log and tracing settings take effect only after a restart")
+	if keys := restartOnly(old.cfg, cfg); len(keys) > 0 {
+		s.log.Warn("these settings take effect only after a restart; the running values are kept",
+			slog.String("changed", strings.Join(keys, ", ")))
 	}
-	// Issuers are reached again through the new engine; keep readiness.
-	prev := s.engine.Swap(eng)
-	s.cfg.Store(cfg)
-	prev.Close()
+	s.install(newGeneration(cfg, pol, eng))
 	b := pol.RevocationBound()
 	s.log.Info("configuration reloaded",
 		slog.String("revocation_bound", b.Window.String()),
-		slog.String("revocation_bound_with_stale", b.WithStale.String()))
+		slog.String("revocation_bound_with_stale", b.WithStale.String()),
+		slog.String("lease_max", b.LeaseMax.String()))
+}
+
+// restartOnly lists what differs between a and b among the settings that
+// are wired once at start: listeners, the cache's size and negative TTL,
+// logging, tracing, the gRPC stream limit, and the realm of the answers
+// the gRPC and HTTP front ends build themselves.
+func restartOnly(a, b *Config) []string {
+	var keys []string
+	add := func(changed bool, key string) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	add(a.Listen != b.Listen, "listen")
+	add(a.Lease.MaxMemoryMB != b.Lease.MaxMemoryMB, "lease.max_memory_mb")
+	add(a.Lease.NegativeTTL != b.Lease.NegativeTTL, "lease.negative_ttl")
+	add(a.Log != b.Log, "log")
+	ta, tb := a.Tracing, b.Tracing
+	ta.SamplerArg, tb.SamplerArg = nil, nil
+	add(ta != tb || deref(a.Tracing.SamplerArg) != deref(b.Tracing.SamplerArg), "tracing")
+	add(a.Server.MaxConcurrentStreams != b.Server.MaxConcurrentStreams, "server.max_concurrent_streams")
+	add(a.Realm != b.Realm, "realm (of the front ends' own answers)")
+	return keys
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return "\x00unset"
+	}
+	return *p
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
