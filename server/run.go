@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +67,7 @@ type service struct {
 	gen     atomic.Pointer[generation]
 	cache   *leasecache.Cache
 	metrics *authz.Metrics
+	reloads *prometheus.CounterVec
 	reg     *prometheus.Registry
 	tp      trace.TracerProvider
 	health  *health.Server
@@ -132,6 +135,9 @@ func Run(ctx context.Context, opts Options) error {
 		Name: "leasegate_leases",
 		Help: "Positive leases held in the lease cache.",
 	}, func() float64 { return float64(s.cache.Len()) }))
+	if err := s.registerServerMetrics(); err != nil {
+		return err
+	}
 	if s.metrics, err = authz.NewMetrics(s.reg); err != nil {
 		return err
 	}
@@ -363,6 +369,7 @@ func (s *service) reload() {
 		path = old.cfg.path
 	}
 	refuse := func(err error) {
+		s.reloads.WithLabelValues("refused").Inc()
 		s.log.Error("reload refused; keeping the running configuration", slog.String("config", path), slog.String("error", err.Error()))
 	}
 	cfg, err := Load(path)
@@ -385,6 +392,7 @@ func (s *service) reload() {
 			slog.String("changed", strings.Join(keys, ", ")))
 	}
 	s.install(newGeneration(cfg, pol, eng))
+	s.reloads.WithLabelValues("applied").Inc()
 	b := pol.RevocationBound()
 	s.log.Info("configuration reloaded",
 		slog.String("revocation_bound", b.Window.String()),
@@ -420,6 +428,41 @@ func deref(p *string) string {
 		return "\x00unset"
 	}
 	return *p
+}
+
+// registerServerMetrics adds the series the server owns (SPEC §6).
+func (s *service) registerServerMetrics() error {
+	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "leasegate_config_reloads_total",
+		Help: "Configuration reloads, by outcome (applied, refused).",
+	}, []string{"outcome"})
+	bound := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "leasegate_revocation_bound_seconds",
+		Help: "Longest a token revoked at its issuer may still be allowed, stale_if_error included.",
+	}, func() float64 { return s.gen.Load().pol.RevocationBound().WithStale.Seconds() })
+	revision, goVersion := "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, kv := range bi.Settings {
+			if kv.Key == "vcs.revision" {
+				revision = kv.Value
+			}
+		}
+	}
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "leasegate_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": s.opts.Version, "revision": revision, "goversion": goVersion},
+	})
+	info.Set(1)
+	for _, c := range []prometheus.Collector{s.reloads, bound, info} {
+		if err := s.reg.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	for _, o := range []string{"applied", "refused"} {
+		s.reloads.WithLabelValues(o) // exported as 0 before the first reload
+	}
+	return nil
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {

@@ -877,4 +877,7 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 	if o := check(r, envoyRequest("DELETE", "/f", "tok")); o.code() != codes.OK || other.calls.Load() != 0 {
 		t.Fatalf("check after a refused reload: %v, refused config's issuer called %d times", o, other.calls.Load())
 	}
+	if v := metricValue(t, r, `leasegate_config_reloads_total{outcome="refused"}`); v != 1 {
+		t.Errorf(`leasegate_config_reloads_total{outcome="refused"} = %v, want 1`, v)
+	}
 }
