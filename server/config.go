@@ -39,6 +39,7 @@ type Config struct {
 	path    string
 	lines   map[string]int  // field path → YAML line, for problems
 	fromEnv map[string]bool // fields whose value came from ${VAR}
+	getenv  func(string) string
 }
 
 type ListenConfig struct {
@@ -187,7 +188,8 @@ func Load(path string) (*Config, error) {
 // Parse is Load without the file system; lookupEnv resolves ${VAR}.
 func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	ps := &Problems{File: name}
-	cfg := &Config{path: name, lines: map[string]int{}, fromEnv: map[string]bool{}}
+	cfg := &Config{path: name, lines: map[string]int{}, fromEnv: map[string]bool{},
+		getenv: func(k string) string { v, _ := lookupEnv(k); return v }}
 
 	// Strict pass: unknown keys and type errors, with yaml's own line numbers.
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -567,6 +569,10 @@ func (c *Config) validate(ps *Problems) {
 	// The OTLP exporters take a bad URL without an error and send the
 	// spans to their default endpoint instead.
 	checkURL(c, ps, "tracing.endpoint", c.Tracing.Endpoint, false)
+	// The OTEL_* environment can refuse start-up too; say so here.
+	if _, err := tracingExporter(c.Tracing, c.getenv); err != nil {
+		c.problem(ps, "tracing", err.Error()+" (environment)")
+	}
 	if c.Server.StartGrace < 0 || c.Server.DrainTimeout < 0 {
 		c.problem(ps, "server", "durations must not be negative")
 	}
