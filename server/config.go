@@ -491,8 +491,14 @@ func (c *Config) validate(ps *Problems) {
 		if addr == "" && optional {
 			return
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
 			c.problem(ps, field, fmt.Sprintf("%q is not host:port: %v", addr, err))
+			return
+		}
+		// SplitHostPort takes any port text; Listen would refuse at start.
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			c.problem(ps, field, fmt.Sprintf("%q: port %q is not a TCP port (0-65535 or a service name)", addr, port))
 		}
 	}
 	checkAddr("listen.grpc", c.Listen.GRPC, false)
