@@ -509,7 +509,7 @@ func (c *Config) validate(ps *Problems) {
 	default:
 		c.problem(ps, "listen.http_mode", fmt.Sprintf("%q is not one of envoy, nginx, forwarded, auto", c.Listen.HTTPMode))
 	}
-	if !isLoopback(c.Listen.Admin) && c.Admin.Secret == "" {
+	if c.adminOpen() {
 		c.problem(ps, "listen.admin", "a non-loopback admin listener needs admin.secret (POST /revoke must not be open)")
 	}
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") || strings.IndexFunc(c.Realm, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
@@ -789,6 +789,9 @@ func (c *Config) PolicyConfig() policy.Config {
 	}
 	return pc
 }
+
+// adminOpen: the admin API would listen beyond loopback with no secret.
+func (c *Config) adminOpen() bool { return !isLoopback(c.Listen.Admin) && c.Admin.Secret == "" }
 
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)

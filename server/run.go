@@ -377,6 +377,14 @@ func (s *service) reload() {
 		refuse(err)
 		return
 	}
+	keys := restartOnly(old.cfg, cfg)
+	cfg.keepRestartOnly(old.cfg)
+	if cfg.adminOpen() {
+		// The new file may move the admin listener to loopback and drop
+		// the secret; the listener stays where it is until a restart.
+		refuse(fmt.Errorf("listen.admin stays %s until a restart, and a non-loopback admin listener needs admin.secret", cfg.Listen.Admin))
+		return
+	}
 	pol, err := policy.New(cfg.PolicyConfig())
 	if err != nil {
 		refuse(fmt.Errorf("policy: %w", err))
@@ -387,7 +395,7 @@ func (s *service) reload() {
 		refuse(err)
 		return
 	}
-	if keys := restartOnly(old.cfg, cfg); len(keys) > 0 {
+	if len(keys) > 0 {
 		s.log.Warn("these settings take effect only after a restart; the running values are kept",
 			slog.String("changed", strings.Join(keys, ", ")))
 	}
@@ -402,8 +410,8 @@ func (s *service) reload() {
 
 // restartOnly lists what differs between a and b among the settings that
 // are wired once at start: listeners, the cache's size and negative TTL,
-// logging, tracing, the gRPC stream limit, and the realm of the answers
-// the gRPC and HTTP front ends build themselves.
+// logging, tracing, the gRPC stream limit, and the realm (the gRPC and HTTP
+// front ends build some answers themselves).
 func restartOnly(a, b *Config) []string {
 	var keys []string
 	add := func(changed bool, key string) {
@@ -419,8 +427,21 @@ func restartOnly(a, b *Config) []string {
 	ta.SamplerArg, tb.SamplerArg = nil, nil
 	add(ta != tb || deref(a.Tracing.SamplerArg) != deref(b.Tracing.SamplerArg), "tracing")
 	add(a.Server.MaxConcurrentStreams != b.Server.MaxConcurrentStreams, "server.max_concurrent_streams")
-	add(a.Realm != b.Realm, "realm (of the front ends' own answers)")
+	add(a.Realm != b.Realm, "realm")
 	return keys
+}
+
+// keepRestartOnly puts back the running values of the settings restartOnly
+// lists, so a reloaded config says what is in force (GET /config) and the
+// new engine answers with the realm the front ends still use.
+func (c *Config) keepRestartOnly(running *Config) {
+	c.Listen = running.Listen
+	c.Lease.MaxMemoryMB = running.Lease.MaxMemoryMB
+	c.Lease.NegativeTTL = running.Lease.NegativeTTL
+	c.Log = running.Log
+	c.Tracing = running.Tracing
+	c.Server.MaxConcurrentStreams = running.Server.MaxConcurrentStreams
+	c.Realm = running.Realm
 }
 
 func deref(p *string) string {

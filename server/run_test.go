@@ -881,3 +881,50 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 		t.Errorf(`leasegate_config_reloads_total{outcome="refused"} = %v, want 1`, v)
 	}
 }
+
+// The admin listener stays where it was bound until a restart, so a reload
+// that moves it to loopback cannot also drop the secret it needs there.
+func TestReloadCannotOpenTheAdminListener(t *testing.T) {
+	iss := newFakeIssuer(t)
+	exposed := strings.Replace(reloadYAML(iss.URL, "", "60s", "", "10m"), `admin: "127.0.0.1:0"`, `admin: "0.0.0.0:0"`, 1) +
+		fmt.Sprintf("admin: { secret_file: %q }\n", writeSecret(t, "admin", secretAdmin))
+	r := startConfigured(t, exposed, nil)
+	if code, _ := adminPost(t, r, "/revoke", "", `{"token":"x"}`); code != http.StatusUnauthorized {
+		t.Fatalf("revoke without the secret before the reload: %d", code)
+	}
+	// Valid on its own: a loopback admin listener needs no secret.
+	if reloadWith(t, r, reloadYAML(iss.URL, "", "60s", "", "10m")) {
+		t.Fatal("a reload dropped the admin secret of a listener still bound to 0.0.0.0")
+	}
+	if code, _ := adminPost(t, r, "/revoke", "", `{"token":"x"}`); code != http.StatusUnauthorized {
+		t.Fatalf("revoke without the secret after the reload: %d, want 401", code)
+	}
+}
+
+// Settings only a restart applies keep their running values, in GET
+// /config and in the answers: the realm of the engine's denials stays the
+// one the front ends use.
+func TestReloadKeepsRestartOnlySettings(t *testing.T) {
+	iss := newFakeIssuer(t)
+	r := startConfigured(t, reloadYAML(iss.URL, "", "60s", "", "10m"), nil)
+	waitServing(t, r)
+	next := strings.Replace(reloadYAML(iss.URL, "", "30s", "", "10m"), "max_memory_mb: 8", "max_memory_mb: 16", 1) + "realm: elsewhere\n"
+	if !reloadWith(t, r, next) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	if !strings.Contains(r.logs.String(), `"changed":"lease.max_memory_mb, realm"`) {
+		t.Errorf("no warning naming the restart-only settings:\n%s", grepLines(r.logs.String(), "restart"))
+	}
+	conf := getConfig(t, r)
+	lease, _ := conf["lease"].(map[string]any)
+	if conf["realm"] != "leasegate" || fmt.Sprint(lease["max_memory_mb"]) != "8" {
+		t.Errorf("/config realm %v, lease %v: want the running leasegate and 8", conf["realm"], lease)
+	}
+	if read := tierView(conf, "read"); read["window"] != "30s" {
+		t.Errorf("/config read window %v, want the reloaded 30s", read["window"])
+	}
+	o := check(r, envoyRequest("GET", "/f", ""))
+	if h := o.deniedHeader("www-authenticate"); !strings.Contains(h, `realm="leasegate"`) {
+		t.Errorf("denial after the reload: WWW-Authenticate %q, want the running realm", h)
+	}
+}
