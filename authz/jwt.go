@@ -46,8 +46,8 @@ type JWTConfig struct {
 	// trimmed first); the discovery document's issuer must equal Issuer.
 	JWKSURI string
 	// Audiences: the token's aud must contain one of them. An empty list
-	// means the audience is not checked at all (only sensible behind
-	// jwt+introspection or for a single-audience issuer).
+	// means the audience is not checked at all; New (the Engine's) refuses
+	// that unless the issuer sets IssuerConfig.AcceptAnyAudience.
 	Audiences []string
 	// AcceptWLCGAny accepts WLCGAnyAudience in the token's aud as matching.
 	AcceptWLCGAny bool
