@@ -81,11 +81,34 @@ func (s *service) install(g *generation) {
 		case <-s.stopping: // Run is returning; its drain bounded the checks
 		}
 		old.eng.Close()
+		// A validation can outlive the checks that asked for it (their
+		// deadline came first). Until the issuer timeout bounds it, the old
+		// engine still hears of revokes; then its last connections go.
+		linger := time.NewTimer(flightBound(old.cfg))
+		select {
+		case <-linger.C:
+		case <-s.stopping:
+		}
+		linger.Stop()
+		old.eng.Close()
 		s.liveMu.Lock()
 		delete(s.live, old)
 		s.applyLeaseMax()
 		s.liveMu.Unlock()
 	}()
+}
+
+// flightBound is how long a validation may still run once its engine is
+// closed: the longest introspection timeout, plus a margin. (A JWKS fetch
+// ends with the engine's context.)
+func flightBound(cfg *Config) time.Duration {
+	var d time.Duration
+	for _, is := range cfg.Issuers {
+		if is.Mode != "jwt" {
+			d = max(d, is.Introspection.Timeout)
+		}
+	}
+	return d + time.Second
 }
 
 // applyLeaseMax gives the shared lease cache the longest lease.max of the

@@ -928,3 +928,51 @@ func TestReloadKeepsRestartOnlySettings(t *testing.T) {
 		t.Errorf("denial after the reload: WWW-Authenticate %q, want the running realm", h)
 	}
 }
+
+// A validation can outlive its check: the caller's deadline ends first
+// (503), the issuer call goes on to fill the lease for the next request.
+// When a reload retires its engine meanwhile and then a revoke lands, the
+// late answer must not come back as a lease either.
+func TestRevokeReachesValidationOutlivingItsCheck(t *testing.T) {
+	iss := newFakeIssuer(t)
+	iss.set("tok", true)
+	r := startConfigured(t, reloadYAML(iss.URL, "", "60s", "", "10m"), nil)
+	waitServing(t, r)
+	const active = `leasegate_issuer_requests_total{issuer="fake",outcome="active"}`
+	actives := metricValue(t, r, active)
+	hold := make(chan struct{})
+	iss.mu.Lock()
+	iss.hold = hold
+	iss.mu.Unlock()
+	before := iss.calls.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	resp, err := r.client.Check(ctx, envoyRequest("GET", "/f", "tok"))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.Unavailable || iss.calls.Load() != before+1 {
+		t.Fatalf("check with a short deadline: %v %v, want a 503 while the issuer call goes on", resp.GetStatus(), err)
+	}
+
+	if !reloadWith(t, r, reloadYAML(iss.URL, "", "60s", "  bulk: { methods: [REPORT], window: 1s }", "10m")) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	if code, _ := adminPost(t, r, "/revoke", "", `{"token":"tok"}`); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	iss.mu.Lock()
+	iss.hold = nil
+	iss.mu.Unlock()
+	close(hold)
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, r, active) == actives { // the late answer is in
+		if time.Now().After(deadline) {
+			t.Fatal("the issuer call never finished")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 10 { // and its lease, if it kept one, stored right after
+		if n := metricValue(t, r, "leasegate_leases"); n != 0 {
+			t.Fatalf("leasegate_leases = %v after the revoke: the pre-revoke answer was kept", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
