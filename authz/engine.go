@@ -63,9 +63,14 @@ type IssuerConfig struct {
 	// claims are first read: on the signed JWT in the jwt modes (before
 	// the issuer is asked), on the answer in introspection mode. When
 	// Audiences is nil, JWT.Audiences is used; JWT.AcceptWLCGAny counts too.
+	// The jwt modes require them (RFC 9068 §4) unless AcceptAnyAudience.
 	Audiences     []string
 	AcceptWLCGAny bool
-	BasePath      string // storage scope paths are relative to it
+	// AcceptAnyAudience is the explicit opt-out for a jwt issuer without
+	// Audiences; only then is "no audiences" read as "any audience".
+	AcceptAnyAudience bool
+
+	BasePath string // storage scope paths are relative to it
 	// BreakerFailures consecutive issuer faults open the circuit for
 	// BreakerOpenFor.
 	BreakerFailures int
@@ -97,6 +102,7 @@ type issuer struct {
 	jwt     *JWTVerifier
 	breaker *breaker
 	reached atomic.Bool
+	pools   []*http.Transport // the issuer's connection pools, for Close
 }
 
 // Engine decides requests. Safe for concurrent use.
@@ -123,6 +129,13 @@ type Engine struct {
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Policy == nil || cfg.Cache == nil {
 		return nil, errors.New("authz: Policy and Cache are required")
+	}
+	if ps := ValidateIssuers(cfg.Issuers); len(ps) > 0 {
+		errs := make([]error, len(ps))
+		for i, p := range ps {
+			errs[i] = p
+		}
+		return nil, fmt.Errorf("authz: %w", errors.Join(errs...))
 	}
 	// A nameless identity header could not overwrite what a client sent.
 	u := &cfg.Upstream
@@ -171,33 +184,25 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.TracerProvider) (*issuer, error) {
 	is := &issuer{cfg: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, e.now)}
-	// SPEC §2: accept_wlcg_any_audience holds "wherever the audience is
-	// checked", and that is one place per mode, not the engine again.
-	audiences := ic.Audiences
-	if audiences == nil {
-		audiences = ic.JWT.Audiences
-	}
-	wlcgAny := ic.AcceptWLCGAny || ic.JWT.AcceptWLCGAny
-	if ic.Mode == ModeIntrospection || ic.Mode == ModeJWTIntrospection {
-		c := ic.Introspection
-		c.Name, c.ExpectedIssuer = ic.Name, ic.Issuer
-		if ic.Mode == ModeIntrospection {
-			c.Audiences, c.AcceptWLCGAny = audiences, wlcgAny
-		}
+	if ic.wantsIntrospection() {
+		c := ic.introspectionConfig()
 		if c.Transport == nil {
-			c.Transport = tracedTransport(pooledTransport(c.MaxConns), tp, "introspect "+ic.Name)
+			pool := pooledTransport(c.MaxConns)
+			is.pools = append(is.pools, pool)
+			c.Transport = tracedTransport(pool, tp, "introspect "+ic.Name)
 		}
 		var err error
 		if is.intro, err = NewIntrospector(c); err != nil {
 			return nil, err
 		}
 	}
-	if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
-		c := ic.JWT
-		c.Name, c.Issuer, c.Clock, c.Logger = ic.Name, ic.Issuer, e.now, e.log
-		c.Audiences, c.AcceptWLCGAny = audiences, wlcgAny
+	if ic.wantsJWT() {
+		c := ic.jwtConfig()
+		c.Clock, c.Logger = e.now, e.log
 		if c.HTTPClient == nil {
-			c.HTTPClient = &http.Client{Transport: tracedTransport(pooledTransport(4), tp, "jwks "+ic.Name)}
+			pool := pooledTransport(4)
+			is.pools = append(is.pools, pool)
+			c.HTTPClient = &http.Client{Transport: tracedTransport(pool, tp, "jwks "+ic.Name)}
 		}
 		var err error
 		if is.jwt, err = NewJWTVerifier(ctx, c); err != nil {
@@ -233,8 +238,17 @@ func tracedTransport(rt http.RoundTripper, tp trace.TracerProvider, name string)
 		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return name }))
 }
 
-// Close stops background work.
-func (e *Engine) Close() { e.cancel() }
+// Close stops background work (JWKS refresh) and closes the issuers' idle
+// connections. Checks still running keep their connections; call Close
+// once they are done, since a JWKS fetch needs the engine's context.
+func (e *Engine) Close() {
+	e.cancel()
+	for _, is := range e.byName {
+		for _, p := range is.pools {
+			p.CloseIdleConnections()
+		}
+	}
+}
 
 // Ready reports whether every issuer has been reached at least once.
 func (e *Engine) Ready() bool {

@@ -71,56 +71,15 @@ type Introspector struct {
 // NewIntrospector validates cfg and builds the client. It does not contact
 // the issuer.
 func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
-	var problems []error
-	u, err := url.Parse(cfg.Endpoint)
-	switch {
-	case cfg.Endpoint == "":
-		problems = append(problems, errors.New("endpoint is required"))
-	case err != nil:
-		problems = append(problems, fmt.Errorf("endpoint: %w", err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		problems = append(problems, fmt.Errorf("endpoint %q: scheme must be http or https", u.Redacted()))
-	case u.Host == "":
-		problems = append(problems, fmt.Errorf("endpoint %q: host is missing", u.Redacted()))
-	case u.User != nil:
-		problems = append(problems, fmt.Errorf("endpoint %q: credentials in the URL are not allowed, use client_id/client_secret", u.Redacted()))
-	}
-
-	auth := cfg.Auth
-	if auth == "" {
-		auth = AuthClientSecretBasic
-	}
-	switch auth {
-	case AuthClientSecretBasic, AuthClientSecretPost:
-		if cfg.ClientID == "" {
-			problems = append(problems, fmt.Errorf("auth %s needs client_id", auth))
-		}
-		if cfg.ClientSecret == "" {
-			problems = append(problems, fmt.Errorf("auth %s needs client_secret", auth))
-		}
-	case AuthNone:
-		if cfg.ClientSecret != "" {
-			problems = append(problems, errors.New("client_secret is set but auth is none: it would never be sent"))
-		}
-	default:
-		problems = append(problems, fmt.Errorf("auth %q: must be %s, %s or %s", cfg.Auth, AuthClientSecretBasic, AuthClientSecretPost, AuthNone))
+	if ps := cfg.problems(); len(ps) > 0 {
+		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, joinProblems(ps))
 	}
 	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
 	if err != nil {
-		problems = append(problems, err)
+		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, err)
 	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, errors.New("timeout must not be negative"))
-	}
-	if cfg.MaxConns < 0 {
-		problems = append(problems, errors.New("max connections must not be negative"))
-	}
-	if cfg.MaxBodyBytes < 0 {
-		problems = append(problems, errors.New("max body bytes must not be negative"))
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, errors.Join(problems...))
-	}
+	u, _ := url.Parse(cfg.Endpoint) // problems parsed it
+	auth := cmpOr(cfg.Auth, AuthClientSecretBasic)
 
 	i := &Introspector{
 		name:         cfg.Name,
@@ -157,6 +116,52 @@ func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return i, nil
+}
+
+// problems is what NewIntrospector refuses in cfg, each with its key.
+func (cfg IntrospectionConfig) problems() []fieldProblem {
+	var ps []fieldProblem
+	add := func(field, msg string) { ps = append(ps, fieldProblem{field, msg}) }
+	u, err := url.Parse(cfg.Endpoint)
+	switch {
+	case cfg.Endpoint == "":
+		add("endpoint", "endpoint is required")
+	case err != nil:
+		add("endpoint", fmt.Sprintf("endpoint: %v", err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		add("endpoint", fmt.Sprintf("endpoint %q: scheme must be http or https", u.Redacted()))
+	case u.Host == "":
+		add("endpoint", fmt.Sprintf("endpoint %q: host is missing", u.Redacted()))
+	case u.User != nil:
+		add("endpoint", fmt.Sprintf("endpoint %q: credentials in the URL are not allowed, use client_id/client_secret", u.Redacted()))
+	}
+
+	auth := cmpOr(cfg.Auth, AuthClientSecretBasic)
+	switch auth {
+	case AuthClientSecretBasic, AuthClientSecretPost:
+		if cfg.ClientID == "" {
+			add("client_id", fmt.Sprintf("auth %s needs client_id", auth))
+		}
+		if cfg.ClientSecret == "" {
+			add("client_secret", fmt.Sprintf("auth %s needs client_secret", auth))
+		}
+	case AuthNone:
+		if cfg.ClientSecret != "" {
+			add("client_secret", "client_secret is set but auth is none: it would never be sent")
+		}
+	default:
+		add("auth", fmt.Sprintf("auth %q: must be %s, %s or %s", cfg.Auth, AuthClientSecretBasic, AuthClientSecretPost, AuthNone))
+	}
+	if cfg.Timeout < 0 {
+		add("timeout", "timeout must not be negative")
+	}
+	if cfg.MaxConns < 0 {
+		add("max_conns", "max connections must not be negative")
+	}
+	if cfg.MaxBodyBytes < 0 {
+		add("", "max body bytes must not be negative")
+	}
+	return ps
 }
 
 // Name returns the configured issuer name.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,8 @@ type JWTConfig struct {
 	// trimmed first); the discovery document's issuer must equal Issuer.
 	JWKSURI string
 	// Audiences: the token's aud must contain one of them. An empty list
-	// means the audience is not checked at all (only sensible behind
-	// jwt+introspection or for a single-audience issuer).
+	// means the audience is not checked at all; New (the Engine's) refuses
+	// that unless the issuer sets IssuerConfig.AcceptAnyAudience.
 	Audiences []string
 	// AcceptWLCGAny accepts WLCGAnyAudience in the token's aud as matching.
 	AcceptWLCGAny bool
@@ -111,41 +112,12 @@ type keySnapshot struct{ set jwk.Set }
 // ctx is cancelled, and Verify fetches on demand. Cancelling ctx stops all
 // background work.
 func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
-	var problems []error
-	if cfg.Issuer == "" {
-		problems = append(problems, errors.New("issuer is required"))
-	}
-	if cfg.JWKSURI != "" {
-		if err := checkHTTPURL(cfg.JWKSURI); err != nil {
-			problems = append(problems, fmt.Errorf("jwks_uri: %w", err))
-		}
-	} else if cfg.Issuer != "" {
-		if err := checkHTTPURL(cfg.Issuer); err != nil {
-			problems = append(problems, fmt.Errorf("issuer must be an http(s) URL for OIDC discovery when jwks_uri is empty: %w", err))
-		}
+	if ps := cfg.problems(); len(ps) > 0 {
+		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, joinProblems(ps))
 	}
 	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
 	if err != nil {
-		problems = append(problems, err)
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"clock skew", cfg.ClockSkew},
-		{"refresh interval", cfg.RefreshInterval},
-		{"min refetch interval", cfg.MinRefetchInterval},
-		{"fetch timeout", cfg.FetchTimeout},
-	} {
-		if d.v < 0 {
-			problems = append(problems, fmt.Errorf("%s must not be negative", d.name))
-		}
-	}
-	if cfg.RefreshInterval > 0 && cfg.RefreshInterval < time.Second {
-		problems = append(problems, errors.New("refresh interval must be at least 1s"))
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, errors.Join(problems...))
+		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, err)
 	}
 
 	if cfg.ClockSkew == 0 {
@@ -183,6 +155,44 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	v.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(window), jwk.WithErrSink(jwksErrSink{v}))
 	go v.bootstrap()
 	return v, nil
+}
+
+// problems is what NewJWTVerifier refuses in cfg, each with its key.
+func (cfg JWTConfig) problems() []fieldProblem {
+	var ps []fieldProblem
+	add := func(field, msg string) { ps = append(ps, fieldProblem{field, msg}) }
+	if cfg.Issuer == "" {
+		add("issuer", "issuer is required")
+	}
+	if cfg.JWKSURI != "" {
+		if err := checkHTTPURL(cfg.JWKSURI); err != nil {
+			add("jwks_uri", fmt.Sprintf("jwks_uri: %v", err))
+		}
+	} else if cfg.Issuer != "" {
+		if err := checkHTTPURL(cfg.Issuer); err != nil {
+			add("issuer", fmt.Sprintf("issuer must be an http(s) URL for OIDC discovery when jwks_uri is empty: %v", err))
+		}
+	}
+	if slices.Contains(cfg.Audiences, "") {
+		add("audiences", "audiences must not contain an empty string")
+	}
+	for _, d := range []struct {
+		field, name string
+		v           time.Duration
+	}{
+		{"clock_skew", "clock skew", cfg.ClockSkew},
+		{"", "refresh interval", cfg.RefreshInterval},
+		{"", "min refetch interval", cfg.MinRefetchInterval},
+		{"", "fetch timeout", cfg.FetchTimeout},
+	} {
+		if d.v < 0 {
+			add(d.field, d.name+" must not be negative")
+		}
+	}
+	if cfg.RefreshInterval > 0 && cfg.RefreshInterval < time.Second {
+		add("", "refresh interval must be at least 1s")
+	}
+	return ps
 }
 
 // Name returns the configured issuer name.

@@ -185,7 +185,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		Name:             issuerName,
 		Issuer:           h.Issuer(), // Hydra's iss: no trailing slash
 		Mode:             mode,
-		DefaultForOpaque: mode != "jwt",
+		DefaultForOpaque: mode == "introspection", // a jwt mode cannot take opaque tokens
 		Audiences:        []string{audStorage},
 		CircuitBreaker:   o.Breaker,
 	}

@@ -125,7 +125,7 @@ type Cache struct {
 	pos, neg    *bigcache.BigCache
 	now         func() time.Time
 	negativeTTL time.Duration
-	maxAge      time.Duration
+	maxAge      atomic.Int64 // lease.max, a time.Duration; SetMaxAge changes it
 
 	gen   atomic.Uint64 // revocation generation
 	floor atomic.Uint64 // leases and fills with Gen below it are void
@@ -177,15 +177,26 @@ func New(cfg Config) (*Cache, error) {
 		pos.Close()
 		return nil, fmt.Errorf("leasecache: negative store: %w", err)
 	}
-	return &Cache{
+	c := &Cache{
 		pos:         pos,
 		neg:         neg,
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
-		maxAge:      cfg.MaxAge,
 		subjects:    make(map[subjectKey]uint64),
 		tokens:      make(map[Key]uint64),
-	}, nil
+	}
+	c.maxAge.Store(int64(cfg.MaxAge))
+	return c, nil
+}
+
+// SetMaxAge changes MaxAge (a reload of lease.max). Revoke records are kept
+// that long, so it must be at least the longest window in use; pruning
+// early only voids more. The stores' own expiry keeps the MaxAge of New: a
+// longer one only means earlier misses.
+func (c *Cache) SetMaxAge(d time.Duration) {
+	if d > 0 {
+		c.maxAge.Store(int64(d))
+	}
 }
 
 func storeConfig(mb int, life time.Duration, shards int) bigcache.Config {
@@ -389,7 +400,7 @@ func (c *Cache) pruneLocked(now time.Time) {
 	}
 	n := 0
 	for _, r := range c.queue {
-		if now.Sub(r.at) <= c.maxAge {
+		if now.Sub(r.at) <= time.Duration(c.maxAge.Load()) {
 			break // younger records follow (or the clock stepped back: keep them)
 		}
 		n++
