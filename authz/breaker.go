@@ -16,6 +16,7 @@ type breaker struct {
 	mu        sync.Mutex
 	failures  int
 	openUntil time.Time
+	openDur   time.Duration // how long it was opened for, to spot a clock step back
 	probing   bool
 }
 
@@ -35,7 +36,14 @@ func (b *breaker) allow() (bool, time.Duration) {
 	if b.failures < b.threshold {
 		return true, 0
 	}
-	if wait := b.openUntil.Sub(b.now()); wait > 0 {
+	now := b.now()
+	wait := b.openUntil.Sub(now)
+	if wait > b.openDur {
+		// The clock stepped back: count the open period again from now,
+		// rather than staying open for the size of the step.
+		b.openUntil, wait = now.Add(b.openDur), b.openDur
+	}
+	if wait > 0 {
 		return false, wait
 	}
 	if b.probing {
@@ -57,7 +65,8 @@ func (b *breaker) failure(retryAfter time.Duration) {
 	b.failures++
 	b.probing = false
 	if b.failures >= b.threshold {
-		b.openUntil = b.now().Add(max(b.openFor, min(retryAfter, maxRetryAfter)))
+		b.openDur = max(b.openFor, min(retryAfter, maxRetryAfter))
+		b.openUntil = b.now().Add(b.openDur)
 	}
 }
 

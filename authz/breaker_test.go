@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
 )
 
 func TestBreaker(t *testing.T) {
@@ -64,6 +66,23 @@ func TestBreaker(t *testing.T) {
 				{do: "allow", wantWait: 30 * time.Second, wantOpen: true},
 				{advance: 29 * time.Second, do: "allow", wantWait: time.Second, wantOpen: true},
 				{advance: time.Second, do: "allow", wantAllow: true},
+			},
+		},
+		{
+			name: "a clock step back does not stretch the open period", threshold: 1, openFor: 10 * time.Second,
+			ops: []op{
+				{do: "fail", wantOpen: true},
+				{advance: -time.Hour, do: "allow", wantWait: 10 * time.Second, wantOpen: true},
+				{advance: 9 * time.Second, do: "allow", wantWait: time.Second, wantOpen: true},
+				{advance: time.Second, do: "allow", wantAllow: true},
+			},
+		},
+		{
+			name: "a step back keeps a Retry-After period, not more", threshold: 1, openFor: 5 * time.Second,
+			ops: []op{
+				{do: "fail429", wantOpen: true},
+				{advance: -time.Hour, do: "allow", wantWait: 30 * time.Second, wantOpen: true},
+				{advance: 30 * time.Second, do: "allow", wantAllow: true},
 			},
 		},
 		{
@@ -204,6 +223,79 @@ func TestEngineCircuitBreaker(t *testing.T) {
 		env.clock.Advance(time.Second)
 		if d := env.check("GET", "/f", tok); !d.Allow || env.calls() != 2 {
 			t.Fatalf("at +30s: %+v, calls %d; want the probe to pass", d, env.calls())
+		}
+	})
+}
+
+func TestEngineBreakerCountsIssuerCallsOnly(t *testing.T) {
+	// SPEC §2: "The circuit breaker counts issuer calls only. A token
+	// refused locally (forged, expired, wrong audience) neither resets nor
+	// trips it, and is refused with 401 even while the breaker is open."
+	fail := func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusInternalServerError) }
+	breaker3 := engOpts{issuer: func(ic *IssuerConfig) { ic.BreakerFailures, ic.BreakerOpenFor = 3, 30*time.Second }}
+	locallyRefused := func(t *testing.T, jw *engJWT) map[string]string {
+		forger := newTestKey(t, jwa.ES256, "ec-1", 0) // the right kid, another key
+		return map[string]string{
+			"forged":         forger.sign(t, jw.claims(nil), nil),
+			"expired":        jw.token(t, func(c map[string]any) { c["exp"] = jw.clock.Now().Add(-time.Minute).Unix() }, nil),
+			"wrong audience": jw.token(t, func(c map[string]any) { c["aud"] = "https://other.example" }, nil),
+			"refresh token":  jw.token(t, func(c map[string]any) { c["typ"] = "Refresh" }, nil),
+		}
+	}
+
+	t.Run("a flood of forged tokens does not keep a failing issuer's breaker closed", func(t *testing.T) {
+		jw := newEngJWT(t, ModeJWTIntrospection, breaker3)
+		good := jw.token(t, nil, nil)
+		jw.iss.setFault(fail)
+		for i := range 3 {
+			if d := jw.check("DELETE", "/f", good); d.Status != http.StatusServiceUnavailable {
+				t.Fatalf("fault %d: %+v", i, d)
+			}
+			for name, tok := range locallyRefused(t, jw) { // fresh tokens: no negative lease helps
+				if d := jw.check("DELETE", "/f", tok); d.Status != http.StatusUnauthorized || d.Lease != LeaseMiss {
+					t.Fatalf("%s token after fault %d: %+v, want a 401 validated afresh", name, i, d)
+				}
+			}
+		}
+		if jw.calls() != 3 {
+			t.Fatalf("introspection calls = %d, want 3 (locally refused tokens never reach the issuer)", jw.calls())
+		}
+		d := jw.check("DELETE", "/f", good)
+		if d.Status != http.StatusServiceUnavailable || d.RetryAfter != 30*time.Second || jw.calls() != 3 {
+			t.Fatalf("after 3 faults: %+v, calls %d; want the breaker open (503, Retry-After 30s, no call)", d, jw.calls())
+		}
+	})
+
+	t.Run("while the breaker is open, locally refused tokens get 401", func(t *testing.T) {
+		jw := newEngJWT(t, ModeJWTIntrospection, breaker3)
+		good := jw.token(t, nil, nil)
+		jw.iss.setFault(fail)
+		for range 3 {
+			_ = jw.check("DELETE", "/f", good)
+		}
+		if d := jw.check("DELETE", "/f", good); d.Status != http.StatusServiceUnavailable || jw.calls() != 3 {
+			t.Fatalf("breaker not open: %+v, calls %d", d, jw.calls())
+		}
+		for name, tok := range locallyRefused(t, jw) {
+			d := jw.check("GET", "/f", tok)
+			if d.Allow || d.Status != http.StatusUnauthorized || d.Error != ErrCodeInvalidToken {
+				t.Errorf("%s token while open: %+v, want 401 invalid_token", name, d)
+			}
+		}
+		if got := jw.issuerRequests("circuit_open"); got != 1 {
+			t.Fatalf("issuer_requests{circuit_open} = %v, want 1 (only the good token was an issuer call)", got)
+		}
+	})
+
+	t.Run("a JWKS fault does not open the breaker for tokens whose keys are known", func(t *testing.T) {
+		jw := newEngJWT(t, ModeJWT, engOpts{issuer: func(ic *IssuerConfig) { ic.BreakerFailures, ic.BreakerOpenFor = 1, 30*time.Second }})
+		jw.jwks.down.Store(true)
+		stranger := newTestKey(t, jwa.ES256, "unknown-kid", 0)
+		if d := jw.check("GET", "/f", stranger.sign(t, jw.claims(nil), nil)); d.Status != http.StatusServiceUnavailable {
+			t.Fatalf("unknown kid while the JWKS is down: %+v, want 503", d)
+		}
+		if d := jw.check("GET", "/f", jw.token(t, nil, nil)); !d.Allow {
+			t.Fatalf("a token with a known key after a JWKS fault: %+v, want allow", d)
 		}
 	})
 }

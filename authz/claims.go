@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +38,12 @@ var (
 	// the future, wrong iss/aud, alg none/HS*, unparseable JWT, unknown kid
 	// after a refresh).
 	ErrInvalidToken = errors.New("invalid token")
+)
+
+// Causes inside a TokenError that the engine reports with their own Reason.
+var (
+	errExpired        = errors.New("exp is not in the future")
+	errNotAccessToken = errors.New("token type is not an access token")
 )
 
 // IssuerError reports an issuer fault; errors.Is(err, ErrIssuerUnavailable)
@@ -96,8 +103,12 @@ func (e *TokenError) Unwrap() []error {
 	return []error{ErrInvalidToken, e.Err}
 }
 
-// maxNumericDate bounds NumericDate values to year 9999 so the conversion to
-// int64 nanoseconds can never overflow.
+// maxNumericDate is the end of year 9999. NumericDates beyond it are read
+// as it (and below 0 as 0), so the conversion to time.Time and any later
+// arithmetic stay in range while every exp a token can carry still works
+// (SPEC §1): clamping an exp down, or an nbf/iat to an instant that is
+// still in the future or the past, never accepts a token the exact value
+// would refuse.
 const maxNumericDate = 253402300799
 
 // The helpers below read one member of a JSON object that was decoded into
@@ -154,7 +165,8 @@ func boolMember(obj map[string]json.RawMessage, key string) (value, ok bool) {
 }
 
 // dateMember reads an optional NumericDate (RFC 7519 §2: seconds since the
-// epoch, fractions allowed); null or absent → zero time.
+// epoch, fractions allowed); null or absent → zero time. Values out of
+// range are clamped to [0, maxNumericDate], never refused.
 func dateMember(obj map[string]json.RawMessage, key string) (time.Time, error) {
 	if !present(obj, key) {
 		return time.Time{}, nil
@@ -163,15 +175,27 @@ func dateMember(obj map[string]json.RawMessage, key string) (time.Time, error) {
 	if c := jsonKind(raw); c != '-' && (c < '0' || c > '9') {
 		return time.Time{}, fmt.Errorf("%q is not a number", key)
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
 		return time.Time{}, fmt.Errorf("%q is not a number", key)
 	}
-	if math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return time.Time{}, fmt.Errorf("%q is out of range", key)
+	// ParseFloat gives ±Inf for 1e400: clamped below like any large value.
+	f, err := strconv.ParseFloat(n.String(), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) || math.IsNaN(f) {
+		return time.Time{}, fmt.Errorf("%q is not a number", key)
 	}
+	f = min(max(f, 0), maxNumericDate)
 	sec := math.Floor(f)
 	return time.Unix(int64(sec), int64((f-sec)*1e9)).UTC(), nil
+}
+
+// expired is the one exp rule, for JWTs and introspection answers alike: a
+// token is accepted only while now < exp (RFC 7519 §4.1.4; SPEC §1 "never
+// serve a cached answer past exp"). clock_skew is not added to exp, only
+// to nbf and iat, which an issuer's clock ahead of ours can put slightly
+// in the future.
+func expired(exp, now time.Time) bool {
+	return !exp.IsZero() && !now.Before(exp)
 }
 
 // audienceMember reads aud: a string or an array of strings (RFC 7519 §4.1.3).
@@ -229,9 +253,9 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 
 // readClaims reads the members RFC 7662 answers and JWT access tokens share
 // (iss, sub, client_id, aud, exp, iat, nbf), returning every malformed one.
-func readClaims(obj map[string]json.RawMessage) (Claims, []error) {
-	var c Claims
-	var errs []error
+// refusal, when not "", is why the token must be refused although
+// well-formed: it is not an access token (see notAccessToken).
+func readClaims(obj map[string]json.RawMessage) (c Claims, refusal string, errs []error) {
 	read := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
@@ -252,5 +276,71 @@ func readClaims(obj map[string]json.RawMessage) (Claims, []error) {
 	read(e)
 	c.NotBefore, e = dateMember(obj, "nbf")
 	read(e)
-	return c, errs
+	refusal, e = notAccessToken(obj)
+	read(e)
+	return c, refusal, errs
+}
+
+// tokenTypeMembers name what kind of token an answer or a JWT is: RFC 7662
+// token_type, token_use (ORY Hydra, AWS Cognito) and the typ claim
+// (Keycloak: "Bearer", "ID", "Refresh", "Logout").
+var tokenTypeMembers = [...]string{"token_type", "token_use", "typ"}
+
+// notAccessTokenClaims appear only in tokens that are not access tokens:
+// at_hash, c_hash (OpenID Connect Core §3.1.3.6, §3.3.2.11) and s_hash
+// (FAPI) in ID tokens, events in security event and logout tokens
+// (RFC 8417, OpenID Connect Back-Channel Logout). ORY Hydra's ID tokens
+// carry at_hash and typ JWT, like its access tokens.
+var notAccessTokenClaims = [...]string{"at_hash", "c_hash", "s_hash", "events"}
+
+const refusalNotAccessToken = "token is not an access token"
+
+// notAccessToken applies SPEC §2, "Only access tokens pass": a token whose
+// token_type, token_use or typ names anything but an access token (a
+// refresh token: Hydra answers active with token_use "refresh_token"; an
+// ID token), or that carries a claim only other tokens carry, is refused.
+// An empty string names nothing and is read as absent.
+func notAccessToken(obj map[string]json.RawMessage) (string, error) {
+	var errs []error
+	refusal := ""
+	for _, m := range tokenTypeMembers {
+		v, err := stringMember(obj, m)
+		if err != nil {
+			errs = append(errs, err)
+		} else if v != "" && !isAccessTokenType(v) {
+			refusal = refusalNotAccessToken
+		}
+	}
+	for _, m := range notAccessTokenClaims {
+		if present(obj, m) {
+			refusal = refusalNotAccessToken
+		}
+	}
+	return refusal, errors.Join(errs...)
+}
+
+// accessTokenTypes are the spellings that name an access token, compared
+// case-insensitively after an optional "application/" (RFC 7515 §4.1.9):
+// RFC 6750 Bearer and RFC 9449 DPoP (token_type); access_token (Hydra's
+// token_use, and token_type of older Hydra and others); access (Cognito's
+// token_use); RFC 8693's URI; and the JWS typ values JWT (RFC 7519 §5.1)
+// and at+jwt (RFC 9068 §2.1). Anything else — refresh_token, id_token,
+// ID, Refresh, N_A, logout+jwt, secevent+jwt, dpop+jwt — is refused.
+var accessTokenTypes = [...]string{
+	"bearer", "dpop", "access_token", "access",
+	"urn:ietf:params:oauth:token-type:access_token",
+	"jwt", "at+jwt",
+}
+
+func isAccessTokenType(v string) bool {
+	const prefix = "application/"
+	if len(v) > len(prefix) && strings.EqualFold(v[:len(prefix)], prefix) {
+		v = v[len(prefix):]
+	}
+	for _, a := range accessTokenTypes {
+		if strings.EqualFold(v, a) {
+			return true
+		}
+	}
+	return false
 }

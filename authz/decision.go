@@ -22,6 +22,7 @@ const (
 	ReasonNegative          Reason = "negative_lease"
 	ReasonExpired           Reason = "expired"
 	ReasonAudience          Reason = "audience"
+	ReasonNotAccessToken    Reason = "not_access_token"
 	ReasonScope             Reason = "insufficient_scope"
 	ReasonIssuerUnavailable Reason = "issuer_unavailable"
 	ReasonCanceled          Reason = "canceled"

@@ -2,12 +2,14 @@ package authz
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -56,9 +58,19 @@ type IssuerConfig struct {
 	DefaultForOpaque bool
 	Introspection    IntrospectionConfig // for the introspection modes
 	JWT              JWTConfig           // for the jwt modes
-	// Audiences, when set, must meet the introspection answer's aud too.
-	Audiences []string
-	BasePath  string // storage scope paths are relative to it
+	// Audiences, when set, must meet the token's aud; AcceptWLCGAny also
+	// accepts WLCGAnyAudience. The one check runs where the token's
+	// claims are first read: on the signed JWT in the jwt modes (before
+	// the issuer is asked), on the answer in introspection mode. When
+	// Audiences is nil, JWT.Audiences is used; JWT.AcceptWLCGAny counts too.
+	// The jwt modes require them (RFC 9068 §4) unless AcceptAnyAudience.
+	Audiences     []string
+	AcceptWLCGAny bool
+	// AcceptAnyAudience is the explicit opt-out for a jwt issuer without
+	// Audiences; only then is "no audiences" read as "any audience".
+	AcceptAnyAudience bool
+
+	BasePath string // storage scope paths are relative to it
 	// LocalHosts are other names of the storage this issuer's tokens are
 	// used on: a Destination or Source on one is local (SPEC §5).
 	LocalHosts []string
@@ -94,6 +106,7 @@ type issuer struct {
 	jwt        *JWTVerifier
 	breaker    *breaker
 	reached    atomic.Bool
+	pools      []*http.Transport // the issuer's connection pools, for Close
 }
 
 // Engine decides requests. Safe for concurrent use.
@@ -113,9 +126,6 @@ type Engine struct {
 	opaque *issuer
 	group  singleflight.Group
 	cancel context.CancelFunc
-	// revokes counts admin revokes; a validation that overlapped one does
-	// not keep its (older) answer as a lease, so the revoke is not undone.
-	revokes atomic.Uint64
 }
 
 // New builds an Engine and its issuer clients. ctx bounds the background
@@ -123,6 +133,13 @@ type Engine struct {
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Policy == nil || cfg.Cache == nil {
 		return nil, errors.New("authz: Policy and Cache are required")
+	}
+	if ps := ValidateIssuers(cfg.Issuers); len(ps) > 0 {
+		errs := make([]error, len(ps))
+		for i, p := range ps {
+			errs[i] = p
+		}
+		return nil, fmt.Errorf("authz: %w", errors.Join(errs...))
 	}
 	// A nameless identity header could not overwrite what a client sent.
 	u := &cfg.Upstream
@@ -178,25 +195,25 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 		}
 		is.localHosts = append(is.localHosts, n)
 	}
-	if ic.Mode == ModeIntrospection || ic.Mode == ModeJWTIntrospection {
-		c := ic.Introspection
-		c.Name, c.ExpectedIssuer = ic.Name, ic.Issuer
+	if ic.wantsIntrospection() {
+		c := ic.introspectionConfig()
 		if c.Transport == nil {
-			c.Transport = tracedTransport(pooledTransport(c.MaxConns), tp, "introspect "+ic.Name)
+			pool := pooledTransport(c.MaxConns)
+			is.pools = append(is.pools, pool)
+			c.Transport = tracedTransport(pool, tp, "introspect "+ic.Name)
 		}
 		var err error
 		if is.intro, err = NewIntrospector(c); err != nil {
 			return nil, err
 		}
 	}
-	if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
-		c := ic.JWT
-		c.Name, c.Issuer, c.Clock, c.Logger = ic.Name, ic.Issuer, e.now, e.log
-		if c.Audiences == nil {
-			c.Audiences = ic.Audiences
-		}
+	if ic.wantsJWT() {
+		c := ic.jwtConfig()
+		c.Clock, c.Logger = e.now, e.log
 		if c.HTTPClient == nil {
-			c.HTTPClient = &http.Client{Transport: tracedTransport(pooledTransport(4), tp, "jwks "+ic.Name)}
+			pool := pooledTransport(4)
+			is.pools = append(is.pools, pool)
+			c.HTTPClient = &http.Client{Transport: tracedTransport(pool, tp, "jwks "+ic.Name)}
 		}
 		var err error
 		if is.jwt, err = NewJWTVerifier(ctx, c); err != nil {
@@ -232,8 +249,17 @@ func tracedTransport(rt http.RoundTripper, tp trace.TracerProvider, name string)
 		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return name }))
 }
 
-// Close stops background work.
-func (e *Engine) Close() { e.cancel() }
+// Close stops background work (JWKS refresh) and closes the issuers' idle
+// connections. Checks still running keep their connections; call Close
+// once they are done, since a JWKS fetch needs the engine's context.
+func (e *Engine) Close() {
+	e.cancel()
+	for _, is := range e.byName {
+		for _, p := range is.pools {
+			p.CloseIdleConnections()
+		}
+	}
+}
 
 // Ready reports whether every issuer has been reached at least once.
 func (e *Engine) Ready() bool {
@@ -369,13 +395,19 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	}
 	d.Issuer = is.cfg.Name
 
+	// SPEC §1: "A request that arrives after an admin revoke of its token
+	// (or subject) is never answered from an issuer call that started
+	// before that revoke". Every revoke advances the cache's generation,
+	// so a request that arrives after one cannot join an older flight.
+	// The generation lives in the cache, which outlives engine rebuilds.
+	gen := e.cache.Generation()
 	leader := false
-	ch := e.group.DoChan(is.cfg.Name+"\x00"+string(key[:]), func() (any, error) {
+	ch := e.group.DoChan(flightKey(is.cfg.Name, key, gen), func() (any, error) {
 		leader = true
 		// The shared call outlives any one caller: a caller with a short
 		// deadline gets its 503 on time while the answer still fills the
 		// lease for the next request. The issuer client applies its timeout.
-		return e.validateWithIssuer(context.WithoutCancel(ctx), is, tok, key), nil
+		return e.validateWithIssuer(context.WithoutCancel(ctx), is, tok, key, gen), nil
 	})
 	// Answer a little before the caller's deadline: a 503 that arrives after
 	// it is a gRPC DEADLINE_EXCEEDED to Envoy, which then applies
@@ -390,7 +422,9 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	var res *result
 	select {
 	case v := <-ch:
-		res = v.Val.(*result)
+		if res, _ = v.Val.(*result); res == nil {
+			res = &result{err: fmt.Errorf("validate with %s: no result: %w", is.cfg.Name, ErrIssuerUnavailable)}
+		}
 		if !leader {
 			e.metrics.observeCoalesced()
 		}
@@ -406,8 +440,10 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 		// m.Window, not t.Window: a route that sets window 0 gets no stale
 		// allowance either (every request there must be validated fresh).
 		if haveOld && t.StaleIfError > 0 && m.Window > 0 && old.Issuer == is.cfg.Name {
+			// A validation "in the future" (the clock stepped back since the
+			// lookup) has no age to judge: SPEC §1, never a longer allowance.
 			now := e.now()
-			if now.Sub(old.ValidatedAt) < t.StaleIfError && (old.Expiry.IsZero() || now.Before(old.Expiry)) {
+			if age := now.Sub(old.ValidatedAt); age >= 0 && age < t.StaleIfError && !expired(old.Expiry, now) {
 				d.Lease = LeaseStale
 				return e.allow(d, r, m, is, &old)
 			}
@@ -419,6 +455,17 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	return e.allow(d, r, m, is, &res.lease)
 }
 
+// flightKey coalesces validations of one token at one issuer that started
+// at the same revocation generation.
+func flightKey(issuer string, key leasecache.Key, gen uint64) string {
+	b := make([]byte, 0, len(issuer)+1+len(key)+8)
+	b = append(b, issuer...)
+	b = append(b, 0)
+	b = append(b, key[:]...)
+	b = binary.LittleEndian.AppendUint64(b, gen)
+	return string(b)
+}
+
 // pickIssuer: a JWT by its iss claim, an opaque token to default_for_opaque.
 func (e *Engine) pickIssuer(tok string) *issuer {
 	if iss, ok := PeekIssuer(tok); ok {
@@ -427,31 +474,50 @@ func (e *Engine) pickIssuer(tok string) *issuer {
 	return e.opaque
 }
 
-// validateWithIssuer runs once per coalesced flight.
-func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key) *result {
+// validateWithIssuer runs once per coalesced flight; gen is the cache's
+// revocation generation read before it started.
+func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key, gen uint64) (res *result) {
 	name := is.cfg.Name
-	if ok, wait := is.breaker.allow(); !ok {
-		e.metrics.observeIssuer(name, "circuit_open", 0)
-		return &result{err: fmt.Errorf("validate with %s: circuit open: %w", name, ErrIssuerUnavailable), retryAfter: wait}
-	}
-	revokes := e.revokes.Load()
-	validatedAt := e.now()
 	start := time.Now()
+	// singleflight re-panics a DoChan panic on a goroutine of its own, past
+	// every recover, and the process dies. A panic here is an issuer fault
+	// instead: 503 for every caller of the flight, counted, and logged
+	// without its value (which could quote the token).
+	defer func() {
+		if p := recover(); p != nil {
+			e.metrics.observeIssuer(name, "error", time.Since(start))
+			attrs := []slog.Attr{
+				slog.String("issuer", name),
+				slog.String("token_id", key.Prefix()),
+				slog.String("panic_type", fmt.Sprintf("%T", p)),
+				slog.String("stack", clipStack(debug.Stack())),
+			}
+			if re, ok := p.(runtime.Error); ok {
+				attrs = append(attrs, slog.String("panic", re.Error()))
+			}
+			e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
+			res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, ErrIssuerUnavailable), retryAfter: time.Second}
+		}
+	}()
+	validatedAt := e.now()
 	claims, err := e.verify(ctx, is, tok)
 	took := time.Since(start)
 
+	var open *circuitOpenError
 	var ie *IssuerError
 	var te *TokenError
 	switch {
+	case errors.As(err, &open):
+		e.metrics.observeIssuer(name, "circuit_open", 0)
+		return &result{err: err, retryAfter: open.wait}
 	case errors.As(err, &te) || (err != nil && errors.Is(err, ErrInvalidToken)):
-		is.breaker.success()
 		e.metrics.observeIssuer(name, "invalid", took)
-		_ = e.cache.StoreNegative(key)
+		e.storeNegative(ctx, key, gen)
 		desc := "token is invalid"
 		if te != nil {
 			desc = te.Reason
 		}
-		return &result{reason: ReasonInvalidToken, desc: desc}
+		return &result{reason: tokenReason(err), desc: desc}
 	case err != nil:
 		retry := time.Duration(0)
 		if errors.As(err, &ie) {
@@ -460,27 +526,20 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 				is.reached.Store(true)
 			}
 		}
-		is.breaker.failure(retry)
 		e.metrics.observeIssuer(name, "error", took)
 		e.log.LogAttrs(ctx, slog.LevelWarn, "issuer fault", slog.String("issuer", name), slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
 		return &result{err: err, retryAfter: max(retry, time.Second)}
 	}
-	is.breaker.success()
 	is.reached.Store(true)
 	if !claims.Active {
 		e.metrics.observeIssuer(name, "inactive", took)
-		_ = e.cache.StoreNegative(key)
+		e.storeNegative(ctx, key, gen)
 		return &result{reason: ReasonInactive, desc: "token is not active"}
 	}
-	if !claims.Expiry.IsZero() && !validatedAt.Before(claims.Expiry) {
+	if expired(claims.Expiry, validatedAt) {
 		e.metrics.observeIssuer(name, "inactive", took)
-		_ = e.cache.StoreNegative(key)
+		e.storeNegative(ctx, key, gen)
 		return &result{reason: ReasonExpired, desc: "token expired"}
-	}
-	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(claims.Audience, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
-		e.metrics.observeIssuer(name, "invalid", took)
-		_ = e.cache.StoreNegative(key)
-		return &result{reason: ReasonAudience, desc: "audience not accepted"}
 	}
 	e.metrics.observeIssuer(name, "active", took)
 	l := leasecache.Lease{
@@ -492,22 +551,49 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		Issuer:      name,
 		Audience:    strings.Join(claims.Audience, " "),
 		WLCGVersion: claims.WLCGVersion,
+		Gen:         gen,
 	}
-	if err := e.cache.Store(key, l); err != nil {
+	// An admin revoke that landed during the call wins: the cache refuses
+	// this older answer. The callers of this flight, who all arrived
+	// before the revoke, get it; the next request asks the issuer again.
+	switch err := e.cache.Store(key, l); {
+	case errors.Is(err, leasecache.ErrRevokedSince):
+		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: revoked during validation", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
+	case err != nil:
 		// Not fatal: the decision stands, the next request asks again.
 		e.log.LogAttrs(ctx, slog.LevelWarn, "lease not stored", slog.String("issuer", name), slog.String("error", err.Error()))
-	}
-	// An admin revoke that landed during the call must not be undone by
-	// this older answer: these callers get it, the next request asks the
-	// issuer again. Checked after Store, as Revoke counts before evicting.
-	if e.revokes.Load() != revokes {
-		e.cache.Revoke(key)
 	}
 	return &result{lease: l, active: true}
 }
 
+// storeNegative remembers a refusal; a revoke since gen drops it.
+func (e *Engine) storeNegative(ctx context.Context, key leasecache.Key, gen uint64) {
+	if err := e.cache.StoreNegative(key, gen); err != nil && !errors.Is(err, leasecache.ErrRevokedSince) {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "negative lease not stored", slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
+	}
+}
+
+// tokenReason is the Reason for a refusal the issuer clients reported.
+func tokenReason(err error) Reason {
+	switch {
+	case errors.Is(err, errExpired):
+		return ReasonExpired
+	case errors.Is(err, errNotAccessToken):
+		return ReasonNotAccessToken
+	case errors.Is(err, errAudience):
+		return ReasonAudience
+	}
+	return ReasonInvalidToken
+}
+
 // verify asks the issuer in its mode. jwt+introspection verifies locally
 // first, so forged, expired or foreign tokens never reach the issuer.
+// Local verification runs before and outside the circuit breaker: SPEC §2,
+// "A token refused locally (forged, expired, wrong audience) neither
+// resets nor trips it, and is refused with 401 even while the breaker is
+// open". JWKS fetches are not breaker calls either: the verifier already
+// bounds them (one on-demand fetch per MinRefetchInterval), and an open
+// breaker must not stop tokens whose keys are known.
 func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, error) {
 	var local Claims
 	if is.jwt != nil {
@@ -517,7 +603,7 @@ func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, er
 		}
 		local = c
 	}
-	c, err := is.intro.Introspect(ctx, tok)
+	c, err := e.introspect(ctx, is, tok)
 	if err != nil || !c.Active || is.jwt == nil {
 		return c, err
 	}
@@ -534,6 +620,47 @@ func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, er
 		c.Audience = local.Audience
 	}
 	return c, nil
+}
+
+// circuitOpenError: the breaker refused the issuer call.
+type circuitOpenError struct {
+	issuer string
+	wait   time.Duration
+}
+
+func (e *circuitOpenError) Error() string {
+	return fmt.Sprintf("validate with %s: circuit open", e.issuer)
+}
+
+func (e *circuitOpenError) Unwrap() error { return ErrIssuerUnavailable }
+
+// introspect is the one issuer call the circuit breaker wraps (SPEC §2:
+// "The circuit breaker counts issuer calls only"). An answer about the
+// token, whatever it says, is a success; no usable answer is a failure.
+func (e *Engine) introspect(ctx context.Context, is *issuer, tok string) (Claims, error) {
+	if ok, wait := is.breaker.allow(); !ok {
+		return Claims{}, &circuitOpenError{issuer: is.cfg.Name, wait: wait}
+	}
+	answered := false
+	defer func() {
+		// A panic in the call is a failed call; a half-open probe that
+		// never reported would keep the breaker refusing forever.
+		if !answered {
+			is.breaker.failure(0)
+		}
+	}()
+	c, err := is.intro.Introspect(ctx, tok)
+	answered = true
+	var ie *IssuerError
+	switch {
+	case err == nil, errors.Is(err, ErrInvalidToken):
+		is.breaker.success()
+	case errors.As(err, &ie):
+		is.breaker.failure(ie.RetryAfter)
+	default:
+		is.breaker.failure(0)
+	}
+	return c, err
 }
 
 func cmpOr(a, b string) string {
@@ -692,6 +819,16 @@ func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 	e.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
+// clipStack bounds a logged stack trace. Arguments appear in it as words
+// (pointers, lengths), never as string contents.
+func clipStack(b []byte) string {
+	const maxStack = 8 << 10
+	if len(b) > maxStack {
+		return string(b[:maxStack]) + "…"
+	}
+	return string(b)
+}
+
 // clip bounds client-controlled strings in logs and spans.
 func clip(s string) string {
 	const maxLogged = 128
@@ -702,9 +839,9 @@ func clip(s string) string {
 }
 
 // Revoke evicts a token's lease (admin revoke); the next request with it is
-// validated with the issuer.
+// validated with the issuer, and no validation in flight — in this engine
+// or another sharing the cache — can store a lease from before it.
 func (e *Engine) Revoke(key leasecache.Key) bool {
-	e.revokes.Add(1)
 	return e.cache.Revoke(key)
 }
 
@@ -718,7 +855,6 @@ func (e *Engine) RevokeSubject(issuer, subject string) error {
 	if is == nil {
 		return fmt.Errorf("revoke: unknown issuer %q", issuer)
 	}
-	e.revokes.Add(1)
 	e.cache.RevokeSubject(is.cfg.Name, subject)
 	return nil
 }

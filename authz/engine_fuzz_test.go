@@ -63,7 +63,7 @@ func FuzzEngineCheck(f *testing.F) {
 		config: func(c *Config) {
 			c.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			c.Issuers = append(c.Issuers, IssuerConfig{
-				Name: "jwt", Issuer: fuzzJWTIss, Mode: ModeJWTIntrospection,
+				Name: "jwt", Issuer: fuzzJWTIss, Mode: ModeJWTIntrospection, AcceptAnyAudience: true,
 				JWT: JWTConfig{JWKSURI: jwks.URL, FetchTimeout: time.Second},
 				Introspection: IntrospectionConfig{
 					Endpoint: c.Issuers[0].Introspection.Endpoint, ClientID: engClientID, ClientSecret: engSecret,

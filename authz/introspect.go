@@ -41,6 +41,11 @@ type IntrospectionConfig struct {
 	// that iss exactly. A mismatch is a verdict on the token (the issuer
 	// itself says someone else issued it): ErrInvalidToken.
 	ExpectedIssuer string
+	// Audiences, when set, must meet an active answer's aud (the same rule
+	// as JWTConfig.Audiences); AcceptWLCGAny also accepts WLCGAnyAudience.
+	// A mismatch is ErrInvalidToken.
+	Audiences     []string
+	AcceptWLCGAny bool
 	// Transport is optional (tracing, tests). When nil a private
 	// *http.Transport with MaxConnsPerHost=MaxConns is used; when set,
 	// MaxConns is the caller's business.
@@ -59,58 +64,22 @@ type Introspector struct {
 	timeout      time.Duration
 	maxBody      int64
 	expectedIss  string
+	aud          audienceRule
 	client       *http.Client
 }
 
 // NewIntrospector validates cfg and builds the client. It does not contact
 // the issuer.
 func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
-	var problems []error
-	u, err := url.Parse(cfg.Endpoint)
-	switch {
-	case cfg.Endpoint == "":
-		problems = append(problems, errors.New("endpoint is required"))
-	case err != nil:
-		problems = append(problems, fmt.Errorf("endpoint: %w", err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		problems = append(problems, fmt.Errorf("endpoint %q: scheme must be http or https", u.Redacted()))
-	case u.Host == "":
-		problems = append(problems, fmt.Errorf("endpoint %q: host is missing", u.Redacted()))
-	case u.User != nil:
-		problems = append(problems, fmt.Errorf("endpoint %q: credentials in the URL are not allowed, use client_id/client_secret", u.Redacted()))
+	if ps := cfg.problems(); len(ps) > 0 {
+		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, joinProblems(ps))
 	}
-
-	auth := cfg.Auth
-	if auth == "" {
-		auth = AuthClientSecretBasic
+	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
+	if err != nil {
+		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, err)
 	}
-	switch auth {
-	case AuthClientSecretBasic, AuthClientSecretPost:
-		if cfg.ClientID == "" {
-			problems = append(problems, fmt.Errorf("auth %s needs client_id", auth))
-		}
-		if cfg.ClientSecret == "" {
-			problems = append(problems, fmt.Errorf("auth %s needs client_secret", auth))
-		}
-	case AuthNone:
-		if cfg.ClientSecret != "" {
-			problems = append(problems, errors.New("client_secret is set but auth is none: it would never be sent"))
-		}
-	default:
-		problems = append(problems, fmt.Errorf("auth %q: must be %s, %s or %s", cfg.Auth, AuthClientSecretBasic, AuthClientSecretPost, AuthNone))
-	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, errors.New("timeout must not be negative"))
-	}
-	if cfg.MaxConns < 0 {
-		problems = append(problems, errors.New("max connections must not be negative"))
-	}
-	if cfg.MaxBodyBytes < 0 {
-		problems = append(problems, errors.New("max body bytes must not be negative"))
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, errors.Join(problems...))
-	}
+	u, _ := url.Parse(cfg.Endpoint) // problems parsed it
+	auth := cmpOr(cfg.Auth, AuthClientSecretBasic)
 
 	i := &Introspector{
 		name:         cfg.Name,
@@ -121,6 +90,7 @@ func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
 		timeout:      cfg.Timeout,
 		maxBody:      cfg.MaxBodyBytes,
 		expectedIss:  cfg.ExpectedIssuer,
+		aud:          aud,
 	}
 	if i.timeout == 0 {
 		i.timeout = defaultIntrospectTimeout
@@ -146,6 +116,52 @@ func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return i, nil
+}
+
+// problems is what NewIntrospector refuses in cfg, each with its key.
+func (cfg IntrospectionConfig) problems() []fieldProblem {
+	var ps []fieldProblem
+	add := func(field, msg string) { ps = append(ps, fieldProblem{field, msg}) }
+	u, err := url.Parse(cfg.Endpoint)
+	switch {
+	case cfg.Endpoint == "":
+		add("endpoint", "endpoint is required")
+	case err != nil:
+		add("endpoint", fmt.Sprintf("endpoint: %v", err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		add("endpoint", fmt.Sprintf("endpoint %q: scheme must be http or https", u.Redacted()))
+	case u.Host == "":
+		add("endpoint", fmt.Sprintf("endpoint %q: host is missing", u.Redacted()))
+	case u.User != nil:
+		add("endpoint", fmt.Sprintf("endpoint %q: credentials in the URL are not allowed, use client_id/client_secret", u.Redacted()))
+	}
+
+	auth := cmpOr(cfg.Auth, AuthClientSecretBasic)
+	switch auth {
+	case AuthClientSecretBasic, AuthClientSecretPost:
+		if cfg.ClientID == "" {
+			add("client_id", fmt.Sprintf("auth %s needs client_id", auth))
+		}
+		if cfg.ClientSecret == "" {
+			add("client_secret", fmt.Sprintf("auth %s needs client_secret", auth))
+		}
+	case AuthNone:
+		if cfg.ClientSecret != "" {
+			add("client_secret", "client_secret is set but auth is none: it would never be sent")
+		}
+	default:
+		add("auth", fmt.Sprintf("auth %q: must be %s, %s or %s", cfg.Auth, AuthClientSecretBasic, AuthClientSecretPost, AuthNone))
+	}
+	if cfg.Timeout < 0 {
+		add("timeout", "timeout must not be negative")
+	}
+	if cfg.MaxConns < 0 {
+		add("max_conns", "max connections must not be negative")
+	}
+	if cfg.MaxBodyBytes < 0 {
+		add("", "max body bytes must not be negative")
+	}
+	return ps
 }
 
 // Name returns the configured issuer name.
@@ -215,11 +231,18 @@ func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, er
 	}
 
 	claims, err := parseIntrospectionAnswer(body)
+	if te := (*TokenError)(nil); errors.As(err, &te) {
+		te.Issuer = i.name
+		return Claims{}, te
+	}
 	if err != nil {
 		return Claims{}, i.fault(resp.StatusCode, "malformed answer", err)
 	}
 	if claims.Active && i.expectedIss != "" && claims.Issuer != "" && claims.Issuer != i.expectedIss {
 		return Claims{}, &TokenError{Issuer: i.name, Reason: "token issuer not accepted"}
+	}
+	if claims.Active && !i.aud.accepts(claims.Audience) {
+		return Claims{}, &TokenError{Issuer: i.name, Reason: "audience not accepted", Err: errAudience}
 	}
 	return claims, nil
 }
@@ -268,7 +291,7 @@ func parseIntrospectionAnswer(body []byte) (Claims, error) {
 	if !active {
 		return Claims{Active: false}, nil
 	}
-	c, errs := readClaims(obj)
+	c, refusal, errs := readClaims(obj)
 	c.Active = true
 	var e error
 	if c.Scope, e = stringMember(obj, "scope"); e != nil {
@@ -276,6 +299,11 @@ func parseIntrospectionAnswer(body []byte) (Claims, error) {
 	}
 	if len(errs) > 0 {
 		return Claims{}, errors.Join(errs...)
+	}
+	if refusal != "" {
+		// Active, but not an access token (a refresh token): a verdict on
+		// the token, not an issuer fault.
+		return Claims{}, &TokenError{Reason: refusal, Err: errNotAccessToken}
 	}
 	return c, nil
 }

@@ -260,6 +260,42 @@ func TestIntrospect(t *testing.T) {
 			},
 		},
 		{
+			// ORY Hydra v2.3.0 (oauth2/handler.go introspectOAuth2Token):
+			// token_type is always "Bearer", token_use is fosite's
+			// "access_token" or "refresh_token".
+			name:    "Hydra access token",
+			handler: answer(200, []byte(`{"active":true,"sub":"alice","token_type":"Bearer","token_use":"access_token"}`)),
+			check:   func(t *testing.T, c Claims) { assertClaims(t, c, Claims{Active: true, Subject: "alice"}) },
+		},
+		{
+			name:    "Hydra refresh token is not an access token",
+			handler: answer(200, []byte(`{"active":true,"sub":"alice","scope":"offline_access","token_type":"Bearer","token_use":"refresh_token"}`)),
+			wantErr: ErrInvalidToken,
+			wantMsg: "token is not an access token",
+		},
+		{
+			name:    "token_use of a non-string type is malformed",
+			handler: answer(200, []byte(`{"active":true,"token_use":1}`)),
+			wantErr: ErrIssuerUnavailable, wantMsg: "malformed answer", wantStatus: 200,
+		},
+		{
+			name:    "audience not accepted",
+			handler: answer(200, []byte(`{"active":true,"aud":["https://other.example.org"]}`)),
+			cfg:     func(c *IntrospectionConfig) { c.Audiences = []string{"https://storage.example.org"} },
+			wantErr: ErrInvalidToken,
+			wantMsg: "audience not accepted",
+		},
+		{
+			name:    "WLCG any audience with AcceptWLCGAny",
+			handler: answer(200, []byte(`{"active":true,"aud":"`+WLCGAnyAudience+`"}`)),
+			cfg: func(c *IntrospectionConfig) {
+				c.Audiences, c.AcceptWLCGAny = []string{"https://storage.example.org"}, true
+			},
+			check: func(t *testing.T, c Claims) {
+				assertClaims(t, c, Claims{Active: true, Audience: []string{WLCGAnyAudience}})
+			},
+		},
+		{
 			name:    "iss absent with an expected issuer",
 			handler: answer(200, []byte(`{"active":true}`)),
 			cfg:     func(c *IntrospectionConfig) { c.ExpectedIssuer = "https://issuer.example.org/" },
@@ -519,6 +555,7 @@ func TestNewIntrospectorValidation(t *testing.T) {
 		{name: "post without id", cfg: IntrospectionConfig{Endpoint: "https://issuer/x", Auth: AuthClientSecretPost, ClientSecret: "b"}, wantMsg: "needs client_id"},
 		{name: "none with secret", cfg: IntrospectionConfig{Endpoint: "https://issuer/x", Auth: AuthNone, ClientSecret: "b"}, wantMsg: "never be sent"},
 		{name: "negative timeout", cfg: IntrospectionConfig{Endpoint: "https://issuer/x", Auth: AuthNone, Timeout: -1}, wantMsg: "timeout"},
+		{name: "empty audience", cfg: IntrospectionConfig{Endpoint: "https://issuer/x", Auth: AuthNone, Audiences: []string{""}}, wantMsg: "empty string"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,14 +46,16 @@ type JWTConfig struct {
 	// trimmed first); the discovery document's issuer must equal Issuer.
 	JWKSURI string
 	// Audiences: the token's aud must contain one of them. An empty list
-	// means the audience is not checked at all (only sensible behind
-	// jwt+introspection or for a single-audience issuer).
+	// means the audience is not checked at all; New (the Engine's) refuses
+	// that unless the issuer sets IssuerConfig.AcceptAnyAudience.
 	Audiences []string
 	// AcceptWLCGAny accepts WLCGAnyAudience in the token's aud as matching.
 	AcceptWLCGAny bool
-	ClockSkew     time.Duration    // default 60s; applies to exp, nbf and iat
-	Clock         func() time.Time // default time.Now; exp/nbf/iat checks and the refetch limiter
-	HTTPClient    *http.Client     // optional (tracing/tests); default a plain client
+	// ClockSkew, default 60s, lets nbf and iat lie that far in the future.
+	// It does not extend exp: see expired.
+	ClockSkew  time.Duration
+	Clock      func() time.Time // default time.Now; exp/nbf/iat checks and the refetch limiter
+	HTTPClient *http.Client     // optional (tracing/tests); default a plain client
 	// RefreshInterval is the background JWKS refresh period, default 15m,
 	// at least 1s.
 	RefreshInterval time.Duration
@@ -87,6 +89,7 @@ var errRefetchLimited = errors.New("JWKS refetch rate-limited")
 // replaces the snapshot.
 type JWTVerifier struct {
 	cfg    JWTConfig
+	aud    audienceRule
 	ctx    context.Context // bounds background work
 	client *http.Client
 	cache  *jwk.Cache
@@ -109,40 +112,12 @@ type keySnapshot struct{ set jwk.Set }
 // ctx is cancelled, and Verify fetches on demand. Cancelling ctx stops all
 // background work.
 func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
-	var problems []error
-	if cfg.Issuer == "" {
-		problems = append(problems, errors.New("issuer is required"))
+	if ps := cfg.problems(); len(ps) > 0 {
+		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, joinProblems(ps))
 	}
-	if cfg.JWKSURI != "" {
-		if err := checkHTTPURL(cfg.JWKSURI); err != nil {
-			problems = append(problems, fmt.Errorf("jwks_uri: %w", err))
-		}
-	} else if cfg.Issuer != "" {
-		if err := checkHTTPURL(cfg.Issuer); err != nil {
-			problems = append(problems, fmt.Errorf("issuer must be an http(s) URL for OIDC discovery when jwks_uri is empty: %w", err))
-		}
-	}
-	if slices.Contains(cfg.Audiences, "") {
-		problems = append(problems, errors.New("audiences must not contain an empty string"))
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"clock skew", cfg.ClockSkew},
-		{"refresh interval", cfg.RefreshInterval},
-		{"min refetch interval", cfg.MinRefetchInterval},
-		{"fetch timeout", cfg.FetchTimeout},
-	} {
-		if d.v < 0 {
-			problems = append(problems, fmt.Errorf("%s must not be negative", d.name))
-		}
-	}
-	if cfg.RefreshInterval > 0 && cfg.RefreshInterval < time.Second {
-		problems = append(problems, errors.New("refresh interval must be at least 1s"))
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, errors.Join(problems...))
+	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
+	if err != nil {
+		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, err)
 	}
 
 	if cfg.ClockSkew == 0 {
@@ -162,6 +137,7 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	}
 	v := &JWTVerifier{
 		cfg:    cfg,
+		aud:    aud,
 		ctx:    ctx,
 		client: cfg.HTTPClient,
 		log:    cfg.Logger,
@@ -179,6 +155,44 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	v.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(window), jwk.WithErrSink(jwksErrSink{v}))
 	go v.bootstrap()
 	return v, nil
+}
+
+// problems is what NewJWTVerifier refuses in cfg, each with its key.
+func (cfg JWTConfig) problems() []fieldProblem {
+	var ps []fieldProblem
+	add := func(field, msg string) { ps = append(ps, fieldProblem{field, msg}) }
+	if cfg.Issuer == "" {
+		add("issuer", "issuer is required")
+	}
+	if cfg.JWKSURI != "" {
+		if err := checkHTTPURL(cfg.JWKSURI); err != nil {
+			add("jwks_uri", fmt.Sprintf("jwks_uri: %v", err))
+		}
+	} else if cfg.Issuer != "" {
+		if err := checkHTTPURL(cfg.Issuer); err != nil {
+			add("issuer", fmt.Sprintf("issuer must be an http(s) URL for OIDC discovery when jwks_uri is empty: %v", err))
+		}
+	}
+	if slices.Contains(cfg.Audiences, "") {
+		add("audiences", "audiences must not contain an empty string")
+	}
+	for _, d := range []struct {
+		field, name string
+		v           time.Duration
+	}{
+		{"clock_skew", "clock skew", cfg.ClockSkew},
+		{"", "refresh interval", cfg.RefreshInterval},
+		{"", "min refetch interval", cfg.MinRefetchInterval},
+		{"", "fetch timeout", cfg.FetchTimeout},
+	} {
+		if d.v < 0 {
+			add(d.field, d.name+" must not be negative")
+		}
+	}
+	if cfg.RefreshInterval > 0 && cfg.RefreshInterval < time.Second {
+		add("", "refresh interval must be at least 1s")
+	}
+	return ps
 }
 
 // Name returns the configured issuer name.
@@ -271,9 +285,8 @@ func parseJWSHeader(token string) (jwsHeader, string) {
 	if err != nil {
 		return jwsHeader{}, "malformed token"
 	}
-	switch strings.ToLower(typ) {
-	case "", "jwt", "at+jwt", "application/at+jwt":
-	default:
+	// SPEC §2: "A JWT whose typ says it is not an access token is refused".
+	if typ != "" && !isAccessTokenType(typ) {
 		return jwsHeader{}, "token type not accepted"
 	}
 	kid, err := stringMember(obj, "kid")
@@ -373,7 +386,7 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	if err != nil {
 		return Claims{}, v.invalid("malformed claims", err)
 	}
-	c, errs := readClaims(obj)
+	c, refusal, errs := readClaims(obj)
 	c.Active = true
 	collect := func(err error) {
 		if err != nil {
@@ -397,6 +410,9 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 		return Claims{}, v.invalid("malformed claims", errors.Join(errs...))
 	}
 
+	if refusal != "" {
+		return Claims{}, v.invalid(refusal, errNotAccessToken)
+	}
 	if c.Issuer != v.cfg.Issuer {
 		return Claims{}, v.invalid("issuer not accepted", nil)
 	}
@@ -405,29 +421,17 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	switch {
 	case c.Expiry.IsZero():
 		return Claims{}, v.invalid("token has no expiry", nil)
-	case !now.Before(c.Expiry.Add(skew)):
-		return Claims{}, v.invalid("token expired", nil)
+	case expired(c.Expiry, now):
+		return Claims{}, v.invalid("token expired", errExpired)
 	case !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore):
 		return Claims{}, v.invalid("token not yet valid", nil)
 	case !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(skew)):
 		return Claims{}, v.invalid("token issued in the future", nil)
 	}
-	if !v.audienceOK(c.Audience) {
-		return Claims{}, v.invalid("audience not accepted", nil)
+	if !v.aud.accepts(c.Audience) {
+		return Claims{}, v.invalid("audience not accepted", errAudience)
 	}
 	return c, nil
-}
-
-func (v *JWTVerifier) audienceOK(aud []string) bool {
-	if len(v.cfg.Audiences) == 0 {
-		return true
-	}
-	for _, a := range aud {
-		if slices.Contains(v.cfg.Audiences, a) || (v.cfg.AcceptWLCGAny && a == WLCGAnyAudience) {
-			return true
-		}
-	}
-	return false
 }
 
 // wlcgVersion reads "wlcg.ver", a string per the WLCG profile; a bare
@@ -533,8 +537,10 @@ func (v *JWTVerifier) fetchKeys(ctx context.Context, limited bool) error {
 	}
 	defer func() { <-v.sem }()
 	if limited {
+		// A negative age (the clock stepped back) does not hold fetches
+		// off for the size of the step.
 		now := v.cfg.Clock()
-		if !v.lastRefetch.IsZero() && now.Sub(v.lastRefetch) < v.cfg.MinRefetchInterval {
+		if age := now.Sub(v.lastRefetch); !v.lastRefetch.IsZero() && age >= 0 && age < v.cfg.MinRefetchInterval {
 			return errRefetchLimited
 		}
 		v.lastRefetch = now

@@ -405,8 +405,40 @@ func TestJWTVerify(t *testing.T) {
 			wantErr: ErrInvalidToken, wantMsg: "token expired",
 		},
 		{
-			name:  "expired within clock skew",
-			token: func() string { return rs.sign(t, env.claims(set("exp", now.Add(-30*time.Second).Unix())), nil) },
+			// One exp rule for JWTs and introspection answers: clock_skew
+			// is for nbf and iat, never past exp.
+			name:    "expired within clock skew",
+			token:   func() string { return rs.sign(t, env.claims(set("exp", now.Add(-30*time.Second).Unix())), nil) },
+			wantErr: ErrInvalidToken, wantMsg: "token expired",
+		},
+		{
+			name:    "exp is now",
+			token:   func() string { return rs.sign(t, env.claims(set("exp", now.Unix())), nil) },
+			wantErr: ErrInvalidToken, wantMsg: "token expired",
+		},
+		{name: "exp one second ahead", token: func() string { return rs.sign(t, env.claims(set("exp", now.Add(time.Second).Unix())), nil) }},
+		{
+			name:  "exp 9999999999 (a common never)",
+			token: func() string { return rs.sign(t, env.claims(set("exp", 9999999999)), nil) },
+			check: func(t *testing.T, c Claims) {
+				if want := time.Unix(9999999999, 0); !c.Expiry.Equal(want) {
+					t.Errorf("Expiry = %s, want %s", c.Expiry, want)
+				}
+			},
+		},
+		{
+			name:  "exp past year 9999 is read as year 9999",
+			token: func() string { return rs.sign(t, env.claims(set("exp", 1e15)), nil) },
+			check: func(t *testing.T, c Claims) {
+				if want := time.Unix(maxNumericDate, 0); !c.Expiry.Equal(want) {
+					t.Errorf("Expiry = %s, want %s", c.Expiry, want)
+				}
+			},
+		},
+		{
+			name:    "negative exp",
+			token:   func() string { return rs.sign(t, env.claims(set("exp", -1)), nil) },
+			wantErr: ErrInvalidToken, wantMsg: "token expired",
 		},
 		{
 			name:    "nbf in the future",
@@ -636,6 +668,59 @@ func reasonOf(err error) string {
 	return ""
 }
 
+func TestJWTTokenType(t *testing.T) {
+	// SPEC §2: "A JWT whose typ says it is not an access token is refused"
+	// (typ compares case-insensitively, "application/" optional, RFC 7515
+	// §4.1.9), and so is one whose claims say so.
+	es := newTestKey(t, jwa.ES256, "ec-1", 0)
+	issuer := newFakeJWKSIssuer(t, es)
+	env := newJWTEnv(t, issuer, nil)
+	waitReady(t, env.v)
+	tests := []struct {
+		name   string
+		hdr    map[string]any
+		claims map[string]any
+		want   string // TokenError reason, "" = accepted
+	}{
+		{name: "typ JWT", hdr: map[string]any{"typ": "JWT"}},
+		{name: "typ application/jwt", hdr: map[string]any{"typ": "application/jwt"}},
+		{name: "typ at+jwt", hdr: map[string]any{"typ": "at+jwt"}},
+		{name: "typ Application/AT+JWT", hdr: map[string]any{"typ": "Application/AT+JWT"}},
+		{name: "typ id_token", hdr: map[string]any{"typ": "id_token"}, want: "token type not accepted"},
+		{name: "typ refresh_token", hdr: map[string]any{"typ": "refresh_token"}, want: "token type not accepted"},
+		{name: "typ logout+jwt", hdr: map[string]any{"typ": "logout+jwt"}, want: "token type not accepted"},
+		{name: "typ application/secevent+jwt", hdr: map[string]any{"typ": "application/secevent+jwt"}, want: "token type not accepted"},
+		{name: "typ dpop+jwt (a DPoP proof)", hdr: map[string]any{"typ": "dpop+jwt"}, want: "token type not accepted"},
+		{name: "typ token-introspection+jwt", hdr: map[string]any{"typ": "token-introspection+jwt"}, want: "token type not accepted"},
+		{name: "Keycloak access token (typ claim Bearer)", claims: map[string]any{"typ": "Bearer"}},
+		{name: "Keycloak ID token (typ claim ID)", claims: map[string]any{"typ": "ID"}, want: "token is not an access token"},
+		{name: "Keycloak refresh token", claims: map[string]any{"typ": "Refresh"}, want: "token is not an access token"},
+		{name: "Cognito access token", claims: map[string]any{"token_use": "access"}},
+		{name: "Cognito ID token", claims: map[string]any{"token_use": "id"}, want: "token is not an access token"},
+		{name: "Hydra ID token (typ JWT, at_hash)", claims: map[string]any{"at_hash": "x1", "sid": "s"}, want: "token is not an access token"},
+		{name: "logout token without typ", claims: map[string]any{"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}}, want: "token is not an access token"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := es.sign(t, env.claims(func(c map[string]any) {
+				for k, v := range tc.claims {
+					c[k] = v
+				}
+			}), tc.hdr)
+			_, err := env.v.Verify(context.Background(), tok)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidToken) || reasonOf(err) != tc.want {
+				t.Fatalf("error = %v, want invalid token %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestJWTAudience(t *testing.T) {
 	es := newTestKey(t, jwa.ES256, "ec-1", 0)
 	issuer := newFakeJWKSIssuer(t, es)
@@ -719,6 +804,28 @@ func TestJWTKeyRotation(t *testing.T) {
 	}
 	if n := issuer.jwksFetches.Load(); n != 3 {
 		t.Fatalf("JWKS fetches = %d, want 3", n)
+	}
+}
+
+func TestJWTRefetchLimiterClockStepBack(t *testing.T) {
+	// A wall clock stepping back must not hold on-demand JWKS fetches off
+	// for the size of the step (rotated keys refused for an hour).
+	k1 := newTestKey(t, jwa.ES256, "k1", 0)
+	k2 := newTestKey(t, jwa.ES256, "k2", 0)
+	k3 := newTestKey(t, jwa.ES256, "k3", 0)
+	issuer := newFakeJWKSIssuer(t, k1)
+	env := newJWTEnv(t, issuer, func(c *JWTConfig) { c.MinRefetchInterval = 30 * time.Second })
+	waitReady(t, env.v)
+	ctx := context.Background()
+	issuer.setKeys(k1, k2)
+	if _, err := env.v.Verify(ctx, k2.sign(t, env.claims(nil), nil)); err != nil {
+		t.Fatalf("k2: %v", err)
+	}
+	env.clock.Advance(-time.Hour)
+	issuer.setKeys(k1, k2, k3)
+	env.clock.Advance(31 * time.Second) // the interval has passed since the step
+	if _, err := env.v.Verify(ctx, k3.sign(t, env.claims(nil), nil)); err != nil {
+		t.Fatalf("k3 after a step back and the refetch interval: %v", err)
 	}
 }
 

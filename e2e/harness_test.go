@@ -9,6 +9,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,8 +127,14 @@ type stack struct {
 	cfg    lg.Config
 
 	mu     sync.Mutex
-	issued []string // every token handed out, to check leasegate never logs one
+	issued []issuedToken // every token handed out, to check leasegate never logs one
+
+	codeMu sync.Mutex   // held while the code client is created
+	code   hydra.Client // authorization-code client, created by the first codeTokens
 }
+
+// issuedToken is a token a test was given, and what kind it is.
+type issuedToken struct{ kind, tok string }
 
 func defaultTiers() map[string]lg.Tier {
 	return lg.StandardTiers(3*time.Second, time.Second, 0, 0)
@@ -178,7 +185,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		Name:             issuerName,
 		Issuer:           h.Issuer(), // Hydra's iss: no trailing slash
 		Mode:             mode,
-		DefaultForOpaque: mode != "jwt",
+		DefaultForOpaque: mode == "introspection", // a jwt mode cannot take opaque tokens
 		Audiences:        []string{audStorage},
 		CircuitBreaker:   o.Breaker,
 	}
@@ -223,9 +230,9 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		// SPEC §1/§6: a raw token is never logged (a hash prefix at most).
 		logs := s.lg.Logs()
 		s.mu.Lock()
-		for _, tok := range s.issued {
-			if strings.Contains(logs, tok) || strings.Contains(logs, tokenCore(tok)) {
-				t.Errorf("leasegate's log contains a raw token")
+		for _, it := range s.issued {
+			if strings.Contains(logs, it.tok) || strings.Contains(logs, tokenCore(it.tok)) {
+				t.Errorf("leasegate's log contains a raw %s", it.kind)
 			}
 		}
 		s.mu.Unlock()
@@ -248,9 +255,65 @@ func (s *stack) token(t *testing.T) string {
 		t.Fatalf("hydra token: %v", err)
 	}
 	s.mu.Lock()
-	s.issued = append(s.issued, tok)
+	s.issued = append(s.issued, issuedToken{"client_credentials access token", tok})
 	s.mu.Unlock()
 	return tok
+}
+
+// codeSubject is the user the stack's authorization-code flows log in.
+const codeSubject = "alice@leasegate-e2e"
+
+// codeTokens runs Hydra's authorization-code flow for codeSubject with the
+// stack's code client (created on first use: scopes openid,
+// offline_access, read and write, audience audStorage) and returns the
+// access, refresh and ID tokens, recorded for the log check. Zero fields
+// of o get those defaults (all scopes, audStorage).
+func (s *stack) codeTokens(t *testing.T, o hydra.CodeFlowOptions) hydra.CodeFlowTokens {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	scopes := []string{"openid", "offline_access", "read", "write"}
+	s.codeMu.Lock()
+	if s.code.ID == "" {
+		c, err := s.hydra.CreateCodeClient(ctx, hydra.CodeClientOptions{
+			Name: "leasegate-e2e-code", Scopes: scopes, Audience: []string{audStorage},
+		})
+		if err != nil {
+			s.codeMu.Unlock()
+			t.Fatalf("create hydra code client: %v", err)
+		}
+		s.code = c
+	}
+	c := s.code
+	s.codeMu.Unlock()
+	o.Subject = cmp.Or(o.Subject, codeSubject)
+	if len(o.Scopes) == 0 {
+		o.Scopes = scopes
+	}
+	if len(o.Audience) == 0 {
+		o.Audience = []string{audStorage}
+	}
+	toks, err := s.hydra.AuthCodeFlow(ctx, c, o)
+	s.mu.Lock()
+	for _, it := range []issuedToken{{"access token", toks.AccessToken}, {"refresh token", toks.RefreshToken}, {"ID token", toks.IDToken}} {
+		if it.tok != "" {
+			s.issued = append(s.issued, it)
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		for _, st := range toks.Steps {
+			t.Logf("  %v", st)
+		}
+		t.Fatalf("hydra authorization-code flow: %v", err)
+	}
+	return toks
+}
+
+// codeClientID is the client id of the stack's authorization-code client.
+func (s *stack) codeClientID() string {
+	s.codeMu.Lock()
+	defer s.codeMu.Unlock()
+	return s.code.ID
 }
 
 // check sends one Check and fails the test on a transport error.

@@ -165,13 +165,13 @@ func describeSpans(spans []otlpsink.Span) string {
 }
 
 // tokenCore is a distinctive part of a token, so a partial leak is found
-// too: an opaque Hydra token's random part (ory_at_<random>.<signature>),
-// a JWT's signature.
+// too: an opaque Hydra token's random part (ory_at_<random>.<signature>
+// for access tokens, ory_rt_ for refresh tokens), a JWT's signature.
 func tokenCore(tok string) string {
 	if strings.Count(tok, ".") == 2 {
 		return tok[strings.LastIndexByte(tok, '.')+1:]
 	}
-	core := strings.TrimPrefix(tok, "ory_at_")
+	core := strings.TrimPrefix(strings.TrimPrefix(tok, "ory_at_"), "ory_rt_")
 	if i := strings.IndexByte(core, '.'); i > 8 {
 		core = core[:i]
 	}

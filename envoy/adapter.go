@@ -101,15 +101,23 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	// One allocation holds the request and its header view.
 	c := new(checkCall)
 	var d authz.Decision
-	if c.fill(req) {
+	if problem := c.fill(req); problem == "" {
 		d = eng.Check(ctx, &c.req)
+		if d.Allow {
+			if twin := c.h.underscoreTwin(&d); twin != "" {
+				s.log.LogAttrs(ctx, slog.LevelInfo, "denied: underscore spelling of an identity header",
+					slog.String("header", twin), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+				RefuseUnderscoreTwin(&d, s.realm)
+			}
+		}
 	} else {
-		// Too many header fields: refused before any lookup. The engine
-		// answers a method-less request with 400 invalid_request (its realm,
-		// metrics and log line); only the description is ours.
+		// Headers that cannot be read unambiguously: refused before any
+		// lookup. The engine answers a method-less request with 400
+		// invalid_request (its realm, metrics and log line); only the
+		// description is ours.
 		d = eng.Check(ctx, &authz.Request{RequestID: c.req.RequestID, TierHint: c.req.TierHint})
 		if d.Status == http.StatusBadRequest {
-			setDescription(&d, "request has too many header fields")
+			setDescription(&d, problem)
 		}
 	}
 	return s.response(ctx, &d), nil
@@ -123,41 +131,59 @@ type checkCall struct {
 
 // fill maps the CheckRequest onto c.req. A request without
 // attributes.request.http keeps an empty Method, which the engine refuses
-// as malformed. It reports false when the request has more header fields
-// than MaxHeaderFields.
-func (c *checkCall) fill(req *authv3.CheckRequest) bool {
+// as malformed. A non-empty problem (safe to show the client: it names
+// headers, never values) means the request must be refused with 400: too
+// many header fields, an ambiguous header_map entry, or a method, path or
+// host that has to come from the header list and appears there more than
+// once.
+func (c *checkCall) fill(req *authv3.CheckRequest) string {
 	attrs := req.GetAttributes()
 	c.req.TierHint = attrs.GetContextExtensions()[TierHintKey]
 	hr := attrs.GetRequest().GetHttp()
 	if hr == nil {
-		return true
+		return ""
 	}
 	c.req.RequestID = hr.GetId()
-	var ok bool
-	if c.h, ok = newHeaderView(hr.GetHeaders(), hr.GetHeaderMap()); !ok {
-		return false
+	var problem string
+	if c.h, problem = newHeaderView(hr.GetHeaders(), hr.GetHeaderMap()); problem != "" {
+		return problem
 	}
-	c.req.Headers = &c.h
 	// Envoy fills method, path and host; pseudo-headers are the fallback
 	// for callers that only send the header list.
-	c.req.Method = orHeader(hr.GetMethod(), &c.h, ":method")
-	c.req.Path = orHeader(hr.GetPath(), &c.h, ":path")
-	c.req.Host = orHeader(hr.GetHost(), &c.h, ":authority")
-	if c.req.Host == "" {
-		c.req.Host, _ = c.h.Get("host")
+	var ok bool
+	if c.req.Method, ok = orHeader(hr.GetMethod(), &c.h, ":method"); !ok {
+		return "more than one :method header"
 	}
-	if id, _ := c.h.Get("x-request-id"); id != "" {
+	if c.req.Path, ok = orHeader(hr.GetPath(), &c.h, ":path"); !ok {
+		return "more than one :path header"
+	}
+	if c.req.Host, ok = orHeader(hr.GetHost(), &c.h, ":authority"); !ok {
+		return "more than one :authority header"
+	}
+	if c.req.Host == "" {
+		if c.req.Host, ok = orHeader("", &c.h, "host"); !ok {
+			return "more than one Host header"
+		}
+	}
+	if hr.GetHost() == "" && strings.IndexByte(c.req.Host, ',') >= 0 {
+		// Envoy's map joins two :authority or Host fields with ",".
+		return "host is not a single host"
+	}
+	c.req.Headers = &c.h
+	if id, n := c.h.Get("x-request-id"); n == 1 && id != "" {
 		c.req.RequestID = id
 	}
-	return true
+	return ""
 }
 
-func orHeader(v string, h *headerView, name string) string {
+// orHeader returns v, or when it is empty the single field name in h; ok is
+// false when h has more than one such field (which to believe?).
+func orHeader(v string, h *headerView, name string) (string, bool) {
 	if v != "" {
-		return v
+		return v, true
 	}
-	v, _ = h.Get(name)
-	return v
+	v, n := h.Get(name)
+	return v, n <= 1
 }
 
 // setDescription replaces a denial's error_description in both the
@@ -174,13 +200,13 @@ func setDescription(d *authz.Decision, desc string) {
 // response renders a decision as Envoy expects it (SPEC §3).
 func (s *Server) response(ctx context.Context, d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
-		if bad := unrepresentable(d); bad != "" {
+		if bad := UnpassableHeader(d); bad != "" {
 			// Envoy would refuse or mangle this header (or a header
 			// injection could follow); an identity that cannot be passed
 			// exactly is not passed at all.
 			s.log.LogAttrs(ctx, slog.LevelWarn, "identity cannot be passed upstream",
 				slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-			s.refuseIdentity(d)
+			RefuseIdentity(d, s.realm)
 		} else {
 			return okResponse(d)
 		}
@@ -188,9 +214,14 @@ func (s *Server) response(ctx context.Context, d *authz.Decision) *authv3.CheckR
 	return deniedResponse(d)
 }
 
-// unrepresentable returns the name of the first upstream header Envoy could
-// not carry unchanged, or "".
-func unrepresentable(d *authz.Decision) string {
+// UnpassableHeader returns the name of the first upstream identity header
+// of d that a proxy could not carry unchanged, or "": a name or value with
+// NUL, CR or LF, longer than 16 KiB (Envoy's HeaderValue limit) or not
+// UTF-8 (a proto3 string must be). Envoy refuses or mangles such a header,
+// and net/http turns CR and LF into spaces, so a subject "alice\r" would
+// reach the backend as "alice". Both adapters apply it, so a token's
+// identity passes through gRPC and HTTP mode alike or through neither.
+func UnpassableHeader(d *authz.Decision) string {
 	for _, h := range d.Headers {
 		if h.Name == "" {
 			continue
@@ -211,22 +242,77 @@ func validHeaderText(s string) bool {
 	return strings.IndexByte(s, 0) < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0
 }
 
-func (s *Server) refuseIdentity(d *authz.Decision) {
-	const desc = "token claims cannot be passed upstream"
+// RefuseIdentity turns d, an allow whose identity UnpassableHeader refuses,
+// into a 401 invalid_token without any identity; realm goes into the
+// challenge (none when empty).
+func RefuseIdentity(d *authz.Decision, realm string) {
+	refuse(d, realm, http.StatusUnauthorized, authz.ReasonInvalidToken, authz.ErrCodeInvalidToken,
+		"token claims cannot be passed upstream")
+}
+
+// UnderscoreTwin returns the identity header of d (an allow) that the
+// request header name spells with "_" for "-" or the other way round
+// (x_auth_subject, X-Auth_Scope), or "". Proxies overwrite or remove
+// identity headers by their exact name, so a client's twin reaches the
+// backend untouched, and backends that fold "_" into "-" (CGI, PHP-FPM,
+// WSGI, Rack) read it as the identity. Envoy can reject such names
+// (headers_with_underscores_action) and nginx drops them by default, but
+// Traefik and Caddy pass them on; both adapters refuse an allow whose
+// request carries one (RefuseUnderscoreTwin).
+func UnderscoreTwin(d *authz.Decision, name string) string {
+	for _, h := range d.Headers {
+		if h.Name != "" && foldsUnderscore(name, h.Name) && !equalFoldASCII(name, h.Name) {
+			return h.Name
+		}
+	}
+	return ""
+}
+
+// foldsUnderscore compares like a backend that folds "_" into "-" and
+// ignores ASCII case.
+func foldsUnderscore(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	fold := func(c byte) byte {
+		switch {
+		case c == '_':
+			return '-'
+		case 'A' <= c && c <= 'Z':
+			return c + 'a' - 'A'
+		}
+		return c
+	}
+	for i := 0; i < len(a); i++ {
+		if fold(a[i]) != fold(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// RefuseUnderscoreTwin turns d, an allow whose request carries an
+// UnderscoreTwin, into a 400 invalid_request without any identity.
+func RefuseUnderscoreTwin(d *authz.Decision, realm string) {
+	refuse(d, realm, http.StatusBadRequest, authz.ReasonMalformed, authz.ErrCodeInvalidRequest,
+		"request carries an underscore spelling of an identity header")
+}
+
+func refuse(d *authz.Decision, realm string, status int, reason authz.Reason, code, desc string) {
 	d.Allow = false
-	d.Status = http.StatusUnauthorized
-	d.Reason = authz.ReasonInvalidToken
-	d.Error = authz.ErrCodeInvalidToken
+	d.Status = status
+	d.Reason = reason
+	d.Error = code
 	d.Description = desc
 	d.Identity = authz.Identity{}
 	d.Headers = nil
 	d.StripAuthorization = false
 	var b strings.Builder
 	b.WriteString("Bearer ")
-	if s.realm != "" {
-		b.WriteString(`realm="` + s.realm + `", `)
+	if realm != "" {
+		b.WriteString(`realm="` + realm + `", `)
 	}
-	b.WriteString(`error="` + authz.ErrCodeInvalidToken + `", error_description="` + desc + `"`)
+	b.WriteString(`error="` + code + `", error_description="` + desc + `"`)
 	d.Challenge = b.String()
 }
 
@@ -427,15 +513,21 @@ func faultResponse() *authv3.CheckResponse {
 	}
 }
 
-// logPanic records an adapter panic. Only the panic's type, a runtime
-// error's text and the stack are logged: a panic value built from request
-// data could hold a token.
+// logPanic records an adapter panic.
 func (s *Server) logPanic(ctx context.Context, p any) {
+	s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check panicked; answered 503", PanicAttrs(p)...)
+}
+
+// PanicAttrs describes a recovered panic for a log line: the value's type, a
+// runtime error's text and the stack, never the value itself, which may be
+// built from request data and so hold a token (SPEC §1: raw tokens are never
+// logged; clipping would still log a short token whole). Both adapters, the
+// gRPC one here and HTTP mode in server, log their panics with it.
+func PanicAttrs(p any) []slog.Attr {
 	attrs := []slog.Attr{slog.String("panic_type", fmt.Sprintf("%T", p))}
 	if re, ok := p.(runtime.Error); ok {
 		attrs = append(attrs, slog.String("panic", re.Error()))
 	}
 	buf := make([]byte, 8<<10)
-	attrs = append(attrs, slog.String("stack", string(buf[:runtime.Stack(buf, false)])))
-	s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check panicked; answered 503", attrs...)
+	return append(attrs, slog.String("stack", string(buf[:runtime.Stack(buf, false)])))
 }

@@ -154,7 +154,7 @@ func TestCheckRequestMapping(t *testing.T) {
 				HeaderMap: rawHeaders("authorization", "Bearer a", "accept", "*/*", "Authorization", "Bearer b"),
 			}, nil),
 			wantMethod: "GET", wantHost: "h", wantPath: "/",
-			wantHeaders: map[string]headerWant{"authorization": {"Bearer a", 2}},
+			wantHeaders: map[string]headerWant{"authorization": {"Bearer a,Bearer b", 2}},
 		},
 		{
 			name: "header_map value used when raw_value empty",
@@ -211,12 +211,32 @@ func TestCheckRequestMapping(t *testing.T) {
 				"Authorization": "Bearer a", "authorization": "Bearer a",
 			}}, nil),
 			wantMethod: "GET", wantHost: "h", wantPath: "/",
-			wantHeaders: map[string]headerWant{"authorization": {"Bearer a", 2}},
+			wantHeaders: map[string]headerWant{"authorization": {"Bearer a,Bearer a", 2}},
 		},
 		{
 			name:       "context_extensions tier",
 			req:        envoyRequest("GET", "/", nil, map[string]string{TierHintKey: "critical", "other": "x"}),
 			wantMethod: "GET", wantHost: "storage.example", wantPath: "/", wantTier: "critical", wantRequestID: "7f3c9a2e-req",
+		},
+		{
+			name: "repeated x-request-id is not used",
+			req: httpReq(&authv3.AttributeContext_HttpRequest{Id: "envoy-id", Method: "GET", Path: "/", Host: "h",
+				HeaderMap: rawHeaders("x-request-id", "rid-a", "x-request-id", "rid-b")}, nil),
+			wantMethod: "GET", wantHost: "h", wantPath: "/", wantRequestID: "envoy-id",
+			wantHeaders: map[string]headerWant{"x-request-id": {"rid-a,rid-b", 2}},
+		},
+		{
+			name: "header_map entry with equal value and raw_value",
+			req: httpReq(&authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Host: "h",
+				HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "overwrite", Value: "F", RawValue: []byte("F")}}}}, nil),
+			wantMethod: "GET", wantHost: "h", wantPath: "/",
+			wantHeaders: map[string]headerWant{"overwrite": {"F", 1}},
+		},
+		{
+			name: "repeated pseudo-headers are fine when Envoy set the fields",
+			req: httpReq(&authv3.AttributeContext_HttpRequest{Method: "PUT", Path: "/p", Host: "h",
+				HeaderMap: rawHeaders(":method", "GET", ":method", "PUT", ":authority", "a", ":authority", "b")}, nil),
+			wantMethod: "PUT", wantHost: "h", wantPath: "/p",
 		},
 		{
 			name: "http.id when no x-request-id header",

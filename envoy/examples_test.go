@@ -271,6 +271,41 @@ func checkConfig(path string) error {
 	return validateDeep(b)
 }
 
+// lintLeasegate reports the properties leasegate needs from every
+// HttpConnectionManager in b that valid Envoy config may lack. It returns
+// errors rather than failing a test so that a fixture can prove each check
+// refuses the mistake it is for.
+func lintLeasegate(b *bootstrapv3.Bootstrap) error {
+	var errs []error
+	err := walkMessages("bootstrap", b.ProtoReflect(), func(path string, m protoreflect.Message, _ bool) error {
+		if hcm, ok := m.Interface().(*hcmv3.HttpConnectionManager); ok {
+			if err := underscoreHeadersProblem(hcm); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// underscoreHeadersProblem: with Envoy's default (ALLOW) a client's
+// x_auth_subject passes the x-auth-* removals and leasegate's overwrite
+// untouched, and a backend that folds "_" into "-" (CGI, PHP-FPM, WSGI,
+// Rack) reads it as leasegate's identity header. REJECT_REQUEST or
+// DROP_HEADER both close that; the examples use REJECT_REQUEST.
+func underscoreHeadersProblem(hcm *hcmv3.HttpConnectionManager) error {
+	switch a := hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a {
+	case corev3.HttpProtocolOptions_REJECT_REQUEST, corev3.HttpProtocolOptions_DROP_HEADER:
+		return nil
+	default:
+		return fmt.Errorf("common_http_protocol_options.headers_with_underscores_action = %v, want REJECT_REQUEST or DROP_HEADER "+
+			"(otherwise a client's x_auth_subject reaches backends that fold \"_\" into \"-\")", a)
+	}
+}
+
 func exampleFiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(examplesDir, "*.yaml"))
@@ -296,8 +331,16 @@ func TestExamplesAreValidEnvoyConfig(t *testing.T) {
 // The broken fixtures are this file with one mistake each, so each failure
 // below is caused by that mistake alone.
 func TestBrokenFixturesControlIsValid(t *testing.T) {
-	if err := checkConfig(filepath.Join("testdata", "minimal-valid.yaml")); err != nil {
+	path := filepath.Join("testdata", "minimal-valid.yaml")
+	if err := checkConfig(path); err != nil {
 		t.Fatalf("control fixture is invalid:\n%v", err)
+	}
+	b, err := loadBootstrap(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lintLeasegate(b); err != nil {
+		t.Fatalf("control fixture fails leasegate's checks:\n%v", err)
 	}
 }
 
@@ -311,6 +354,9 @@ type brokenCase struct {
 	// it, so only validateDeep (Any descent or deprecation lint) can
 	// catch the problem.
 	passesTopLevel bool
+	// validEnvoy: the file is valid Envoy config (checkConfig accepts it);
+	// only lintLeasegate, leasegate's own requirements, catches the problem.
+	validEnvoy bool
 }
 
 var brokenCases = []brokenCase{
@@ -353,6 +399,13 @@ var brokenCases = []brokenCase{
 		wantErr:        "authorization_request.allowed_headers: deprecated field",
 		passesTopLevel: true,
 	},
+	{
+		name:           "headers with underscores allowed (Envoy's default)",
+		file:           "underscore-headers-allowed.yaml",
+		wantErr:        "headers_with_underscores_action = ALLOW, want REJECT_REQUEST or DROP_HEADER",
+		passesTopLevel: true,
+		validEnvoy:     true,
+	},
 }
 
 func TestBrokenConfigsAreRejected(t *testing.T) {
@@ -369,6 +422,16 @@ func TestBrokenConfigsAreRejected(t *testing.T) {
 				}
 			}
 			err := checkConfig(path)
+			if tt.validEnvoy {
+				if err != nil {
+					t.Fatalf("checkConfig: %v; want valid Envoy config so the case proves lintLeasegate", err)
+				}
+				b, lerr := loadBootstrap(path)
+				if lerr != nil {
+					t.Fatal(lerr)
+				}
+				err = lintLeasegate(b)
+			}
 			if err == nil {
 				t.Fatalf("checkConfig(%s) = nil, want error containing %q", tt.file, tt.wantErr)
 			}
@@ -555,6 +618,9 @@ func checkHCM(t *testing.T, hcm *hcmv3.HttpConnectionManager, clusters map[strin
 
 	if !hcm.GetGenerateRequestId().GetValue() {
 		t.Error("generate_request_id is not true")
+	}
+	if err := underscoreHeadersProblem(hcm); err != nil {
+		t.Error(err)
 	}
 	if !hcm.GetNormalizePath().GetValue() || !hcm.GetMergeSlashes() ||
 		hcm.GetPathWithEscapedSlashesAction() != hcmv3.HttpConnectionManager_REJECT_REQUEST {

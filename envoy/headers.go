@@ -1,9 +1,12 @@
 package envoy
 
 import (
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/leasegate/leasegate/authz"
 )
 
 // MaxHeaderFields bounds how many header fields the adapter looks at. A
@@ -19,6 +22,11 @@ const MaxHeaderFields = 10_000
 // in which each field is its own entry with the value in raw_value. When
 // header_map has entries it is the only source read: Envoy fills one or the
 // other, and reading both could count a field twice.
+//
+// Whatever the shape, Get reports every field of a name: its count, and the
+// values joined with "," in the order received, never one of them picked.
+// So the header_map shape gives the same value as Envoy's headers map for
+// the same request, and the true count besides.
 type headerView struct {
 	m    map[string]string
 	list []*corev3.HeaderValue
@@ -27,15 +35,32 @@ type headerView struct {
 	mixedCase bool
 }
 
-func newHeaderView(m map[string]string, hm *corev3.HeaderMap) (headerView, bool) {
+// Problems newHeaderView reports; each becomes the error_description of a
+// 400 invalid_request.
+const (
+	problemTooManyFields = "request has too many header fields"
+	problemValueAndRaw   = "header_map entry has both value and raw_value"
+)
+
+// newHeaderView builds the view, or returns a non-empty problem when the
+// headers cannot be read unambiguously: more than MaxHeaderFields, or a
+// header_map entry whose value and raw_value both carry different text
+// (config.core.v3.HeaderValue allows only one; reading either would be a
+// guess at what the proxy forwards).
+func newHeaderView(m map[string]string, hm *corev3.HeaderMap) (headerView, string) {
 	if list := hm.GetHeaders(); len(list) > 0 {
 		if len(list) > MaxHeaderFields {
-			return headerView{}, false
+			return headerView{}, problemTooManyFields
 		}
-		return headerView{list: list}, true
+		for _, hv := range list {
+			if raw := hv.GetRawValue(); len(raw) > 0 && hv.GetValue() != "" && hv.GetValue() != string(raw) {
+				return headerView{}, problemValueAndRaw
+			}
+		}
+		return headerView{list: list}, ""
 	}
 	if len(m) > MaxHeaderFields {
-		return headerView{}, false
+		return headerView{}, problemTooManyFields
 	}
 	h := headerView{m: m}
 	for k := range m {
@@ -44,32 +69,21 @@ func newHeaderView(m map[string]string, hm *corev3.HeaderMap) (headerView, bool)
 			break
 		}
 	}
-	return h, true
+	return h, ""
 }
 
-// Get returns the value of the field named name (lower-case) and how many
-// fields of that name the request carried. Names match case-insensitively.
-// With several fields the first value is returned; callers that care (the
-// Authorization check) refuse n > 1 anyway.
+// Get returns the value of the fields named name (lower-case) and how many
+// fields of that name the request carried; names match ASCII
+// case-insensitively.
+// With several fields the value is all of them joined with "," (in
+// header_map order; for map keys that differ only in case, in key order),
+// so a caller that refuses n > 1 (Authorization, Destination, Source,
+// Overwrite, If-None-Match) has the count, and one that does not still sees
+// a list, never the first field alone. Envoy's own "," joining in the
+// headers map arrives as one field (n == 1).
 func (h *headerView) Get(name string) (string, int) {
 	if h.list != nil {
-		var first *corev3.HeaderValue
-		n := 0
-		for _, hv := range h.list {
-			if hv != nil && strings.EqualFold(hv.GetKey(), name) {
-				if n == 0 {
-					first = hv
-				}
-				n++
-			}
-		}
-		if n == 0 {
-			return "", 0
-		}
-		if raw := first.GetRawValue(); len(raw) > 0 {
-			return string(raw), n
-		}
-		return first.GetValue(), n
+		return h.getList(name)
 	}
 	if !h.mixedCase {
 		v, ok := h.m[name]
@@ -79,17 +93,107 @@ func (h *headerView) Get(name string) (string, int) {
 		return v, 1
 	}
 	// Keys that differ only in case are separate fields of the same name.
-	var v string
-	n := 0
-	for k, val := range h.m {
-		if strings.EqualFold(k, name) {
-			if n == 0 {
-				v = val
-			}
-			n++
+	var keys []string
+	for k := range h.m {
+		if equalFoldASCII(k, name) {
+			keys = append(keys, k)
 		}
 	}
-	return v, n
+	switch len(keys) {
+	case 0:
+		return "", 0
+	case 1:
+		return h.m[keys[0]], 1
+	}
+	slices.Sort(keys) // map order is random; the answer must not be
+	vals := make([]string, len(keys))
+	for i, k := range keys {
+		vals[i] = h.m[k]
+	}
+	return strings.Join(vals, ","), len(keys)
+}
+
+func (h *headerView) getList(name string) (string, int) {
+	var first string
+	var joined []byte // only built for a second field
+	n := 0
+	for _, hv := range h.list {
+		if hv == nil || !equalFoldASCII(hv.GetKey(), name) {
+			continue
+		}
+		n++
+		switch n {
+		case 1:
+			first = entryValue(hv)
+		case 2:
+			joined = append(joined, first...)
+			fallthrough
+		default:
+			joined = append(joined, ',')
+			if raw := hv.GetRawValue(); len(raw) > 0 {
+				joined = append(joined, raw...)
+			} else {
+				joined = append(joined, hv.GetValue()...)
+			}
+		}
+	}
+	if n > 1 {
+		return string(joined), n
+	}
+	return first, n
+}
+
+// underscoreTwin returns the first request header name that is an
+// UnderscoreTwin of one of d's identity headers, or "". It allocates
+// nothing: it runs on every allow.
+func (h *headerView) underscoreTwin(d *authz.Decision) string {
+	if h.list != nil {
+		for _, hv := range h.list {
+			if hv != nil && UnderscoreTwin(d, hv.GetKey()) != "" {
+				return hv.GetKey()
+			}
+		}
+		return ""
+	}
+	for k := range h.m {
+		if UnderscoreTwin(d, k) != "" {
+			return k
+		}
+	}
+	return ""
+}
+
+// entryValue is a header_map entry's value: raw_value (what Envoy sends with
+// encode_raw_headers), else value. newHeaderView has refused entries where
+// both are set and differ.
+func entryValue(hv *corev3.HeaderValue) string {
+	if raw := hv.GetRawValue(); len(raw) > 0 {
+		return string(raw)
+	}
+	return hv.GetValue()
+}
+
+// equalFoldASCII compares header names as RFC 9110 does: ASCII letters
+// case-insensitively, every other byte exactly. strings.EqualFold would also
+// fold Unicode ("ſ" matches "s", "K" (Kelvin) matches "k"), making a name no
+// HTTP parser accepts count as Destination or Authorization.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func hasUpper(s string) bool {

@@ -8,20 +8,29 @@ import (
 	"unsafe"
 )
 
-// Wire layout of a lease, version 1:
+// Wire layout of a lease, version 2:
 //
 //	[0]      version
-//	[1:9]    validated_at, unix nanoseconds, little endian
-//	[9:17]   expiry, unix nanoseconds (0 = none)
+//	[1]      flags: bit 0 set when the lease has an expiry
+//	[2:10]   validated_at, unix seconds, little endian
+//	[10:14]  validated_at, nanoseconds within the second
+//	[14:22]  expiry, unix seconds (0 when there is none)
+//	[22:26]  expiry, nanoseconds within the second
+//	[26:34]  revocation generation the validation started at (Lease.Gen)
 //	then     subject, client_id, scope, issuer, audience, wlcg_ver,
 //	         each a uvarint length and the bytes.
 //
-// Fixed-width times and length-prefixed strings keep decoding to one pass
-// with no allocation beyond the buffer bigcache hands us.
+// Seconds and nanoseconds, not UnixNano: an int64 of nanoseconds ends in
+// 2262, before the "never" exp values issuers use (9999999999 is 2286).
+// SPEC §1: "Any exp a token can carry works". Fixed-width times and
+// length-prefixed strings keep decoding to one pass with no allocation
+// beyond the buffer bigcache hands us.
 const (
-	encVersion = 1
-	headerLen  = 17
+	encVersion = 2
+	headerLen  = 34
 	maxField   = 1 << 16
+
+	flagExpiry = 1 << 0
 )
 
 var errCorrupt = errors.New("leasecache: corrupt lease entry")
@@ -37,12 +46,12 @@ func encode(l Lease) ([]byte, error) {
 	}
 	buf := make([]byte, headerLen, n)
 	buf[0] = encVersion
-	binary.LittleEndian.PutUint64(buf[1:], uint64(l.ValidatedAt.UnixNano()))
-	var exp int64
+	putTime(buf[2:], l.ValidatedAt)
 	if !l.Expiry.IsZero() {
-		exp = l.Expiry.UnixNano()
+		buf[1] |= flagExpiry
+		putTime(buf[14:], l.Expiry)
 	}
-	binary.LittleEndian.PutUint64(buf[9:], uint64(exp))
+	binary.LittleEndian.PutUint64(buf[26:], l.Gen)
 	for _, f := range fields {
 		buf = binary.AppendUvarint(buf, uint64(len(f)))
 		buf = append(buf, f...)
@@ -50,17 +59,41 @@ func encode(l Lease) ([]byte, error) {
 	return buf, nil
 }
 
+func putTime(b []byte, t time.Time) {
+	binary.LittleEndian.PutUint64(b, uint64(t.Unix()))
+	binary.LittleEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
+}
+
+// getTime reads what putTime wrote; ok is false for an impossible
+// nanosecond count.
+func getTime(b []byte) (time.Time, bool) {
+	sec := int64(binary.LittleEndian.Uint64(b))
+	nsec := binary.LittleEndian.Uint32(b[8:])
+	if nsec >= 1e9 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, int64(nsec)), true
+}
+
 // decode reads a lease. Its strings share buf's memory, so buf must not be
 // reused by the caller (bigcache returns a fresh copy on every Get).
 func decode(buf []byte) (Lease, error) {
 	var l Lease
-	if len(buf) < headerLen || buf[0] != encVersion {
+	if len(buf) < headerLen || buf[0] != encVersion || buf[1]&^flagExpiry != 0 {
 		return l, errCorrupt
 	}
-	l.ValidatedAt = time.Unix(0, int64(binary.LittleEndian.Uint64(buf[1:])))
-	if exp := int64(binary.LittleEndian.Uint64(buf[9:])); exp != 0 {
-		l.Expiry = time.Unix(0, exp)
+	var ok bool
+	if l.ValidatedAt, ok = getTime(buf[2:]); !ok {
+		return Lease{}, errCorrupt
 	}
+	if buf[1]&flagExpiry != 0 {
+		if l.Expiry, ok = getTime(buf[14:]); !ok {
+			return Lease{}, errCorrupt
+		}
+	} else if binary.LittleEndian.Uint64(buf[14:]) != 0 || binary.LittleEndian.Uint32(buf[22:]) != 0 {
+		return Lease{}, errCorrupt
+	}
+	l.Gen = binary.LittleEndian.Uint64(buf[26:])
 	rest := buf[headerLen:]
 	for _, dst := range [...]*string{&l.Subject, &l.ClientID, &l.Scope, &l.Issuer, &l.Audience, &l.WLCGVersion} {
 		n, w := binary.Uvarint(rest)

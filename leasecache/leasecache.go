@@ -53,6 +53,10 @@ type Lease struct {
 	Issuer      string // leasegate's issuer name
 	Audience    string // space-separated
 	WLCGVersion string
+	// Gen is the cache's Generation() read before the validation started.
+	// Store refuses the lease when the token or its subject was revoked
+	// since; the zero value is refused after any such revoke.
+	Gen uint64
 }
 
 // Outcome is the result of a lookup.
@@ -101,19 +105,50 @@ type Config struct {
 // flood of garbage tokens cannot evict the good leases.
 const negativeShare = 8
 
+// maxRevokeRecords bounds the revocation records kept; past it they are
+// folded into the floor (every older lease void), which is always safe.
+const maxRevokeRecords = 1 << 16
+
+// ErrRevokedSince reports a lease or negative lease that Store or
+// StoreNegative dropped because its token or subject was revoked after the
+// validation began.
+var ErrRevokedSince = errors.New("leasecache: revoked while the validation was in flight")
+
 // Cache is the lease store. Safe for concurrent use.
+//
+// Revocations are ordered by a generation counter rather than by the clock:
+// every Revoke and RevokeSubject advances it, and a lease carries the
+// generation its validation started at. The counter lives here, not in the
+// engine, so every engine sharing the cache (the old and the new one during
+// a reload) sees every revoke.
 type Cache struct {
 	pos, neg    *bigcache.BigCache
 	now         func() time.Time
 	negativeTTL time.Duration
-	maxAge      time.Duration
+	maxAge      atomic.Int64 // lease.max, a time.Duration; SetMaxAge changes it
 
-	mu      sync.RWMutex
-	revoked map[subjectKey]int64 // unix nanos: leases validated at or before are void
-	nRevoke atomic.Int32         // len(revoked), read without the lock on the hot path
+	gen   atomic.Uint64 // revocation generation
+	floor atomic.Uint64 // leases and fills with Gen below it are void
+
+	// mu orders Store against Revoke: a fill checks the records and writes
+	// under the read lock, a revoke records and evicts under the write lock.
+	mu       sync.RWMutex
+	subjects map[subjectKey]uint64 // generation of the subject's last revoke
+	tokens   map[Key]uint64        // generation of the token's last revoke
+	queue    []revocation          // every record, oldest first, for pruning
+	nSubject atomic.Int32          // len(subjects), read without the lock on the hot path
 }
 
 type subjectKey struct{ issuer, subject string }
+
+// revocation is one admin revoke in the pruning queue.
+type revocation struct {
+	gen     uint64
+	at      time.Time // by the cache clock
+	token   Key
+	subject subjectKey
+	bySub   bool
+}
 
 // New builds a Cache.
 func New(cfg Config) (*Cache, error) {
@@ -142,14 +177,26 @@ func New(cfg Config) (*Cache, error) {
 		pos.Close()
 		return nil, fmt.Errorf("leasecache: negative store: %w", err)
 	}
-	return &Cache{
+	c := &Cache{
 		pos:         pos,
 		neg:         neg,
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
-		maxAge:      cfg.MaxAge,
-		revoked:     make(map[subjectKey]int64),
-	}, nil
+		subjects:    make(map[subjectKey]uint64),
+		tokens:      make(map[Key]uint64),
+	}
+	c.maxAge.Store(int64(cfg.MaxAge))
+	return c, nil
+}
+
+// SetMaxAge changes MaxAge (a reload of lease.max). Revoke records are kept
+// that long, so it must be at least the longest window in use; pruning
+// early only voids more. The stores' own expiry keeps the MaxAge of New: a
+// longer one only means earlier misses.
+func (c *Cache) SetMaxAge(d time.Duration) {
+	if d > 0 {
+		c.maxAge.Store(int64(d))
+	}
 }
 
 func storeConfig(mb int, life time.Duration, shards int) bigcache.Config {
@@ -194,15 +241,18 @@ func (c *Cache) Close() error {
 }
 
 // Lookup reports what the cache knows about k for a request whose window is
-// w. A hit needs now < validated_at+w and now < exp; a hit never changes the
-// lease. The lease is returned for Hit and Expired.
+// w. A hit needs validated_at <= now < validated_at+w and now < exp; a hit
+// never changes the lease. The lease is returned for Hit and Expired.
 func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 	now := c.now()
 	buf, err := c.pos.Get(keyString(&k))
 	if err == nil {
 		l, err := decode(buf)
 		switch {
-		case err != nil, c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry):
+		// SPEC §1: "a lease whose validated_at lies in the future (the wall
+		// clock stepped back) is a miss, never a longer hit" — nor a stale
+		// allowance, so it is not returned as Expired either.
+		case err != nil, c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
 			_ = c.pos.Delete(keyString(&k))
 		case now.Before(l.ValidatedAt.Add(w)):
 			return l, Hit
@@ -216,21 +266,52 @@ func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 	return Lease{}, Miss
 }
 
+// isNegative reports a negative lease younger than NegativeTTL. One stamped
+// in the future (the clock stepped back) stays negative and is re-stamped
+// now: a step back can neither turn it into an allow nor make it last
+// longer than NegativeTTL from when the step is noticed.
 func (c *Cache) isNegative(k Key, now time.Time) bool {
 	buf, err := c.neg.Get(keyString(&k))
-	if err != nil || len(buf) != 8 {
+	if err != nil || len(buf) != 12 {
 		return false
 	}
-	at := int64(binary.LittleEndian.Uint64(buf))
-	return now.UnixNano() < at+int64(c.negativeTTL)
+	at, ok := getTime(buf)
+	if !ok {
+		return false
+	}
+	if now.Before(at) {
+		// Under the lock, and only if still there: a Revoke that evicted
+		// it meanwhile must not see it come back.
+		c.mu.RLock()
+		if _, err := c.neg.Get(keyString(&k)); err == nil {
+			putTime(buf, now)
+			_ = c.neg.Set(keyString(&k), buf)
+		}
+		c.mu.RUnlock()
+		return true
+	}
+	return now.Before(at.Add(c.negativeTTL))
 }
 
+// Generation is the revocation generation: read it before a validation
+// starts, coalesce only validations that read the same value, and put it
+// in the Lease (or pass it to StoreNegative) so a revoke that happens
+// meanwhile wins. One atomic load.
+func (c *Cache) Generation() uint64 { return c.gen.Load() }
+
 // Store records a fresh validation; every tier's window restarts from
-// l.ValidatedAt. It clears a negative lease for k.
+// l.ValidatedAt. It clears a negative lease for k. When k or l's subject
+// was revoked after generation l.Gen, nothing is stored and the error is
+// ErrRevokedSince.
 func (c *Cache) Store(k Key, l Lease) error {
 	buf, err := encode(l)
 	if err != nil {
 		return err
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.revokedSinceLocked(k, l.Issuer, l.Subject, l.Gen) {
+		return fmt.Errorf("leasecache: lease %s: %w", k.Prefix(), ErrRevokedSince)
 	}
 	_ = c.neg.Delete(keyString(&k))
 	if err := c.pos.Set(keyString(&k), buf); err != nil {
@@ -240,49 +321,113 @@ func (c *Cache) Store(k Key, l Lease) error {
 }
 
 // StoreNegative removes k's lease and remembers for NegativeTTL that the
-// token is not active.
-func (c *Cache) StoreNegative(k Key) error {
+// token is not active. gen is Generation() read before the validation
+// started; a verdict older than a revoke of k is dropped (ErrRevokedSince),
+// as the revoke forgot everything about k.
+func (c *Cache) StoreNegative(k Key, gen uint64) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.revokedSinceLocked(k, "", "", gen) {
+		return fmt.Errorf("leasecache: negative lease %s: %w", k.Prefix(), ErrRevokedSince)
+	}
 	_ = c.pos.Delete(keyString(&k))
-	var buf [8]byte
-	binary.LittleEndian.PutUint64(buf[:], uint64(c.now().UnixNano()))
+	var buf [12]byte
+	putTime(buf[:], c.now())
 	if err := c.neg.Set(keyString(&k), buf[:]); err != nil {
 		return fmt.Errorf("leasecache: store negative lease %s: %w", k.Prefix(), err)
 	}
 	return nil
 }
 
+// revokedSinceLocked reports whether a validation that started at gen is
+// overtaken by a revoke of k or of (issuer, subject). c.mu is held.
+func (c *Cache) revokedSinceLocked(k Key, issuer, subject string, gen uint64) bool {
+	if gen < c.floor.Load() {
+		return true
+	}
+	if c.tokens[k] > gen {
+		return true
+	}
+	return (issuer != "" || subject != "") && c.subjects[subjectKey{issuer, subject}] > gen
+}
+
 // Revoke forgets everything about k, positive or negative, so the next
-// request with that token is validated with the issuer.
+// request with that token is validated with the issuer; a validation of k
+// already in flight can no longer store its answer.
 func (c *Cache) Revoke(k Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recordLocked(revocation{token: k})
 	e1 := c.pos.Delete(keyString(&k))
 	e2 := c.neg.Delete(keyString(&k))
 	return e1 == nil || e2 == nil
 }
 
-// RevokeSubject voids every lease of (issuer, subject) validated up to now,
-// without scanning the cache: lookups of older leases become misses.
+// RevokeSubject voids every lease of (issuer, subject) whose validation
+// started before now, without scanning the cache: lookups of those leases
+// become misses, and validations in flight can no longer store theirs.
 func (c *Cache) RevokeSubject(issuer, subject string) {
-	now := c.now().UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// Records older than MaxAge can void nothing any more.
-	for sk, at := range c.revoked {
-		if now-at > int64(c.maxAge) {
-			delete(c.revoked, sk)
-		}
-	}
-	c.revoked[subjectKey{issuer, subject}] = now
-	c.nRevoke.Store(int32(len(c.revoked)))
+	c.recordLocked(revocation{subject: subjectKey{issuer, subject}, bySub: true})
 }
 
+// recordLocked advances the generation, records r at it, and prunes.
+// c.mu is held for writing.
+func (c *Cache) recordLocked(r revocation) {
+	r.gen, r.at = c.gen.Add(1), c.now()
+	if r.bySub {
+		c.subjects[r.subject] = r.gen
+	} else {
+		c.tokens[r.token] = r.gen
+	}
+	c.queue = append(c.queue, r)
+	c.pruneLocked(r.at)
+	c.nSubject.Store(int32(len(c.subjects)))
+}
+
+// pruneLocked drops records older than MaxAge: no lease that old matters,
+// and no validation runs that long. Whatever it drops is folded into the
+// floor, so pruning early (clock stepped forward, too many records) only
+// voids more, never less. Amortised O(1): the queue is in generation order.
+func (c *Cache) pruneLocked(now time.Time) {
+	floor := c.floor.Load()
+	if len(c.queue) > maxRevokeRecords {
+		floor = c.gen.Load() // every validation that started before the newest revoke
+		clear(c.subjects)
+		clear(c.tokens)
+		c.queue = nil
+	}
+	n := 0
+	for _, r := range c.queue {
+		if now.Sub(r.at) <= time.Duration(c.maxAge.Load()) {
+			break // younger records follow (or the clock stepped back: keep them)
+		}
+		n++
+		floor = max(floor, r.gen)
+		// A later revoke of the same name has its own, younger record.
+		if r.bySub && c.subjects[r.subject] == r.gen {
+			delete(c.subjects, r.subject)
+		} else if !r.bySub && c.tokens[r.token] == r.gen {
+			delete(c.tokens, r.token)
+		}
+	}
+	c.queue = c.queue[n:] // append reallocates once the front is used up
+	c.floor.Store(floor)
+}
+
+// isRevoked reports a lease void by a later subject revoke or the floor.
 func (c *Cache) isRevoked(l *Lease) bool {
-	if c.nRevoke.Load() == 0 {
+	if l.Gen < c.floor.Load() {
+		return true
+	}
+	if c.nSubject.Load() == 0 {
 		return false
 	}
 	c.mu.RLock()
-	at, ok := c.revoked[subjectKey{l.Issuer, l.Subject}]
+	g := c.subjects[subjectKey{l.Issuer, l.Subject}]
 	c.mu.RUnlock()
-	return ok && l.ValidatedAt.UnixNano() <= at
+	return g > l.Gen
 }
 
 // Len is the number of positive leases held.

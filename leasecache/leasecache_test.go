@@ -84,6 +84,110 @@ func TestLeaseWindow(t *testing.T) {
 	}
 }
 
+func TestFarFutureExpiry(t *testing.T) {
+	// SPEC §1: "Any exp a token can carry works, including the far-future
+	// "never" values some issuers use (e.g. 9999999999)". UnixNano ends in
+	// 2262.
+	for _, exp := range []time.Time{
+		time.Unix(9999999999, 0),                                // 2286
+		time.Unix(253402300799, 999999999),                      // the last instant of year 9999
+		time.Date(2262, 4, 11, 23, 47, 16, 854775808, time.UTC), // one past UnixNano's range
+	} {
+		t.Run(exp.UTC().Format(time.RFC3339Nano), func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, clk)
+			k := KeyOf("tok")
+			l := lease(clk, 0)
+			l.Expiry = exp
+			if err := c.Store(k, l); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(59 * time.Second)
+			got, o := c.Lookup(k, time.Minute)
+			if o != Hit {
+				t.Fatalf("Lookup = %v, want hit", o)
+			}
+			if !got.Expiry.Equal(exp) {
+				t.Fatalf("Expiry = %s, want %s", got.Expiry, exp)
+			}
+		})
+	}
+}
+
+func TestClockStepBack(t *testing.T) {
+	// SPEC §1: "a lease whose validated_at lies in the future (the wall
+	// clock stepped back) is a miss, never a longer hit".
+	tests := []struct {
+		name string
+		back time.Duration
+	}{
+		{"one hour back on a 60s window", time.Hour},
+		{"one second back inside the window", time.Second},
+		{"one nanosecond back", time.Nanosecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, clk)
+			k := KeyOf("tok")
+			if err := c.Store(k, lease(clk, 2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(-tc.back)
+			// Not Expired either: that would let stale_if_error serve it.
+			if l, o := c.Lookup(k, time.Minute); o != Miss || l != (Lease{}) {
+				t.Fatalf("Lookup after a step back = %v %+v, want a miss without a lease", o, l)
+			}
+			// The clock catching up does not bring it back: it is gone.
+			clk.Advance(tc.back)
+			if _, o := c.Lookup(k, time.Minute); o != Miss {
+				t.Fatalf("Lookup after catching up = %v, want miss", o)
+			}
+		})
+	}
+	t.Run("a lease validated after the step hits as usual", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		k := KeyOf("tok")
+		clk.Advance(-time.Hour)
+		if err := c.Store(k, lease(clk, 2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(59 * time.Second)
+		if _, o := c.Lookup(k, time.Minute); o != Hit {
+			t.Fatalf("Lookup = %v, want hit", o)
+		}
+		clk.Advance(time.Second)
+		if _, o := c.Lookup(k, time.Minute); o != Expired {
+			t.Fatalf("Lookup at the window's end = %v, want expired", o)
+		}
+	})
+}
+
+func TestNegativeLeaseClockStepBack(t *testing.T) {
+	// A step back must not shorten a negative lease into an allow, nor
+	// stretch it by the size of the step: it stays negative, for
+	// NegativeTTL from when the step is noticed.
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	if err := c.StoreNegative(k, c.Generation()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(-time.Hour)
+	if _, o := c.Lookup(k, time.Minute); o != Negative {
+		t.Fatalf("right after the step back: %v, want negative", o)
+	}
+	clk.Advance(9 * time.Second)
+	if _, o := c.Lookup(k, 0); o != Negative {
+		t.Fatalf("9s later: %v, want negative", o)
+	}
+	clk.Advance(time.Second)
+	if _, o := c.Lookup(k, 0); o != Miss {
+		t.Fatalf("negative_ttl after the step was noticed: %v, want miss (not an hour more)", o)
+	}
+}
+
 func TestHitsDoNotExtend(t *testing.T) {
 	clk := newFakeClock()
 	c := newCache(t, clk)
@@ -136,7 +240,7 @@ func TestNegativeLease(t *testing.T) {
 	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.StoreNegative(k); err != nil {
+	if err := c.StoreNegative(k, c.Generation()); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []time.Duration{0, time.Minute} {
@@ -158,7 +262,7 @@ func TestStoreClearsNegative(t *testing.T) {
 	clk := newFakeClock()
 	c := newCache(t, clk)
 	k := KeyOf("tok")
-	if err := c.StoreNegative(k); err != nil {
+	if err := c.StoreNegative(k, c.Generation()); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
@@ -203,7 +307,9 @@ func TestRevokeSubject(t *testing.T) {
 	c.RevokeSubject("hydra", "alice")
 	clk.Advance(time.Second)
 	newer := KeyOf("newer")
-	if err := c.Store(newer, lease(clk, time.Hour)); err != nil {
+	nl := lease(clk, time.Hour)
+	nl.Gen = c.Generation() // a validation that started after the revoke
+	if err := c.Store(newer, nl); err != nil {
 		t.Fatal(err)
 	}
 	if _, o := c.Lookup(older, time.Minute); o != Miss {
@@ -236,7 +342,7 @@ func TestRevokeRecordsArePruned(t *testing.T) {
 	}
 	clk.Advance(11 * time.Minute)
 	c.RevokeSubject("hydra", "last")
-	if n := c.nRevoke.Load(); n != 1 {
+	if n := c.nSubject.Load(); n != 1 {
 		t.Fatalf("revoke records = %d, want 1 after MaxAge", n)
 	}
 }
@@ -299,7 +405,7 @@ func TestNegativeFloodKeepsPositiveLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 200000; i++ {
-		if err := c.StoreNegative(KeyOf(fmt.Sprint("garbage", i))); err != nil {
+		if err := c.StoreNegative(KeyOf(fmt.Sprint("garbage", i)), c.Generation()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -333,9 +439,11 @@ func TestConcurrentUse(t *testing.T) {
 				k := KeyOf(fmt.Sprint(i % 50))
 				switch i % 4 {
 				case 0:
-					_ = c.Store(k, lease(clk, time.Hour))
+					l := lease(clk, time.Hour)
+					l.Gen = c.Generation()
+					_ = c.Store(k, l)
 				case 1:
-					_ = c.StoreNegative(k)
+					_ = c.StoreNegative(k, c.Generation())
 				case 2:
 					c.RevokeSubject("hydra", "alice")
 				default:

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -44,10 +45,11 @@ func (s *service) adminHandler() http.Handler {
 
 const redacted = "[redacted]"
 
-// effectiveConfig is the running configuration with secrets redacted, the
-// effective tier table and the revocation bound.
-func (s *service) effectiveConfig() (map[string]any, error) {
-	cfg := *s.cfg.Load()
+// effectiveConfig is g's configuration with secrets redacted, its
+// effective tier table and revocation bound: one generation, so the
+// config and the policy shown always belong together.
+func (g *generation) effectiveConfig() (map[string]any, error) {
+	cfg := *g.cfg
 	cfg.Issuers = append([]IssuerConfig(nil), cfg.Issuers...)
 	for i := range cfg.Issuers {
 		in := &cfg.Issuers[i].Introspection
@@ -58,28 +60,32 @@ func (s *service) effectiveConfig() (map[string]any, error) {
 	if cfg.Admin.Secret != "" {
 		cfg.Admin.Secret = redacted
 	}
-	cfg.Tiers = nil
+	cfg.Tiers = nil // replaced by the effective table below
 	raw, err := yaml.Marshal(&cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("marshal config: %w", err)
 	}
 	out := map[string]any{}
 	if err := yaml.Unmarshal(raw, &out); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unmarshal config: %w", err)
 	}
-	pol := s.engine.Load().Policy()
+	// Methods by tier name from the same config the policy was built from
+	// (the copy above has no tiers any more), never by position.
+	methods := map[string][]string{}
+	for _, t := range g.cfg.PolicyConfig().Tiers {
+		methods[t.Name] = t.Methods
+	}
 	var tiers []map[string]any
-	pc := cfg.PolicyConfig()
-	for i, t := range pol.Tiers() {
+	for _, t := range g.pol.Tiers() {
 		tiers = append(tiers, map[string]any{
 			"name":           t.Name,
-			"methods":        pc.Tiers[i].Methods,
+			"methods":        methods[t.Name],
 			"window":         t.Window.String(),
 			"stale_if_error": t.StaleIfError.String(),
 		})
 	}
 	out["tiers"] = tiers
-	out["revocation_bound"] = boundView(pol.RevocationBound())
+	out["revocation_bound"] = boundView(g.pol.RevocationBound())
 	return out, nil
 }
 
@@ -96,7 +102,7 @@ func boundView(b policy.Bound) map[string]any {
 
 // serveConfig is open like /metrics: everything secret is redacted.
 func (s *service) serveConfig(w http.ResponseWriter, _ *http.Request) {
-	out, err := s.effectiveConfig()
+	out, err := s.gen.Load().effectiveConfig()
 	if err != nil {
 		http.Error(w, "config: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -124,11 +130,10 @@ func (s *service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be a JSON object with token, token_sha256, or subject and issuer"})
 		return
 	}
-	eng := s.engine.Load()
 	switch {
 	case req.Token != "" && req.TokenSHA256 == "" && req.Subject == "":
 		key := leasecache.KeyOf(req.Token)
-		found := eng.Revoke(key)
+		found := s.revoke(key)
 		s.log.Info("admin revoke", slog.String("token_id", key.Prefix()), slog.Bool("found", found))
 		writeJSON(w, http.StatusOK, map[string]any{"revoked": found, "token_id": key.Prefix()})
 	case req.TokenSHA256 != "" && req.Token == "" && req.Subject == "":
@@ -137,11 +142,11 @@ func (s *service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		found := eng.Revoke(key)
+		found := s.revoke(key)
 		s.log.Info("admin revoke", slog.String("token_id", key.Prefix()), slog.Bool("found", found))
 		writeJSON(w, http.StatusOK, map[string]any{"revoked": found, "token_id": key.Prefix()})
 	case req.Subject != "" && req.Issuer != "" && req.Token == "" && req.TokenSHA256 == "":
-		if err := eng.RevokeSubject(req.Issuer, req.Subject); err != nil {
+		if err := s.revokeSubject(req.Issuer, req.Subject); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
@@ -155,7 +160,7 @@ func (s *service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 // adminAuthorized checks the admin bearer secret, when one is configured,
 // in constant time.
 func (s *service) adminAuthorized(r *http.Request) bool {
-	secret := s.cfg.Load().Admin.Secret
+	secret := s.gen.Load().cfg.Admin.Secret
 	if secret == "" {
 		return true
 	}

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/policy"
 )
 
@@ -38,6 +39,7 @@ type Config struct {
 	path    string
 	lines   map[string]int  // field path → YAML line, for problems
 	fromEnv map[string]bool // fields whose value came from ${VAR}
+	getenv  func(string) string
 }
 
 type ListenConfig struct {
@@ -60,6 +62,8 @@ type IssuerConfig struct {
 	LocalHosts       []string            `yaml:"local_hosts"`
 	ClockSkew        time.Duration       `yaml:"clock_skew"`
 	Breaker          BreakerConfig       `yaml:"circuit_breaker"`
+	// AcceptAnyAudience lets a jwt issuer go without audiences (SPEC §2).
+	AcceptAnyAudience bool `yaml:"accept_any_audience"`
 }
 
 type IntrospectionConfig struct {
@@ -186,7 +190,8 @@ func Load(path string) (*Config, error) {
 // Parse is Load without the file system; lookupEnv resolves ${VAR}.
 func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	ps := &Problems{File: name}
-	cfg := &Config{path: name, lines: map[string]int{}, fromEnv: map[string]bool{}}
+	cfg := &Config{path: name, lines: map[string]int{}, fromEnv: map[string]bool{},
+		getenv: func(k string) string { v, _ := lookupEnv(k); return v }}
 
 	// Strict pass: unknown keys and type errors, with yaml's own line numbers.
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -410,30 +415,56 @@ func cmpOr(v, def string) string {
 	return v
 }
 
-// readSecretFiles resolves *_file keys; a secret given both ways is an error.
+// readSecretFiles resolves *_file keys; a secret given both ways is an
+// error. So is a secret that is configured but empty (SPEC §6): an empty
+// file, a ${VAR} set to "" or a bare "" must never read as "no secret",
+// which for admin.secret would turn admin authentication off.
 func (c *Config) readSecretFiles(ps *Problems) {
 	read := func(field, file string, dst *string) {
-		if file == "" {
-			if *dst != "" && !c.fromEnv[field] {
-				c.problem(ps, field, "inline secrets are refused: use ${ENV_VAR} or "+field[strings.LastIndexByte(field, '.')+1:]+"_file")
+		fileField := field + "_file"
+		_, keyed := c.lines[field]
+		_, fileKeyed := c.lines[fileField]
+		switch {
+		case c.hasProblem(ps, field) || c.hasProblem(ps, fileField):
+			// An unset ${VAR}: said already.
+		case file == "" && fileKeyed:
+			c.problem(ps, fileField, "is configured but empty")
+		case file == "" && *dst != "" && !c.fromEnv[field]:
+			c.problem(ps, field, "inline secrets are refused: use ${ENV_VAR} or "+fileField[strings.LastIndexByte(fileField, '.')+1:])
+		case file == "" && keyed && strings.TrimSpace(*dst) == "":
+			how := "an empty value"
+			if c.fromEnv[field] {
+				how = "its environment variable is empty"
 			}
-			return
-		}
-		if *dst != "" {
+			c.problem(ps, field, "is configured but empty ("+how+"); remove the key for no secret")
+		case file == "":
+		case keyed:
 			c.problem(ps, field, "set either the secret or its _file, not both")
-			return
+		default:
+			b, err := os.ReadFile(file)
+			if err != nil {
+				c.problem(ps, fileField, fmt.Sprintf("read secret: %v", err))
+				return
+			}
+			*dst = strings.TrimRight(string(b), "\r\n")
+			if strings.TrimSpace(*dst) == "" {
+				c.problem(ps, fileField, fmt.Sprintf("%s is empty or blank; a configured secret must not be", file))
+			}
 		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			c.problem(ps, field+"_file", fmt.Sprintf("read secret: %v", err))
-			return
-		}
-		*dst = strings.TrimRight(string(b), "\r\n")
 	}
 	for i := range c.Issuers {
 		read(fmt.Sprintf("issuers[%d].introspection.client_secret", i), c.Issuers[i].Introspection.ClientSecretFile, &c.Issuers[i].Introspection.ClientSecret)
 	}
 	read("admin.secret", c.Admin.SecretFile, &c.Admin.Secret)
+}
+
+func (c *Config) hasProblem(ps *Problems, field string) bool {
+	for _, p := range ps.List {
+		if p.Field == field {
+			return true
+		}
+	}
+	return false
 }
 
 // problem records msg at field's line, or the nearest enclosing field's.
@@ -462,8 +493,14 @@ func (c *Config) validate(ps *Problems) {
 		if addr == "" && optional {
 			return
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
 			c.problem(ps, field, fmt.Sprintf("%q is not host:port: %v", addr, err))
+			return
+		}
+		// SplitHostPort takes any port text; Listen would refuse at start.
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			c.problem(ps, field, fmt.Sprintf("%q: port %q is not a TCP port (0-65535 or a service name)", addr, port))
 		}
 	}
 	checkAddr("listen.grpc", c.Listen.GRPC, false)
@@ -474,7 +511,7 @@ func (c *Config) validate(ps *Problems) {
 	default:
 		c.problem(ps, "listen.http_mode", fmt.Sprintf("%q is not one of envoy, nginx, forwarded, auto", c.Listen.HTTPMode))
 	}
-	if !isLoopback(c.Listen.Admin) && c.Admin.Secret == "" {
+	if c.adminOpen() {
 		c.problem(ps, "listen.admin", "a non-loopback admin listener needs admin.secret (POST /revoke must not be open)")
 	}
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") || strings.IndexFunc(c.Realm, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
@@ -534,6 +571,15 @@ func (c *Config) validate(ps *Problems) {
 		if _, err := sampler(c.Tracing.Sampler, c.Tracing.SamplerArg); err != nil {
 			c.problem(ps, "tracing.sampler", err.Error())
 		}
+	} else if c.Tracing.SamplerArg != nil {
+		c.problem(ps, "tracing.sampler_arg", "has no effect without tracing.sampler")
+	}
+	// The OTLP exporters take a bad URL without an error and send the
+	// spans to their default endpoint instead.
+	checkURL(c, ps, "tracing.endpoint", c.Tracing.Endpoint, false)
+	// The OTEL_* environment can refuse start-up too; say so here.
+	if _, err := tracingExporter(c.Tracing, c.getenv); err != nil {
+		c.problem(ps, "tracing", err.Error()+" (environment)")
 	}
 	if c.Server.StartGrace < 0 || c.Server.DrainTimeout < 0 {
 		c.problem(ps, "server", "durations must not be negative")
@@ -546,73 +592,15 @@ func (c *Config) validate(ps *Problems) {
 	}
 }
 
+// validateIssuers runs the engine's own issuer checks (authz.ValidateIssuers,
+// which authz.New runs too), so -check refuses exactly what start-up would
+// (SPEC §6), and adds the limits that are leasegate's and not the engine's.
 func (c *Config) validateIssuers(ps *Problems) {
 	if len(c.Issuers) == 0 {
 		c.problem(ps, "issuers", "at least one issuer is needed")
 	}
-	names := map[string]bool{}
-	iss := map[string]bool{}
-	opaque := ""
 	for i, is := range c.Issuers {
 		f := fmt.Sprintf("issuers[%d]", i)
-		switch {
-		case is.Name == "":
-			c.problem(ps, f+".name", "is required")
-		case names[is.Name]:
-			c.problem(ps, f+".name", fmt.Sprintf("%q is used by two issuers", is.Name))
-		}
-		names[is.Name] = true
-		if is.Issuer == "" {
-			c.problem(ps, f+".issuer", "is required (the exact iss value)")
-		} else if iss[is.Issuer] {
-			c.problem(ps, f+".issuer", fmt.Sprintf("%q is configured twice", is.Issuer))
-		}
-		iss[is.Issuer] = true
-		if is.DefaultForOpaque {
-			if opaque != "" {
-				c.problem(ps, f+".default_for_opaque", fmt.Sprintf("issuer %q is already default_for_opaque; at most one may be", opaque))
-			}
-			opaque = is.Name
-		}
-		wantIntro := false
-		switch is.Mode {
-		case "introspection", "jwt+introspection":
-			wantIntro = true
-		case "jwt":
-			if is.DefaultForOpaque {
-				c.problem(ps, f+".default_for_opaque", "a jwt-only issuer cannot validate opaque tokens")
-			}
-		default:
-			c.problem(ps, f+".mode", fmt.Sprintf("%q is not introspection, jwt or jwt+introspection", is.Mode))
-		}
-		in := is.Introspection
-		if wantIntro {
-			checkURL(c, ps, f+".introspection.endpoint", in.Endpoint, true)
-			switch in.Auth {
-			case "client_secret_basic", "client_secret_post":
-				if in.ClientID == "" {
-					c.problem(ps, f+".introspection.client_id", "is required for "+in.Auth)
-				}
-				if in.ClientSecret == "" {
-					c.problem(ps, f+".introspection.client_secret", "is required for "+in.Auth+" (use ${ENV_VAR} or client_secret_file)")
-				}
-			case "none":
-			default:
-				c.problem(ps, f+".introspection.auth", fmt.Sprintf("%q is not client_secret_basic, client_secret_post or none", in.Auth))
-			}
-			if in.Timeout < 0 {
-				c.problem(ps, f+".introspection.timeout", "must not be negative")
-			}
-			if in.MaxConns < 0 {
-				c.problem(ps, f+".introspection.max_conns", "must not be negative")
-			}
-		}
-		if is.Mode != "introspection" {
-			checkURL(c, ps, f+".jwks_uri", is.JWKSURI, false)
-			if is.JWKSURI == "" {
-				checkURL(c, ps, f+".issuer", is.Issuer, true)
-			}
-		}
 		if err := policy.ValidateBasePath(is.BasePath); err != nil {
 			c.problem(ps, f+".base_path", fmt.Sprintf("%q: %v", is.BasePath, err))
 		}
@@ -624,6 +612,53 @@ func (c *Config) validateIssuers(ps *Problems) {
 			c.problem(ps, f+".circuit_breaker", "failures must be ≥ 1 and open_for not negative")
 		}
 	}
+	for _, p := range authz.ValidateIssuers(c.authzIssuers()) {
+		f := fmt.Sprintf("issuers[%d]", p.Issuer)
+		if p.Field != "" {
+			f += "." + p.Field
+		}
+		// A key leasegate already refused (an empty secret or secret file,
+		// a skew out of range) needs no second line.
+		if !c.hasProblem(ps, f) && !c.hasProblem(ps, f+"_file") {
+			c.problem(ps, f, p.Msg)
+		}
+	}
+}
+
+// authzIssuers is the engine's view of the issuers: what -check validates
+// is what start-up builds.
+func (c *Config) authzIssuers() []authz.IssuerConfig {
+	out := make([]authz.IssuerConfig, 0, len(c.Issuers))
+	for _, is := range c.Issuers {
+		in := is.Introspection
+		out = append(out, authz.IssuerConfig{
+			Name:             is.Name,
+			Issuer:           is.Issuer,
+			Mode:             authz.Mode(is.Mode),
+			DefaultForOpaque: is.DefaultForOpaque,
+			Introspection: authz.IntrospectionConfig{
+				Endpoint:     in.Endpoint,
+				Auth:         in.Auth,
+				ClientID:     in.ClientID,
+				ClientSecret: in.ClientSecret,
+				Timeout:      in.Timeout,
+				MaxConns:     in.MaxConns,
+			},
+			JWT: authz.JWTConfig{
+				JWKSURI:       is.JWKSURI,
+				Audiences:     is.Audiences,
+				AcceptWLCGAny: is.AcceptWLCGAny,
+				ClockSkew:     is.ClockSkew,
+			},
+			Audiences:         is.Audiences,
+			AcceptAnyAudience: is.AcceptAnyAudience,
+			BasePath:          is.BasePath,
+			LocalHosts:        is.LocalHosts,
+			BreakerFailures:   is.Breaker.Failures,
+			BreakerOpenFor:    is.Breaker.OpenFor,
+		})
+	}
+	return out
 }
 
 func checkURL(c *Config, ps *Problems, field, raw string, required bool) {
@@ -772,6 +807,9 @@ func (c *Config) PolicyConfig() policy.Config {
 	}
 	return pc
 }
+
+// adminOpen: the admin API would listen beyond loopback with no secret.
+func (c *Config) adminOpen() bool { return !isLoopback(c.Listen.Admin) && c.Admin.Secret == "" }
 
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)

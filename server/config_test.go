@@ -1,13 +1,120 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"flag"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
+
+var update = flag.Bool("update", false, "rewrite the testdata/config/check/*.golden files")
+
+// checkEnv is the environment of the testdata/config/check files.
+var checkEnv = map[string]string{"TEST_SECRET": "s3cr:t", "LEASEGATE_TEST_EMPTY": ""}
+
+// checkFiles are the configurations whose -check output is kept as a golden
+// file; each binds 127.0.0.1:0 only, so it can also be started.
+func checkFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "config", "check", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no check files: %v", err)
+	}
+	return files
+}
+
+// checkOutput is what leasegate -check prints for a file: its problems, or
+// the summary.
+func checkOutput(path string) (string, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error(), false
+	}
+	cfg, err := Parse(filepath.Base(path), data, testEnv(checkEnv))
+	if err != nil {
+		return err.Error() + "\n", false
+	}
+	return cfg.Summary() + "\n", true
+}
+
+func TestCheckGolden(t *testing.T) {
+	for _, f := range checkFiles(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			got, _ := checkOutput(f)
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (go test -run TestCheckGolden -update writes it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("-check output differs from %s:\n got: %s\nwant: %s", golden, got, want)
+			}
+		})
+	}
+}
+
+// SPEC §6: a configuration -check accepts must start, and one it refuses
+// must not. Each check file goes through Parse (what -check runs) and
+// through Run (start-up, which loads the file itself) and both must agree.
+func TestCheckAgreesWithStart(t *testing.T) {
+	for k, v := range checkEnv {
+		t.Setenv(k, v)
+	}
+	for _, f := range checkFiles(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			out, checkOK := checkOutput(f)
+			startErr := tryStart(t, f)
+			if checkOK != (startErr == nil) {
+				t.Fatalf("-check and start disagree:\n-check: %s start: %v", out, startErr)
+			}
+		})
+	}
+}
+
+// tryStart runs the server on path until its listeners are up, then stops
+// it; the error is why it did not start.
+func tryStart(t *testing.T, path string) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	up := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{
+			ConfigPath: path,
+			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Getenv:     func(string) string { return "" }, // no OTEL_* from the test's environment
+			OnListen:   func(Addrs) { close(up) },
+		})
+	}()
+	select {
+	case <-up:
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run after a clean start: %v", err)
+		}
+		return nil
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned nil without starting")
+		}
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run neither started nor failed")
+		return nil
+	}
+}
 
 func testEnv(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
@@ -92,7 +199,7 @@ func TestParseProblems(t *testing.T) {
 			`many_problems.yaml:2: listen.grpc: "nonsense" is not host:port`,
 			"many_problems.yaml:3: listen.admin: a non-loopback admin listener needs admin.secret",
 			"many_problems.yaml:4: realm: must not contain quotes",
-			`many_problems.yaml:11: issuers[0].introspection.endpoint: "not a url" is not an absolute http(s) URL`,
+			`many_problems.yaml:11: issuers[0].introspection.endpoint: endpoint "not%20a%20url": scheme must be http or https`,
 			`many_problems.yaml:12: issuers[1].name: "a" is used by two issuers`,
 			`many_problems.yaml:14: issuers[1].mode: "magic" is not introspection, jwt or jwt+introspection`,
 			`many_problems.yaml:15: issuers[1].default_for_opaque: issuer "a" is already default_for_opaque`,

@@ -511,6 +511,12 @@ func startConfigured(t testing.TB, yamlText string, tp trace.TracerProvider) *ru
 // startConfiguredLog sends the logs to w instead, when w is not nil.
 func startConfiguredLog(t testing.TB, yamlText string, tp trace.TracerProvider, w io.Writer) *running {
 	t.Helper()
+	return startConfiguredOpts(t, yamlText, tp, w, nil)
+}
+
+// startConfiguredOpts lets mod change Run's options (a clock, say).
+func startConfiguredOpts(t testing.TB, yamlText string, tp trace.TracerProvider, w io.Writer, mod func(*Options)) *running {
+	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "leasegate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yamlText), 0o600); err != nil {
 		t.Fatal(err)
@@ -526,14 +532,16 @@ func startConfiguredLog(t testing.TB, yamlText string, tp trace.TracerProvider, 
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	listening := make(chan Addrs, 1)
-	go func() {
-		r.done <- Run(ctx, Options{
-			ConfigPath: cfgPath, Config: cfg, Version: "test", Reload: r.reload,
-			Logger:         slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			TracerProvider: tp,
-			OnListen:       func(a Addrs) { listening <- a },
-		})
-	}()
+	opts := Options{
+		ConfigPath: cfgPath, Config: cfg, Version: "test", Reload: r.reload,
+		Logger:         slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		TracerProvider: tp,
+		OnListen:       func(a Addrs) { listening <- a },
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	go func() { r.done <- Run(ctx, opts) }()
 	select {
 	case r.addrs = <-listening:
 	case err := <-r.done:

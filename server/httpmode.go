@@ -13,10 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/envoy"
 )
 
 // Checker is what HTTP mode needs from the engine.
@@ -32,16 +32,19 @@ const (
 	// sends PathPrefix + the original path and query as the request target.
 	HTTPModeEnvoy = "envoy"
 	// HTTPModeNginx: nginx auth_request; the original request travels in
-	// X-Original-Method, X-Original-URI and (optionally) X-Original-Host.
+	// X-Original-Method, X-Original-URI and X-Original-Host, all three
+	// required (SPEC §4).
 	HTTPModeNginx = "nginx"
 	// HTTPModeForwarded: Traefik ForwardAuth and Caddy forward_auth;
-	// X-Forwarded-Method, X-Forwarded-Uri and (optionally) X-Forwarded-Host.
+	// X-Forwarded-Method, X-Forwarded-Uri and X-Forwarded-Host, all three
+	// required.
 	HTTPModeForwarded = "forwarded"
 	// HTTPModeAuto picks nginx when X-Original-Method or X-Original-URI is
 	// present, else forwarded when X-Forwarded-Method or X-Forwarded-Uri is,
-	// else envoy. Only safe when the proxy in front always overwrites (or
-	// always drops) all of those headers: otherwise a client chooses the
-	// convention and the method the tier is picked by.
+	// else envoy; a convention so chosen needs all three of its headers.
+	// Only safe when the proxy in front always overwrites (or always drops)
+	// all of those headers: otherwise a client chooses the convention and
+	// the method the tier is picked by.
 	HTTPModeAuto = "auto"
 )
 
@@ -91,9 +94,6 @@ var (
 	nginxConvention     = convention{HTTPModeNginx, hdrOriginalMethod, hdrOriginalURI, hdrOriginalHost}
 	forwardedConvention = convention{HTTPModeForwarded, hdrForwardedMethod, hdrForwardedURI, hdrForwardedHost}
 )
-
-// maxRequestIDBytes bounds the x-request-id copied into logs and spans.
-const maxRequestIDBytes = 128
 
 type httpModeHandler struct {
 	mode   string
@@ -152,8 +152,7 @@ func (h *httpModeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v == http.ErrAbortHandler {
 			panic(v)
 		}
-		h.log.LogAttrs(r.Context(), slog.LevelError, "http mode: panic while deciding",
-			slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+		h.log.LogAttrs(r.Context(), slog.LevelError, "http mode: panic while deciding; answered 503", envoy.PanicAttrs(v)...)
 		// Drop whatever was staged (identity headers of an allow in the
 		// making) and fail closed.
 		clear(w.Header())
@@ -180,6 +179,28 @@ func (h *httpModeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := eng.Check(r.Context(), req)
+	if d.Allow {
+		if bad := envoy.UnpassableHeader(&d); bad != "" {
+			// net/http would turn CR and LF into spaces (and a backend may
+			// trim them): an identity is passed exactly or not at all, as
+			// on the gRPC path.
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "identity cannot be passed upstream",
+				slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+			envoy.RefuseIdentity(&d, quotable(h.realm))
+		}
+	}
+	if d.Allow {
+		for name := range r.Header {
+			if envoy.UnderscoreTwin(&d, name) != "" {
+				// The proxy overwrites X-Auth-Subject, not X_Auth_Subject,
+				// and a backend may read the one as the other.
+				h.log.LogAttrs(r.Context(), slog.LevelInfo, "denied: underscore spelling of an identity header",
+					slog.String("header", name), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+				envoy.RefuseUnderscoreTwin(&d, quotable(h.realm))
+				break
+			}
+		}
+	}
 	writeDecision(w, conv, &d)
 }
 
@@ -207,7 +228,7 @@ func (h *httpModeHandler) conventionFor(hdr http.Header) convention {
 func (h *httpModeHandler) authzRequest(r *http.Request, conv convention) (*authz.Request, string) {
 	req := &authz.Request{Headers: headerView(r.Header)}
 	if ids := r.Header.Values("X-Request-Id"); len(ids) == 1 {
-		req.RequestID = truncate(ids[0], maxRequestIDBytes)
+		req.RequestID = ids[0] // the engine clips it where it logs it
 	}
 	if conv.name == HTTPModeEnvoy {
 		// The request is the original; X-Original-*/X-Forwarded-* are
@@ -238,16 +259,18 @@ func (h *httpModeHandler) authzRequest(r *http.Request, conv convention) (*authz
 	if u[0] != '/' || !isURIText(u) {
 		return nil, conv.uri + " is not an origin-form request target"
 	}
-	req.Method, req.Path, req.Host = m, u, r.Host
-	switch hosts := r.Header.Values(conv.host); {
-	case len(hosts) > 1:
-		return nil, "more than one " + conv.host + " header"
-	case len(hosts) == 1:
-		if hosts[0] == "" || strings.IndexByte(hosts[0], ',') >= 0 || !isURIText(hosts[0]) {
-			return nil, conv.host + " is not a single host"
-		}
-		req.Host = hosts[0]
+	// SPEC §4: "In the nginx and forwarded modes all three are required
+	// (400 when one is missing): the auth subrequest's own Host names
+	// leasegate, not the protected server." With it every absolute
+	// Destination would look remote (a push needs only read access).
+	host, problem := singleHeader(r.Header, conv.host)
+	if problem != "" {
+		return nil, problem
 	}
+	if strings.IndexByte(host, ',') >= 0 || !isURIText(host) {
+		return nil, conv.host + " is not a single host"
+	}
+	req.Method, req.Path, req.Host = m, u, host
 	return req, ""
 }
 
@@ -361,13 +384,6 @@ func isURIText(s string) bool {
 		}
 	}
 	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // headerView is authz.Headers over net/http's header map: lower-case names

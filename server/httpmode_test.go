@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/envoy"
 )
 
 // fakeChecker records what the engine would have been asked.
@@ -24,9 +27,21 @@ type fakeChecker struct {
 	auth     string // Authorization as the engine saw it
 	authN    int
 	dest     string
+	fields   map[string]headerCount // singleValued names as the engine saw them
 	decision authz.Decision
 	panics   bool
+	panicV   any // the panic value when panics; "engine bug" when nil
 }
+
+// headerCount is what Headers.Get returned for one name.
+type headerCount struct {
+	value string
+	n     int
+}
+
+// singleValued are the request headers SPEC §3 allows once; the engine
+// refuses n > 1, HTTP mode's job is the count.
+var singleValued = []string{"destination", "source", "overwrite", "if-none-match", "authorization"}
 
 func (f *fakeChecker) Check(_ context.Context, r *authz.Request) authz.Decision {
 	f.mu.Lock()
@@ -35,7 +50,15 @@ func (f *fakeChecker) Check(_ context.Context, r *authz.Request) authz.Decision 
 	f.got = *r
 	f.auth, f.authN = r.Headers.Get("authorization")
 	f.dest, _ = r.Headers.Get("destination")
+	f.fields = map[string]headerCount{}
+	for _, name := range singleValued {
+		v, n := r.Headers.Get(name)
+		f.fields[name] = headerCount{v, n}
+	}
 	if f.panics {
+		if f.panicV != nil {
+			panic(f.panicV)
+		}
 		panic("engine bug")
 	}
 	return f.decision
@@ -141,20 +164,43 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			name: "nginx header names are case-insensitive", mode: HTTPModeNginx,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"x-original-method", "MKCOL"}, {"x-original-uri", "/d/"}},
-			wantStatus: 200, wantMethod: "MKCOL", wantPath: "/d/", wantHost: "h",
+			headers:    []kv{{"x-original-method", "MKCOL"}, {"x-original-uri", "/d/"}, {"x-original-host", "storage.example"}},
+			wantStatus: 200, wantMethod: "MKCOL", wantPath: "/d/", wantHost: "storage.example",
 		},
 		{
-			name: "nginx host falls back to Host", mode: HTTPModeNginx,
+			// SPEC §4: the subrequest's own Host names leasegate, so it is
+			// never a fallback.
+			name: "nginx without X-Original-Host refuses", mode: HTTPModeNginx,
 			method: "GET", target: "/_leasegate", host: "storage.example:8443",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}},
+			wantStatus: 400, wantProblem: "missing X-Original-Host",
+		},
+		{
+			name: "nginx empty X-Original-Host", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", ""}},
+			wantStatus: 400, wantProblem: "empty X-Original-Host",
+		},
+		{
+			name: "nginx X-Original-Host with a space", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "a b"}},
+			wantStatus: 400, wantProblem: "X-Original-Host is not a single host",
+		},
+		{
+			name: "nginx keeps the port of X-Original-Host", mode: HTTPModeNginx,
+			method: "GET", target: "/", host: "leasegate",
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example:8443"}},
 			wantStatus: 200, wantMethod: "GET", wantPath: "/f", wantHost: "storage.example:8443",
 		},
 		{
 			name: "nginx ignores X-Forwarded headers", mode: HTTPModeNginx,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/g"}},
-			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
+			headers: []kv{
+				{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example"},
+				{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/g"}, {"X-Forwarded-Host", "other.example"},
+			},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "storage.example",
 		},
 		{
 			name: "nginx never uses the subrequest's own method", mode: HTTPModeNginx,
@@ -213,7 +259,7 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			name: "nginx comma in URI path is fine", mode: HTTPModeNginx,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a,b/c"}},
+			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a,b/c"}, {"X-Original-Host", "h"}},
 			wantStatus: 200, wantMethod: "GET", wantPath: "/a,b/c", wantHost: "h",
 		},
 		{
@@ -231,8 +277,23 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			name: "forwarded ignores X-Original headers", mode: HTTPModeForwarded,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", "/f"}, {"X-Original-Method", "GET"}, {"X-Original-URI", "/g"}},
-			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
+			headers: []kv{
+				{"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "storage.example"},
+				{"X-Original-Method", "GET"}, {"X-Original-URI", "/g"}, {"X-Original-Host", "other.example"},
+			},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "storage.example",
+		},
+		{
+			name: "forwarded without X-Forwarded-Host refuses", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "127.0.0.1:9002",
+			headers:    []kv{{"X-Forwarded-Method", "COPY"}, {"X-Forwarded-Uri", "/store/a"}, {"X-Forwarded-Proto", "https"}},
+			wantStatus: 400, wantProblem: "missing X-Forwarded-Host",
+		},
+		{
+			name: "forwarded duplicate X-Forwarded-Host", mode: HTTPModeForwarded,
+			method: "GET", target: "/", host: "h",
+			headers:    []kv{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "a"}, {"x-forwarded-host", "b"}},
+			wantStatus: 400, wantProblem: "more than one X-Forwarded-Host",
 		},
 		{
 			name: "forwarded missing uri", mode: HTTPModeForwarded,
@@ -255,14 +316,37 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			name: "auto picks nginx", mode: HTTPModeAuto,
 			method: "GET", target: "/_leasegate", host: "h",
-			headers:    []kv{{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Method", "GET"}},
-			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "h",
+			headers: []kv{
+				{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example"},
+				{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Host", "other.example"},
+			},
+			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "storage.example",
 		},
 		{
 			name: "auto picks forwarded", mode: HTTPModeAuto,
 			method: "GET", target: "/", host: "h",
-			headers:    []kv{{"X-Forwarded-Method", "PUT"}, {"X-Forwarded-Uri", "/f"}},
-			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "h",
+			headers:    []kv{{"X-Forwarded-Method", "PUT"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "storage.example"}},
+			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "storage.example",
+		},
+		{
+			name: "auto nginx needs X-Original-Host", mode: HTTPModeAuto,
+			method: "GET", target: "/_leasegate", host: "leasegate",
+			headers:    []kv{{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Host", "storage.example"}},
+			wantStatus: 400, wantProblem: "missing X-Original-Host",
+		},
+		{
+			name: "auto forwarded needs X-Forwarded-Host", mode: HTTPModeAuto,
+			method: "GET", target: "/", host: "leasegate",
+			headers:    []kv{{"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Method", "PUT"}, {"X-Original-Host", "storage.example"}},
+			wantStatus: 400, wantProblem: "missing X-Forwarded-Host",
+		},
+		{
+			// Only the method and URI headers choose a convention: load
+			// balancers commonly add X-Forwarded-Host in front of Envoy.
+			name: "auto: a host header alone does not choose", mode: HTTPModeAuto,
+			method: "DELETE", target: "/authz/f", host: "h",
+			headers:    []kv{{"X-Forwarded-Host", "other.example"}, {"X-Original-Host", "other.example"}},
+			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
 		},
 		{
 			name: "auto falls back to envoy", mode: HTTPModeAuto,
@@ -480,8 +564,10 @@ func TestHTTPModeResponses(t *testing.T) {
 			}
 			req.Header.Set("X-Original-Method", "GET")
 			req.Header.Set("X-Original-URI", "/f")
+			req.Header.Set("X-Original-Host", "storage.example")
 			req.Header.Set("X-Forwarded-Method", "GET")
 			req.Header.Set("X-Forwarded-Uri", "/f")
+			req.Header.Set("X-Forwarded-Host", "storage.example")
 			resp, err := srv.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -574,8 +660,9 @@ func TestHTTPModeConfigErrors(t *testing.T) {
 }
 
 // FuzzHTTPModeNginxHeaders: whatever a misconfigured proxy lets through,
-// the engine only ever sees one method token and one origin-form target,
-// and nothing panics.
+// the engine only ever sees one method token, one origin-form target and the
+// host from X-Original-Host (never the subrequest's own Host), and nothing
+// panics.
 func FuzzHTTPModeNginxHeaders(f *testing.F) {
 	f.Add("GET", "/data/f?x=1", "storage.example", "")
 	f.Add("GET, DELETE", "/a, /b", "a, b", "GET")
@@ -588,6 +675,7 @@ func FuzzHTTPModeNginxHeaders(f *testing.F) {
 			t.Fatal(err)
 		}
 		r := httptest.NewRequest("GET", "/authz/x", nil)
+		r.Host = "leasegate.internal"
 		r.Header["X-Original-Method"] = []string{method}
 		if method2 != "" {
 			r.Header["X-Original-Method"] = append(r.Header["X-Original-Method"], method2)
@@ -599,8 +687,10 @@ func FuzzHTTPModeNginxHeaders(f *testing.F) {
 		switch w.Code {
 		case http.StatusOK:
 			if fc.calls != 1 || !isToken(fc.got.Method) || strings.Contains(fc.got.Method, ",") ||
-				!strings.HasPrefix(fc.got.Path, "/") || !isURIText(fc.got.Path) || method2 != "" {
-				t.Fatalf("allowed with method %q path %q (second method %q)", fc.got.Method, fc.got.Path, method2)
+				!strings.HasPrefix(fc.got.Path, "/") || !isURIText(fc.got.Path) || method2 != "" ||
+				fc.got.Host != host || host == "" || strings.Contains(host, ",") {
+				t.Fatalf("allowed with method %q path %q host %q (second method %q, X-Original-Host %q)",
+					fc.got.Method, fc.got.Path, fc.got.Host, method2, host)
 			}
 		case http.StatusBadRequest:
 			if fc.calls != 0 {
@@ -610,4 +700,282 @@ func FuzzHTTPModeNginxHeaders(f *testing.F) {
 			t.Fatalf("status %d", w.Code)
 		}
 	})
+}
+
+// TestHTTPModeCountsSingleValuedHeaders sends repeated fields on the wire,
+// in different spellings, and checks that the engine is told how many there
+// were (the engine refuses n > 1 for these, SPEC §3) and never handed one
+// field of several.
+func TestHTTPModeCountsSingleValuedHeaders(t *testing.T) {
+	values := map[string][2]string{
+		"destination":   {"https://other.example.org/scratch/x", "/store/protected/victim"},
+		"source":        {"https://other.example.org/in", "/store/protected/in"},
+		"overwrite":     {"F", "T"},
+		"if-none-match": {"*", `"etag-1"`},
+		"authorization": {"Bearer a", "Bearer b"},
+	}
+	modes := []struct {
+		mode, target, extra string
+	}{
+		{HTTPModeEnvoy, "/authz/store/a", ""},
+		{HTTPModeNginx, "/_leasegate", "X-Original-Method: COPY\r\nX-Original-URI: /store/a\r\nX-Original-Host: storage.example\r\n"},
+		{HTTPModeForwarded, "/", "X-Forwarded-Method: COPY\r\nX-Forwarded-Uri: /store/a\r\nX-Forwarded-Host: storage.example\r\n"},
+	}
+	spellings := []struct {
+		name  string
+		lines func(name string, v [2]string) string
+		want  func(v [2]string) headerCount
+	}{
+		{
+			name:  "one field",
+			lines: func(name string, v [2]string) string { return name + ": " + v[0] + "\r\n" },
+			want:  func(v [2]string) headerCount { return headerCount{v[0], 1} },
+		},
+		{
+			name: "two fields, different case",
+			lines: func(name string, v [2]string) string {
+				return http.CanonicalHeaderKey(name) + ": " + v[0] + "\r\nAccept: */*\r\n" + strings.ToUpper(name) + ": " + v[1] + "\r\n"
+			},
+			want: func(v [2]string) headerCount { return headerCount{v[0] + "," + v[1], 2} },
+		},
+		{
+			name: "three fields, one empty",
+			lines: func(name string, v [2]string) string {
+				return name + ": " + v[1] + "\r\n" + name + ":\r\n" + name + ": " + v[0] + "\r\n"
+			},
+			want: func(v [2]string) headerCount { return headerCount{v[1] + ",," + v[0], 3} },
+		},
+		{
+			// One field holding a list is one field; its comma is the
+			// engine's to judge.
+			name:  "one field with a comma",
+			lines: func(name string, v [2]string) string { return name + ": " + v[0] + ", " + v[1] + "\r\n" },
+			want:  func(v [2]string) headerCount { return headerCount{v[0] + ", " + v[1], 1} },
+		},
+	}
+	for _, m := range modes {
+		f := &fakeChecker{decision: allowDecision()}
+		srv := httptest.NewServer(newTestHTTPMode(t, m.mode, "", f))
+		for _, name := range singleValued {
+			for _, sp := range spellings {
+				t.Run(m.mode+"/"+name+"/"+sp.name, func(t *testing.T) {
+					req := "GET " + m.target + " HTTP/1.1\r\nHost: leasegate\r\n" + m.extra + sp.lines(name, values[name]) + "Connection: close\r\n\r\n"
+					if status := rawHTTP(t, srv.Listener.Addr().String(), req); status != http.StatusOK {
+						t.Fatalf("status %d, want 200 from the fake engine", status)
+					}
+					f.mu.Lock()
+					got := f.fields[name]
+					f.mu.Unlock()
+					if want := sp.want(values[name]); got != want {
+						t.Errorf("engine read %s = %q ×%d, want %q ×%d", name, got.value, got.n, want.value, want.n)
+					}
+				})
+			}
+		}
+		srv.Close()
+	}
+}
+
+// rawHTTP writes req as is to addr and returns the response status.
+func rawHTTP(t *testing.T, addr, req string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestHTTPModePanicLogOmitsValue: a panic while deciding is logged by its
+// type and stack, never its value, which may hold the request's token.
+func TestHTTPModePanicLogOmitsValue(t *testing.T) {
+	const secret = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.sig"
+	tests := []struct {
+		name     string
+		value    any
+		wantType string
+	}{
+		{"string holding a token", "bad header Bearer " + secret, "string"},
+		{"error holding a token", errors.New("cannot parse " + secret), "*errors.errorString"},
+		{"long value", strings.Repeat("x", 4096) + secret, "string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			f := &fakeChecker{decision: allowDecision(), panics: true, panicV: tc.value}
+			h, err := NewHTTPModeHandler(HTTPModeConfig{Engine: func() Checker { return f },
+				Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest("GET", "/authz/f", nil)
+			r.Header.Set("Authorization", "Bearer "+secret)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusServiceUnavailable {
+				t.Errorf("status %d, want 503", w.Code)
+			}
+			out := logs.String()
+			if strings.Contains(out, secret) || strings.Contains(out, "c2VjcmV0") {
+				t.Errorf("log holds the token: %s", out)
+			}
+			if !strings.Contains(out, `"panic_type":"`+tc.wantType+`"`) || !strings.Contains(out, `"stack":"`) {
+				t.Errorf("log lacks panic_type %q or the stack: %.500s", tc.wantType, out)
+			}
+		})
+	}
+}
+
+// identityCases are allow decisions whose identity a proxy can or cannot
+// carry exactly.
+var identityCases = []struct {
+	name   string
+	mutate func(d *authz.Decision)
+	pass   bool
+}{
+	{"plain identity", func(*authz.Decision) {}, true},
+	{"empty client id", func(d *authz.Decision) { d.Headers[1].Value = "" }, true},
+	{"non-ASCII UTF-8 subject", func(d *authz.Decision) { d.Headers[0].Value = "zoë@example.org" }, true},
+	{"subject with a trailing CR", func(d *authz.Decision) { d.Headers[0].Value = "alice\r" }, false},
+	{"subject with a header injection", func(d *authz.Decision) { d.Headers[0].Value = "bob\r\nX-Auth-Scope: storage.modify:/" }, false},
+	{"scope with LF", func(d *authz.Decision) { d.Headers[2].Value = "storage.read:/\nstorage.modify:/" }, false},
+	{"subject with NUL", func(d *authz.Decision) { d.Headers[0].Value = "alice\x00" }, false},
+	{"subject not UTF-8", func(d *authz.Decision) { d.Headers[0].Value = "alice\xff" }, false},
+	{"issuer over 16 KiB", func(d *authz.Decision) { d.Headers[3].Value = "https://" + strings.Repeat("i", 16<<10) }, false},
+}
+
+// TestHTTPModeRefusesIdentityItCannotPass: net/http would write "alice\r"
+// as "alice " and the proxy read "alice"; an identity that cannot be passed
+// exactly is refused (401 invalid_token), as on the gRPC path.
+func TestHTTPModeRefusesIdentityItCannotPass(t *testing.T) {
+	for _, tc := range identityCases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := allowDecision()
+			tc.mutate(&d)
+			srv := httptest.NewServer(newTestHTTPMode(t, HTTPModeEnvoy, "", &fakeChecker{decision: d}))
+			defer srv.Close()
+			resp, err := srv.Client().Get(srv.URL + "/authz/f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if !tc.pass {
+				ch := resp.Header.Get("WWW-Authenticate")
+				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(ch, `error="invalid_token"`) {
+					t.Errorf("status %d, WWW-Authenticate %q; want 401 invalid_token", resp.StatusCode, ch)
+				}
+				for k := range resp.Header {
+					if strings.HasPrefix(k, "X-Auth-") {
+						t.Errorf("refused identity still sent: %s = %q", k, resp.Header[k])
+					}
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, want 200", resp.StatusCode)
+			}
+			for _, h := range d.Headers {
+				if got := resp.Header.Values(h.Name); len(got) != 1 || got[0] != h.Value {
+					t.Errorf("%s = %q, want exactly %q", h.Name, got, h.Value)
+				}
+			}
+		})
+	}
+}
+
+// TestAdaptersAgreeOnIdentity is the differential test of the two adapters
+// (STYLE: two paths that must give one answer): for the same decision, the
+// gRPC adapter and HTTP mode both allow or both refuse, with one status.
+func TestAdaptersAgreeOnIdentity(t *testing.T) {
+	for _, tc := range identityCases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := allowDecision()
+			tc.mutate(&d)
+			f := &fakeChecker{decision: d}
+			g, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return f }, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := g.Check(t.Context(), envoyRequest("GET", "/f", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			grpcStatus := http.StatusOK
+			if resp.GetOkResponse() == nil {
+				grpcStatus = int(resp.GetDeniedResponse().GetStatus().GetCode())
+			}
+			w := httptest.NewRecorder()
+			newTestHTTPMode(t, HTTPModeEnvoy, "", f).ServeHTTP(w, httptest.NewRequest("GET", "/authz/f", nil))
+			if grpcStatus != w.Code {
+				t.Errorf("gRPC adapter answered %d, HTTP mode %d", grpcStatus, w.Code)
+			}
+			if want := map[bool]int{true: 200, false: 401}[tc.pass]; w.Code != want {
+				t.Errorf("status %d, want %d", w.Code, want)
+			}
+		})
+	}
+}
+
+// TestHTTPModeRefusesUnderscoreTwins: Traefik and Caddy overwrite
+// X-Auth-Subject but pass a client's X_Auth_Subject on, which a backend
+// folding "_" into "-" reads as the identity. They also copy it into the
+// auth request, so leasegate refuses the allow (400), in every mode and as
+// the gRPC adapter does for the same headers.
+func TestHTTPModeRefusesUnderscoreTwins(t *testing.T) {
+	tests := []struct {
+		name       string
+		header     string
+		wantStatus int
+	}{
+		{"X_Auth_Subject", "X_Auth_Subject", http.StatusBadRequest},
+		{"x-auth_scope", "x-auth_scope", http.StatusBadRequest},
+		{"X_AUTH_CLIENT_ID", "X_AUTH_CLIENT_ID", http.StatusBadRequest},
+		{"exact spelling, overwritten by the proxy", "X-Auth-Subject", http.StatusOK},
+		{"unrelated underscore header", "X_Request_Id", http.StatusOK},
+	}
+	modes := map[string]string{
+		HTTPModeEnvoy:     "",
+		HTTPModeForwarded: "X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /f\r\nX-Forwarded-Host: storage.example\r\n",
+		HTTPModeNginx:     "X-Original-Method: GET\r\nX-Original-URI: /f\r\nX-Original-Host: storage.example\r\n",
+	}
+	for _, mode := range []string{HTTPModeEnvoy, HTTPModeForwarded, HTTPModeNginx} {
+		f := &fakeChecker{decision: allowDecision()}
+		srv := httptest.NewServer(newTestHTTPMode(t, mode, "/", f))
+		for _, tc := range tests {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				req := "GET /f HTTP/1.1\r\nHost: storage.example\r\n" + modes[mode] + tc.header + ": root\r\nConnection: close\r\n\r\n"
+				if got := rawHTTP(t, srv.Listener.Addr().String(), req); got != tc.wantStatus {
+					t.Errorf("status %d, want %d", got, tc.wantStatus)
+				}
+				// The gRPC adapter, given the same header, answers the same.
+				g, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return f }, Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				er := envoyRequest("GET", "/f", "")
+				er.Attributes.Request.Http.Headers[strings.ToLower(tc.header)] = "root"
+				resp, err := g.Check(t.Context(), er)
+				if err != nil {
+					t.Fatal(err)
+				}
+				grpcStatus := http.StatusOK
+				if resp.GetOkResponse() == nil {
+					grpcStatus = int(resp.GetDeniedResponse().GetStatus().GetCode())
+				}
+				if grpcStatus != tc.wantStatus {
+					t.Errorf("gRPC adapter answered %d, want %d like HTTP mode", grpcStatus, tc.wantStatus)
+				}
+			})
+		}
+		srv.Close()
+	}
 }

@@ -225,7 +225,8 @@ func newEchoUpstream(t *testing.T) *echoUpstream {
 	up.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := echoed{Method: r.Method, URI: r.RequestURI, Headers: map[string][]string{}}
 		for k, v := range r.Header {
-			if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-auth-") {
+			// Underscore spellings too: some backends fold "_" into "-".
+			if lk := strings.ToLower(k); strings.HasPrefix(strings.ReplaceAll(lk, "_", "-"), "x-auth-") {
 				e.Headers[lk] = v
 			}
 		}
@@ -412,6 +413,10 @@ func (c e2eClient) do(t *testing.T, method, path string, headers ...kv) e2eRespo
 		t.Fatal(err)
 	}
 	for _, h := range headers {
+		if h.name == "Host" {
+			req.Host = h.value
+			continue
+		}
 		req.Header.Add(h.name, h.value)
 	}
 	resp, err := c.client.Do(req)
@@ -493,9 +498,12 @@ func checkAuthRequestFlow(t *testing.T, c e2eClient, s *e2eStack) {
 	iss := s.issuer
 
 	// A valid token reaches the upstream with leasegate's identity; the
-	// client's forged identity headers and X-Original-* do not.
+	// client's forged identity headers (underscore spellings included,
+	// which a backend folding "_" into "-" would read) and X-Original-* do
+	// not.
 	r := c.do(t, "GET", "/data/file.txt?x=1", bearer(tok),
-		kv{"X-Auth-Subject", "forged"}, kv{"X-Auth-Scope", "storage.modify:/"}, kv{"X-Original-Method", "HEAD"})
+		kv{"X-Auth-Subject", "forged"}, kv{"X-Auth-Scope", "storage.modify:/"}, kv{"X-Original-Method", "HEAD"},
+		kv{"X_Auth_Subject", "forged"}, kv{"X-Auth_Issuer", "forged"})
 	if r.status != http.StatusOK {
 		t.Fatalf("GET with valid token: status %d, body %s", r.status, r.body)
 	}
@@ -537,6 +545,25 @@ func checkAuthRequestFlow(t *testing.T, c e2eClient, s *e2eStack) {
 		} else if e := r.echoed(t); e.URI != "/data/abs.txt?q=1" || fmt.Sprint(e.Headers["x-auth-subject"]) != "[dave]" {
 			t.Errorf("absolute-form GET: upstream saw %s with %v", e.URI, e.Headers)
 		}
+	}
+
+	// The original host reaches leasegate (X-Original-Host): a COPY whose
+	// absolute Destination names this server is a local write, refused for
+	// a read-only token, while one naming another server is a push. Were
+	// leasegate to see the subrequest's own Host instead, both would look
+	// remote and the first would be allowed.
+	host := "storage.test"
+	if strings.HasPrefix(c.base, "https://") {
+		host = "storage.example.org"
+	}
+	r = c.do(t, "COPY", "/store/run1/in.root", bearer(readerTok), kv{"Host", host},
+		kv{"Destination", "https://" + host + "/store/run1/copy.root"})
+	if ch := r.one(t, "WWW-Authenticate"); r.status != http.StatusForbidden || !strings.Contains(ch, `scope="write:/store/run1/copy.root"`) {
+		t.Errorf("COPY onto this server with a read-only token: status %d, WWW-Authenticate %q; want 403 for write:/store/run1/copy.root", r.status, ch)
+	}
+	if r := c.do(t, "COPY", "/store/run1/in.root", bearer(readerTok), kv{"Host", host},
+		kv{"Destination", "https://remote.example.net/scratch/copy.root"}); r.status != http.StatusOK {
+		t.Errorf("COPY to another server (push) with a read token: status %d, want 200", r.status)
 	}
 
 	// No token: 401 with the RFC 6750 challenge, and nothing reaches the
@@ -616,6 +643,54 @@ func checkAuthRequestFlow(t *testing.T, c e2eClient, s *e2eStack) {
 	}
 	if want := []string{"GET /data/file.txt", "GET /store/run1/in.root"}; fmt.Sprint(allowed) != fmt.Sprint(want) {
 		t.Errorf("upstream received %q after the first allow, want %q", allowed, want)
+	}
+}
+
+// TestNginxModeHostHeader drives leasegate's nginx mode directly (no nginx
+// in front, so a header can be left out) with the real engine: SPEC §4 makes
+// X-Original-Host required, because the subrequest's own Host names
+// leasegate and would make every absolute Destination look remote.
+func TestNginxModeHostHeader(t *testing.T) {
+	const readerTok = "reader-token"
+	s := newE2EStack(t)
+	s.issuer.add(readerTok, "bob", "read:/store")
+	copyOnto := func(extra ...kv) []kv {
+		return append([]kv{
+			bearer(readerTok), {"X-Original-Method", "COPY"}, {"X-Original-URI", "/store/run1/in.root"},
+			{"Destination", "https://storage.example.org/store/protected/victim.root"},
+		}, extra...)
+	}
+	tests := []struct {
+		name       string
+		headers    []kv
+		wantStatus int
+		wantInWWW  string
+	}{
+		{
+			name: "without X-Original-Host", headers: copyOnto(),
+			wantStatus: http.StatusBadRequest, wantInWWW: "missing X-Original-Host",
+		},
+		{
+			name: "with X-Original-Host naming the Destination's host", headers: copyOnto(kv{"X-Original-Host", "storage.example.org"}),
+			wantStatus: http.StatusForbidden, wantInWWW: `scope="write:/store/protected/victim.root"`,
+		},
+		{
+			name: "port of the original host kept", headers: copyOnto(kv{"X-Original-Host", "storage.example.org:443"}),
+			wantStatus: http.StatusForbidden, wantInWWW: `scope="write:/store/protected/victim.root"`,
+		},
+	}
+	c := e2eClient{base: s.leasegate.URL, client: s.leasegate.Client()}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := s.issuer.callsFor(readerTok)
+			r := c.do(t, "GET", "/_leasegate", tc.headers...)
+			if ch := r.one(t, "WWW-Authenticate"); r.status != tc.wantStatus || !strings.Contains(ch, tc.wantInWWW) {
+				t.Errorf("status %d, WWW-Authenticate %q; want %d with %q", r.status, ch, tc.wantStatus, tc.wantInWWW)
+			}
+			if tc.wantStatus == http.StatusBadRequest && s.issuer.callsFor(readerTok) != before {
+				t.Error("the issuer was asked about a request refused as malformed")
+			}
+		})
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,14 +59,15 @@ type Options struct {
 // Addrs are the addresses Run is serving on.
 type Addrs struct{ GRPC, HTTP, Admin string }
 
-// service is the running state that reload swaps parts of.
+// service is the running state. Everything a reload changes is in one
+// generation, swapped whole; the lease cache is shared by all of them.
 type service struct {
 	opts    Options
 	log     *slog.Logger
-	cfg     atomic.Pointer[Config]
-	engine  atomic.Pointer[authz.Engine]
+	gen     atomic.Pointer[generation]
 	cache   *leasecache.Cache
 	metrics *authz.Metrics
+	reloads *prometheus.CounterVec
 	reg     *prometheus.Registry
 	tp      trace.TracerProvider
 	health  *health.Server
@@ -71,6 +75,11 @@ type service struct {
 	drain   atomic.Bool
 	ctx     context.Context
 	mu      sync.Mutex // serializes reloads
+
+	liveMu   sync.Mutex
+	live     map[*generation]struct{} // not yet closed: the one in force and those retiring
+	retiring sync.WaitGroup           // closers of retired generations
+	stopping chan struct{}            // closed when Run returns
 }
 
 // Run serves until ctx is cancelled, then drains: health NOT_SERVING, stop
@@ -94,8 +103,8 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = newLogger(cfg.Log, os.Stderr)
 	}
-	s := &service{opts: opts, log: log, reg: prometheus.NewRegistry(), ctx: ctx}
-	s.cfg.Store(cfg)
+	s := &service{opts: opts, log: log, reg: prometheus.NewRegistry(), ctx: ctx,
+		live: map[*generation]struct{}{}, stopping: make(chan struct{})}
 
 	tp, flush := opts.TracerProvider, func(context.Context) error { return nil }
 	if tp == nil {
@@ -126,6 +135,9 @@ func Run(ctx context.Context, opts Options) error {
 		Name: "leasegate_leases",
 		Help: "Positive leases held in the lease cache.",
 	}, func() float64 { return float64(s.cache.Len()) }))
+	if err := s.registerServerMetrics(); err != nil {
+		return err
+	}
 	if s.metrics, err = authz.NewMetrics(s.reg); err != nil {
 		return err
 	}
@@ -133,8 +145,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	s.engine.Store(eng)
-	defer func() { s.engine.Load().Close() }()
+	s.install(newGeneration(cfg, pol, eng))
+	defer func() {
+		// Retired engines close once idle; after the drain, now at the latest.
+		close(s.stopping)
+		s.retiring.Wait()
+		s.gen.Load().eng.Close()
+	}()
 
 	b := pol.RevocationBound()
 	log.Info("leasegate starting",
@@ -173,7 +190,7 @@ func Run(ctx context.Context, opts Options) error {
 		h, err := NewHTTPModeHandler(HTTPModeConfig{
 			Mode:   cfg.Listen.HTTPMode,
 			Realm:  cfg.Realm,
-			Engine: func() Checker { return s.engine.Load() },
+			Engine: func() Checker { return checker{s} },
 			Logger: log,
 		})
 		if err != nil {
@@ -225,7 +242,7 @@ loop:
 	log.Info("draining")
 	s.drain.Store(true)
 	s.health.Shutdown()
-	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.DrainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.gen.Load().cfg.Server.DrainTimeout)
 	defer cancel()
 	stopped := make(chan struct{})
 	go func() { grpcSrv.GracefulStop(); close(stopped) }()
@@ -273,7 +290,7 @@ func (s *service) grpcServer(cfg *Config) (*grpc.Server, error) {
 		// Envoy pings idle HTTP/2 connections; don't kill it for that.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return s.engine.Load() }, Realm: cfg.Realm, Logger: s.log})
+	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return checker{s} }, Realm: cfg.Realm, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
@@ -294,12 +311,14 @@ func (s *service) becomeReady(ctx context.Context, grace time.Duration) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
-		eng := s.engine.Load()
+		g := s.acquire()
 		probeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		eng.Probe(probeCtx)
+		g.eng.Probe(probeCtx)
 		cancel()
-		if eng.Ready() || !time.Now().Before(deadline) {
-			if !eng.Ready() {
+		ready := g.eng.Ready()
+		g.release()
+		if ready || !time.Now().Before(deadline) {
+			if !ready {
 				s.log.Warn("start grace passed before every issuer answered; serving anyway", slog.Duration("start_grace", grace))
 			}
 			s.ready.Store(true)
@@ -333,75 +352,138 @@ func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, err
 		Logger:             s.log,
 		TracerProvider:     s.tp,
 		Metrics:            s.metrics,
-	}
-	for _, is := range cfg.Issuers {
-		in := is.Introspection
-		ac.Issuers = append(ac.Issuers, authz.IssuerConfig{
-			Name:             is.Name,
-			Issuer:           is.Issuer,
-			Mode:             authz.Mode(is.Mode),
-			DefaultForOpaque: is.DefaultForOpaque,
-			Introspection: authz.IntrospectionConfig{
-				Endpoint:     in.Endpoint,
-				Auth:         in.Auth,
-				ClientID:     in.ClientID,
-				ClientSecret: in.ClientSecret,
-				Timeout:      in.Timeout,
-				MaxConns:     in.MaxConns,
-			},
-			JWT: authz.JWTConfig{
-				JWKSURI:       is.JWKSURI,
-				Audiences:     is.Audiences,
-				AcceptWLCGAny: is.AcceptWLCGAny,
-				ClockSkew:     is.ClockSkew,
-			},
-			Audiences:       is.Audiences,
-			BasePath:        is.BasePath,
-			LocalHosts:      is.LocalHosts,
-			BreakerFailures: is.Breaker.Failures,
-			BreakerOpenFor:  is.Breaker.OpenFor,
-		})
+		Issuers:            cfg.authzIssuers(),
 	}
 	return authz.New(s.ctx, ac)
 }
 
-// reload re-reads the config file. Policy, tiers and issuers change without
-// dropping leases; an invalid file is refused and the running config kept.
+// reload re-reads the config file and builds a whole new generation
+// (config, policy, engine) before anything changes; a file that is refused
+// changes nothing. Leases survive: the lease cache is shared.
 func (s *service) reload() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.cfg.Load()
+	old := s.gen.Load()
 	path := s.opts.ConfigPath
 	if path == "" {
-		path = old.path
+		path = old.cfg.path
+	}
+	refuse := func(err error) {
+		s.reloads.WithLabelValues("refused").Inc()
+		s.log.Error("reload refused; keeping the running configuration", slog.String("config", path), slog.String("error", err.Error()))
 	}
 	cfg, err := Load(path)
 	if err != nil {
-		s.log.Error("reload refused; keeping the running configuration", slog.String("config", path), slog.String("error", err.Error()))
+		refuse(err)
+		return
+	}
+	keys := restartOnly(old.cfg, cfg)
+	cfg.keepRestartOnly(old.cfg)
+	if cfg.adminOpen() {
+		// The new file may move the admin listener to loopback and drop
+		// the secret; the listener stays where it is until a restart.
+		refuse(fmt.Errorf("listen.admin stays %s until a restart, and a non-loopback admin listener needs admin.secret", cfg.Listen.Admin))
 		return
 	}
 	pol, err := policy.New(cfg.PolicyConfig())
 	if err != nil {
-		s.log.Error("reload refused; keeping the running configuration", slog.String("error", err.Error()))
+		refuse(fmt.Errorf("policy: %w", err))
 		return
 	}
 	eng, err := s.newEngine(cfg, pol)
 	if err != nil {
-		s.log.Error("reload refused; keeping the running configuration", slog.String("error", err.Error()))
+		refuse(err)
 		return
 	}
-	if cfg.Listen != old.Listen || cfg.Lease.MaxMemoryMB != old.Lease.MaxMemoryMB ||
-		cfg.Lease.NegativeTTL != old.Lease.NegativeTTL || cfg.Log != old.Log || cfg.Tracing != old.Tracing {
-		s.log.Warn("listen, lease memory/negative_ttl, log and tracing settings take effect only after a restart")
+	if len(keys) > 0 {
+		s.log.Warn("these settings take effect only after a restart; the running values are kept",
+			slog.String("changed", strings.Join(keys, ", ")))
 	}
-	// Issuers are reached again through the new engine; keep readiness.
-	prev := s.engine.Swap(eng)
-	s.cfg.Store(cfg)
-	prev.Close()
+	s.install(newGeneration(cfg, pol, eng))
+	s.reloads.WithLabelValues("applied").Inc()
 	b := pol.RevocationBound()
 	s.log.Info("configuration reloaded",
 		slog.String("revocation_bound", b.Window.String()),
-		slog.String("revocation_bound_with_stale", b.WithStale.String()))
+		slog.String("revocation_bound_with_stale", b.WithStale.String()),
+		slog.String("lease_max", b.LeaseMax.String()))
+}
+
+// restartOnly lists what differs between a and b among the settings that
+// are wired once at start: listeners, the cache's size and negative TTL,
+// logging, tracing, the gRPC stream limit, and the realm (the gRPC and HTTP
+// front ends build some answers themselves).
+func restartOnly(a, b *Config) []string {
+	var keys []string
+	add := func(changed bool, key string) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	add(a.Listen != b.Listen, "listen")
+	add(a.Lease.MaxMemoryMB != b.Lease.MaxMemoryMB, "lease.max_memory_mb")
+	add(a.Lease.NegativeTTL != b.Lease.NegativeTTL, "lease.negative_ttl")
+	add(a.Log != b.Log, "log")
+	ta, tb := a.Tracing, b.Tracing
+	ta.SamplerArg, tb.SamplerArg = nil, nil
+	add(ta != tb || deref(a.Tracing.SamplerArg) != deref(b.Tracing.SamplerArg), "tracing")
+	add(a.Server.MaxConcurrentStreams != b.Server.MaxConcurrentStreams, "server.max_concurrent_streams")
+	add(a.Realm != b.Realm, "realm")
+	return keys
+}
+
+// keepRestartOnly puts back the running values of the settings restartOnly
+// lists, so a reloaded config says what is in force (GET /config) and the
+// new engine answers with the realm the front ends still use.
+func (c *Config) keepRestartOnly(running *Config) {
+	c.Listen = running.Listen
+	c.Lease.MaxMemoryMB = running.Lease.MaxMemoryMB
+	c.Lease.NegativeTTL = running.Lease.NegativeTTL
+	c.Log = running.Log
+	c.Tracing = running.Tracing
+	c.Server.MaxConcurrentStreams = running.Server.MaxConcurrentStreams
+	c.Realm = running.Realm
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return "\x00unset"
+	}
+	return *p
+}
+
+// registerServerMetrics adds the series the server owns (SPEC §6).
+func (s *service) registerServerMetrics() error {
+	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "leasegate_config_reloads_total",
+		Help: "Configuration reloads, by outcome (applied, refused).",
+	}, []string{"outcome"})
+	bound := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "leasegate_revocation_bound_seconds",
+		Help: "Longest a token revoked at its issuer may still be allowed, stale_if_error included.",
+	}, func() float64 { return s.gen.Load().pol.RevocationBound().WithStale.Seconds() })
+	revision, goVersion := "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, kv := range bi.Settings {
+			if kv.Key == "vcs.revision" {
+				revision = kv.Value
+			}
+		}
+	}
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "leasegate_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": s.opts.Version, "revision": revision, "goversion": goVersion},
+	})
+	info.Set(1)
+	for _, c := range []prometheus.Collector{s.reloads, bound, info} {
+		if err := s.reg.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	for _, o := range []string{"applied", "refused"} {
+		s.reloads.WithLabelValues(o) // exported as 0 before the first reload
+	}
+	return nil
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {

@@ -3,9 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,12 +29,16 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
 // fakeIssuer is an RFC 7662 endpoint that knows some tokens and counts calls.
 type fakeIssuer struct {
 	*httptest.Server
 	calls  atomic.Int64
+	open   atomic.Int64 // TCP connections open now
 	mu     sync.Mutex
 	active map[string]bool
 	delay  time.Duration
@@ -41,7 +48,7 @@ type fakeIssuer struct {
 func newFakeIssuer(t *testing.T) *fakeIssuer {
 	t.Helper()
 	fi := &fakeIssuer{active: map[string]bool{}}
-	fi.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	fi.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fi.calls.Add(1)
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, "bad form", http.StatusBadRequest)
@@ -62,8 +69,22 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 		fmt.Fprintf(w, `{"active":true,"sub":"alice","client_id":"cli","scope":"read write","exp":%d,"iss":"https://issuer.test"}`,
 			time.Now().Add(time.Hour).Unix())
 	}))
+	fi.Config.ConnState = countConns(&fi.open)
+	fi.Start()
 	t.Cleanup(fi.Close)
 	return fi
+}
+
+// countConns keeps n at the number of open connections of a server.
+func countConns(n *atomic.Int64) func(net.Conn, http.ConnState) {
+	return func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			n.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			n.Add(-1)
+		}
+	}
 }
 
 func (fi *fakeIssuer) set(tok string, active bool) {
@@ -503,5 +524,455 @@ func TestIssuerDownFailsClosed(t *testing.T) {
 	}
 	if took := time.Since(start); took > 600*time.Millisecond {
 		t.Errorf("took %v, want within the 500ms issuer timeout", took)
+	}
+}
+
+// reloadTmpl is a config for the reload tests: the fake introspection
+// issuer (endpoint), more issuers, the read window, more tiers, lease.max.
+const reloadTmpl = `
+listen:
+  grpc: "127.0.0.1:0"
+  admin: "127.0.0.1:0"
+issuers:
+  - name: fake
+    issuer: "https://issuer.test"
+    default_for_opaque: true
+    introspection:
+      endpoint: %q
+      auth: none
+      timeout: 5s
+%s
+tiers:
+  read: { window: %s }
+%s
+lease:
+  max: %s
+  max_memory_mb: 8
+server:
+  start_grace: 2s
+  drain_timeout: 5s
+`
+
+// reloadYAML fills reloadTmpl; extraIssuers and extraTiers are YAML list
+// items and map entries indented for their place.
+func reloadYAML(endpoint, extraIssuers, readWindow, extraTiers, leaseMax string) string {
+	return fmt.Sprintf(reloadTmpl, endpoint, extraIssuers, readWindow, extraTiers, leaseMax)
+}
+
+// reloadWith writes yamlText over the running config, signals a reload and
+// waits for its outcome: true when it was applied, false when refused.
+func reloadWith(t *testing.T, r *running, yamlText string) bool {
+	t.Helper()
+	count := func() (int, int) {
+		l := r.logs.String()
+		return strings.Count(l, `"msg":"configuration reloaded"`), strings.Count(l, `"msg":"reload refused; keeping the running configuration"`)
+	}
+	ok0, bad0 := count()
+	if err := os.WriteFile(r.cfgPath, []byte(yamlText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- nil
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ok, bad := count()
+		switch {
+		case ok > ok0:
+			return true
+		case bad > bad0:
+			return false
+		case time.Now().After(deadline):
+			t.Fatalf("reload had no outcome:\n%s", r.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func getConfig(t *testing.T, r *running) map[string]any {
+	t.Helper()
+	res, err := adminClient.Get("http://" + r.addrs.Admin + "/config")
+	if err != nil {
+		t.Fatalf("GET /config: %v", err)
+	}
+	defer res.Body.Close()
+	var conf map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&conf); err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /config = %d, %v", res.StatusCode, err)
+	}
+	return conf
+}
+
+// tierView finds a tier in GET /config's tier table.
+func tierView(conf map[string]any, name string) map[string]any {
+	tiers, _ := conf["tiers"].([]any)
+	for _, t := range tiers {
+		if m, _ := t.(map[string]any); m["name"] == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// GET /config after a reload that adds a tier used to drop the connection
+// (a panic in the handler); the admin view and the decisions must both
+// use the new tier table.
+func TestConfigAfterReloadAddsTier(t *testing.T) {
+	iss := newFakeIssuer(t)
+	iss.set("tok", true)
+	r := startConfigured(t, reloadYAML(iss.URL, "", "60s", "", "10m"), nil)
+	waitServing(t, r)
+	if tierView(getConfig(t, r), "bulk") != nil {
+		t.Fatal("tier bulk before the reload")
+	}
+
+	if !reloadWith(t, r, reloadYAML(iss.URL, "", "60s", "  bulk: { methods: [REPORT, SEARCH], window: 30s }", "10m")) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	conf := getConfig(t, r)
+	bulk := tierView(conf, "bulk")
+	if bulk == nil || bulk["window"] != "30s" || fmt.Sprint(bulk["methods"]) != "[REPORT SEARCH]" {
+		t.Fatalf("/config tier bulk = %v; tiers %v", bulk, conf["tiers"])
+	}
+	if read := tierView(conf, "read"); fmt.Sprint(read["methods"]) != "[GET HEAD OPTIONS PROPFIND]" {
+		t.Errorf("/config tier read = %v", read)
+	}
+	if o := check(r, envoyRequest("REPORT", "/f", "tok")); o.code() != codes.OK {
+		t.Fatalf("REPORT: %v", o)
+	}
+	if v := metricValue(t, r, `leasegate_decisions_total{decision="allow",lease="miss",tier="bulk"}`); v != 1 {
+		t.Errorf("decisions in tier bulk = %v, want 1", v)
+	}
+}
+
+// A custom tier at start-up is shown by GET /config too.
+func TestConfigWithCustomTier(t *testing.T) {
+	iss := newFakeIssuer(t)
+	r := startConfigured(t, reloadYAML(iss.URL, "", "60s", "  bulk: { methods: [REPORT], window: 30s }\n  aaa: { methods: [SEARCH], window: 1s }", "10m"), nil)
+	conf := getConfig(t, r)
+	for name, want := range map[string]string{"read": "[GET HEAD OPTIONS PROPFIND]", "bulk": "[REPORT]", "aaa": "[SEARCH]", "critical": "[DELETE]"} {
+		if tv := tierView(conf, name); fmt.Sprint(tv["methods"]) != want {
+			t.Errorf("/config tier %s = %v, want methods %s", name, tv, want)
+		}
+	}
+}
+
+// settableClock is a lease clock the test moves.
+type settableClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *settableClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *settableClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func revokeSubject(t *testing.T, r *running, subject string) {
+	t.Helper()
+	res, err := adminClient.Post("http://"+r.addrs.Admin+"/revoke", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"subject":%q,"issuer":"fake"}`, subject)))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("revoke subject %s: %v %v", subject, res, err)
+	}
+	res.Body.Close()
+}
+
+// A reload that raises lease.max must reach the lease cache: it forgets a
+// subject revoke after lease.max, so with the old, shorter lease.max a
+// revoked subject's lease came back as a hit inside the new, longer window.
+func TestReloadAppliesLeaseMax(t *testing.T) {
+	iss := newFakeIssuer(t)
+	iss.set("tok", true)
+	clock := &settableClock{now: time.Now()}
+	r := startConfiguredOpts(t, reloadYAML(iss.URL, "", "1m", "", "1m"), nil, nil, func(o *Options) { o.Now = clock.Now })
+	waitServing(t, r)
+	if o := check(r, envoyRequest("GET", "/f", "tok")); o.code() != codes.OK || o.lease() != "miss" {
+		t.Fatalf("first read: %v", o)
+	}
+	if !reloadWith(t, r, reloadYAML(iss.URL, "", "30m", "", "30m")) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	clock.Advance(time.Second)
+	revokeSubject(t, r, "alice") // voids tok's lease
+	clock.Advance(5 * time.Minute)
+	revokeSubject(t, r, "bob") // prunes revoke records older than lease.max
+
+	before := iss.calls.Load()
+	o := check(r, envoyRequest("GET", "/f", "tok"))
+	if o.lease() == "hit" || iss.calls.Load() != before+1 {
+		t.Fatalf("read after alice's revoke: lease %s, issuer calls +%d; want a miss (the revoke forgotten under the old lease.max)", o.lease(), iss.calls.Load()-before)
+	}
+}
+
+// An admin revoke that lands while a reload replaces the engine applies to
+// a validation still in flight in the old engine: its answer must not
+// come back as a lease.
+func TestRevokeDuringReload(t *testing.T) {
+	iss := newFakeIssuer(t)
+	iss.set("tok", true)
+	r := startConfigured(t, reloadYAML(iss.URL, "", "60s", "", "10m"), nil)
+	waitServing(t, r)
+	hold := make(chan struct{})
+	iss.mu.Lock()
+	iss.hold = hold
+	iss.mu.Unlock()
+	before := iss.calls.Load()
+	first := make(chan outcome, 1)
+	go func() { first <- check(r, envoyRequest("GET", "/f", "tok")) }()
+	for iss.calls.Load() == before { // in flight at the issuer, in the old engine
+		time.Sleep(2 * time.Millisecond)
+	}
+
+	if !reloadWith(t, r, reloadYAML(iss.URL, "", "60s", "  bulk: { methods: [REPORT], window: 1s }", "10m")) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	res, err := adminClient.Post("http://"+r.addrs.Admin+"/revoke", "application/json", strings.NewReader(`{"token":"tok"}`))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", res, err)
+	}
+	res.Body.Close()
+	iss.mu.Lock()
+	iss.hold = nil
+	iss.mu.Unlock()
+	close(hold)
+	if o := <-first; o.code() != codes.OK {
+		t.Fatalf("the check that was in flight: %v", o) // it came before the revoke
+	}
+
+	before = iss.calls.Load()
+	o := check(r, envoyRequest("GET", "/f", "tok"))
+	if o.lease() == "hit" || iss.calls.Load() != before+1 {
+		t.Fatalf("read after the revoke: lease %s, issuer calls +%d; the pre-revoke answer was kept as a lease", o.lease(), iss.calls.Load()-before)
+	}
+}
+
+// jwksServer serves one RSA key and counts its open connections.
+type jwksServer struct {
+	*httptest.Server
+	open atomic.Int64
+}
+
+func newJWKSServer(t *testing.T) *jwksServer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := jwk.FromRaw(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Set(jwk.KeyIDKey, "k1")
+	_ = pub.Set(jwk.AlgorithmKey, jwa.RS256)
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	body, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := &jwksServer{}
+	js.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Write(body)
+	}))
+	js.Config.ConnState = countConns(&js.open)
+	js.Start()
+	t.Cleanup(js.Close)
+	return js
+}
+
+func jwtIssuerYAML(name, jwksURL string) string {
+	return fmt.Sprintf(`  - name: %s
+    issuer: "https://%s.example/"
+    mode: jwt
+    jwks_uri: %q
+    audiences: ["https://storage.example.org"]`, name, name, jwksURL)
+}
+
+func waitOpen(t *testing.T, what string, n *atomic.Int64, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Load() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d connections open, want %d", what, n.Load(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// After a reload the old engine's issuer connections are closed and its
+// JWKS refresh stops, once the checks still running on it are done; those
+// checks finish normally.
+func TestReloadClosesOldIssuerConnections(t *testing.T) {
+	oldIss, newIss := newFakeIssuer(t), newFakeIssuer(t)
+	oldIss.set("tok", true)
+	newIss.set("tok", true)
+	oldJWKS, newJWKS := newJWKSServer(t), newJWKSServer(t)
+	r := startConfigured(t, reloadYAML(oldIss.URL, jwtIssuerYAML("jwt", oldJWKS.URL), "60s", "", "10m"), nil)
+	waitServing(t, r)
+	if o := check(r, envoyRequest("DELETE", "/f", "tok")); o.code() != codes.OK {
+		t.Fatalf("check before the reload: %v", o)
+	}
+	if oldIss.open.Load() == 0 || oldJWKS.open.Load() == 0 {
+		t.Fatalf("no connection kept to the issuer (%d) or JWKS (%d) to begin with", oldIss.open.Load(), oldJWKS.open.Load())
+	}
+
+	// A check in flight on the old engine across the reload.
+	hold := make(chan struct{})
+	oldIss.mu.Lock()
+	oldIss.hold = hold
+	oldIss.mu.Unlock()
+	before := oldIss.calls.Load()
+	inflight := make(chan outcome, 1)
+	go func() { inflight <- check(r, envoyRequest("DELETE", "/f", "tok")) }()
+	for oldIss.calls.Load() == before {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if !reloadWith(t, r, reloadYAML(newIss.URL, jwtIssuerYAML("jwt", newJWKS.URL), "60s", "", "10m")) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	if o := check(r, envoyRequest("DELETE", "/f", "tok")); o.code() != codes.OK || newIss.calls.Load() == 0 {
+		t.Fatalf("check after the reload: %v (new issuer calls %d)", o, newIss.calls.Load())
+	}
+	if oldIss.open.Load() == 0 {
+		t.Fatal("the in-flight check's connection was closed under it")
+	}
+	oldIss.mu.Lock()
+	oldIss.hold = nil
+	oldIss.mu.Unlock()
+	close(hold)
+	if o := <-inflight; o.code() != codes.OK {
+		t.Fatalf("the check in flight across the reload: %v", o)
+	}
+	waitOpen(t, "old introspection issuer", &oldIss.open, 0)
+	waitOpen(t, "old JWKS", &oldJWKS.open, 0)
+}
+
+// A refused reload changes nothing: the old tiers, lease.max, bound and
+// issuer stay in force.
+func TestRefusedReloadChangesNothing(t *testing.T) {
+	iss, other := newFakeIssuer(t), newFakeIssuer(t)
+	iss.set("tok", true)
+	r := startConfigured(t, reloadYAML(iss.URL, "", "60s", "", "10m"), nil)
+	waitServing(t, r)
+	want := getConfig(t, r)
+	// Valid YAML that the engine refuses (a jwt issuer without audiences).
+	bad := reloadYAML(other.URL, "  - { name: j, issuer: \"https://j.example/\", mode: jwt, jwks_uri: \"http://127.0.0.1:1/\" }",
+		"5m", "  bulk: { methods: [REPORT], window: 30s }", "30m")
+	if reloadWith(t, r, bad) {
+		t.Fatal("a config without jwt audiences was applied")
+	}
+	got := getConfig(t, r)
+	for _, k := range []string{"tiers", "lease", "revocation_bound", "issuers"} {
+		if fmt.Sprint(got[k]) != fmt.Sprint(want[k]) {
+			t.Errorf("/config %s after a refused reload:\n got %v\nwant %v", k, got[k], want[k])
+		}
+	}
+	if o := check(r, envoyRequest("DELETE", "/f", "tok")); o.code() != codes.OK || other.calls.Load() != 0 {
+		t.Fatalf("check after a refused reload: %v, refused config's issuer called %d times", o, other.calls.Load())
+	}
+	if v := metricValue(t, r, `leasegate_config_reloads_total{outcome="refused"}`); v != 1 {
+		t.Errorf(`leasegate_config_reloads_total{outcome="refused"} = %v, want 1`, v)
+	}
+}
+
+// The admin listener stays where it was bound until a restart, so a reload
+// that moves it to loopback cannot also drop the secret it needs there.
+func TestReloadCannotOpenTheAdminListener(t *testing.T) {
+	iss := newFakeIssuer(t)
+	exposed := strings.Replace(reloadYAML(iss.URL, "", "60s", "", "10m"), `admin: "127.0.0.1:0"`, `admin: "0.0.0.0:0"`, 1) +
+		fmt.Sprintf("admin: { secret_file: %q }\n", writeSecret(t, "admin", secretAdmin))
+	r := startConfigured(t, exposed, nil)
+	if code, _ := adminPost(t, r, "/revoke", "", `{"token":"x"}`); code != http.StatusUnauthorized {
+		t.Fatalf("revoke without the secret before the reload: %d", code)
+	}
+	// Valid on its own: a loopback admin listener needs no secret.
+	if reloadWith(t, r, reloadYAML(iss.URL, "", "60s", "", "10m")) {
+		t.Fatal("a reload dropped the admin secret of a listener still bound to 0.0.0.0")
+	}
+	if code, _ := adminPost(t, r, "/revoke", "", `{"token":"x"}`); code != http.StatusUnauthorized {
+		t.Fatalf("revoke without the secret after the reload: %d, want 401", code)
+	}
+}
+
+// Settings only a restart applies keep their running values, in GET
+// /config and in the answers: the realm of the engine's denials stays the
+// one the front ends use.
+func TestReloadKeepsRestartOnlySettings(t *testing.T) {
+	iss := newFakeIssuer(t)
+	r := startConfigured(t, reloadYAML(iss.URL, "", "60s", "", "10m"), nil)
+	waitServing(t, r)
+	next := strings.Replace(reloadYAML(iss.URL, "", "30s", "", "10m"), "max_memory_mb: 8", "max_memory_mb: 16", 1) + "realm: elsewhere\n"
+	if !reloadWith(t, r, next) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	if !strings.Contains(r.logs.String(), `"changed":"lease.max_memory_mb, realm"`) {
+		t.Errorf("no warning naming the restart-only settings:\n%s", grepLines(r.logs.String(), "restart"))
+	}
+	conf := getConfig(t, r)
+	lease, _ := conf["lease"].(map[string]any)
+	if conf["realm"] != "leasegate" || fmt.Sprint(lease["max_memory_mb"]) != "8" {
+		t.Errorf("/config realm %v, lease %v: want the running leasegate and 8", conf["realm"], lease)
+	}
+	if read := tierView(conf, "read"); read["window"] != "30s" {
+		t.Errorf("/config read window %v, want the reloaded 30s", read["window"])
+	}
+	o := check(r, envoyRequest("GET", "/f", ""))
+	if h := o.deniedHeader("www-authenticate"); !strings.Contains(h, `realm="leasegate"`) {
+		t.Errorf("denial after the reload: WWW-Authenticate %q, want the running realm", h)
+	}
+}
+
+// A validation can outlive its check: the caller's deadline ends first
+// (503), the issuer call goes on to fill the lease for the next request.
+// When a reload retires its engine meanwhile and then a revoke lands, the
+// late answer must not come back as a lease either.
+func TestRevokeReachesValidationOutlivingItsCheck(t *testing.T) {
+	iss := newFakeIssuer(t)
+	iss.set("tok", true)
+	r := startConfigured(t, reloadYAML(iss.URL, "", "60s", "", "10m"), nil)
+	waitServing(t, r)
+	const active = `leasegate_issuer_requests_total{issuer="fake",outcome="active"}`
+	actives := metricValue(t, r, active)
+	hold := make(chan struct{})
+	iss.mu.Lock()
+	iss.hold = hold
+	iss.mu.Unlock()
+	before := iss.calls.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	resp, err := r.client.Check(ctx, envoyRequest("GET", "/f", "tok"))
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.Unavailable || iss.calls.Load() != before+1 {
+		t.Fatalf("check with a short deadline: %v %v, want a 503 while the issuer call goes on", resp.GetStatus(), err)
+	}
+
+	if !reloadWith(t, r, reloadYAML(iss.URL, "", "60s", "  bulk: { methods: [REPORT], window: 1s }", "10m")) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	if code, _ := adminPost(t, r, "/revoke", "", `{"token":"tok"}`); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	iss.mu.Lock()
+	iss.hold = nil
+	iss.mu.Unlock()
+	close(hold)
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, r, active) == actives { // the late answer is in
+		if time.Now().After(deadline) {
+			t.Fatal("the issuer call never finished")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 10 { // and its lease, if it kept one, stored right after
+		if n := metricValue(t, r, "leasegate_leases"); n != 0 {
+			t.Fatalf("leasegate_leases = %v after the revoke: the pre-revoke answer was kept", n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

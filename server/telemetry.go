@@ -22,25 +22,16 @@ import (
 // than retrying a collector that is not there.
 func setupTracing(ctx context.Context, cfg TracingConfig, version string, getenv func(string) string) (trace.TracerProvider, func(context.Context) error, error) {
 	off := func(context.Context) error { return nil }
-	if getenv("OTEL_SDK_DISABLED") == "true" {
+	exporter, err := tracingExporter(cfg, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if exporter == "" {
 		return noop.NewTracerProvider(), off, nil
-	}
-	exporter := cfg.Exporter
-	if exporter == "" {
-		exporter = getenv("OTEL_TRACES_EXPORTER")
-	}
-	if exporter == "" {
-		if cfg.Endpoint == "" && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-			return noop.NewTracerProvider(), off, nil
-		}
-		exporter = "otlp"
 	}
 
 	var exp sdktrace.SpanExporter
-	var err error
 	switch {
-	case exporter == "none":
-		return noop.NewTracerProvider(), off, nil
 	case exporter == "console":
 		exp, err = stdouttrace.New()
 	case exporter == "otlp" && cfg.Endpoint != "" && cfg.Protocol == "http/protobuf":
@@ -80,6 +71,47 @@ func setupTracing(ctx context.Context, cfg TracingConfig, version string, getenv
 	opts = append(opts, sdktrace.WithBatcher(exp))
 	tp := sdktrace.NewTracerProvider(opts...)
 	return tp, tp.Shutdown, nil
+}
+
+// tracingExporter is the exporter setupTracing builds from the config and
+// the OTEL_* environment, "" for none. Config validation calls it too, so
+// an environment start-up would refuse fails -check as well (SPEC §6).
+func tracingExporter(cfg TracingConfig, getenv func(string) string) (string, error) {
+	if getenv("OTEL_SDK_DISABLED") == "true" {
+		return "", nil
+	}
+	exporter := cfg.Exporter
+	if exporter == "" {
+		exporter = getenv("OTEL_TRACES_EXPORTER")
+	}
+	if exporter == "" {
+		if cfg.Endpoint == "" && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+			return "", nil
+		}
+		exporter = "otlp"
+	}
+	switch exporter {
+	case "none":
+		return "", nil
+	case "console":
+		return exporter, nil
+	case "otlp":
+		if cfg.Endpoint != "" {
+			return exporter, nil
+		}
+		// autoexport reads the protocol, the traces' own first.
+		k := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+		p := getenv(k)
+		if p == "" {
+			k = "OTEL_EXPORTER_OTLP_PROTOCOL"
+			p = getenv(k)
+		}
+		if p != "" && p != "grpc" && p != "http/protobuf" {
+			return "", fmt.Errorf("%s %q is not grpc or http/protobuf", k, p)
+		}
+		return exporter, nil
+	}
+	return "", fmt.Errorf("OTEL_TRACES_EXPORTER %q is not otlp, console or none", exporter)
 }
 
 // sampler maps the OTEL_TRACES_SAMPLER names.

@@ -22,6 +22,9 @@ const AccessTokenKeySet = "hydra.jwt.access-token"
 type Client struct {
 	ID     string
 	Secret string
+	// RedirectURI is the registered redirect_uri of a client made by
+	// CreateCodeClient; empty for client_credentials clients.
+	RedirectURI string
 }
 
 // ClientOptions describes a client_credentials client to create.

@@ -1,8 +1,10 @@
 // Package hydra runs a real ORY Hydra (the version pinned in e2e/go.mod,
 // built by e2e/build-hydra.sh) as a child process and drives its admin and
 // public APIs, so leasegate's end-to-end tests and demos can use a real
-// OAuth 2.0 issuer: clients, client_credentials tokens (opaque or JWT),
-// revocation, introspection, JWKS and signing-key rotation. It also provides
+// OAuth 2.0 issuer: clients, client_credentials tokens (opaque or JWT), the
+// authorization-code flow with login and consent accepted through the admin
+// API (access, refresh and ID tokens; see AuthCodeFlow), revocation,
+// introspection, JWKS and signing-key rotation. It also provides
 // CountingProxy, which counts the calls leasegate makes to the issuer.
 //
 // Hydra runs with an in-memory database: everything it knows (clients,
@@ -261,6 +263,11 @@ func (s *Server) env() []string {
 		"SERVE_PUBLIC_PORT=" + strconv.Itoa(s.publicPort),
 		"SERVE_ADMIN_HOST=127.0.0.1",
 		"SERVE_ADMIN_PORT=" + strconv.Itoa(s.adminPort),
+		// The authorization-code flow's login and consent "UI": nothing
+		// listens there, AuthCodeFlow accepts the challenges via the admin API.
+		"URLS_LOGIN=" + LoginURL,
+		"URLS_CONSENT=" + ConsentURL,
+		"URLS_ERROR=" + ErrorURL,
 	}
 	// Only a few inherited variables: Hydra reads its whole configuration
 	// from the environment, so stray DSN=… or SERVE_… must not leak in.

@@ -1,0 +1,152 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// ConfigProblem is one reason New refuses its issuers. Field is the key as
+// SPEC §7 spells it inside issuers[] ("introspection.endpoint"), "" when no
+// one key is to blame, so a caller can point at the line.
+type ConfigProblem struct {
+	Issuer int // index into the issuer list
+	Field  string
+	Msg    string
+}
+
+func (p ConfigProblem) Error() string {
+	if p.Field == "" {
+		return fmt.Sprintf("issuers[%d]: %s", p.Issuer, p.Msg)
+	}
+	return fmt.Sprintf("issuers[%d].%s: %s", p.Issuer, p.Field, p.Msg)
+}
+
+// fieldProblem is a problem inside one issuer's configuration.
+type fieldProblem struct{ field, msg string }
+
+// joinProblems keeps the constructors' error text: the messages, joined.
+func joinProblems(ps []fieldProblem) error {
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = errors.New(p.msg)
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateIssuers reports every problem New would refuse in issuers, with
+// no I/O and nothing built, so `leasegate -check` and start-up run the
+// same checks (SPEC §6: a configuration -check accepts must start). New
+// calls it first.
+func ValidateIssuers(issuers []IssuerConfig) []ConfigProblem {
+	var out []ConfigProblem
+	names := map[string]bool{}
+	isses := map[string]bool{}
+	opaque := ""
+	for i, ic := range issuers {
+		ps := ic.problems()
+		if ic.Name != "" && names[ic.Name] {
+			ps = append(ps, fieldProblem{"name", fmt.Sprintf("%q is used by two issuers", ic.Name)})
+		}
+		names[ic.Name] = true
+		// Two issuers with one iss: a token would silently go to the last.
+		if ic.Issuer != "" && isses[ic.Issuer] {
+			ps = append(ps, fieldProblem{"issuer", fmt.Sprintf("%q is configured twice", ic.Issuer)})
+		}
+		isses[ic.Issuer] = true
+		if ic.DefaultForOpaque {
+			if opaque != "" {
+				ps = append(ps, fieldProblem{"default_for_opaque", fmt.Sprintf("issuer %q is already default_for_opaque; at most one may be", opaque)})
+			}
+			opaque = cmpOr(ic.Name, fmt.Sprintf("#%d", i))
+		}
+		seen := map[fieldProblem]bool{}
+		for _, p := range ps {
+			if !seen[p] { // the issuer and its JWT verifier may both say it
+				seen[p] = true
+				out = append(out, ConfigProblem{Issuer: i, Field: p.field, Msg: p.msg})
+			}
+		}
+	}
+	return out
+}
+
+func (ic IssuerConfig) wantsIntrospection() bool {
+	return ic.Mode == ModeIntrospection || ic.Mode == ModeJWTIntrospection
+}
+
+func (ic IssuerConfig) wantsJWT() bool { return ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection }
+
+// problems is what New refuses in one issuer.
+func (ic IssuerConfig) problems() []fieldProblem {
+	var ps []fieldProblem
+	add := func(field, msg string) { ps = append(ps, fieldProblem{field, msg}) }
+	if ic.Name == "" {
+		add("name", "is required")
+	}
+	if ic.Issuer == "" {
+		add("issuer", "issuer is required")
+	}
+	if !ic.wantsIntrospection() && !ic.wantsJWT() {
+		add("mode", fmt.Sprintf("%q is not introspection, jwt or jwt+introspection", ic.Mode))
+	}
+	if ic.DefaultForOpaque && ic.wantsJWT() {
+		// jwt+introspection verifies the JWT first; an opaque token never
+		// gets as far as introspection.
+		add("default_for_opaque", fmt.Sprintf("a %s issuer verifies every token as a JWT, so it can never accept an opaque token; only an introspection issuer can be default_for_opaque", ic.Mode))
+	}
+	if slices.Contains(ic.Audiences, "") {
+		add("audiences", "audiences must not contain an empty string")
+	}
+	if ic.AcceptAnyAudience && len(ic.Audiences)+len(ic.JWT.Audiences) > 0 {
+		add("accept_any_audience", "contradicts audiences: set one or the other")
+	}
+	if ic.wantsJWT() && !ic.AcceptAnyAudience && len(ic.jwtConfig().Audiences) == 0 {
+		// RFC 9068 §4: the resource server checks that it is the audience.
+		add("audiences", fmt.Sprintf("is required for a %s issuer (RFC 9068 §4); set accept_any_audience: true to accept tokens for any audience", ic.Mode))
+	}
+	if ic.BreakerFailures < 0 || ic.BreakerOpenFor < 0 {
+		add("circuit_breaker", "failures and open_for must not be negative")
+	}
+	if ic.wantsIntrospection() {
+		for _, p := range ic.introspectionConfig().problems() {
+			add(strings.TrimSuffix("introspection."+p.field, "."), p.msg)
+		}
+	}
+	if ic.wantsJWT() {
+		ps = append(ps, ic.jwtConfig().problems()...)
+	}
+	return ps
+}
+
+// introspectionConfig is the introspection client's view of ic.
+func (ic IssuerConfig) introspectionConfig() IntrospectionConfig {
+	c := ic.Introspection
+	c.Name, c.ExpectedIssuer = ic.Name, ic.Issuer
+	// SPEC §2: accept_wlcg_any_audience holds "wherever the audience is
+	// checked", and that is one place per mode: the answer in
+	// introspection mode, the signed JWT in the jwt modes.
+	if ic.Mode == ModeIntrospection {
+		c.Audiences, c.AcceptWLCGAny = ic.audiences(), ic.wlcgAny()
+	}
+	return c
+}
+
+func (ic IssuerConfig) audiences() []string {
+	if ic.Audiences == nil {
+		return ic.JWT.Audiences
+	}
+	return ic.Audiences
+}
+
+func (ic IssuerConfig) wlcgAny() bool { return ic.AcceptWLCGAny || ic.JWT.AcceptWLCGAny }
+
+// jwtConfig is the JWT verifier's view of ic, before New adds its clock,
+// logger and HTTP client.
+func (ic IssuerConfig) jwtConfig() JWTConfig {
+	c := ic.JWT
+	c.Name, c.Issuer = ic.Name, ic.Issuer
+	c.Audiences, c.AcceptWLCGAny = ic.audiences(), ic.wlcgAny()
+	return c
+}

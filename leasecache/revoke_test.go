@@ -1,0 +1,164 @@
+package leasecache
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// The revocation generation: a validation that started before an admin
+// revoke cannot store its answer after it (SPEC §1: "A request that arrives
+// after an admin revoke of its token (or subject) is never answered from an
+// issuer call that started before that revoke").
+
+func TestGenerationAdvancesOnEveryRevoke(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	g0 := c.Generation()
+	c.Revoke(KeyOf("a"))
+	g1 := c.Generation()
+	c.RevokeSubject("hydra", "alice")
+	g2 := c.Generation()
+	if !(g0 < g1 && g1 < g2) {
+		t.Fatalf("generations %d, %d, %d: want strictly increasing", g0, g1, g2)
+	}
+	// Lookups and stores do not move it: the hit path only reads it.
+	_ = c.Store(KeyOf("b"), Lease{ValidatedAt: clk.Now(), Gen: g2})
+	c.Lookup(KeyOf("b"), time.Minute)
+	if c.Generation() != g2 {
+		t.Fatal("Store or Lookup changed the generation")
+	}
+}
+
+func TestLateFillAfterRevokeIsRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		revoke func(c *Cache, k Key)
+	}{
+		{"token", func(c *Cache, k Key) { c.Revoke(k) }},
+		{"subject", func(c *Cache, _ Key) { c.RevokeSubject("hydra", "alice") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, clk)
+			k, other := KeyOf("tok"), KeyOf("other-token")
+
+			started := c.Generation() // the validation begins
+			tc.revoke(c, k)           // the admin revokes meanwhile
+			late := lease(clk, time.Hour)
+			late.Gen = started
+			if err := c.Store(k, late); !errors.Is(err, ErrRevokedSince) {
+				t.Fatalf("late Store = %v, want ErrRevokedSince", err)
+			}
+			if _, o := c.Lookup(k, time.Minute); o != Miss {
+				t.Fatalf("after the refused fill: %v, want miss", o)
+			}
+			// A validation that started after the revoke stores as usual.
+			fresh := lease(clk, time.Hour)
+			fresh.Gen = c.Generation()
+			if err := c.Store(k, fresh); err != nil {
+				t.Fatalf("fresh Store: %v", err)
+			}
+			if _, o := c.Lookup(k, time.Minute); o != Hit {
+				t.Fatalf("fresh lease: %v, want hit", o)
+			}
+			// Another token of another subject, validated across the same
+			// revoke, is not affected.
+			bob := lease(clk, time.Hour)
+			bob.Subject, bob.Gen = "bob", started
+			if err := c.Store(other, bob); err != nil {
+				t.Fatalf("unrelated late Store: %v", err)
+			}
+		})
+	}
+}
+
+func TestLateNegativeAfterRevokeIsRefused(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	started := c.Generation()
+	c.Revoke(k)
+	if err := c.StoreNegative(k, started); !errors.Is(err, ErrRevokedSince) {
+		t.Fatalf("late StoreNegative = %v, want ErrRevokedSince", err)
+	}
+	if _, o := c.Lookup(k, time.Minute); o != Miss {
+		t.Fatalf("after the refused negative: %v, want miss", o)
+	}
+	// The same late verdict must not delete a newer positive lease either.
+	fresh := lease(clk, time.Hour)
+	fresh.Gen = c.Generation()
+	if err := c.Store(k, fresh); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.StoreNegative(k, started)
+	if _, o := c.Lookup(k, time.Minute); o != Hit {
+		t.Fatalf("newer lease after a late negative: %v, want hit", o)
+	}
+}
+
+func TestRevokeSubjectSurvivesClockStepBack(t *testing.T) {
+	// Revocations are ordered by generation, not by the wall clock: a
+	// subject revoke made after the clock stepped back still voids a
+	// lease validated (by the clock) "later".
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	clk.Advance(-time.Hour)
+	l := lease(clk, 2*time.Hour)
+	l.Gen = c.Generation()
+	if err := c.Store(k, l); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(-time.Minute) // a second step back, before the revoke
+	c.RevokeSubject("hydra", "alice")
+	clk.Advance(2 * time.Minute)
+	if _, o := c.Lookup(k, time.Hour); o != Miss {
+		t.Fatalf("lease of a revoked subject: %v, want miss", o)
+	}
+}
+
+func TestRevokeRecordsFoldIntoTheFloor(t *testing.T) {
+	t.Run("pruned by age", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		started := c.Generation()
+		c.Revoke(KeyOf("tok"))
+		clk.Advance(11 * time.Minute) // past MaxAge: the record goes
+		c.Revoke(KeyOf("unrelated"))
+		l := lease(clk, time.Hour)
+		l.Gen = started
+		if err := c.Store(KeyOf("tok"), l); !errors.Is(err, ErrRevokedSince) {
+			t.Fatalf("a fill older than a pruned revoke: %v, want ErrRevokedSince", err)
+		}
+	})
+	t.Run("too many records", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		old := lease(clk, time.Hour)
+		old.Gen = c.Generation()
+		if err := c.Store(KeyOf("old"), old); err != nil {
+			t.Fatal(err)
+		}
+		for i := range maxRevokeRecords + 1 {
+			c.RevokeSubject("hydra", fmt.Sprint("s", i))
+		}
+		if n := len(c.subjects) + len(c.tokens); n > maxRevokeRecords {
+			t.Fatalf("%d records kept, want at most %d", n, maxRevokeRecords)
+		}
+		// Safe, not precise: every lease validated before is void.
+		if _, o := c.Lookup(KeyOf("old"), time.Minute); o != Miss {
+			t.Fatalf("lease older than the floor: %v, want miss", o)
+		}
+		fresh := lease(clk, time.Hour)
+		fresh.Gen = c.Generation()
+		if err := c.Store(KeyOf("new"), fresh); err != nil {
+			t.Fatal(err)
+		}
+		if _, o := c.Lookup(KeyOf("new"), time.Minute); o != Hit {
+			t.Fatalf("lease after the floor: %v, want hit", o)
+		}
+	})
+}

@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/envoy"
+	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/policy"
+)
+
+// generation is one configuration in force: the config, the policy built
+// from it and the engine deciding with both. A reload builds a new one and
+// swaps it in whole, so neither a check nor an admin call can see the
+// config of one generation with the policy or engine of another.
+type generation struct {
+	cfg *Config
+	pol *policy.Policy
+	eng *authz.Engine
+
+	inflight atomic.Int64 // checks running on eng
+	retired  atomic.Bool
+	idle     chan struct{} // closed once retired with no check in flight
+	idleOnce sync.Once
+}
+
+func newGeneration(cfg *Config, pol *policy.Policy, eng *authz.Engine) *generation {
+	return &generation{cfg: cfg, pol: pol, eng: eng, idle: make(chan struct{})}
+}
+
+func (g *generation) release() {
+	if g.inflight.Add(-1) == 0 && g.retired.Load() {
+		g.idleOnce.Do(func() { close(g.idle) })
+	}
+}
+
+// retire marks g replaced; idle closes when its last check is done.
+func (g *generation) retire() {
+	g.retired.Store(true)
+	if g.inflight.Load() == 0 {
+		g.idleOnce.Do(func() { close(g.idle) })
+	}
+}
+
+// acquire returns the generation in force, counted as in use until
+// release. A check that started on a generation finishes on it.
+func (s *service) acquire() *generation {
+	for {
+		g := s.gen.Load()
+		g.inflight.Add(1)
+		// Counted before this second look: a reload that swapped g out
+		// after it will wait for this check.
+		if s.gen.Load() == g {
+			return g
+		}
+		g.release()
+	}
+}
+
+// install puts g in force and retires the generation before it, whose
+// engine is closed (idle issuer connections, JWKS refresh) once the checks
+// still running on it are done, never under them.
+func (s *service) install(g *generation) {
+	s.liveMu.Lock()
+	s.live[g] = struct{}{}
+	s.applyLeaseMax()
+	s.liveMu.Unlock()
+	old := s.gen.Swap(g)
+	if old == nil {
+		return
+	}
+	old.retire()
+	s.retiring.Add(1)
+	go func() {
+		defer s.retiring.Done()
+		select {
+		case <-old.idle:
+		case <-s.stopping: // Run is returning; its drain bounded the checks
+		}
+		old.eng.Close()
+		// A validation can outlive the checks that asked for it (their
+		// deadline came first). Until the issuer timeout bounds it, the old
+		// engine still hears of revokes; then its last connections go.
+		linger := time.NewTimer(flightBound(old.cfg))
+		select {
+		case <-linger.C:
+		case <-s.stopping:
+		}
+		linger.Stop()
+		old.eng.Close()
+		s.liveMu.Lock()
+		delete(s.live, old)
+		s.applyLeaseMax()
+		s.liveMu.Unlock()
+	}()
+}
+
+// flightBound is how long a validation may still run once its engine is
+// closed: the longest introspection timeout, plus a margin. (A JWKS fetch
+// ends with the engine's context.)
+func flightBound(cfg *Config) time.Duration {
+	var d time.Duration
+	for _, is := range cfg.Issuers {
+		if is.Mode != "jwt" {
+			d = max(d, is.Introspection.Timeout)
+		}
+	}
+	return d + time.Second
+}
+
+// applyLeaseMax gives the shared lease cache the longest lease.max of the
+// generations still deciding, so no window in use outlives what the cache
+// keeps (subject revokes). Called with liveMu held.
+func (s *service) applyLeaseMax() {
+	var m int64
+	for g := range s.live {
+		m = max(m, int64(g.cfg.Lease.Max))
+	}
+	s.cache.SetMaxAge(time.Duration(m))
+}
+
+// liveEngines are the engines of every generation not yet closed.
+func (s *service) liveEngines() []*authz.Engine {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	out := make([]*authz.Engine, 0, len(s.live))
+	for g := range s.live {
+		out = append(out, g.eng)
+	}
+	return out
+}
+
+// revoke is an admin revoke of one token. The engines share one lease
+// cache, but each must also hear of it, so that a validation it has in
+// flight does not store its pre-revoke answer; an engine a reload just
+// replaced may still have one.
+func (s *service) revoke(key leasecache.Key) bool {
+	found := false
+	for _, eng := range s.liveEngines() {
+		found = eng.Revoke(key) || found
+	}
+	return found
+}
+
+// revokeSubject names the issuer as the configuration in force knows it;
+// replaced engines are told too, for their validations in flight.
+func (s *service) revokeSubject(issuer, subject string) error {
+	cur := s.gen.Load().eng
+	if err := cur.RevokeSubject(issuer, subject); err != nil {
+		return err
+	}
+	for _, eng := range s.liveEngines() {
+		if eng != cur {
+			_ = eng.RevokeSubject(issuer, subject) // an issuer it does not know has nothing in flight
+		}
+	}
+	return nil
+}
+
+// checker is what the gRPC and HTTP front ends call: each check runs on
+// the generation in force when it starts.
+type checker struct{ s *service }
+
+var (
+	_ envoy.Checker = checker{}
+	_ Checker       = checker{}
+)
+
+func (c checker) Check(ctx context.Context, r *authz.Request) authz.Decision {
+	g := c.s.acquire()
+	defer g.release()
+	return g.eng.Check(ctx, r)
+}
