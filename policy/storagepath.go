@@ -15,13 +15,6 @@ type Target struct {
 	literal string // as Request.LiteralPath
 }
 
-// CheckTarget reports whether v is an acceptable Destination or Source
-// value (ParseTarget).
-func CheckTarget(v string) error {
-	_, err := ParseTarget(v)
-	return err
-}
-
 // ParseTarget reads a Destination or Source value; an error means 400
 // invalid_request. The engine applies it to every request (SPEC §5 refuses
 // such a value with 400 whatever the route), and AuthorizeStorage reads
