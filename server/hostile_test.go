@@ -181,7 +181,7 @@ func TestGarbageTokenFlood(t *testing.T) {
 		fi.set(g, true)
 	}
 	// negative_ttl outlasts the test; 16 MiB gives negative leases 2 MiB.
-	r := startConfigured(t, faultConfig{endpoint: fi.URL, readWindow: 10 * time.Minute, negTTL: 5 * time.Minute, memMB: 16}.yaml(), nil)
+	r := startConfigured(t, faultConfig{endpoint: fi.URL, readWindow: 10 * time.Minute, negTTL: 5 * time.Minute, memMB: 16, timeout: loadTolerantTimeout}.yaml(), nil)
 	waitServing(t, r)
 	for _, g := range goods {
 		if o := check(r, envoyRequest("GET", "/f", g)); o.err != nil || o.code() != codes.OK {

@@ -50,7 +50,7 @@ func TestSoak(t *testing.T) {
 		fi.set(goods[i], true)
 	}
 	// Logs are encoded but not kept: a buffer would grow with the load.
-	r := startConfiguredLog(t, faultConfig{endpoint: fi.URL, readWindow: time.Minute, negTTL: 2 * time.Second, memMB: 8}.yaml(), nil, io.Discard)
+	r := startConfiguredLog(t, faultConfig{endpoint: fi.URL, readWindow: time.Minute, negTTL: 2 * time.Second, memMB: 8, timeout: loadTolerantTimeout}.yaml(), nil, io.Discard)
 	waitServing(t, r)
 	baseline := baselineGoroutines()
 
