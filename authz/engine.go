@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -56,10 +57,10 @@ type IssuerConfig struct {
 	Issuer           string // the exact iss value
 	Mode             Mode
 	DefaultForOpaque bool
-	Introspection    IntrospectionConfig // for the introspection modes
-	JWT              JWTConfig           // for the jwt modes
+	Introspection    issuer.IntrospectionConfig // for the introspection modes
+	JWT              issuer.JWTConfig           // for the jwt modes
 	// Audiences, when set, must meet the token's aud; AcceptWLCGAny also
-	// accepts WLCGAnyAudience. The one check runs where the token's
+	// accepts issuer.WLCGAnyAudience. The one check runs where the token's
 	// claims are first read: on the signed JWT in the jwt modes (before
 	// the issuer is asked), on the answer in introspection mode. When
 	// Audiences is nil, JWT.Audiences is used; JWT.AcceptWLCGAny counts too.
@@ -99,11 +100,11 @@ type Config struct {
 	Metrics            *Metrics // nil: no metrics
 }
 
-type issuer struct {
+type trustedIssuer struct {
 	cfg        IssuerConfig
 	localHosts []string // cfg.LocalHosts in policy.NormalizeHost's form
-	intro      *Introspector
-	jwt        *JWTVerifier
+	intro      *issuer.Introspector
+	jwt        *issuer.JWTVerifier
 	breaker    *breaker
 	reached    atomic.Bool
 	pools      []*http.Transport // the issuer's connection pools, for Close
@@ -121,9 +122,9 @@ type Engine struct {
 	tracer   trace.Tracer
 	metrics  *Metrics
 
-	byIss  map[string]*issuer
-	byName map[string]*issuer
-	opaque *issuer
+	byIss  map[string]*trustedIssuer
+	byName map[string]*trustedIssuer
+	opaque *trustedIssuer
 	group  singleflight.Group
 	cancel context.CancelFunc
 }
@@ -167,8 +168,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		log:      cfg.Logger,
 		tracer:   cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
 		metrics:  cfg.Metrics,
-		byIss:    map[string]*issuer{},
-		byName:   map[string]*issuer{},
+		byIss:    map[string]*trustedIssuer{},
+		byName:   map[string]*trustedIssuer{},
 		cancel:   cancel,
 	}
 	for _, ic := range cfg.Issuers {
@@ -186,8 +187,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.TracerProvider) (*issuer, error) {
-	is := &issuer{cfg: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, e.now)}
+func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.TracerProvider) (*trustedIssuer, error) {
+	is := &trustedIssuer{cfg: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, e.now)}
 	for _, h := range ic.LocalHosts {
 		n, err := policy.NormalizeLocalHost(h)
 		if err != nil {
@@ -203,7 +204,7 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 			c.Transport = tracedTransport(pool, tp, "introspect "+ic.Name)
 		}
 		var err error
-		if is.intro, err = NewIntrospector(c); err != nil {
+		if is.intro, err = issuer.NewIntrospector(c); err != nil {
 			return nil, err
 		}
 	}
@@ -216,7 +217,7 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 			c.HTTPClient = &http.Client{Transport: tracedTransport(pool, tp, "jwks "+ic.Name)}
 		}
 		var err error
-		if is.jwt, err = NewJWTVerifier(ctx, c); err != nil {
+		if is.jwt, err = issuer.NewJWTVerifier(ctx, c); err != nil {
 			return nil, err
 		}
 	}
@@ -288,7 +289,7 @@ func (e *Engine) Probe(ctx context.Context) {
 		}
 		if is.intro != nil {
 			_, err := is.intro.Introspect(ctx, probeToken)
-			var ie *IssuerError
+			var ie *issuer.IssuerError
 			if err != nil && (!errors.As(err, &ie) || ie.Status == 0) {
 				ok = false
 			}
@@ -423,7 +424,7 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	select {
 	case v := <-ch:
 		if res, _ = v.Val.(*result); res == nil {
-			res = &result{err: fmt.Errorf("validate with %s: no result: %w", is.cfg.Name, ErrIssuerUnavailable)}
+			res = &result{err: fmt.Errorf("validate with %s: no result: %w", is.cfg.Name, issuer.ErrIssuerUnavailable)}
 		}
 		if !leader {
 			e.metrics.observeCoalesced()
@@ -443,7 +444,7 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 			// A validation "in the future" (the clock stepped back since the
 			// lookup) has no age to judge: SPEC §1, never a longer allowance.
 			now := e.now()
-			if age := now.Sub(old.ValidatedAt); age >= 0 && age < t.StaleIfError && !expired(old.Expiry, now) {
+			if age := now.Sub(old.ValidatedAt); age >= 0 && age < t.StaleIfError && !issuer.Expired(old.Expiry, now) {
 				d.Lease = LeaseStale
 				return e.allow(d, r, m, is, &old)
 			}
@@ -467,8 +468,8 @@ func flightKey(issuer string, key leasecache.Key, gen uint64) string {
 }
 
 // pickIssuer: a JWT by its iss claim, an opaque token to default_for_opaque.
-func (e *Engine) pickIssuer(tok string) *issuer {
-	if iss, ok := PeekIssuer(tok); ok {
+func (e *Engine) pickIssuer(tok string) *trustedIssuer {
+	if iss, ok := issuer.PeekIssuer(tok); ok {
 		return e.byIss[iss]
 	}
 	return e.opaque
@@ -476,7 +477,7 @@ func (e *Engine) pickIssuer(tok string) *issuer {
 
 // validateWithIssuer runs once per coalesced flight; gen is the cache's
 // revocation generation read before it started.
-func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key, gen uint64) (res *result) {
+func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok string, key leasecache.Key, gen uint64) (res *result) {
 	name := is.cfg.Name
 	start := time.Now()
 	// singleflight re-panics a DoChan panic on a goroutine of its own, past
@@ -496,7 +497,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 				attrs = append(attrs, slog.String("panic", re.Error()))
 			}
 			e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
-			res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, ErrIssuerUnavailable), retryAfter: time.Second}
+			res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, issuer.ErrIssuerUnavailable), retryAfter: time.Second}
 		}
 	}()
 	validatedAt := e.now()
@@ -504,13 +505,13 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 	took := time.Since(start)
 
 	var open *circuitOpenError
-	var ie *IssuerError
-	var te *TokenError
+	var ie *issuer.IssuerError
+	var te *issuer.TokenError
 	switch {
 	case errors.As(err, &open):
 		e.metrics.observeIssuer(name, "circuit_open", 0)
 		return &result{err: err, retryAfter: open.wait}
-	case errors.As(err, &te) || (err != nil && errors.Is(err, ErrInvalidToken)):
+	case errors.As(err, &te) || (err != nil && errors.Is(err, issuer.ErrInvalidToken)):
 		e.metrics.observeIssuer(name, "invalid", took)
 		e.storeNegative(ctx, key, gen)
 		desc := "token is invalid"
@@ -536,7 +537,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 		e.storeNegative(ctx, key, gen)
 		return &result{reason: ReasonInactive, desc: "token is not active"}
 	}
-	if expired(claims.Expiry, validatedAt) {
+	if issuer.Expired(claims.Expiry, validatedAt) {
 		e.metrics.observeIssuer(name, "inactive", took)
 		e.storeNegative(ctx, key, gen)
 		return &result{reason: ReasonExpired, desc: "token expired"}
@@ -576,11 +577,11 @@ func (e *Engine) storeNegative(ctx context.Context, key leasecache.Key, gen uint
 // tokenReason is the Reason for a refusal the issuer clients reported.
 func tokenReason(err error) Reason {
 	switch {
-	case errors.Is(err, errExpired):
+	case errors.Is(err, issuer.ErrExpired):
 		return ReasonExpired
-	case errors.Is(err, errNotAccessToken):
+	case errors.Is(err, issuer.ErrNotAccessToken):
 		return ReasonNotAccessToken
-	case errors.Is(err, errAudience):
+	case errors.Is(err, issuer.ErrAudience):
 		return ReasonAudience
 	}
 	return ReasonInvalidToken
@@ -594,8 +595,8 @@ func tokenReason(err error) Reason {
 // open". JWKS fetches are not breaker calls either: the verifier already
 // bounds them (one on-demand fetch per MinRefetchInterval), and an open
 // breaker must not stop tokens whose keys are known.
-func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, error) {
-	var local Claims
+func (e *Engine) verify(ctx context.Context, is *trustedIssuer, tok string) (issuer.Claims, error) {
+	var local issuer.Claims
 	if is.jwt != nil {
 		c, err := is.jwt.Verify(ctx, tok)
 		if err != nil || is.intro == nil {
@@ -632,14 +633,14 @@ func (e *circuitOpenError) Error() string {
 	return fmt.Sprintf("validate with %s: circuit open", e.issuer)
 }
 
-func (e *circuitOpenError) Unwrap() error { return ErrIssuerUnavailable }
+func (e *circuitOpenError) Unwrap() error { return issuer.ErrIssuerUnavailable }
 
 // introspect is the one issuer call the circuit breaker wraps (SPEC §2:
 // "The circuit breaker counts issuer calls only"). An answer about the
 // token, whatever it says, is a success; no usable answer is a failure.
-func (e *Engine) introspect(ctx context.Context, is *issuer, tok string) (Claims, error) {
+func (e *Engine) introspect(ctx context.Context, is *trustedIssuer, tok string) (issuer.Claims, error) {
 	if ok, wait := is.breaker.allow(); !ok {
-		return Claims{}, &circuitOpenError{issuer: is.cfg.Name, wait: wait}
+		return issuer.Claims{}, &circuitOpenError{issuer: is.cfg.Name, wait: wait}
 	}
 	answered := false
 	defer func() {
@@ -651,9 +652,9 @@ func (e *Engine) introspect(ctx context.Context, is *issuer, tok string) (Claims
 	}()
 	c, err := is.intro.Introspect(ctx, tok)
 	answered = true
-	var ie *IssuerError
+	var ie *issuer.IssuerError
 	switch {
-	case err == nil, errors.Is(err, ErrInvalidToken):
+	case err == nil, errors.Is(err, issuer.ErrInvalidToken):
 		is.breaker.success()
 	case errors.As(err, &ie):
 		is.breaker.failure(ie.RetryAfter)
@@ -674,7 +675,7 @@ func cmpOr(a, b string) string {
 // identity. SPEC §1: "every matching route's require: ... applies", so a
 // route that only tightens the tier cannot switch off a broader route's
 // scope check, and two profiles required must both pass.
-func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *leasecache.Lease) Decision {
+func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer, l *leasecache.Lease) Decision {
 	d.Issuer = is.cfg.Name
 	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
 	if m.Require != 0 {

@@ -1,4 +1,4 @@
-package authz
+package issuer
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -46,13 +45,13 @@ type JWTConfig struct {
 	// trimmed first); the discovery document's issuer must equal Issuer.
 	JWKSURI string
 	// Audiences: the token's aud must contain one of them. An empty list
-	// means the audience is not checked at all; New (the Engine's) refuses
-	// that unless the issuer sets IssuerConfig.AcceptAnyAudience.
+	// means the audience is not checked at all; the engine (authz.New)
+	// refuses that unless the issuer sets IssuerConfig.AcceptAnyAudience.
 	Audiences []string
 	// AcceptWLCGAny accepts WLCGAnyAudience in the token's aud as matching.
 	AcceptWLCGAny bool
 	// ClockSkew, default 60s, lets nbf and iat lie that far in the future.
-	// It does not extend exp: see expired.
+	// It does not extend exp: see Expired.
 	ClockSkew  time.Duration
 	Clock      func() time.Time // default time.Now; exp/nbf/iat checks and the refetch limiter
 	HTTPClient *http.Client     // optional (tracing/tests); default a plain client
@@ -112,7 +111,7 @@ type keySnapshot struct{ set jwk.Set }
 // ctx is cancelled, and Verify fetches on demand. Cancelling ctx stops all
 // background work.
 func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
-	if ps := cfg.problems(); len(ps) > 0 {
+	if ps := cfg.Validate(); len(ps) > 0 {
 		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, joinProblems(ps))
 	}
 	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
@@ -157,10 +156,11 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	return v, nil
 }
 
-// problems is what NewJWTVerifier refuses in cfg, each with its key.
-func (cfg JWTConfig) problems() []fieldProblem {
-	var ps []fieldProblem
-	add := func(field, msg string) { ps = append(ps, fieldProblem{field, msg}) }
+// Validate reports every problem NewJWTVerifier would refuse in cfg, each
+// with its key, without I/O.
+func (cfg JWTConfig) Validate() []Problem {
+	var ps []Problem
+	add := func(field, msg string) { ps = append(ps, Problem{field, msg}) }
 	if cfg.Issuer == "" {
 		add("issuer", "issuer is required")
 	}
@@ -411,7 +411,7 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	}
 
 	if refusal != "" {
-		return Claims{}, v.invalid(refusal, errNotAccessToken)
+		return Claims{}, v.invalid(refusal, ErrNotAccessToken)
 	}
 	if c.Issuer != v.cfg.Issuer {
 		return Claims{}, v.invalid("issuer not accepted", nil)
@@ -421,15 +421,15 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 	switch {
 	case c.Expiry.IsZero():
 		return Claims{}, v.invalid("token has no expiry", nil)
-	case expired(c.Expiry, now):
-		return Claims{}, v.invalid("token expired", errExpired)
+	case Expired(c.Expiry, now):
+		return Claims{}, v.invalid("token expired", ErrExpired)
 	case !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore):
 		return Claims{}, v.invalid("token not yet valid", nil)
 	case !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(skew)):
 		return Claims{}, v.invalid("token issued in the future", nil)
 	}
 	if !v.aud.accepts(c.Audience) {
-		return Claims{}, v.invalid("audience not accepted", errAudience)
+		return Claims{}, v.invalid("audience not accepted", ErrAudience)
 	}
 	return c, nil
 }
@@ -690,18 +690,4 @@ type jwksErrSink struct{ v *JWTVerifier }
 func (s jwksErrSink) Error(err error) {
 	s.v.setError(err)
 	s.v.log.Warn("JWKS refresh failed; keeping the previous keys", "issuer", s.v.cfg.Name, "error", err)
-}
-
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q: scheme must be http or https", u.Redacted())
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q: host is missing", u.Redacted())
-	}
-	return nil
 }

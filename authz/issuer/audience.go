@@ -1,12 +1,12 @@
-package authz
+package issuer
 
 import (
 	"errors"
 	"slices"
 )
 
-// errAudience is the cause inside a TokenError for an audience not ours.
-var errAudience = errors.New("no accepted audience in aud")
+// ErrAudience is the cause inside a TokenError for an audience not ours.
+var ErrAudience = errors.New("no accepted audience in aud")
 
 // audienceRule is the one audience check (RFC 9068 §4, RFC 7519 §4.1.3),
 // applied to signed JWT claims and to introspection answers alike, so an
