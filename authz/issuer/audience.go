@@ -8,6 +8,10 @@ import (
 // ErrAudience is the cause inside a TokenError for an audience not ours.
 var ErrAudience = errors.New("no accepted audience in aud")
 
+// WLCGAnyAudience is the WLCG Common JWT Profile audience meaning "any
+// relying party"; accepted only when JWTConfig.AcceptWLCGAny is set.
+const WLCGAnyAudience = "https://wlcg.cern.ch/jwt/v1/any"
+
 // audienceRule is the one audience check (RFC 9068 §4, RFC 7519 §4.1.3),
 // applied to signed JWT claims and to introspection answers alike, so an
 // exception such as accept_wlcg_any_audience holds wherever aud is checked.
