@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime"
 	"runtime/debug"
@@ -14,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -199,9 +197,9 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 	if ic.wantsIntrospection() {
 		c := ic.introspectionConfig()
 		if c.Transport == nil {
-			pool := pooledTransport(c.MaxConns)
+			pool := issuer.PooledTransport(c.MaxConns)
 			is.pools = append(is.pools, pool)
-			c.Transport = tracedTransport(pool, tp, "introspect "+ic.Name)
+			c.Transport = issuer.TracedTransport(pool, tp, "introspect "+ic.Name)
 		}
 		var err error
 		if is.intro, err = issuer.NewIntrospector(c); err != nil {
@@ -212,9 +210,9 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 		c := ic.jwtConfig()
 		c.Clock, c.Logger = e.now, e.log
 		if c.HTTPClient == nil {
-			pool := pooledTransport(4)
+			pool := issuer.PooledTransport(4)
 			is.pools = append(is.pools, pool)
-			c.HTTPClient = &http.Client{Transport: tracedTransport(pool, tp, "jwks "+ic.Name)}
+			c.HTTPClient = &http.Client{Transport: issuer.TracedTransport(pool, tp, "jwks "+ic.Name)}
 		}
 		var err error
 		if is.jwt, err = issuer.NewJWTVerifier(ctx, c); err != nil {
@@ -225,29 +223,6 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 		return nil, fmt.Errorf("mode %q is not introspection, jwt or jwt+introspection", ic.Mode)
 	}
 	return is, nil
-}
-
-func pooledTransport(maxConns int) *http.Transport {
-	if maxConns <= 0 {
-		maxConns = 64
-	}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxConnsPerHost:       maxConns,
-		MaxIdleConnsPerHost:   maxConns,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ForceAttemptHTTP2:     true,
-	}
-}
-
-// tracedTransport gives each issuer call an HTTP client span named name.
-func tracedTransport(rt http.RoundTripper, tp trace.TracerProvider, name string) http.RoundTripper {
-	return otelhttp.NewTransport(rt,
-		otelhttp.WithTracerProvider(tp),
-		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return name }))
 }
 
 // Close stops background work (JWKS refresh) and closes the issuers' idle
