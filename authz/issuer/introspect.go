@@ -166,13 +166,6 @@ func (cfg IntrospectionConfig) Validate() []Problem {
 	return ps
 }
 
-// Name returns the configured issuer name.
-func (i *Introspector) Name() string { return i.name }
-
-// CloseIdleConnections releases pooled connections, e.g. after a reload
-// replaced this Introspector.
-func (i *Introspector) CloseIdleConnections() { i.client.CloseIdleConnections() }
-
 // Introspect asks the issuer about token. An inactive token is
 // Claims{Active: false} with a nil error; issuer faults are
 // ErrIssuerUnavailable, an iss mismatch is ErrInvalidToken. Introspect does

@@ -167,9 +167,6 @@ func (cfg JWTConfig) Validate() []Problem {
 	return ps
 }
 
-// Name returns the configured issuer name.
-func (v *JWTVerifier) Name() string { return v.cfg.Name }
-
 // Ready reports whether the JWKS has been fetched successfully at least once.
 func (v *JWTVerifier) Ready() bool { return v.keys.Load() != nil }
 
