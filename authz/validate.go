@@ -124,56 +124,12 @@ func (e *Engine) pickIssuer(tok string) *trustedIssuer {
 func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok string, key leasecache.Key, gen uint64) (res *result) {
 	name := is.cfg.Name
 	start := time.Now()
-	// singleflight re-panics a DoChan panic on a goroutine of its own, past
-	// every recover, and the process dies. A panic here is an issuer fault
-	// instead: 503 for every caller of the flight, counted, and logged
-	// without its value (which could quote the token).
-	defer func() {
-		if p := recover(); p != nil {
-			e.metrics.observeIssuer(name, "error", time.Since(start))
-			attrs := []slog.Attr{
-				slog.String("issuer", name),
-				slog.String("token_id", key.Prefix()),
-				slog.String("panic_type", fmt.Sprintf("%T", p)),
-				slog.String("stack", clipStack(debug.Stack())),
-			}
-			if re, ok := p.(runtime.Error); ok {
-				attrs = append(attrs, slog.String("panic", re.Error()))
-			}
-			e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
-			res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, issuer.ErrIssuerUnavailable), retryAfter: time.Second}
-		}
-	}()
+	defer e.panicAsFault(ctx, name, key, start, &res)
 	validatedAt := e.now()
 	claims, err := e.verify(ctx, is, tok)
 	took := time.Since(start)
-
-	var open *circuitOpenError
-	var ie *issuer.IssuerError
-	var te *issuer.TokenError
-	switch {
-	case errors.As(err, &open):
-		e.metrics.observeIssuer(name, "circuit_open", 0)
-		return &result{err: err, retryAfter: open.wait}
-	case errors.As(err, &te) || (err != nil && errors.Is(err, issuer.ErrInvalidToken)):
-		e.metrics.observeIssuer(name, "invalid", took)
-		e.storeNegative(ctx, key, gen)
-		desc := "token is invalid"
-		if te != nil {
-			desc = te.Reason
-		}
-		return &result{reason: tokenReason(err), desc: desc}
-	case err != nil:
-		retry := time.Duration(0)
-		if errors.As(err, &ie) {
-			retry = ie.RetryAfter
-			if ie.Status != 0 {
-				is.reached.Store(true)
-			}
-		}
-		e.metrics.observeIssuer(name, "error", took)
-		e.log.LogAttrs(ctx, slog.LevelWarn, "issuer fault", slog.String("issuer", name), slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
-		return &result{err: err, retryAfter: max(retry, time.Second)}
+	if err != nil {
+		return e.notValidated(ctx, is, key, gen, err, took)
 	}
 	is.reached.Store(true)
 	if !claims.Active {
@@ -198,9 +154,70 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok 
 		WLCGVersion: claims.WLCGVersion,
 		Gen:         gen,
 	}
-	// An admin revoke that landed during the call wins: the cache refuses
-	// this older answer. The callers of this flight, who all arrived
-	// before the revoke, get it; the next request asks the issuer again.
+	e.storeLease(ctx, name, key, l)
+	return &result{lease: l, active: true}
+}
+
+// panicAsFault, deferred by validateWithIssuer, turns a panic into its
+// result. singleflight re-panics a DoChan panic on a goroutine of its own,
+// past every recover, and the process dies. A panic here is an issuer fault
+// instead: 503 for every caller of the flight, counted, and logged without
+// its value (which could quote the token).
+func (e *Engine) panicAsFault(ctx context.Context, name string, key leasecache.Key, start time.Time, res **result) {
+	if p := recover(); p != nil {
+		e.metrics.observeIssuer(name, "error", time.Since(start))
+		attrs := []slog.Attr{
+			slog.String("issuer", name),
+			slog.String("token_id", key.Prefix()),
+			slog.String("panic_type", fmt.Sprintf("%T", p)),
+			slog.String("stack", clipStack(debug.Stack())),
+		}
+		if re, ok := p.(runtime.Error); ok {
+			attrs = append(attrs, slog.String("panic", re.Error()))
+		}
+		e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
+		*res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, issuer.ErrIssuerUnavailable), retryAfter: time.Second}
+	}
+}
+
+// notValidated is the result of a verification that failed with err: the
+// breaker refused the call, the token was refused (a negative lease since
+// gen), or the issuer failed.
+func (e *Engine) notValidated(ctx context.Context, is *trustedIssuer, key leasecache.Key, gen uint64, err error, took time.Duration) *result {
+	name := is.cfg.Name
+	var open *circuitOpenError
+	var ie *issuer.IssuerError
+	var te *issuer.TokenError
+	switch {
+	case errors.As(err, &open):
+		e.metrics.observeIssuer(name, "circuit_open", 0)
+		return &result{err: err, retryAfter: open.wait}
+	case errors.As(err, &te) || errors.Is(err, issuer.ErrInvalidToken):
+		e.metrics.observeIssuer(name, "invalid", took)
+		e.storeNegative(ctx, key, gen)
+		desc := "token is invalid"
+		if te != nil {
+			desc = te.Reason
+		}
+		return &result{reason: tokenReason(err), desc: desc}
+	}
+	retry := time.Duration(0)
+	if errors.As(err, &ie) {
+		retry = ie.RetryAfter
+		if ie.Status != 0 {
+			is.reached.Store(true)
+		}
+	}
+	e.metrics.observeIssuer(name, "error", took)
+	e.log.LogAttrs(ctx, slog.LevelWarn, "issuer fault", slog.String("issuer", name), slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
+	return &result{err: err, retryAfter: max(retry, time.Second)}
+}
+
+// storeLease keeps l for the next request. An admin revoke that landed
+// during the call wins: the cache refuses this older answer. The callers of
+// this flight, who all arrived before the revoke, get it; the next request
+// asks the issuer again.
+func (e *Engine) storeLease(ctx context.Context, name string, key leasecache.Key, l leasecache.Lease) {
 	switch err := e.cache.Store(key, l); {
 	case errors.Is(err, leasecache.ErrRevokedSince):
 		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: revoked during validation", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
@@ -208,7 +225,6 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok 
 		// Not fatal: the decision stands, the next request asks again.
 		e.log.LogAttrs(ctx, slog.LevelWarn, "lease not stored", slog.String("issuer", name), slog.String("error", err.Error()))
 	}
-	return &result{lease: l, active: true}
 }
 
 // storeNegative remembers a refusal; a revoke since gen drops it.
