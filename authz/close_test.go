@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/leasegate/leasegate/authz/issuer"
 )
 
 // Close releases the engine's idle issuer connections: a reload replaces
@@ -29,7 +31,7 @@ func TestCloseClosesIdleIssuerConnections(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	env := newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) {
-		ic.Introspection = IntrospectionConfig{Endpoint: srv.URL, Auth: AuthNone, Timeout: 2 * time.Second}
+		ic.Introspection = issuer.IntrospectionConfig{Endpoint: srv.URL, Auth: issuer.AuthNone, Timeout: 2 * time.Second}
 	}})
 	if d := env.check("GET", "/f", "some-token"); d.Allow {
 		t.Fatalf("an inactive token was allowed: %+v", d)

@@ -1,10 +1,11 @@
 package authz
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/leasegate/leasegate/authz/issuer"
 )
 
 // ConfigProblem is one reason New refuses its issuers. Field is the key as
@@ -23,18 +24,6 @@ func (p ConfigProblem) Error() string {
 	return fmt.Sprintf("issuers[%d].%s: %s", p.Issuer, p.Field, p.Msg)
 }
 
-// fieldProblem is a problem inside one issuer's configuration.
-type fieldProblem struct{ field, msg string }
-
-// joinProblems keeps the constructors' error text: the messages, joined.
-func joinProblems(ps []fieldProblem) error {
-	errs := make([]error, len(ps))
-	for i, p := range ps {
-		errs[i] = errors.New(p.msg)
-	}
-	return errors.Join(errs...)
-}
-
 // ValidateIssuers reports every problem New would refuse in issuers, with
 // no I/O and nothing built, so `leasegate -check` and start-up run the
 // same checks (SPEC §6: a configuration -check accepts must start). New
@@ -47,25 +36,25 @@ func ValidateIssuers(issuers []IssuerConfig) []ConfigProblem {
 	for i, ic := range issuers {
 		ps := ic.problems()
 		if ic.Name != "" && names[ic.Name] {
-			ps = append(ps, fieldProblem{"name", fmt.Sprintf("%q is used by two issuers", ic.Name)})
+			ps = append(ps, issuer.Problem{Field: "name", Msg: fmt.Sprintf("%q is used by two issuers", ic.Name)})
 		}
 		names[ic.Name] = true
 		// Two issuers with one iss: a token would silently go to the last.
 		if ic.Issuer != "" && isses[ic.Issuer] {
-			ps = append(ps, fieldProblem{"issuer", fmt.Sprintf("%q is configured twice", ic.Issuer)})
+			ps = append(ps, issuer.Problem{Field: "issuer", Msg: fmt.Sprintf("%q is configured twice", ic.Issuer)})
 		}
 		isses[ic.Issuer] = true
 		if ic.DefaultForOpaque {
 			if opaque != "" {
-				ps = append(ps, fieldProblem{"default_for_opaque", fmt.Sprintf("issuer %q is already default_for_opaque; at most one may be", opaque)})
+				ps = append(ps, issuer.Problem{Field: "default_for_opaque", Msg: fmt.Sprintf("issuer %q is already default_for_opaque; at most one may be", opaque)})
 			}
 			opaque = cmpOr(ic.Name, fmt.Sprintf("#%d", i))
 		}
-		seen := map[fieldProblem]bool{}
+		seen := map[issuer.Problem]bool{}
 		for _, p := range ps {
 			if !seen[p] { // the issuer and its JWT verifier may both say it
 				seen[p] = true
-				out = append(out, ConfigProblem{Issuer: i, Field: p.field, Msg: p.msg})
+				out = append(out, ConfigProblem{Issuer: i, Field: p.Field, Msg: p.Msg})
 			}
 		}
 	}
@@ -79,9 +68,9 @@ func (ic IssuerConfig) wantsIntrospection() bool {
 func (ic IssuerConfig) wantsJWT() bool { return ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection }
 
 // problems is what New refuses in one issuer.
-func (ic IssuerConfig) problems() []fieldProblem {
-	var ps []fieldProblem
-	add := func(field, msg string) { ps = append(ps, fieldProblem{field, msg}) }
+func (ic IssuerConfig) problems() []issuer.Problem {
+	var ps []issuer.Problem
+	add := func(field, msg string) { ps = append(ps, issuer.Problem{Field: field, Msg: msg}) }
 	if ic.Name == "" {
 		add("name", "is required")
 	}
@@ -110,18 +99,18 @@ func (ic IssuerConfig) problems() []fieldProblem {
 		add("circuit_breaker", "failures and open_for must not be negative")
 	}
 	if ic.wantsIntrospection() {
-		for _, p := range ic.introspectionConfig().problems() {
-			add(strings.TrimSuffix("introspection."+p.field, "."), p.msg)
+		for _, p := range ic.introspectionConfig().Validate() {
+			add(strings.TrimSuffix("introspection."+p.Field, "."), p.Msg)
 		}
 	}
 	if ic.wantsJWT() {
-		ps = append(ps, ic.jwtConfig().problems()...)
+		ps = append(ps, ic.jwtConfig().Validate()...)
 	}
 	return ps
 }
 
 // introspectionConfig is the introspection client's view of ic.
-func (ic IssuerConfig) introspectionConfig() IntrospectionConfig {
+func (ic IssuerConfig) introspectionConfig() issuer.IntrospectionConfig {
 	c := ic.Introspection
 	c.Name, c.ExpectedIssuer = ic.Name, ic.Issuer
 	// SPEC §2: accept_wlcg_any_audience holds "wherever the audience is
@@ -144,7 +133,7 @@ func (ic IssuerConfig) wlcgAny() bool { return ic.AcceptWLCGAny || ic.JWT.Accept
 
 // jwtConfig is the JWT verifier's view of ic, before New adds its clock,
 // logger and HTTP client.
-func (ic IssuerConfig) jwtConfig() JWTConfig {
+func (ic IssuerConfig) jwtConfig() issuer.JWTConfig {
 	c := ic.JWT
 	c.Name, c.Issuer = ic.Name, ic.Issuer
 	c.Audiences, c.AcceptWLCGAny = ic.audiences(), ic.wlcgAny()

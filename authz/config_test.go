@@ -8,6 +8,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -16,14 +17,14 @@ import (
 func validIntrospection() IssuerConfig {
 	return IssuerConfig{
 		Name: "intro", Issuer: "https://intro.example/", Mode: ModeIntrospection, DefaultForOpaque: true,
-		Introspection: IntrospectionConfig{Endpoint: "http://127.0.0.1:1/introspect", Auth: AuthNone},
+		Introspection: issuer.IntrospectionConfig{Endpoint: "http://127.0.0.1:1/introspect", Auth: issuer.AuthNone},
 	}
 }
 
 func validJWT() IssuerConfig {
 	return IssuerConfig{
 		Name: "jwt", Issuer: "https://jwt.example/", Mode: ModeJWT,
-		JWT:       JWTConfig{JWKSURI: "http://127.0.0.1:1/jwks"},
+		JWT:       issuer.JWTConfig{JWKSURI: "http://127.0.0.1:1/jwks"},
 		Audiences: []string{"https://storage.example.org"},
 	}
 }
@@ -39,9 +40,9 @@ func TestValidateIssuers(t *testing.T) {
 		{name: "jwt without audiences", mod: func(_, j *IssuerConfig) { j.Audiences = nil },
 			field: "issuers[1].audiences", msg: "is required for a jwt issuer (RFC 9068 §4)"},
 		{name: "jwt+introspection without audiences", mod: func(_, j *IssuerConfig) {
-			j.Audiences, j.Mode, j.Introspection = nil, ModeJWTIntrospection, IntrospectionConfig{Endpoint: "https://jwt.example/i", Auth: AuthNone}
+			j.Audiences, j.Mode, j.Introspection = nil, ModeJWTIntrospection, issuer.IntrospectionConfig{Endpoint: "https://jwt.example/i", Auth: issuer.AuthNone}
 		}, field: "issuers[1].audiences", msg: "is required for a jwt+introspection issuer"},
-		{name: "jwt audiences only in JWTConfig", mod: func(_, j *IssuerConfig) { j.JWT.Audiences, j.Audiences = j.Audiences, nil }},
+		{name: "jwt audiences only in issuer.JWTConfig", mod: func(_, j *IssuerConfig) { j.JWT.Audiences, j.Audiences = j.Audiences, nil }},
 		{name: "jwt with accept_any_audience", mod: func(_, j *IssuerConfig) { j.Audiences, j.AcceptAnyAudience = nil, true }},
 		{name: "accept_any_audience and audiences", mod: func(_, j *IssuerConfig) { j.AcceptAnyAudience = true },
 			field: "issuers[1].accept_any_audience", msg: "contradicts audiences"},
@@ -56,7 +57,7 @@ func TestValidateIssuers(t *testing.T) {
 			field: "issuers[0].introspection.endpoint", msg: "credentials in the URL"},
 		{name: "default_for_opaque on jwt+introspection", mod: func(i, j *IssuerConfig) {
 			i.DefaultForOpaque, j.DefaultForOpaque = false, true
-			j.Mode, j.Introspection = ModeJWTIntrospection, IntrospectionConfig{Endpoint: "https://jwt.example/i", Auth: AuthNone}
+			j.Mode, j.Introspection = ModeJWTIntrospection, issuer.IntrospectionConfig{Endpoint: "https://jwt.example/i", Auth: issuer.AuthNone}
 		}, field: "issuers[1].default_for_opaque", msg: "can never accept an opaque token"},
 		{name: "default_for_opaque on jwt", mod: func(i, j *IssuerConfig) { i.DefaultForOpaque, j.DefaultForOpaque = false, true },
 			field: "issuers[1].default_for_opaque", msg: "can never accept an opaque token"},
@@ -161,7 +162,7 @@ func TestEngineAcceptAnyAudience(t *testing.T) {
 			env := newEngEnv(t, engOpts{config: func(c *Config) {
 				c.Issuers = []IssuerConfig{{
 					Name: "jwt", Issuer: jwks.issuer(), Mode: ModeJWT,
-					JWT:       JWTConfig{JWKSURI: jwks.URL + "/jwks"},
+					JWT:       issuer.JWTConfig{JWKSURI: jwks.URL + "/jwks"},
 					Audiences: tc.audiences, AcceptAnyAudience: tc.anyAud,
 				}}
 			}})

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -64,8 +65,8 @@ func FuzzEngineCheck(f *testing.F) {
 			c.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			c.Issuers = append(c.Issuers, IssuerConfig{
 				Name: "jwt", Issuer: fuzzJWTIss, Mode: ModeJWTIntrospection, AcceptAnyAudience: true,
-				JWT: JWTConfig{JWKSURI: jwks.URL, FetchTimeout: time.Second},
-				Introspection: IntrospectionConfig{
+				JWT: issuer.JWTConfig{JWKSURI: jwks.URL, FetchTimeout: time.Second},
+				Introspection: issuer.IntrospectionConfig{
 					Endpoint: c.Issuers[0].Introspection.Endpoint, ClientID: engClientID, ClientSecret: engSecret,
 				},
 				BreakerFailures: 3, BreakerOpenFor: time.Second,

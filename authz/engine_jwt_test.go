@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
+
+	"github.com/leasegate/leasegate/authz/issuer"
 )
 
 // engJWT is an engine whose issuer verifies JWTs locally (mode jwt or
@@ -27,7 +29,7 @@ func newEngJWT(t *testing.T, mode Mode, o engOpts) *engJWT {
 		ic.Mode = mode
 		ic.DefaultForOpaque = false
 		ic.Audiences = []string{testAudience}
-		ic.JWT = JWTConfig{JWKSURI: jwks.URL + "/jwks", MinRefetchInterval: time.Hour}
+		ic.JWT = issuer.JWTConfig{JWKSURI: jwks.URL + "/jwks", MinRefetchInterval: time.Hour}
 		if mod != nil {
 			mod(ic)
 		}
@@ -215,8 +217,8 @@ func TestEngineAudienceOneRule(t *testing.T) {
 		wlcgAny bool
 	}{
 		{name: "ours", aud: []string{"https://x.example", testAudience}, ours: true},
-		{name: "WLCG any", aud: WLCGAnyAudience, wlcgAny: true},
-		{name: "WLCG any among others", aud: []string{"https://x.example", WLCGAnyAudience}, wlcgAny: true},
+		{name: "WLCG any", aud: issuer.WLCGAnyAudience, wlcgAny: true},
+		{name: "WLCG any among others", aud: []string{"https://x.example", issuer.WLCGAnyAudience}, wlcgAny: true},
 		{name: "foreign", aud: "https://other.example"},
 		{name: "none"},
 	}
@@ -263,7 +265,7 @@ func TestEngineAudienceOneRule(t *testing.T) {
 		env := newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) {
 			ic.Audiences, ic.AcceptWLCGAny = []string{testAudience}, true
 		}})
-		env.iss.setAnswer("opaque-wlcg", env.active(func(a map[string]any) { a["aud"] = WLCGAnyAudience }))
+		env.iss.setAnswer("opaque-wlcg", env.active(func(a map[string]any) { a["aud"] = issuer.WLCGAnyAudience }))
 		if d := env.check("GET", "/f", "opaque-wlcg"); !d.Allow {
 			t.Fatalf("decision = %+v, want allow", d)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -260,7 +261,7 @@ func TestEngineLocalHosts(t *testing.T) {
 		defer func() { _ = cache.Close() }()
 		_, err = New(context.Background(), Config{Policy: pol, Cache: cache, Issuers: []IssuerConfig{{
 			Name: "x", Issuer: "https://x.example.org/", Mode: ModeIntrospection, LocalHosts: []string{"dav.example.org:443"},
-			Introspection: IntrospectionConfig{Endpoint: "https://x.example.org/introspect", Auth: "none"},
+			Introspection: issuer.IntrospectionConfig{Endpoint: "https://x.example.org/introspect", Auth: "none"},
 		}}})
 		if err == nil || !strings.Contains(err.Error(), "local_hosts") {
 			t.Fatalf("New = %v, want a local_hosts error", err)

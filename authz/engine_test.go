@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -202,7 +203,7 @@ func newEngEnv(t testing.TB, o engOpts) *engEnv {
 		Issuer:           engIss,
 		Mode:             ModeIntrospection,
 		DefaultForOpaque: true,
-		Introspection: IntrospectionConfig{
+		Introspection: issuer.IntrospectionConfig{
 			Endpoint:     env.iss.URL + "/introspect",
 			ClientID:     engClientID,
 			ClientSecret: engSecret,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -202,9 +203,9 @@ func newReplayEnv(t testing.TB) *replayEnv {
 			Issuer:           replayIss,
 			Mode:             authz.ModeIntrospection,
 			DefaultForOpaque: true,
-			Introspection: authz.IntrospectionConfig{
+			Introspection: issuer.IntrospectionConfig{
 				Endpoint: env.iss.URL + "/introspect",
-				Auth:     authz.AuthNone,
+				Auth:     issuer.AuthNone,
 				Timeout:  5 * time.Second,
 			},
 			BreakerFailures: 1000,

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -757,7 +758,7 @@ func newRealEngine(t testing.TB, issuerURL string) *authz.Engine {
 		Cache:  cache,
 		Issuers: []authz.IssuerConfig{{
 			Name: "idp", Issuer: issuerURL, Mode: authz.ModeIntrospection, DefaultForOpaque: true,
-			Introspection:   authz.IntrospectionConfig{Endpoint: issuerURL + "/introspect", Auth: authz.AuthNone, Timeout: 2 * time.Second},
+			Introspection:   issuer.IntrospectionConfig{Endpoint: issuerURL + "/introspect", Auth: issuer.AuthNone, Timeout: 2 * time.Second},
 			BreakerFailures: 1000, BreakerOpenFor: time.Second,
 		}},
 		Upstream: authz.UpstreamHeaderNames{Subject: "x-auth-subject", ClientID: "x-auth-client-id", Scope: "x-auth-scope", Issuer: "x-auth-issuer"},

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/policy"
 )
 
@@ -636,7 +637,7 @@ func (c *Config) authzIssuers() []authz.IssuerConfig {
 			Issuer:           is.Issuer,
 			Mode:             authz.Mode(is.Mode),
 			DefaultForOpaque: is.DefaultForOpaque,
-			Introspection: authz.IntrospectionConfig{
+			Introspection: issuer.IntrospectionConfig{
 				Endpoint:     in.Endpoint,
 				Auth:         in.Auth,
 				ClientID:     in.ClientID,
@@ -644,7 +645,7 @@ func (c *Config) authzIssuers() []authz.IssuerConfig {
 				Timeout:      in.Timeout,
 				MaxConns:     in.MaxConns,
 			},
-			JWT: authz.JWTConfig{
+			JWT: issuer.JWTConfig{
 				JWKSURI:       is.JWKSURI,
 				Audiences:     is.Audiences,
 				AcceptWLCGAny: is.AcceptWLCGAny,

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -277,7 +278,7 @@ func newE2EStack(t *testing.T) *e2eStack {
 		Cache:  cache,
 		Issuers: []authz.IssuerConfig{{
 			Name: "test", Issuer: e2eIssuer, Mode: authz.ModeIntrospection, DefaultForOpaque: true,
-			Introspection: authz.IntrospectionConfig{Endpoint: s.issuer.URL, Auth: authz.AuthNone},
+			Introspection: issuer.IntrospectionConfig{Endpoint: s.issuer.URL, Auth: issuer.AuthNone},
 		}},
 		Upstream: authz.UpstreamHeaderNames{
 			Subject: "x-auth-subject", ClientID: "x-auth-client-id", Scope: "x-auth-scope", Issuer: "x-auth-issuer",

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
@@ -60,7 +61,7 @@ func newHitEnv(tb testing.TB) *hitEnv {
 		Cache:  cache,
 		Issuers: []authz.IssuerConfig{{
 			Name: "bench", Issuer: "https://issuer.bench.example", Mode: authz.ModeIntrospection, DefaultForOpaque: true,
-			Introspection: authz.IntrospectionConfig{Endpoint: iss.URL + "/introspect", Auth: authz.AuthNone},
+			Introspection: issuer.IntrospectionConfig{Endpoint: iss.URL + "/introspect", Auth: issuer.AuthNone},
 		}},
 		Upstream: authz.UpstreamHeaderNames{Subject: "x-auth-subject", ClientID: "x-auth-client-id", Scope: "x-auth-scope", Issuer: "x-auth-issuer"},
 		Logger:   slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -1,6 +1,7 @@
-package authz
+package issuer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,15 +72,15 @@ type Introspector struct {
 // NewIntrospector validates cfg and builds the client. It does not contact
 // the issuer.
 func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
-	if ps := cfg.problems(); len(ps) > 0 {
+	if ps := cfg.Validate(); len(ps) > 0 {
 		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, joinProblems(ps))
 	}
 	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
 	if err != nil {
 		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, err)
 	}
-	u, _ := url.Parse(cfg.Endpoint) // problems parsed it
-	auth := cmpOr(cfg.Auth, AuthClientSecretBasic)
+	u, _ := url.Parse(cfg.Endpoint) // Validate parsed it
+	auth := cmp.Or(cfg.Auth, AuthClientSecretBasic)
 
 	i := &Introspector{
 		name:         cfg.Name,
@@ -118,10 +119,11 @@ func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
 	return i, nil
 }
 
-// problems is what NewIntrospector refuses in cfg, each with its key.
-func (cfg IntrospectionConfig) problems() []fieldProblem {
-	var ps []fieldProblem
-	add := func(field, msg string) { ps = append(ps, fieldProblem{field, msg}) }
+// Validate reports every problem NewIntrospector would refuse in cfg, each
+// with its key, without I/O.
+func (cfg IntrospectionConfig) Validate() []Problem {
+	var ps []Problem
+	add := func(field, msg string) { ps = append(ps, Problem{field, msg}) }
 	u, err := url.Parse(cfg.Endpoint)
 	switch {
 	case cfg.Endpoint == "":
@@ -136,7 +138,7 @@ func (cfg IntrospectionConfig) problems() []fieldProblem {
 		add("endpoint", fmt.Sprintf("endpoint %q: credentials in the URL are not allowed, use client_id/client_secret", u.Redacted()))
 	}
 
-	auth := cmpOr(cfg.Auth, AuthClientSecretBasic)
+	auth := cmp.Or(cfg.Auth, AuthClientSecretBasic)
 	switch auth {
 	case AuthClientSecretBasic, AuthClientSecretPost:
 		if cfg.ClientID == "" {
@@ -163,13 +165,6 @@ func (cfg IntrospectionConfig) problems() []fieldProblem {
 	}
 	return ps
 }
-
-// Name returns the configured issuer name.
-func (i *Introspector) Name() string { return i.name }
-
-// CloseIdleConnections releases pooled connections, e.g. after a reload
-// replaced this Introspector.
-func (i *Introspector) CloseIdleConnections() { i.client.CloseIdleConnections() }
 
 // Introspect asks the issuer about token. An inactive token is
 // Claims{Active: false} with a nil error; issuer faults are
@@ -242,7 +237,7 @@ func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, er
 		return Claims{}, &TokenError{Issuer: i.name, Reason: "token issuer not accepted"}
 	}
 	if claims.Active && !i.aud.accepts(claims.Audience) {
-		return Claims{}, &TokenError{Issuer: i.name, Reason: "audience not accepted", Err: errAudience}
+		return Claims{}, &TokenError{Issuer: i.name, Reason: "audience not accepted", Err: ErrAudience}
 	}
 	return claims, nil
 }
@@ -303,7 +298,7 @@ func parseIntrospectionAnswer(body []byte) (Claims, error) {
 	if refusal != "" {
 		// Active, but not an access token (a refresh token): a verdict on
 		// the token, not an issuer fault.
-		return Claims{}, &TokenError{Reason: refusal, Err: errNotAccessToken}
+		return Claims{}, &TokenError{Reason: refusal, Err: ErrNotAccessToken}
 	}
 	return c, nil
 }

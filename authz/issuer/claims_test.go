@@ -1,4 +1,4 @@
-package authz
+package issuer
 
 import (
 	"encoding/json"
@@ -66,8 +66,8 @@ func TestExpiredRule(t *testing.T) {
 		{now.Add(-time.Nanosecond), true},
 		{now.Add(-30 * time.Second), true}, // inside clock_skew: still expired
 	} {
-		if got := expired(tc.exp, now); got != tc.want {
-			t.Errorf("expired(%s, %s) = %v, want %v", tc.exp, now, got, tc.want)
+		if got := Expired(tc.exp, now); got != tc.want {
+			t.Errorf("Expired(%s, %s) = %v, want %v", tc.exp, now, got, tc.want)
 		}
 	}
 }

@@ -1,7 +1,4 @@
-// Package authz owns the access decision: token extraction, issuer clients
-// (RFC 7662 introspection, JWT/JWKS verification), lease use, coalescing and
-// failure handling. It knows nothing about Envoy.
-package authz
+package issuer
 
 import (
 	"encoding/json"
@@ -40,10 +37,11 @@ var (
 	ErrInvalidToken = errors.New("invalid token")
 )
 
-// Causes inside a TokenError that the engine reports with their own Reason.
+// Causes inside a TokenError that a caller may tell apart with errors.Is,
+// to report each with its own reason; ErrAudience (audience.go) is the third.
 var (
-	errExpired        = errors.New("exp is not in the future")
-	errNotAccessToken = errors.New("token type is not an access token")
+	ErrExpired        = errors.New("exp is not in the future")
+	ErrNotAccessToken = errors.New("token type is not an access token")
 )
 
 // IssuerError reports an issuer fault; errors.Is(err, ErrIssuerUnavailable)
@@ -189,12 +187,12 @@ func dateMember(obj map[string]json.RawMessage, key string) (time.Time, error) {
 	return time.Unix(int64(sec), int64((f-sec)*1e9)).UTC(), nil
 }
 
-// expired is the one exp rule, for JWTs and introspection answers alike: a
-// token is accepted only while now < exp (RFC 7519 §4.1.4; SPEC §1 "never
-// serve a cached answer past exp"). clock_skew is not added to exp, only
-// to nbf and iat, which an issuer's clock ahead of ours can put slightly
-// in the future.
-func expired(exp, now time.Time) bool {
+// Expired is the one exp rule, for JWTs, introspection answers and
+// whatever a caller keeps of them alike: a token is accepted only while
+// now < exp (RFC 7519 §4.1.4; SPEC §1 "never serve a cached answer past
+// exp"). clock_skew is not added to exp, only to nbf and iat, which an
+// issuer's clock ahead of ours can put slightly in the future.
+func Expired(exp, now time.Time) bool {
 	return !exp.IsZero() && !now.Before(exp)
 }
 

@@ -1,12 +1,16 @@
-package authz
+package issuer
 
 import (
 	"errors"
 	"slices"
 )
 
-// errAudience is the cause inside a TokenError for an audience not ours.
-var errAudience = errors.New("no accepted audience in aud")
+// ErrAudience is the cause inside a TokenError for an audience not ours.
+var ErrAudience = errors.New("no accepted audience in aud")
+
+// WLCGAnyAudience is the WLCG Common JWT Profile audience meaning "any
+// relying party"; accepted only when JWTConfig.AcceptWLCGAny is set.
+const WLCGAnyAudience = "https://wlcg.cern.ch/jwt/v1/any"
 
 // audienceRule is the one audience check (RFC 9068 §4, RFC 7519 §4.1.3),
 // applied to signed JWT claims and to introspection answers alike, so an

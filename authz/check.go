@@ -1,0 +1,197 @@
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/policy"
+)
+
+// Check decides r. It never returns an allow because of an error: faults
+// become 503 decisions, and a cancelled ctx fails closed.
+func (e *Engine) Check(ctx context.Context, r *Request) Decision {
+	start := time.Now()
+	d := e.decide(ctx, r)
+	e.metrics.observeDecision(&d, time.Since(start))
+	e.annotate(ctx, r, &d)
+	e.logDecision(ctx, r, &d)
+	return d
+}
+
+func (e *Engine) decide(ctx context.Context, r *Request) Decision {
+	var d Decision
+	if ctx.Err() != nil {
+		return e.unavailable(d, ReasonCanceled, "request canceled", 0)
+	}
+	if r == nil || r.Method == "" {
+		d.Lease = LeaseNone
+		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "request has no method", "")
+	}
+	nr, problem := normalize(r)
+	if problem != "" {
+		d.Lease = LeaseNone
+		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, problem, "")
+	}
+	m := e.policy.Classify(nr.req, r.TierHint)
+	// A MOVE or COPY also touches its Destination or Source: on this
+	// server, the target's routes add their require: and may shorten the
+	// window, whatever the method (SPEC §1: no spelling may select a
+	// weaker route).
+	e.policy.AddTargets(&m, nr.destination, nr.source, e.localHosts)
+	d.Tier = m.Tier.Name
+	if m.HintUnknown {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "unknown leasegate.tier from the proxy; using the strictest tier",
+			slog.String("hint", clip(r.TierHint)), slog.String("tier", d.Tier))
+	}
+	d.Lease = LeaseNone
+
+	var auth string
+	var n int
+	if r.Headers != nil {
+		auth, n = r.Headers.Get("authorization")
+	}
+	tok, tokProblem := extractToken(auth, n)
+	if tokProblem != "" {
+		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, string(tokProblem), "")
+	}
+	if tok == "" {
+		return e.deny(d, http.StatusUnauthorized, ReasonNoToken, "", "", "")
+	}
+
+	key := leasecache.KeyOf(tok)
+	d.TokenID = key.Prefix()
+	lease, outcome := e.lookup(ctx, key, m.Window)
+	switch outcome {
+	case leasecache.Hit:
+		if is := e.byName[lease.Issuer]; is != nil {
+			d.Lease = LeaseHit
+			return e.allow(d, r, m, is, &lease)
+		}
+	case leasecache.Negative:
+		d.Lease = LeaseNegative
+		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
+	}
+	d.Lease = LeaseMiss
+	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Expired)
+}
+
+// lookup is the lease cache read, with its own span when the request is traced.
+func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return e.cache.Lookup(key, w)
+	}
+	_, span := e.tracer.Start(ctx, "lease.lookup")
+	l, o := e.cache.Lookup(key, w)
+	span.SetAttributes(attribute.String("leasegate.lease", o.String()), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
+	span.End()
+	return l, o
+}
+
+// allow applies the storage rules of every matching route, then allows with
+// identity. SPEC §1: "every matching route's require: ... applies", so a
+// route that only tightens the tier cannot switch off a broader route's
+// scope check, and two profiles required must both pass. m.Require also
+// holds the requirements of a local Destination's or Source's routes
+// (policy.AddTargets), and AuthorizeStorage checks both paths of a MOVE or
+// a local COPY under each profile; m.LocalHosts carries those routes'
+// local_hosts, so it finds no target local that AddTargets found remote.
+func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer, l *leasecache.Lease) Decision {
+	d.Issuer = is.cfg.Name
+	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
+	if m.Require != 0 {
+		// The same normalised request the routes matched; decide refused
+		// repeated fields, so each has one value.
+		sr := policy.StorageRequest{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.localHosts}
+		if r.Headers != nil {
+			sr.Destination, _ = r.Headers.Get("destination")
+			sr.Source, _ = r.Headers.Get("source")
+			sr.IfNoneMatch, _ = r.Headers.Get("if-none-match")
+			sr.Overwrite, _ = r.Headers.Get("overwrite")
+		}
+		for profile := range m.Require.All() {
+			if sd := policy.AuthorizeStorage(profile, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion); !sd.Allow {
+				return e.denyStorage(d, sd)
+			}
+		}
+	}
+	d.Allow = true
+	d.Status = http.StatusOK
+	d.Reason = ReasonAllowed
+	if d.Lease == LeaseStale {
+		d.Reason = ReasonStale
+	}
+	d.Headers = []Header{
+		{e.upstream.Subject, l.Subject},
+		{e.upstream.ClientID, l.ClientID},
+		{e.upstream.Scope, l.Scope},
+		{e.upstream.Issuer, is.cfg.Issuer},
+	}
+	for _, h := range d.Headers {
+		if !headerSafe(h.Value) {
+			// A claim with CR/LF/NUL or of absurd size would break or
+			// inject upstream headers; refuse the token instead.
+			d.Headers = nil
+			return e.deny(d, http.StatusUnauthorized, ReasonInvalidToken, ErrCodeInvalidToken, "token claims cannot be passed upstream", "")
+		}
+	}
+	d.StripAuthorization = e.strip
+	return d
+}
+
+// denyStorage turns a storage denial into the engine's.
+func (e *Engine) denyStorage(d Decision, sd policy.StorageDecision) Decision {
+	reason := ReasonScope
+	switch sd.Status {
+	case http.StatusBadRequest:
+		reason = ReasonMalformed
+	case http.StatusUnauthorized:
+		reason = ReasonInvalidToken
+	}
+	return e.deny(d, sd.Status, reason, sd.Error, sd.Description, sd.Scope)
+}
+
+// maxHeaderValue bounds an identity header value.
+const maxHeaderValue = 16 << 10
+
+func headerSafe(v string) bool {
+	if len(v) > maxHeaderValue {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) deny(d Decision, status int, reason Reason, code, desc, scope string) Decision {
+	d.Allow = false
+	d.Status = status
+	d.Reason = reason
+	d.Error = code
+	d.Description = desc
+	d.Scope = scope
+	d.Challenge = challenge(e.realm, code, desc, scope)
+	d.Identity = Identity{}
+	return d
+}
+
+func (e *Engine) unavailable(d Decision, reason Reason, desc string, retry time.Duration) Decision {
+	d.Allow = false
+	d.Status = http.StatusServiceUnavailable
+	d.Reason = reason
+	d.Description = desc
+	d.RetryAfter = max(retry, time.Second)
+	if d.Lease == "" {
+		d.Lease = LeaseNone
+	}
+	d.Identity = Identity{}
+	return d
+}

@@ -1,0 +1,269 @@
+package issuer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+const (
+	defaultClockSkew          = 60 * time.Second
+	defaultRefreshInterval    = 15 * time.Minute
+	defaultMinRefetchInterval = 30 * time.Second
+	defaultFetchTimeout       = 5 * time.Second
+)
+
+// JWTConfig configures local verification of one issuer's JWTs.
+type JWTConfig struct {
+	Name   string
+	Issuer string // expected iss, exact match
+	// JWKSURI, when "", is found by OIDC discovery at
+	// <Issuer>/.well-known/openid-configuration (one trailing slash of Issuer
+	// trimmed first); the discovery document's issuer must equal Issuer.
+	JWKSURI string
+	// Audiences: the token's aud must contain one of them. An empty list
+	// means the audience is not checked at all; the engine (authz.New)
+	// refuses that unless the issuer sets IssuerConfig.AcceptAnyAudience.
+	Audiences []string
+	// AcceptWLCGAny accepts WLCGAnyAudience in the token's aud as matching.
+	AcceptWLCGAny bool
+	// ClockSkew, default 60s, lets nbf and iat lie that far in the future.
+	// It does not extend exp: see Expired.
+	ClockSkew  time.Duration
+	Clock      func() time.Time // default time.Now; exp/nbf/iat checks and the refetch limiter
+	HTTPClient *http.Client     // optional (tracing/tests); default a plain client
+	// RefreshInterval is the background JWKS refresh period, default 15m,
+	// at least 1s.
+	RefreshInterval time.Duration
+	// MinRefetchInterval: a token with an unknown kid (or no keys at all)
+	// triggers at most one JWKS fetch per this interval, default 30s.
+	MinRefetchInterval time.Duration
+	FetchTimeout       time.Duration // per discovery/JWKS request, default 5s
+	Logger             *slog.Logger  // background fetch failures; default slog.Default()
+}
+
+// JWTVerifier verifies one issuer's JWTs against its JWKS. It is safe for
+// concurrent use.
+//
+// Keys are kept in an atomically swapped snapshot, so Verify never waits for
+// a JWKS fetch unless the snapshot lacks the token's kid. jwk.Cache schedules
+// the background refresh; every successful fetch, background or on demand,
+// replaces the snapshot.
+type JWTVerifier struct {
+	cfg    JWTConfig
+	aud    audienceRule
+	ctx    context.Context // bounds background work
+	client *http.Client
+	cache  *jwk.Cache
+	log    *slog.Logger
+
+	keys atomic.Pointer[keySnapshot]
+
+	sem         chan struct{} // one discovery/JWKS fetch at a time
+	jwksURL     string        // guarded by sem; "" until resolved
+	lastRefetch time.Time     // guarded by sem; last limiter-gated fetch, by cfg.Clock
+
+	errMu   sync.Mutex
+	lastErr error // last fetch failure, for "no keys" errors
+}
+
+// NewJWTVerifier validates cfg and starts fetching keys in the background.
+// It does not fail when the issuer is unreachable: it keeps retrying until
+// ctx is cancelled, and Verify fetches on demand. Cancelling ctx stops all
+// background work.
+func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
+	if ps := cfg.Validate(); len(ps) > 0 {
+		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, joinProblems(ps))
+	}
+	aud, err := newAudienceRule(cfg.Audiences, cfg.AcceptWLCGAny)
+	if err != nil {
+		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, err)
+	}
+
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = defaultClockSkew
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = defaultRefreshInterval
+	}
+	if cfg.MinRefetchInterval == 0 {
+		cfg.MinRefetchInterval = defaultMinRefetchInterval
+	}
+	if cfg.FetchTimeout == 0 {
+		cfg.FetchTimeout = defaultFetchTimeout
+	}
+	v := &JWTVerifier{
+		cfg:    cfg,
+		aud:    aud,
+		ctx:    ctx,
+		client: cfg.HTTPClient,
+		log:    cfg.Logger,
+		sem:    make(chan struct{}, 1),
+	}
+	if v.client == nil {
+		v.client = &http.Client{}
+	}
+	if v.log == nil {
+		v.log = slog.Default()
+	}
+	// The cache checks its schedule every window; a quarter of the refresh
+	// interval keeps the actual refresh close to the configured one.
+	window := max(cfg.RefreshInterval/4, min(time.Second, cfg.RefreshInterval))
+	v.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(window), jwk.WithErrSink(jwksErrSink{v}))
+	go v.bootstrap()
+	return v, nil
+}
+
+// Validate reports every problem NewJWTVerifier would refuse in cfg, each
+// with its key, without I/O.
+func (cfg JWTConfig) Validate() []Problem {
+	var ps []Problem
+	add := func(field, msg string) { ps = append(ps, Problem{field, msg}) }
+	if cfg.Issuer == "" {
+		add("issuer", "issuer is required")
+	}
+	if cfg.JWKSURI != "" {
+		if err := checkHTTPURL(cfg.JWKSURI); err != nil {
+			add("jwks_uri", fmt.Sprintf("jwks_uri: %v", err))
+		}
+	} else if cfg.Issuer != "" {
+		if err := checkHTTPURL(cfg.Issuer); err != nil {
+			add("issuer", fmt.Sprintf("issuer must be an http(s) URL for OIDC discovery when jwks_uri is empty: %v", err))
+		}
+	}
+	if slices.Contains(cfg.Audiences, "") {
+		add("audiences", "audiences must not contain an empty string")
+	}
+	for _, d := range []struct {
+		field, name string
+		v           time.Duration
+	}{
+		{"clock_skew", "clock skew", cfg.ClockSkew},
+		{"", "refresh interval", cfg.RefreshInterval},
+		{"", "min refetch interval", cfg.MinRefetchInterval},
+		{"", "fetch timeout", cfg.FetchTimeout},
+	} {
+		if d.v < 0 {
+			add(d.field, d.name+" must not be negative")
+		}
+	}
+	if cfg.RefreshInterval > 0 && cfg.RefreshInterval < time.Second {
+		add("", "refresh interval must be at least 1s")
+	}
+	return ps
+}
+
+// Ready reports whether the JWKS has been fetched successfully at least once.
+func (v *JWTVerifier) Ready() bool { return v.keys.Load() != nil }
+
+// Verify checks token's signature against the issuer's keys and its claims
+// (iss, aud, exp, nbf, iat). On success Claims.Active is true. A bad token
+// is ErrInvalidToken; no usable keys (JWKS unreachable) is
+// ErrIssuerUnavailable.
+func (v *JWTVerifier) Verify(ctx context.Context, token string) (Claims, error) {
+	hdr, reason := parseJWSHeader(token)
+	if reason != "" {
+		return Claims{}, v.invalid(reason, nil)
+	}
+	keys, err := v.keysFor(ctx, hdr)
+	if err != nil {
+		return Claims{}, err
+	}
+	var payload []byte
+	var verr error
+	for _, k := range keys {
+		payload, verr = jws.Verify([]byte(token), jws.WithKey(hdr.alg, k), jws.WithCompact())
+		if verr == nil {
+			break
+		}
+	}
+	if verr != nil {
+		return Claims{}, v.invalid("signature invalid", nil)
+	}
+	return v.checkClaims(payload)
+}
+
+func (v *JWTVerifier) invalid(reason string, cause error) *TokenError {
+	return &TokenError{Issuer: v.cfg.Name, Reason: reason, Err: cause}
+}
+
+// checkClaims validates the verified payload and maps it to Claims.
+func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
+	obj, err := decodeObject(payload)
+	if err != nil {
+		return Claims{}, v.invalid("malformed claims", err)
+	}
+	c, refusal, errs := readClaims(obj)
+	c.Active = true
+	collect := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var e error
+	if c.ClientID == "" {
+		c.ClientID, e = stringMember(obj, "azp")
+		collect(e)
+	}
+	if present(obj, "scope") {
+		c.Scope, e = stringMember(obj, "scope")
+	} else {
+		c.Scope, e = scopeMember(obj, "scp")
+	}
+	collect(e)
+	c.WLCGVersion, e = wlcgVersion(obj)
+	collect(e)
+	if len(errs) > 0 {
+		return Claims{}, v.invalid("malformed claims", errors.Join(errs...))
+	}
+
+	if refusal != "" {
+		return Claims{}, v.invalid(refusal, ErrNotAccessToken)
+	}
+	if c.Issuer != v.cfg.Issuer {
+		return Claims{}, v.invalid("issuer not accepted", nil)
+	}
+	now := v.cfg.Clock()
+	skew := v.cfg.ClockSkew
+	switch {
+	case c.Expiry.IsZero():
+		return Claims{}, v.invalid("token has no expiry", nil)
+	case Expired(c.Expiry, now):
+		return Claims{}, v.invalid("token expired", ErrExpired)
+	case !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore):
+		return Claims{}, v.invalid("token not yet valid", nil)
+	case !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(skew)):
+		return Claims{}, v.invalid("token issued in the future", nil)
+	}
+	if !v.aud.accepts(c.Audience) {
+		return Claims{}, v.invalid("audience not accepted", ErrAudience)
+	}
+	return c, nil
+}
+
+// wlcgVersion reads "wlcg.ver", a string per the WLCG profile; a bare
+// number (1.0) is kept in its JSON spelling.
+func wlcgVersion(obj map[string]json.RawMessage) (string, error) {
+	if !present(obj, "wlcg.ver") {
+		return "", nil
+	}
+	raw := bytes.TrimSpace(obj["wlcg.ver"])
+	if c := jsonKind(raw); c == '-' || (c >= '0' && c <= '9') {
+		return string(raw), nil
+	}
+	return stringMember(obj, "wlcg.ver")
+}

@@ -1,0 +1,325 @@
+package authz
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/policy"
+)
+
+// answerMargin is how long before the caller's deadline a still-pending
+// validation is answered with 503 (at most a fifth of the time left).
+const answerMargin = 50 * time.Millisecond
+
+// result is what one validation with an issuer established.
+type result struct {
+	lease      leasecache.Lease
+	active     bool
+	reason     Reason // why not active
+	desc       string
+	err        error // issuer fault
+	retryAfter time.Duration
+}
+
+func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key, old leasecache.Lease, haveOld bool) Decision {
+	is := e.pickIssuer(tok)
+	if is == nil {
+		return e.deny(d, http.StatusUnauthorized, ReasonUnknownIssuer, ErrCodeInvalidToken, "token issuer is not accepted", "")
+	}
+	d.Issuer = is.cfg.Name
+
+	// SPEC §1: "A request that arrives after an admin revoke of its token
+	// (or subject) is never answered from an issuer call that started
+	// before that revoke". Every revoke advances the cache's generation,
+	// so a request that arrives after one cannot join an older flight.
+	// The generation lives in the cache, which outlives engine rebuilds.
+	gen := e.cache.Generation()
+	leader := false
+	ch := e.group.DoChan(flightKey(is.cfg.Name, key, gen), func() (any, error) {
+		leader = true
+		// The shared call outlives any one caller: a caller with a short
+		// deadline gets its 503 on time while the answer still fills the
+		// lease for the next request. The issuer client applies its timeout.
+		return e.validateWithIssuer(context.WithoutCancel(ctx), is, tok, key, gen), nil
+	})
+	// Answer a little before the caller's deadline: a 503 that arrives after
+	// it is a gRPC DEADLINE_EXCEEDED to Envoy, which then applies
+	// failure_mode_allow instead of our decision.
+	var early <-chan time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		rem := time.Until(dl)
+		t := time.NewTimer(rem - min(answerMargin, rem/5))
+		defer t.Stop()
+		early = t.C
+	}
+	var res *result
+	select {
+	case v := <-ch:
+		if res, _ = v.Val.(*result); res == nil {
+			res = &result{err: fmt.Errorf("validate with %s: no result: %w", is.cfg.Name, issuer.ErrIssuerUnavailable)}
+		}
+		if !leader {
+			e.metrics.observeCoalesced()
+		}
+	case <-early:
+		return e.unavailable(d, ReasonCanceled, "issuer did not answer in time", time.Second)
+	case <-ctx.Done():
+		return e.unavailable(d, ReasonCanceled, "issuer did not answer in time", time.Second)
+	}
+
+	switch {
+	case res.err != nil:
+		// m.Window, not the tier's: a route that sets window 0 gets no stale
+		// allowance either (every request there must be validated fresh),
+		// nor does a MOVE or COPY into one. m.StaleIfError is the smaller
+		// of the request's and a local target's tier's.
+		stale := m.StaleIfError
+		if haveOld && stale > 0 && m.Window > 0 && old.Issuer == is.cfg.Name {
+			// A validation "in the future" (the clock stepped back since the
+			// lookup) has no age to judge: SPEC §1, never a longer allowance.
+			now := e.now()
+			if age := now.Sub(old.ValidatedAt); age >= 0 && age < stale && !issuer.Expired(old.Expiry, now) {
+				d.Lease = LeaseStale
+				return e.allow(d, r, m, is, &old)
+			}
+		}
+		return e.unavailable(d, ReasonIssuerUnavailable, "token issuer is unavailable", res.retryAfter)
+	case !res.active:
+		return e.deny(d, http.StatusUnauthorized, res.reason, ErrCodeInvalidToken, res.desc, "")
+	}
+	return e.allow(d, r, m, is, &res.lease)
+}
+
+// flightKey coalesces validations of one token at one issuer that started
+// at the same revocation generation.
+func flightKey(issuer string, key leasecache.Key, gen uint64) string {
+	b := make([]byte, 0, len(issuer)+1+len(key)+8)
+	b = append(b, issuer...)
+	b = append(b, 0)
+	b = append(b, key[:]...)
+	b = binary.LittleEndian.AppendUint64(b, gen)
+	return string(b)
+}
+
+// pickIssuer: a JWT by its iss claim, an opaque token to default_for_opaque.
+func (e *Engine) pickIssuer(tok string) *trustedIssuer {
+	if iss, ok := issuer.PeekIssuer(tok); ok {
+		return e.byIss[iss]
+	}
+	return e.opaque
+}
+
+// validateWithIssuer runs once per coalesced flight; gen is the cache's
+// revocation generation read before it started.
+func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok string, key leasecache.Key, gen uint64) (res *result) {
+	name := is.cfg.Name
+	start := time.Now()
+	defer e.panicAsFault(ctx, name, key, start, &res)
+	validatedAt := e.now()
+	claims, err := e.verify(ctx, is, tok)
+	took := time.Since(start)
+	if err != nil {
+		return e.notValidated(ctx, is, key, gen, err, took)
+	}
+	is.reached.Store(true)
+	if !claims.Active {
+		e.metrics.observeIssuer(name, "inactive", took)
+		e.storeNegative(ctx, key, gen)
+		return &result{reason: ReasonInactive, desc: "token is not active"}
+	}
+	if issuer.Expired(claims.Expiry, validatedAt) {
+		e.metrics.observeIssuer(name, "inactive", took)
+		e.storeNegative(ctx, key, gen)
+		return &result{reason: ReasonExpired, desc: "token expired"}
+	}
+	e.metrics.observeIssuer(name, "active", took)
+	l := leasecache.Lease{
+		ValidatedAt: validatedAt,
+		Expiry:      claims.Expiry,
+		Subject:     claims.Subject,
+		ClientID:    claims.ClientID,
+		Scope:       claims.Scope,
+		Issuer:      name,
+		Audience:    strings.Join(claims.Audience, " "),
+		WLCGVersion: claims.WLCGVersion,
+		Gen:         gen,
+	}
+	e.storeLease(ctx, name, key, l)
+	return &result{lease: l, active: true}
+}
+
+// panicAsFault, deferred by validateWithIssuer, turns a panic into its
+// result. singleflight re-panics a DoChan panic on a goroutine of its own,
+// past every recover, and the process dies. A panic here is an issuer fault
+// instead: 503 for every caller of the flight, counted, and logged without
+// its value (which could quote the token).
+func (e *Engine) panicAsFault(ctx context.Context, name string, key leasecache.Key, start time.Time, res **result) {
+	if p := recover(); p != nil {
+		e.metrics.observeIssuer(name, "error", time.Since(start))
+		attrs := []slog.Attr{
+			slog.String("issuer", name),
+			slog.String("token_id", key.Prefix()),
+			slog.String("panic_type", fmt.Sprintf("%T", p)),
+			slog.String("stack", clipStack(debug.Stack())),
+		}
+		if re, ok := p.(runtime.Error); ok {
+			attrs = append(attrs, slog.String("panic", re.Error()))
+		}
+		e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
+		*res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, issuer.ErrIssuerUnavailable), retryAfter: time.Second}
+	}
+}
+
+// notValidated is the result of a verification that failed with err: the
+// breaker refused the call, the token was refused (a negative lease since
+// gen), or the issuer failed.
+func (e *Engine) notValidated(ctx context.Context, is *trustedIssuer, key leasecache.Key, gen uint64, err error, took time.Duration) *result {
+	name := is.cfg.Name
+	var open *circuitOpenError
+	var ie *issuer.IssuerError
+	var te *issuer.TokenError
+	switch {
+	case errors.As(err, &open):
+		e.metrics.observeIssuer(name, "circuit_open", 0)
+		return &result{err: err, retryAfter: open.wait}
+	case errors.As(err, &te) || errors.Is(err, issuer.ErrInvalidToken):
+		e.metrics.observeIssuer(name, "invalid", took)
+		e.storeNegative(ctx, key, gen)
+		desc := "token is invalid"
+		if te != nil {
+			desc = te.Reason
+		}
+		return &result{reason: tokenReason(err), desc: desc}
+	}
+	retry := time.Duration(0)
+	if errors.As(err, &ie) {
+		retry = ie.RetryAfter
+		if ie.Status != 0 {
+			is.reached.Store(true)
+		}
+	}
+	e.metrics.observeIssuer(name, "error", took)
+	e.log.LogAttrs(ctx, slog.LevelWarn, "issuer fault", slog.String("issuer", name), slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
+	return &result{err: err, retryAfter: max(retry, time.Second)}
+}
+
+// storeLease keeps l for the next request. An admin revoke that landed
+// during the call wins: the cache refuses this older answer. The callers of
+// this flight, who all arrived before the revoke, get it; the next request
+// asks the issuer again.
+func (e *Engine) storeLease(ctx context.Context, name string, key leasecache.Key, l leasecache.Lease) {
+	switch err := e.cache.Store(key, l); {
+	case errors.Is(err, leasecache.ErrRevokedSince):
+		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: revoked during validation", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
+	case err != nil:
+		// Not fatal: the decision stands, the next request asks again.
+		e.log.LogAttrs(ctx, slog.LevelWarn, "lease not stored", slog.String("issuer", name), slog.String("error", err.Error()))
+	}
+}
+
+// storeNegative remembers a refusal; a revoke since gen drops it.
+func (e *Engine) storeNegative(ctx context.Context, key leasecache.Key, gen uint64) {
+	if err := e.cache.StoreNegative(key, gen); err != nil && !errors.Is(err, leasecache.ErrRevokedSince) {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "negative lease not stored", slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
+	}
+}
+
+// tokenReason is the Reason for a refusal the issuer clients reported.
+func tokenReason(err error) Reason {
+	switch {
+	case errors.Is(err, issuer.ErrExpired):
+		return ReasonExpired
+	case errors.Is(err, issuer.ErrNotAccessToken):
+		return ReasonNotAccessToken
+	case errors.Is(err, issuer.ErrAudience):
+		return ReasonAudience
+	}
+	return ReasonInvalidToken
+}
+
+// verify asks the issuer in its mode. jwt+introspection verifies locally
+// first, so forged, expired or foreign tokens never reach the issuer.
+// Local verification runs before and outside the circuit breaker: SPEC §2,
+// "A token refused locally (forged, expired, wrong audience) neither
+// resets nor trips it, and is refused with 401 even while the breaker is
+// open". JWKS fetches are not breaker calls either: the verifier already
+// bounds them (one on-demand fetch per MinRefetchInterval), and an open
+// breaker must not stop tokens whose keys are known.
+func (e *Engine) verify(ctx context.Context, is *trustedIssuer, tok string) (issuer.Claims, error) {
+	var local issuer.Claims
+	if is.jwt != nil {
+		c, err := is.jwt.Verify(ctx, tok)
+		if err != nil || is.intro == nil {
+			return c, err
+		}
+		local = c
+	}
+	c, err := e.introspect(ctx, is, tok)
+	if err != nil || !c.Active || is.jwt == nil {
+		return c, err
+	}
+	// Both agree the token is good; the signed claims fill what the
+	// introspection answer left out.
+	c.Subject = cmpOr(c.Subject, local.Subject)
+	c.ClientID = cmpOr(c.ClientID, local.ClientID)
+	c.Scope = cmpOr(c.Scope, local.Scope)
+	c.WLCGVersion = cmpOr(c.WLCGVersion, local.WLCGVersion)
+	if c.Expiry.IsZero() || (!local.Expiry.IsZero() && local.Expiry.Before(c.Expiry)) {
+		c.Expiry = local.Expiry
+	}
+	if len(c.Audience) == 0 {
+		c.Audience = local.Audience
+	}
+	return c, nil
+}
+
+// circuitOpenError: the breaker refused the issuer call.
+type circuitOpenError struct {
+	issuer string
+	wait   time.Duration
+}
+
+func (e *circuitOpenError) Error() string {
+	return fmt.Sprintf("validate with %s: circuit open", e.issuer)
+}
+
+func (e *circuitOpenError) Unwrap() error { return issuer.ErrIssuerUnavailable }
+
+// introspect is the one issuer call the circuit breaker wraps (SPEC §2:
+// "The circuit breaker counts issuer calls only"). An answer about the
+// token, whatever it says, is a success; no usable answer is a failure.
+func (e *Engine) introspect(ctx context.Context, is *trustedIssuer, tok string) (issuer.Claims, error) {
+	if ok, wait := is.breaker.allow(); !ok {
+		return issuer.Claims{}, &circuitOpenError{issuer: is.cfg.Name, wait: wait}
+	}
+	answered := false
+	defer func() {
+		// A panic in the call is a failed call; a half-open probe that
+		// never reported would keep the breaker refusing forever.
+		if !answered {
+			is.breaker.failure(0)
+		}
+	}()
+	c, err := is.intro.Introspect(ctx, tok)
+	answered = true
+	var ie *issuer.IssuerError
+	switch {
+	case err == nil, errors.Is(err, issuer.ErrInvalidToken):
+		is.breaker.success()
+	case errors.As(err, &ie):
+		is.breaker.failure(ie.RetryAfter)
+	default:
+		is.breaker.failure(0)
+	}
+	return c, err
+}
