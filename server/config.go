@@ -1,20 +1,15 @@
 package server
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/policy"
@@ -193,39 +188,8 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	cfg := &Config{path: name, lines: map[string]int{}, fromEnv: map[string]bool{},
 		getenv: func(k string) string { v, _ := lookupEnv(k); return v }}
 
-	// Strict pass: unknown keys and type errors, with yaml's own line numbers.
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var strict Config
-	if err := dec.Decode(&strict); err != nil && !errors.Is(err, io.EOF) {
-		ps.List = append(ps.List, yamlProblems(err)...)
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, ps // a syntax error: nothing more can be read
-		}
-		// Unknown keys and bad values: keep going, so one run reports
-		// every problem, not just the first kind.
-	}
-	strictProblems := len(ps.List)
-
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		ps.List = append(ps.List, yamlProblems(err)...)
-		return nil, ps
-	}
-	if len(root.Content) > 0 {
-		indexLines(root.Content[0], "", cfg.lines)
-		expandEnv(root.Content[0], "", lookupEnv, cfg.fromEnv, ps)
-		if err := root.Content[0].Decode(cfg); err != nil {
-			var te *yaml.TypeError
-			if !errors.As(err, &te) {
-				ps.List = append(ps.List, yamlProblems(err)...)
-				return nil, ps
-			}
-			if strictProblems == 0 { // else the strict pass reported these already
-				ps.List = append(ps.List, yamlProblems(err)...)
-			}
-		}
+	if !cfg.decode(data, lookupEnv, ps) {
+		return nil, ps // nothing more can be read
 	}
 	cfg.applyDefaults()
 	cfg.readSecretFiles(ps)
@@ -235,85 +199,6 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		return nil, ps
 	}
 	return cfg, nil
-}
-
-var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
-
-// yamlProblems splits a yaml error into located problems.
-func yamlProblems(err error) []Problem {
-	var te *yaml.TypeError
-	msgs := []string{err.Error()}
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	}
-	var out []Problem
-	for _, m := range msgs {
-		m = strings.TrimPrefix(m, "yaml: ")
-		if g := yamlLine.FindStringSubmatch(m); g != nil {
-			n, _ := strconv.Atoi(g[1])
-			out = append(out, Problem{Line: n, Msg: g[2]})
-			continue
-		}
-		out = append(out, Problem{Msg: m})
-	}
-	return out
-}
-
-// indexLines records the line of every mapping key and sequence item.
-func indexLines(n *yaml.Node, path string, lines map[string]int) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			lines[p] = k.Line
-			indexLines(v, p, lines)
-		}
-	case yaml.SequenceNode:
-		for i, v := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			lines[p] = v.Line
-			indexLines(v, p, lines)
-		}
-	}
-}
-
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// expandEnv replaces ${VAR} in scalar values. It works on the parsed tree, so
-// a variable's value can never change the YAML structure.
-func expandEnv(n *yaml.Node, path string, lookup func(string) (string, bool), fromEnv map[string]bool, ps *Problems) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := n.Content[i].Value
-			if path != "" {
-				p = path + "." + p
-			}
-			expandEnv(n.Content[i+1], p, lookup, fromEnv, ps)
-		}
-	case yaml.SequenceNode:
-		for i, v := range n.Content {
-			expandEnv(v, fmt.Sprintf("%s[%d]", path, i), lookup, fromEnv, ps)
-		}
-	case yaml.ScalarNode:
-		if !strings.Contains(n.Value, "${") {
-			return
-		}
-		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-			name := ref[2 : len(ref)-1]
-			v, ok := lookup(name)
-			if !ok {
-				ps.List = append(ps.List, Problem{Line: n.Line, Field: path, Msg: fmt.Sprintf("environment variable %s is not set", name)})
-			}
-			return v
-		})
-		n.Tag = "!!str"
-		fromEnv[path] = true
-	}
 }
 
 // Defaults that are not the zero value.
@@ -425,7 +310,7 @@ func (c *Config) readSecretFiles(ps *Problems) {
 		_, keyed := c.lines[field]
 		_, fileKeyed := c.lines[fileField]
 		switch {
-		case c.hasProblem(ps, field) || c.hasProblem(ps, fileField):
+		case ps.has(field) || ps.has(fileField):
 			// An unset ${VAR}: said already.
 		case file == "" && fileKeyed:
 			c.problem(ps, fileField, "is configured but empty")
@@ -458,13 +343,9 @@ func (c *Config) readSecretFiles(ps *Problems) {
 	read("admin.secret", c.Admin.SecretFile, &c.Admin.Secret)
 }
 
-func (c *Config) hasProblem(ps *Problems, field string) bool {
-	for _, p := range ps.List {
-		if p.Field == field {
-			return true
-		}
-	}
-	return false
+// has reports whether a problem names field.
+func (ps *Problems) has(field string) bool {
+	return slices.ContainsFunc(ps.List, func(p Problem) bool { return p.Field == field })
 }
 
 // problem records msg at field's line, or the nearest enclosing field's.
@@ -619,7 +500,7 @@ func (c *Config) validateIssuers(ps *Problems) {
 		}
 		// A key leasegate already refused (an empty secret or secret file,
 		// a skew out of range) needs no second line.
-		if !c.hasProblem(ps, f) && !c.hasProblem(ps, f+"_file") {
+		if !ps.has(f) && !ps.has(f+"_file") {
 			c.problem(ps, f, p.Msg)
 		}
 	}

@@ -182,8 +182,8 @@ func TestParseProblems(t *testing.T) {
 		env  map[string]string
 		want []string // each must appear in the error, with its line
 	}{
-		{file: "unknown_key.yaml", want: []string{"unknown_key.yaml:5: field maxx_memory not found"}},
-		{file: "bad_duration.yaml", want: []string{`bad_duration.yaml:8: cannot unmarshal !!str ` + "`ten min...`" + ` into time.Duration`}},
+		{file: "unknown_key.yaml", want: []string{"unknown_key.yaml:5: lease.maxx_memory: unknown key; lease takes max, negative_ttl, max_memory_mb"}},
+		{file: "bad_duration.yaml", want: []string{`bad_duration.yaml:8: lease.max: "ten minutes" is not a duration (90s, 5m, 1h)`}},
 		{file: "inline_secret.yaml", want: []string{"inline_secret.yaml:8: issuers[0].introspection.client_secret: inline secrets are refused"}},
 		{file: "unset_env.yaml", want: []string{"unset_env.yaml:7: issuers[0].introspection.client_secret: environment variable LEASEGATE_TEST_UNSET_VAR is not set"}},
 		{file: "stale_too_long.yaml", want: []string{
@@ -191,8 +191,8 @@ func TestParseProblems(t *testing.T) {
 			"stale_too_long.yaml:9: tiers.write.stale_if_error: not allowed on a tier with window 0",
 		}},
 		{file: "mixed_problems.yaml", want: []string{
-			"mixed_problems.yaml:3: field grpcc not found",
-			"mixed_problems.yaml:10: cannot unmarshal !!str `soon` into time.Duration",
+			"mixed_problems.yaml:3: listen.grpcc: unknown key",
+			`mixed_problems.yaml:10: issuers[0].introspection.timeout: "soon" is not a duration`,
 			"mixed_problems.yaml:12: tiers.read.window: 20m0s exceeds lease.max 10m0s",
 		}},
 		{file: "many_problems.yaml", want: []string{
@@ -297,14 +297,21 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("tiers: {read: {window: -1s}}\nroutes: [{prefix: x}]"))
 	f.Add([]byte("&a [*a]"))
+	f.Add([]byte("lease:\n  <<: [{max: 5m, bogus: 1}, {max: x}]\n  max: 1m\nx: !!binary y\n"))
+	f.Add([]byte("tiers: {a: {window: [1]}, ~: 5, <<: {b: {}}}\nroutes: [{prefix: /a/, methods: GET}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkStrictAgrees(t, data)
 		cfg, err := Parse("fuzz.yaml", data, testEnv(map[string]string{"TEST_SECRET": "s"}))
 		if err == nil && cfg == nil {
 			t.Fatal("nil config without error")
 		}
-		if err == nil {
-			_ = cfg.Summary()
+		if err != nil {
+			if strings.Contains(err.Error(), ": YAML: ") {
+				t.Fatalf("yaml refused what the walk let through:\n%v", err)
+			}
+			return
 		}
+		_ = cfg.Summary()
 	})
 }
 
