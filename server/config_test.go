@@ -306,12 +306,14 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("nil config without error")
 		}
 		if err != nil {
-			if strings.Contains(err.Error(), ": YAML: ") {
-				t.Fatalf("yaml refused what the walk let through:\n%v", err)
+			if strings.Contains(err.Error(), "fuzz.yaml: tiers: ") || strings.Contains(err.Error(), ": YAML: ") {
+				t.Fatalf("a check below the walk or policy.Config.Validate caught this:\n%v", err)
 			}
 			return
 		}
-		_ = cfg.Summary()
+		if s := cfg.Summary(); strings.HasPrefix(s, "invalid: ") {
+			t.Fatalf("Parse accepted what policy.New refuses: %s", s)
+		}
 	})
 }
 
@@ -400,4 +402,41 @@ routes:
 			}
 		}
 	})
+}
+
+// TestOwnersReport: server checks no setting a package below it owns; it
+// places the owner's problems at their lines. Breaker: authz; tiers and
+// lease.max: policy; the rest of lease: leasecache.
+func TestOwnersReport(t *testing.T) {
+	_, err := Parse("o.yaml", []byte(`issuers:
+  - name: hydra
+    issuer: "http://127.0.0.1:4444"
+    default_for_opaque: true
+    introspection:
+      endpoint: "http://127.0.0.1:4445/introspect"
+      auth: none
+    circuit_breaker: {failures: -1}
+tiers:
+  write: { methods: [PUT, GET] }
+lease:
+  max: -1m
+  negative_ttl: -1s
+  max_memory_mb: 1
+`), testEnv(nil))
+	want := []string{
+		"o.yaml:8: issuers[0].circuit_breaker: failures and open_for must not be negative",
+		"o.yaml:10: tiers.write.window: 5s exceeds lease.max -1m0s",
+		`o.yaml:10: tiers.write.methods: method GET is also in tier "read"`,
+		"o.yaml:12: lease.max: must be positive",
+		"o.yaml:13: lease.negative_ttl: must not be negative",
+		"o.yaml:14: lease.max_memory_mb: 1 is outside 2..1048576",
+	}
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%s", w, err)
+		}
+	}
 }

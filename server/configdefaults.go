@@ -1,106 +1,82 @@
 package server
 
 import (
+	"cmp"
 	"time"
 
+	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
 
-// Defaults that are not the zero value.
+// Defaults of the settings server owns: listeners, realm, logging,
+// start-up and drain.
 const (
-	defaultGRPC         = ":9001"
-	defaultAdmin        = "127.0.0.1:9191"
-	defaultRealm        = "leasegate"
-	defaultLeaseMax     = 10 * time.Minute
-	defaultNegativeTTL  = 10 * time.Second
-	defaultMaxMemoryMB  = 256
-	defaultIssuerTO     = 2 * time.Second
-	defaultClockSkew    = 60 * time.Second
-	defaultMaxConns     = 64
-	defaultBreakerFails = 5
-	defaultBreakerOpen  = 5 * time.Second
-	defaultStartGrace   = 30 * time.Second
-	defaultDrain        = 15 * time.Second
-	defaultMaxStreams   = 1024
+	defaultGRPC       = ":9001"
+	defaultAdmin      = "127.0.0.1:9191"
+	defaultHTTPMode   = "envoy"
+	defaultRealm      = "leasegate"
+	defaultLogLevel   = "info"
+	defaultLogFormat  = "json"
+	defaultStartGrace = 30 * time.Second
+	defaultDrain      = 15 * time.Second
+	defaultMaxStreams = 1024
 )
 
+// Issuer defaults. authz.New defaults a zero Introspection.Timeout,
+// Introspection.MaxConns and JWT.ClockSkew to these same values, and
+// UpstreamHeaderNames to the header names below, but exports none of
+// them; the copies are here so that GET /config and the flight bound
+// (generation.go) see the effective values. They go when authz exports
+// its defaults (issue 18 item 2). Mode, base path and breaker have no
+// authz default: these are the only ones.
+const (
+	defaultIssuerTimeout = 2 * time.Second  // authz: defaultIntrospectTimeout
+	defaultMaxConns      = 64               // authz: defaultMaxConns
+	defaultClockSkew     = 60 * time.Second // authz: defaultClockSkew
+	defaultBasePath      = "/"
+	defaultBreakerFails  = 5
+	defaultBreakerOpen   = 5 * time.Second
+)
+
+// applyDefaults fills every zero value that has a default (see each
+// field's comment).
 func (c *Config) applyDefaults() {
-	if c.Listen.GRPC == "" {
-		c.Listen.GRPC = defaultGRPC
-	}
-	if c.Listen.Admin == "" {
-		c.Listen.Admin = defaultAdmin
-	}
-	if c.Listen.HTTPMode == "" {
-		c.Listen.HTTPMode = "envoy"
-	}
-	if c.Realm == "" {
-		c.Realm = defaultRealm
-	}
-	if c.DefaultTier == "" {
-		c.DefaultTier = policy.TierCritical
-	}
-	if c.Lease.Max == 0 {
-		c.Lease.Max = defaultLeaseMax
-	}
-	if c.Lease.NegativeTTL == 0 {
-		c.Lease.NegativeTTL = defaultNegativeTTL
-	}
-	if c.Lease.MaxMemoryMB == 0 {
-		c.Lease.MaxMemoryMB = defaultMaxMemoryMB
-	}
+	c.Listen.GRPC = cmp.Or(c.Listen.GRPC, defaultGRPC)
+	c.Listen.Admin = cmp.Or(c.Listen.Admin, defaultAdmin)
+	c.Listen.HTTPMode = cmp.Or(c.Listen.HTTPMode, defaultHTTPMode)
+	c.Realm = cmp.Or(c.Realm, defaultRealm)
+	c.DefaultTier = cmp.Or(c.DefaultTier, policy.TierCritical) // as policy.New reads ""
+	lc := c.Lease.cacheConfig().WithDefaults()
+	c.Lease = LeaseConfig{Max: lc.MaxAge, NegativeTTL: lc.NegativeTTL, MaxMemoryMB: lc.MaxMemoryMB}
 	h := &c.Upstream.Headers
-	h.Subject = cmpOr(h.Subject, "x-auth-subject")
-	h.ClientID = cmpOr(h.ClientID, "x-auth-client-id")
-	h.Scope = cmpOr(h.Scope, "x-auth-scope")
-	h.Issuer = cmpOr(h.Issuer, "x-auth-issuer")
+	h.Subject = cmp.Or(h.Subject, "x-auth-subject")
+	h.ClientID = cmp.Or(h.ClientID, "x-auth-client-id")
+	h.Scope = cmp.Or(h.Scope, "x-auth-scope")
+	h.Issuer = cmp.Or(h.Issuer, "x-auth-issuer")
 	for i := range c.Issuers {
-		is := &c.Issuers[i]
-		if is.Mode == "" {
-			is.Mode = "introspection"
-		}
-		if is.Introspection.Auth == "" {
-			is.Introspection.Auth = "client_secret_basic"
-		}
-		if is.Introspection.Timeout == 0 {
-			is.Introspection.Timeout = defaultIssuerTO
-		}
-		if is.Introspection.MaxConns == 0 {
-			is.Introspection.MaxConns = defaultMaxConns
-		}
-		if is.ClockSkew == 0 {
-			is.ClockSkew = defaultClockSkew
-		}
-		if is.BasePath == "" {
-			is.BasePath = "/"
-		}
-		if is.Breaker.Failures == 0 {
-			is.Breaker.Failures = defaultBreakerFails
-		}
-		if is.Breaker.OpenFor == 0 {
-			is.Breaker.OpenFor = defaultBreakerOpen
-		}
+		c.Issuers[i].applyDefaults()
 	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "json"
-	}
-	if c.Server.StartGrace == 0 {
-		c.Server.StartGrace = defaultStartGrace
-	}
-	if c.Server.DrainTimeout == 0 {
-		c.Server.DrainTimeout = defaultDrain
-	}
-	if c.Server.MaxConcurrentStreams == 0 {
-		c.Server.MaxConcurrentStreams = defaultMaxStreams
-	}
+	c.Log.Level = cmp.Or(c.Log.Level, defaultLogLevel)
+	c.Log.Format = cmp.Or(c.Log.Format, defaultLogFormat)
+	c.Server.StartGrace = cmp.Or(c.Server.StartGrace, defaultStartGrace)
+	c.Server.DrainTimeout = cmp.Or(c.Server.DrainTimeout, defaultDrain)
+	c.Server.MaxConcurrentStreams = cmp.Or(c.Server.MaxConcurrentStreams, defaultMaxStreams)
 }
 
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
+func (is *IssuerConfig) applyDefaults() {
+	is.Mode = cmp.Or(is.Mode, string(authz.ModeIntrospection))
+	in := &is.Introspection
+	in.Auth = cmp.Or(in.Auth, authz.AuthClientSecretBasic)
+	in.Timeout = cmp.Or(in.Timeout, defaultIssuerTimeout)
+	in.MaxConns = cmp.Or(in.MaxConns, defaultMaxConns)
+	is.ClockSkew = cmp.Or(is.ClockSkew, defaultClockSkew)
+	is.BasePath = cmp.Or(is.BasePath, defaultBasePath)
+	is.Breaker.Failures = cmp.Or(is.Breaker.Failures, defaultBreakerFails)
+	is.Breaker.OpenFor = cmp.Or(is.Breaker.OpenFor, defaultBreakerOpen)
+}
+
+// cacheConfig is the lease cache's view of the lease section.
+func (l LeaseConfig) cacheConfig() leasecache.Config {
+	return leasecache.Config{MaxMemoryMB: l.MaxMemoryMB, NegativeTTL: l.NegativeTTL, MaxAge: l.Max}
 }

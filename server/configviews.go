@@ -2,12 +2,71 @@ package server
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/policy"
 )
+
+// PolicyConfig is the policy package's view of the configuration.
+func (c *Config) PolicyConfig() policy.Config {
+	pc := policy.Config{DefaultTier: c.DefaultTier, LeaseMax: c.Lease.Max}
+	set := c.tierSet()
+	for _, n := range tierNames(set) {
+		pc.Tiers = append(pc.Tiers, set[n])
+	}
+	for _, r := range c.Routes {
+		pc.Routes = append(pc.Routes, policy.RouteConfig{
+			Prefix: r.Prefix, Host: r.Host, Methods: r.Methods, Tier: r.Tier,
+			Window: r.Window, Require: policy.StorageProfile(r.Require), LocalHosts: r.LocalHosts,
+		})
+	}
+	return pc
+}
+
+// tierSet is the default table overlaid with the configured tiers: a
+// built-in tier keeps its default methods and window unless set.
+func (c *Config) tierSet() map[string]policy.TierConfig {
+	out := map[string]policy.TierConfig{}
+	for _, t := range policy.DefaultTiers() {
+		out[t.Name] = t
+	}
+	for name, tc := range c.Tiers {
+		t := out[name]
+		t.Name = name
+		if tc.Methods != nil {
+			t.Methods = tc.Methods
+		}
+		if tc.Window != nil {
+			t.Window = *tc.Window
+		}
+		t.StaleIfError = tc.StaleIfError
+		out[name] = t
+	}
+	return out
+}
+
+// tierNames lists a tier set in a stable order: built-ins first, then by
+// name.
+func tierNames(set map[string]policy.TierConfig) []string {
+	rank := map[string]int{policy.TierRead: 1, policy.TierWrite: 2, policy.TierCritical: 3}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		ra, rb := rank[a], rank[b]
+		switch {
+		case ra != 0 && rb != 0:
+			return ra - rb
+		case ra != 0 || rb != 0:
+			return rb - ra // the built-in first
+		}
+		return strings.Compare(a, b)
+	})
+	return names
+}
 
 // authzIssuers is the engine's view of the issuers: what -check validates
 // is what start-up builds.
@@ -43,67 +102,6 @@ func (c *Config) authzIssuers() []authz.IssuerConfig {
 		})
 	}
 	return out
-}
-
-// tierSet is the default table overlaid with the configured tiers: a
-// built-in tier keeps its default methods and window unless set.
-func (c *Config) tierSet() map[string]policy.TierConfig {
-	out := map[string]policy.TierConfig{}
-	for _, t := range policy.DefaultTiers() {
-		out[t.Name] = t
-	}
-	for name, tc := range c.Tiers {
-		t := out[name]
-		t.Name = name
-		if tc.Methods != nil {
-			t.Methods = tc.Methods
-		}
-		if tc.Window != nil {
-			t.Window = *tc.Window
-		}
-		t.StaleIfError = tc.StaleIfError
-		out[name] = t
-	}
-	return out
-}
-
-// tierNames lists tiers in a stable order: built-ins first, then by name.
-func (c *Config) tierNames() []string {
-	set := c.tierSet()
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	rank := map[string]int{policy.TierRead: 0, policy.TierWrite: 1, policy.TierCritical: 2}
-	sort.Slice(names, func(i, j int) bool {
-		ri, iok := rank[names[i]]
-		rj, jok := rank[names[j]]
-		switch {
-		case iok && jok:
-			return ri < rj
-		case iok != jok:
-			return iok
-		}
-		return names[i] < names[j]
-	})
-	return names
-}
-
-func (c *Config) effectiveTier(name string) policy.TierConfig { return c.tierSet()[name] }
-
-// PolicyConfig is the policy package's view of the configuration.
-func (c *Config) PolicyConfig() policy.Config {
-	pc := policy.Config{DefaultTier: c.DefaultTier, LeaseMax: c.Lease.Max}
-	for _, n := range c.tierNames() {
-		pc.Tiers = append(pc.Tiers, c.effectiveTier(n))
-	}
-	for _, r := range c.Routes {
-		pc.Routes = append(pc.Routes, policy.RouteConfig{
-			Prefix: r.Prefix, Host: r.Host, Methods: r.Methods, Tier: r.Tier,
-			Window: r.Window, Require: policy.StorageProfile(r.Require), LocalHosts: r.LocalHosts,
-		})
-	}
-	return pc
 }
 
 // Summary is the one-line description -check prints for a valid file.
