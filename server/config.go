@@ -1,29 +1,45 @@
 package server
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
 
 // Config is the whole YAML configuration (SPEC §7). Field names are the
-// contract; defaults are filled by Load.
+// contract. Parse fills the defaults each field's comment gives: those of
+// the lease cache are leasecache's (leasecache.Config.WithDefaults), the
+// tier table is policy's (policy.DefaultTiers); the checks are the owning
+// package's wherever it has them (see validate).
+//
+// Files: config.go the types and Parse; configload.go decoding and line
+// mapping; configdefaults.go the defaults; configsecrets.go the secrets;
+// configcheck.go validation.
 type Config struct {
-	Listen      ListenConfig          `yaml:"listen"`
-	Realm       string                `yaml:"realm"`
-	Issuers     []IssuerConfig        `yaml:"issuers"`
-	Tiers       map[string]TierConfig `yaml:"tiers"`
-	DefaultTier string                `yaml:"default_tier"`
-	Routes      []RouteConfig         `yaml:"routes"`
-	Lease       LeaseConfig           `yaml:"lease"`
-	Upstream    UpstreamConfig        `yaml:"upstream"`
-	Admin       AdminConfig           `yaml:"admin"`
-	Tracing     TracingConfig         `yaml:"tracing"`
-	Log         LogConfig             `yaml:"log"`
-	Server      ServerConfig          `yaml:"server"`
+	Listen ListenConfig `yaml:"listen"`
+	// Realm is the realm of every WWW-Authenticate challenge; no quotes,
+	// backslashes or control characters. Default "leasegate".
+	Realm string `yaml:"realm"`
+	// Issuers are the trusted token issuers; at least one is required.
+	Issuers []IssuerConfig `yaml:"issuers"`
+	// Tiers overlays SPEC §1's tier table (read, write, critical): a
+	// built-in tier keeps its default methods and window unless given, a
+	// new name adds a tier. Default: the table as it is.
+	Tiers map[string]TierConfig `yaml:"tiers"`
+	// DefaultTier is the tier of a method no tier lists. Default "critical".
+	DefaultTier string `yaml:"default_tier"`
+	// Routes override the tier, window or storage rules under a path
+	// prefix. Default none.
+	Routes   []RouteConfig  `yaml:"routes"`
+	Lease    LeaseConfig    `yaml:"lease"`
+	Upstream UpstreamConfig `yaml:"upstream"`
+	Admin    AdminConfig    `yaml:"admin"`
+	Tracing  TracingConfig  `yaml:"tracing"`
+	Log      LogConfig      `yaml:"log"`
+	Server   ServerConfig   `yaml:"server"`
 
 	path    string
 	lines   map[string]int  // field path → YAML line, for problems
@@ -31,104 +47,203 @@ type Config struct {
 	getenv  func(string) string
 }
 
+// ListenConfig is where leasegate serves. Each address is host:port.
 type ListenConfig struct {
-	GRPC     string `yaml:"grpc"`
-	HTTP     string `yaml:"http"`
-	HTTPMode string `yaml:"http_mode"` // envoy | nginx | forwarded | auto
-	Admin    string `yaml:"admin"`
+	// GRPC serves ext_authz v3 and grpc.health.v1. Default ":9001".
+	GRPC string `yaml:"grpc"`
+	// HTTP serves HTTP-mode external auth. Default "": off.
+	HTTP string `yaml:"http"`
+	// HTTPMode is how the HTTP listener reads the original request:
+	// envoy, nginx, forwarded or auto. Default "envoy".
+	HTTPMode string `yaml:"http_mode"`
+	// Admin serves the health, metrics, /config and /revoke endpoints; off
+	// loopback it needs admin.secret. Default "127.0.0.1:9191".
+	Admin string `yaml:"admin"`
 }
 
+// IssuerConfig is one trusted issuer (authz.IssuerConfig in YAML).
 type IssuerConfig struct {
-	Name             string              `yaml:"name"`
-	Issuer           string              `yaml:"issuer"`
-	Mode             string              `yaml:"mode"`
-	DefaultForOpaque bool                `yaml:"default_for_opaque"`
-	Introspection    IntrospectionConfig `yaml:"introspection"`
-	JWKSURI          string              `yaml:"jwks_uri"`
-	Audiences        []string            `yaml:"audiences"`
-	AcceptWLCGAny    bool                `yaml:"accept_wlcg_any_audience"`
-	BasePath         string              `yaml:"base_path"`
-	LocalHosts       []string            `yaml:"local_hosts"`
-	ClockSkew        time.Duration       `yaml:"clock_skew"`
-	Breaker          BreakerConfig       `yaml:"circuit_breaker"`
+	// Name names the issuer in metrics, logs and leases; unique; required.
+	Name string `yaml:"name"`
+	// Issuer is the exact iss value; unique; required.
+	Issuer string `yaml:"issuer"`
+	// Mode is introspection, jwt or jwt+introspection. Default
+	// "introspection".
+	Mode string `yaml:"mode"`
+	// DefaultForOpaque sends opaque (non-JWT) tokens to this issuer; at
+	// most one, and only an introspection issuer. Default false.
+	DefaultForOpaque bool `yaml:"default_for_opaque"`
+	// Introspection is the RFC 7662 client, for the introspection modes.
+	Introspection IntrospectionConfig `yaml:"introspection"`
+	// JWKSURI is the JWKS location for the jwt modes. Default "": OIDC
+	// discovery from Issuer.
+	JWKSURI string `yaml:"jwks_uri"`
+	// Audiences: the token's aud must contain one. Required in the jwt
+	// modes unless AcceptAnyAudience. Default none.
+	Audiences []string `yaml:"audiences"`
+	// AcceptWLCGAny also accepts https://wlcg.cern.ch/jwt/v1/any. Default
+	// false.
+	AcceptWLCGAny bool `yaml:"accept_wlcg_any_audience"`
+	// BasePath is what storage scope paths are relative to. Default "/".
+	BasePath string `yaml:"base_path"`
+	// LocalHosts are other names of the storage this issuer's tokens are
+	// used on (SPEC §5); host names or IP literals, no port. Default none.
+	LocalHosts []string `yaml:"local_hosts"`
+	// ClockSkew is the leeway for exp, nbf and iat; 0 to 10m. Default 60s.
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// Breaker is the per-issuer circuit breaker.
+	Breaker BreakerConfig `yaml:"circuit_breaker"`
 	// AcceptAnyAudience lets a jwt issuer go without audiences (SPEC §2).
+	// Default false.
 	AcceptAnyAudience bool `yaml:"accept_any_audience"`
 }
 
+// IntrospectionConfig is one issuer's RFC 7662 client.
 type IntrospectionConfig struct {
-	Endpoint         string        `yaml:"endpoint"`
-	Auth             string        `yaml:"auth"`
-	ClientID         string        `yaml:"client_id"`
-	ClientSecret     string        `yaml:"client_secret"`
-	ClientSecretFile string        `yaml:"client_secret_file"`
-	Timeout          time.Duration `yaml:"timeout"`
-	MaxConns         int           `yaml:"max_conns"`
+	// Endpoint is the absolute http(s) introspection URL, without
+	// credentials; required in the introspection modes.
+	Endpoint string `yaml:"endpoint"`
+	// Auth is client_secret_basic, client_secret_post or none. Default
+	// "client_secret_basic".
+	Auth string `yaml:"auth"`
+	// ClientID is needed unless auth is none. Default "".
+	ClientID string `yaml:"client_id"`
+	// ClientSecret must come from ${VAR}; an inline literal is refused.
+	// Needed unless auth is none, and refused then. Default "".
+	ClientSecret string `yaml:"client_secret"`
+	// ClientSecretFile holds the client secret instead (trailing line
+	// breaks dropped); not with ClientSecret. Default "".
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// Timeout bounds one issuer call. Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxConns bounds the connections to the issuer's host. Default 64.
+	MaxConns int `yaml:"max_conns"`
 }
 
 // BreakerConfig tunes the per-issuer circuit breaker.
 type BreakerConfig struct {
-	Failures int           `yaml:"failures"` // consecutive failures that open it
-	OpenFor  time.Duration `yaml:"open_for"` // how long it stays open before a probe
+	// Failures is how many consecutive issuer faults open it. Default 5.
+	Failures int `yaml:"failures"`
+	// OpenFor is how long it stays open before a probe. Default 5s.
+	OpenFor time.Duration `yaml:"open_for"`
 }
 
+// TierConfig is one lease tier (policy.TierConfig in YAML).
 type TierConfig struct {
-	Methods      []string       `yaml:"methods"`
-	Window       *time.Duration `yaml:"window"`
-	StaleIfError time.Duration  `yaml:"stale_if_error"`
+	// Methods are the HTTP methods in the tier, case-sensitive, each in
+	// one tier. Default: the built-in tier's, none for a new tier.
+	Methods []string `yaml:"methods"`
+	// Window is how long a validation is reused for the tier's requests;
+	// 0 to lease.max. Default: the built-in tier's, 0 for a new tier.
+	Window *time.Duration `yaml:"window"`
+	// StaleIfError allows a lease this old while the issuer is
+	// unreachable; not on a window-0 tier, at most lease.max. Default 0.
+	StaleIfError time.Duration `yaml:"stale_if_error"`
 }
 
+// RouteConfig is one route rule (policy.RouteConfig in YAML).
 type RouteConfig struct {
-	Prefix     string         `yaml:"prefix"`
-	Host       string         `yaml:"host"`
-	Methods    []string       `yaml:"methods"`
-	Tier       string         `yaml:"tier"`
-	Window     *time.Duration `yaml:"window"`
-	Require    string         `yaml:"require"`
-	LocalHosts []string       `yaml:"local_hosts"`
+	// Prefix is the path prefix, from "/", written decoded and
+	// normalised; required ("/" for every path).
+	Prefix string `yaml:"prefix"`
+	// Host limits the rule to one host (any port unless given). Default
+	// "": any host.
+	Host string `yaml:"host"`
+	// Methods limit the rule to these methods. Default: any method.
+	Methods []string `yaml:"methods"`
+	// Tier replaces the method's tier. Default "": keep it.
+	Tier string `yaml:"tier"`
+	// Window caps the tier's window on this route; 0 to lease.max.
+	// Default: no cap.
+	Window *time.Duration `yaml:"window"`
+	// Require applies a storage profile's scope rules: wlcg_storage or
+	// scitokens. Default "": none.
+	Require string `yaml:"require"`
+	// LocalHosts are other names of this server on the route (SPEC §5).
+	// Default none.
+	LocalHosts []string `yaml:"local_hosts"`
 }
 
+// LeaseConfig sizes the lease cache (leasecache.Config in YAML).
 type LeaseConfig struct {
-	Max         time.Duration `yaml:"max"`
+	// Max caps every window and stale_if_error; must be positive (policy).
+	// Default 10m (leasecache.DefaultMaxAge).
+	Max time.Duration `yaml:"max"`
+	// NegativeTTL is how long an inactive answer is remembered; not
+	// negative. Default 10s (leasecache.DefaultNegativeTTL).
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
-	MaxMemoryMB int           `yaml:"max_memory_mb"`
+	// MaxMemoryMB bounds the cache, 2 to 1048576; an eighth of it holds
+	// negative leases. Default 256 (leasecache.DefaultMaxMemoryMB).
+	MaxMemoryMB int `yaml:"max_memory_mb"`
 }
 
+// UpstreamConfig is what an allowed request carries upstream.
 type UpstreamConfig struct {
+	// StripAuthorization removes Authorization before the upstream.
+	// Default false.
 	StripAuthorization bool            `yaml:"strip_authorization"`
 	Headers            UpstreamHeaders `yaml:"headers"`
 }
 
+// UpstreamHeaders name the identity headers set on an allowed request;
+// distinct, and not Authorization, Host or a pseudo-header.
 type UpstreamHeaders struct {
-	Subject  string `yaml:"subject"`
+	// Subject carries sub. Default "x-auth-subject".
+	Subject string `yaml:"subject"`
+	// ClientID carries client_id. Default "x-auth-client-id".
 	ClientID string `yaml:"client_id"`
-	Scope    string `yaml:"scope"`
-	Issuer   string `yaml:"issuer"`
+	// Scope carries scope. Default "x-auth-scope".
+	Scope string `yaml:"scope"`
+	// Issuer carries the issuer's name. Default "x-auth-issuer".
+	Issuer string `yaml:"issuer"`
 }
 
+// AdminConfig guards POST /revoke.
 type AdminConfig struct {
-	Secret     string `yaml:"secret"`
+	// Secret is the admin bearer secret; from ${VAR}, never inline.
+	// Default "": none (then listen.admin must be loopback).
+	Secret string `yaml:"secret"`
+	// SecretFile holds the admin secret instead; not with Secret.
+	// Default "".
 	SecretFile string `yaml:"secret_file"`
 }
 
-// TracingConfig overrides the standard OTEL_* environment when set.
+// TracingConfig overrides the standard OTEL_* environment when set; each
+// field defaults to "": the environment's value.
 type TracingConfig struct {
-	Exporter    string  `yaml:"exporter"` // otlp | none; "" = OTEL_TRACES_EXPORTER
-	Endpoint    string  `yaml:"endpoint"`
-	Protocol    string  `yaml:"protocol"` // grpc | http/protobuf
-	Sampler     string  `yaml:"sampler"`
-	SamplerArg  *string `yaml:"sampler_arg"`
-	ServiceName string  `yaml:"service_name"`
+	// Exporter is otlp, console or none.
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the collector's absolute http(s) URL.
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is grpc or http/protobuf.
+	Protocol string `yaml:"protocol"`
+	// Sampler is an OTEL_TRACES_SAMPLER name.
+	Sampler string `yaml:"sampler"`
+	// SamplerArg is the sampler's argument; only with Sampler.
+	SamplerArg *string `yaml:"sampler_arg"`
+	// ServiceName is the service.name resource attribute.
+	ServiceName string `yaml:"service_name"`
 }
 
+// LogConfig configures the slog logger.
 type LogConfig struct {
-	Level  string `yaml:"level"`  // debug | info | warn | error
-	Format string `yaml:"format"` // json | text
+	// Level is debug, info, warn or error. Default "info".
+	Level string `yaml:"level"`
+	// Format is json or text. Default "json".
+	Format string `yaml:"format"`
 }
 
+// ServerConfig tunes start-up, drain and the gRPC server.
 type ServerConfig struct {
-	StartGrace           time.Duration `yaml:"start_grace"`
-	DrainTimeout         time.Duration `yaml:"drain_timeout"`
-	MaxConcurrentStreams uint32        `yaml:"max_concurrent_streams"`
+	// StartGrace is how long readiness waits for every issuer before
+	// serving anyway. Default 30s.
+	StartGrace time.Duration `yaml:"start_grace"`
+	// DrainTimeout is how long in-flight checks get on SIGTERM. Default
+	// 15s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// MaxConcurrentStreams is the per-connection gRPC stream limit.
+	// Default 1024.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
 }
 
 // Problem is one configuration error, located in the YAML file.
@@ -166,6 +281,11 @@ func (ps *Problems) Error() string {
 	return b.String()
 }
 
+// has reports whether a problem names field.
+func (ps *Problems) has(field string) bool {
+	return slices.ContainsFunc(ps.List, func(p Problem) bool { return p.Field == field })
+}
+
 // Load reads, expands, decodes strictly, defaults and validates a
 // configuration file. A *Problems error lists every problem found.
 func Load(path string) (*Config, error) {
@@ -181,7 +301,6 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	ps := &Problems{File: name}
 	cfg := &Config{path: name, lines: map[string]int{}, fromEnv: map[string]bool{},
 		getenv: func(k string) string { v, _ := lookupEnv(k); return v }}
-
 	if !cfg.decode(data, lookupEnv, ps) {
 		return nil, ps // nothing more can be read
 	}
@@ -189,15 +308,10 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	cfg.readSecretFiles(ps)
 	cfg.validate(ps)
 	if len(ps.List) > 0 {
-		sort.SliceStable(ps.List, func(i, j int) bool { return ps.List[i].Line < ps.List[j].Line })
+		slices.SortStableFunc(ps.List, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
 		return nil, ps
 	}
 	return cfg, nil
-}
-
-// has reports whether a problem names field.
-func (ps *Problems) has(field string) bool {
-	return slices.ContainsFunc(ps.List, func(p Problem) bool { return p.Field == field })
 }
 
 // problem records msg at field's line, or the nearest enclosing field's.
