@@ -90,12 +90,13 @@ func (o Outcome) String() string {
 // Config sizes and tunes a Cache.
 type Config struct {
 	// MaxMemoryMB bounds the entry storage; when full, the oldest leases are
-	// evicted. Default 256.
+	// evicted. Default DefaultMaxMemoryMB (256).
 	MaxMemoryMB int
-	// NegativeTTL is how long an inactive answer is remembered. Default 10s.
+	// NegativeTTL is how long an inactive answer is remembered. Default
+	// DefaultNegativeTTL (10s).
 	NegativeTTL time.Duration
 	// MaxAge is the oldest a lease can be and still matter (lease.max); the
-	// store may forget anything older. Default 10m.
+	// store may forget anything older. Default DefaultMaxAge (10m).
 	MaxAge time.Duration
 	// Now is the clock; time.Now when nil. Tests pass their own.
 	Now func() time.Time
@@ -152,17 +153,9 @@ type revocation struct {
 
 // New builds a Cache.
 func New(cfg Config) (*Cache, error) {
-	if cfg.MaxMemoryMB == 0 {
-		cfg.MaxMemoryMB = 256
-	}
+	cfg = cfg.WithDefaults()
 	if cfg.MaxMemoryMB < 2 {
 		return nil, fmt.Errorf("leasecache: max_memory_mb %d is below the minimum of 2", cfg.MaxMemoryMB)
-	}
-	if cfg.NegativeTTL == 0 {
-		cfg.NegativeTTL = 10 * time.Second
-	}
-	if cfg.MaxAge == 0 {
-		cfg.MaxAge = 10 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

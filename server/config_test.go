@@ -182,8 +182,8 @@ func TestParseProblems(t *testing.T) {
 		env  map[string]string
 		want []string // each must appear in the error, with its line
 	}{
-		{file: "unknown_key.yaml", want: []string{"unknown_key.yaml:5: field maxx_memory not found"}},
-		{file: "bad_duration.yaml", want: []string{`bad_duration.yaml:8: cannot unmarshal !!str ` + "`ten min...`" + ` into time.Duration`}},
+		{file: "unknown_key.yaml", want: []string{"unknown_key.yaml:5: lease.maxx_memory: unknown key; lease takes max, negative_ttl, max_memory_mb"}},
+		{file: "bad_duration.yaml", want: []string{`bad_duration.yaml:8: lease.max: "ten minutes" is not a duration (90s, 5m, 1h)`}},
 		{file: "inline_secret.yaml", want: []string{"inline_secret.yaml:8: issuers[0].introspection.client_secret: inline secrets are refused"}},
 		{file: "unset_env.yaml", want: []string{"unset_env.yaml:7: issuers[0].introspection.client_secret: environment variable LEASEGATE_TEST_UNSET_VAR is not set"}},
 		{file: "stale_too_long.yaml", want: []string{
@@ -191,8 +191,8 @@ func TestParseProblems(t *testing.T) {
 			"stale_too_long.yaml:9: tiers.write.stale_if_error: not allowed on a tier with window 0",
 		}},
 		{file: "mixed_problems.yaml", want: []string{
-			"mixed_problems.yaml:3: field grpcc not found",
-			"mixed_problems.yaml:10: cannot unmarshal !!str `soon` into time.Duration",
+			"mixed_problems.yaml:3: listen.grpcc: unknown key",
+			`mixed_problems.yaml:10: issuers[0].introspection.timeout: "soon" is not a duration`,
 			"mixed_problems.yaml:12: tiers.read.window: 20m0s exceeds lease.max 10m0s",
 		}},
 		{file: "many_problems.yaml", want: []string{
@@ -297,13 +297,22 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("tiers: {read: {window: -1s}}\nroutes: [{prefix: x}]"))
 	f.Add([]byte("&a [*a]"))
+	f.Add([]byte("lease:\n  <<: [{max: 5m, bogus: 1}, {max: x}]\n  max: 1m\nx: !!binary y\n"))
+	f.Add([]byte("tiers: {a: {window: [1]}, ~: 5, <<: {b: {}}}\nroutes: [{prefix: /a/, methods: GET}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkStrictAgrees(t, data)
 		cfg, err := Parse("fuzz.yaml", data, testEnv(map[string]string{"TEST_SECRET": "s"}))
 		if err == nil && cfg == nil {
 			t.Fatal("nil config without error")
 		}
-		if err == nil {
-			_ = cfg.Summary()
+		if err != nil {
+			if strings.Contains(err.Error(), "fuzz.yaml: tiers: ") || strings.Contains(err.Error(), ": YAML: ") {
+				t.Fatalf("a check below the walk or policy.Config.Validate caught this:\n%v", err)
+			}
+			return
+		}
+		if s := cfg.Summary(); strings.HasPrefix(s, "invalid: ") {
+			t.Fatalf("Parse accepted what policy.New refuses: %s", s)
 		}
 	})
 }
@@ -393,4 +402,41 @@ routes:
 			}
 		}
 	})
+}
+
+// TestOwnersReport: server checks no setting a package below it owns; it
+// places the owner's problems at their lines. Breaker: authz; tiers and
+// lease.max: policy; the rest of lease: leasecache.
+func TestOwnersReport(t *testing.T) {
+	_, err := Parse("o.yaml", []byte(`issuers:
+  - name: hydra
+    issuer: "http://127.0.0.1:4444"
+    default_for_opaque: true
+    introspection:
+      endpoint: "http://127.0.0.1:4445/introspect"
+      auth: none
+    circuit_breaker: {failures: -1}
+tiers:
+  write: { methods: [PUT, GET] }
+lease:
+  max: -1m
+  negative_ttl: -1s
+  max_memory_mb: 1
+`), testEnv(nil))
+	want := []string{
+		"o.yaml:8: issuers[0].circuit_breaker: failures and open_for must not be negative",
+		"o.yaml:10: tiers.write.window: 5s exceeds lease.max -1m0s",
+		`o.yaml:10: tiers.write.methods: method GET is also in tier "read"`,
+		"o.yaml:12: lease.max: must be positive",
+		"o.yaml:13: lease.negative_ttl: must not be negative",
+		"o.yaml:14: lease.max_memory_mb: 1 is outside 2..1048576",
+	}
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%s", w, err)
+		}
+	}
 }

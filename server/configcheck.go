@@ -1,0 +1,206 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/policy"
+)
+
+// validate reports every problem in a decoded, defaulted configuration.
+// What a package owns it checks itself: the issuers authz
+// (authz.ValidateIssuers), tiers, routes and lease.max the policy
+// (policy.Config.Validate), the rest of lease the cache
+// (leasecache.Config.Validate); validate prefixes their field paths and
+// finds the lines. The checks here are of what no package below server
+// owns, or does not check yet (see checkIssuers).
+func (c *Config) validate(ps *Problems) {
+	c.checkListen(ps)
+	if strings.ContainsAny(c.Realm, "\"\\\r\n") || strings.IndexFunc(c.Realm, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		c.problem(ps, "realm", "must not contain quotes, backslashes or control characters (it goes into WWW-Authenticate)")
+	}
+	c.checkIssuers(ps)
+	for _, p := range c.PolicyConfig().Validate() {
+		f := p.Field
+		if f == "lease_max" {
+			f = "lease.max"
+		}
+		c.problem(ps, f, p.Msg)
+	}
+	for _, p := range c.Lease.cacheConfig().Validate() {
+		c.problem(ps, "lease."+p.Field, p.Msg)
+	}
+	c.checkUpstreamHeaders(ps)
+	c.checkLog(ps)
+	c.checkTracing(ps)
+	if c.Server.StartGrace < 0 || c.Server.DrainTimeout < 0 {
+		c.problem(ps, "server", "durations must not be negative")
+	}
+	if len(ps.List) == 0 {
+		// policy.Config.Validate covers New (policy's FuzzValidateCoversNew);
+		// should it ever not, -check still refuses what start-up would.
+		if _, err := policy.New(c.PolicyConfig()); err != nil {
+			c.problem(ps, "tiers", err.Error())
+		}
+	}
+}
+
+func (c *Config) checkListen(ps *Problems) {
+	c.checkAddr(ps, "listen.grpc", c.Listen.GRPC, false)
+	c.checkAddr(ps, "listen.http", c.Listen.HTTP, true)
+	c.checkAddr(ps, "listen.admin", c.Listen.Admin, false)
+	switch c.Listen.HTTPMode {
+	case "envoy", "nginx", "forwarded", "auto":
+	default:
+		c.problem(ps, "listen.http_mode", fmt.Sprintf("%q is not one of envoy, nginx, forwarded, auto", c.Listen.HTTPMode))
+	}
+	if c.adminOpen() {
+		c.problem(ps, "listen.admin", "a non-loopback admin listener needs admin.secret (POST /revoke must not be open)")
+	}
+}
+
+func (c *Config) checkAddr(ps *Problems, field, addr string, optional bool) {
+	if addr == "" && optional {
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		c.problem(ps, field, fmt.Sprintf("%q is not host:port: %v", addr, err))
+		return
+	}
+	// SplitHostPort takes any port text; Listen would refuse at start.
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		c.problem(ps, field, fmt.Sprintf("%q: port %q is not a TCP port (0-65535 or a service name)", addr, port))
+	}
+}
+
+// checkIssuers runs the engine's own issuer checks (authz.ValidateIssuers,
+// which authz.New runs too), so -check refuses exactly what start-up would
+// (SPEC §6). Before them come the checks of issuer keys authz does not
+// check yet: at least one issuer, base_path and local_hosts (which
+// authz.New refuses without ValidateIssuers saying so), and clock_skew's
+// 0..10m (authz refuses a negative skew only in the jwt modes). They move
+// into authz with its issuer package (issue 18 item 1).
+func (c *Config) checkIssuers(ps *Problems) {
+	if len(c.Issuers) == 0 {
+		c.problem(ps, "issuers", "at least one issuer is needed")
+	}
+	for i, is := range c.Issuers {
+		f := fmt.Sprintf("issuers[%d]", i)
+		if err := policy.ValidateBasePath(is.BasePath); err != nil {
+			c.problem(ps, f+".base_path", fmt.Sprintf("%q: %v", is.BasePath, err))
+		}
+		for j, h := range is.LocalHosts {
+			if _, err := policy.NormalizeLocalHost(h); err != nil {
+				c.problem(ps, fmt.Sprintf("%s.local_hosts[%d]", f, j), err.Error())
+			}
+		}
+		if is.ClockSkew < 0 || is.ClockSkew > 10*time.Minute {
+			c.problem(ps, f+".clock_skew", "must be between 0 and 10m")
+		}
+	}
+	for _, p := range authz.ValidateIssuers(c.authzIssuers()) {
+		f := fmt.Sprintf("issuers[%d]", p.Issuer)
+		if p.Field != "" {
+			f += "." + p.Field
+		}
+		// A key already refused (an empty secret or secret file, a skew
+		// out of range, a value of the wrong type) needs no second line.
+		if !ps.has(f) && !ps.has(f+"_file") {
+			c.problem(ps, f, p.Msg)
+		}
+	}
+}
+
+// headerName is a lower-case RFC 9110 token, the backquote excepted.
+var headerName = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_|~-]+$`)
+
+// checkUpstreamHeaders: the identity headers are authz's, which defaults
+// them but does not check them. Each must be a header name that cannot
+// carry a client's credentials or routing, and no two alike.
+func (c *Config) checkUpstreamHeaders(ps *Problems) {
+	h := c.Upstream.Headers
+	seen := map[string]string{}
+	for _, kv := range [...]struct{ field, v string }{
+		{"subject", h.Subject}, {"client_id", h.ClientID}, {"scope", h.Scope}, {"issuer", h.Issuer},
+	} {
+		f := "upstream.headers." + kv.field
+		lv := strings.ToLower(kv.v)
+		switch {
+		case !headerName.MatchString(lv):
+			c.problem(ps, f, fmt.Sprintf("%q is not a valid header name", kv.v))
+		case lv == "authorization" || strings.HasPrefix(lv, ":") || lv == "host":
+			c.problem(ps, f, fmt.Sprintf("%q may not be used for identity", kv.v))
+		case seen[lv] != "":
+			c.problem(ps, f, fmt.Sprintf("%q is also used for %s", kv.v, seen[lv]))
+		}
+		seen[lv] = kv.field
+	}
+}
+
+func (c *Config) checkLog(ps *Problems) {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		c.problem(ps, "log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		c.problem(ps, "log.format", fmt.Sprintf("%q is not json or text", c.Log.Format))
+	}
+}
+
+// checkTracing checks the tracing keys with the functions start-up builds
+// the exporter and sampler with (telemetry.go).
+func (c *Config) checkTracing(ps *Problems) {
+	switch c.Tracing.Exporter {
+	case "", "otlp", "none", "console":
+	default:
+		c.problem(ps, "tracing.exporter", fmt.Sprintf("%q is not otlp, console or none", c.Tracing.Exporter))
+	}
+	switch c.Tracing.Protocol {
+	case "", "grpc", "http/protobuf":
+	default:
+		c.problem(ps, "tracing.protocol", fmt.Sprintf("%q is not grpc or http/protobuf", c.Tracing.Protocol))
+	}
+	if c.Tracing.Sampler != "" {
+		if _, err := sampler(c.Tracing.Sampler, c.Tracing.SamplerArg); err != nil {
+			c.problem(ps, "tracing.sampler", err.Error())
+		}
+	} else if c.Tracing.SamplerArg != nil {
+		c.problem(ps, "tracing.sampler_arg", "has no effect without tracing.sampler")
+	}
+	// The OTLP exporters take a bad URL without an error and send the
+	// spans to their default endpoint instead.
+	if raw := c.Tracing.Endpoint; raw != "" {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.problem(ps, "tracing.endpoint", fmt.Sprintf("%q is not an absolute http(s) URL", raw))
+		}
+	}
+	// The OTEL_* environment can refuse start-up too; say so here.
+	if _, err := tracingExporter(c.Tracing, c.getenv); err != nil {
+		c.problem(ps, "tracing", err.Error()+" (environment)")
+	}
+}
+
+// adminOpen: the admin API would listen beyond loopback with no secret.
+func (c *Config) adminOpen() bool { return !isLoopback(c.Listen.Admin) && c.Admin.Secret == "" }
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

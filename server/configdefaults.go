@@ -1,0 +1,83 @@
+package server
+
+import (
+	"cmp"
+	"time"
+
+	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/policy"
+)
+
+// Defaults of the settings server owns: listeners, realm, logging,
+// start-up and drain.
+const (
+	defaultGRPC       = ":9001"
+	defaultAdmin      = "127.0.0.1:9191"
+	defaultHTTPMode   = "envoy"
+	defaultRealm      = "leasegate"
+	defaultLogLevel   = "info"
+	defaultLogFormat  = "json"
+	defaultStartGrace = 30 * time.Second
+	defaultDrain      = 15 * time.Second
+	defaultMaxStreams = 1024
+)
+
+// Issuer defaults. authz.New defaults a zero Introspection.Timeout,
+// Introspection.MaxConns and JWT.ClockSkew to these same values, and
+// UpstreamHeaderNames to the header names below, but exports none of
+// them; the copies are here so that GET /config and the flight bound
+// (generation.go) see the effective values. They go when authz exports
+// its defaults (issue 18 item 2). Mode, base path and breaker have no
+// authz default: these are the only ones.
+const (
+	defaultIssuerTimeout = 2 * time.Second  // authz: defaultIntrospectTimeout
+	defaultMaxConns      = 64               // authz: defaultMaxConns
+	defaultClockSkew     = 60 * time.Second // authz: defaultClockSkew
+	defaultBasePath      = "/"
+	defaultBreakerFails  = 5
+	defaultBreakerOpen   = 5 * time.Second
+)
+
+// applyDefaults fills every zero value that has a default (see each
+// field's comment).
+func (c *Config) applyDefaults() {
+	c.Listen.GRPC = cmp.Or(c.Listen.GRPC, defaultGRPC)
+	c.Listen.Admin = cmp.Or(c.Listen.Admin, defaultAdmin)
+	c.Listen.HTTPMode = cmp.Or(c.Listen.HTTPMode, defaultHTTPMode)
+	c.Realm = cmp.Or(c.Realm, defaultRealm)
+	c.DefaultTier = cmp.Or(c.DefaultTier, policy.TierCritical) // as policy.New reads ""
+	lc := c.Lease.cacheConfig().WithDefaults()
+	c.Lease = LeaseConfig{Max: lc.MaxAge, NegativeTTL: lc.NegativeTTL, MaxMemoryMB: lc.MaxMemoryMB}
+	h := &c.Upstream.Headers
+	h.Subject = cmp.Or(h.Subject, "x-auth-subject")
+	h.ClientID = cmp.Or(h.ClientID, "x-auth-client-id")
+	h.Scope = cmp.Or(h.Scope, "x-auth-scope")
+	h.Issuer = cmp.Or(h.Issuer, "x-auth-issuer")
+	for i := range c.Issuers {
+		c.Issuers[i].applyDefaults()
+	}
+	c.Log.Level = cmp.Or(c.Log.Level, defaultLogLevel)
+	c.Log.Format = cmp.Or(c.Log.Format, defaultLogFormat)
+	c.Server.StartGrace = cmp.Or(c.Server.StartGrace, defaultStartGrace)
+	c.Server.DrainTimeout = cmp.Or(c.Server.DrainTimeout, defaultDrain)
+	c.Server.MaxConcurrentStreams = cmp.Or(c.Server.MaxConcurrentStreams, defaultMaxStreams)
+}
+
+func (is *IssuerConfig) applyDefaults() {
+	is.Mode = cmp.Or(is.Mode, string(authz.ModeIntrospection))
+	in := &is.Introspection
+	in.Auth = cmp.Or(in.Auth, issuer.AuthClientSecretBasic)
+	in.Timeout = cmp.Or(in.Timeout, defaultIssuerTimeout)
+	in.MaxConns = cmp.Or(in.MaxConns, defaultMaxConns)
+	is.ClockSkew = cmp.Or(is.ClockSkew, defaultClockSkew)
+	is.BasePath = cmp.Or(is.BasePath, defaultBasePath)
+	is.Breaker.Failures = cmp.Or(is.Breaker.Failures, defaultBreakerFails)
+	is.Breaker.OpenFor = cmp.Or(is.Breaker.OpenFor, defaultBreakerOpen)
+}
+
+// cacheConfig is the lease cache's view of the lease section.
+func (l LeaseConfig) cacheConfig() leasecache.Config {
+	return leasecache.Config{MaxMemoryMB: l.MaxMemoryMB, NegativeTTL: l.NegativeTTL, MaxAge: l.Max}
+}
