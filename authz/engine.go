@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -486,15 +484,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string,
 	defer func() {
 		if p := recover(); p != nil {
 			e.metrics.observeIssuer(name, "error", time.Since(start))
-			attrs := []slog.Attr{
-				slog.String("issuer", name),
-				slog.String("token_id", key.Prefix()),
-				slog.String("panic_type", fmt.Sprintf("%T", p)),
-				slog.String("stack", clipStack(debug.Stack())),
-			}
-			if re, ok := p.(runtime.Error); ok {
-				attrs = append(attrs, slog.String("panic", re.Error()))
-			}
+			attrs := append([]slog.Attr{slog.String("issuer", name), slog.String("token_id", key.Prefix())}, PanicAttrs(p)...)
 			e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
 			res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, ErrIssuerUnavailable), retryAfter: time.Second}
 		}
@@ -729,30 +719,9 @@ func (e *Engine) denyStorage(d Decision, sd policy.StorageDecision) Decision {
 	return e.deny(d, sd.Status, reason, sd.Error, sd.Description, sd.Scope)
 }
 
-// maxHeaderValue bounds an identity header value.
-const maxHeaderValue = 16 << 10
-
-func headerSafe(v string) bool {
-	if len(v) > maxHeaderValue {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
+// deny makes d a denial with the engine's realm (denial.go).
 func (e *Engine) deny(d Decision, status int, reason Reason, code, desc, scope string) Decision {
-	d.Allow = false
-	d.Status = status
-	d.Reason = reason
-	d.Error = code
-	d.Description = desc
-	d.Scope = scope
-	d.Challenge = challenge(e.realm, code, desc, scope)
-	d.Identity = Identity{}
+	d.deny(e.realm, status, reason, code, desc, scope)
 	return d
 }
 
@@ -817,16 +786,6 @@ func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 		attrs = append(attrs, slog.String("method", clip(r.Method)), slog.String("request_id", clip(r.RequestID)))
 	}
 	e.log.LogAttrs(ctx, level, msg, attrs...)
-}
-
-// clipStack bounds a logged stack trace. Arguments appear in it as words
-// (pointers, lengths), never as string contents.
-func clipStack(b []byte) string {
-	const maxStack = 8 << 10
-	if len(b) > maxStack {
-		return string(b[:maxStack]) + "…"
-	}
-	return string(b)
 }
 
 // clip bounds client-controlled strings in logs and spans.
