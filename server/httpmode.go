@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/leasegate/leasegate/authz"
-	"github.com/leasegate/leasegate/envoy"
 )
 
 // Checker is what HTTP mode needs from the engine.
@@ -152,11 +151,12 @@ func (h *httpModeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v == http.ErrAbortHandler {
 			panic(v)
 		}
-		h.log.LogAttrs(r.Context(), slog.LevelError, "http mode: panic while deciding; answered 503", envoy.PanicAttrs(v)...)
+		h.log.LogAttrs(r.Context(), slog.LevelError, "http mode: panic while deciding; answered 503", authz.PanicAttrs(v)...)
 		// Drop whatever was staged (identity headers of an allow in the
 		// making) and fail closed.
 		clear(w.Header())
-		writeDecision(w, conv, &authz.Decision{Status: http.StatusServiceUnavailable, Description: "internal error"})
+		d := authz.Unavailable("internal error")
+		writeDecision(w, conv, &d)
 	}()
 
 	req, problem := h.authzRequest(r, conv)
@@ -164,39 +164,35 @@ func (h *httpModeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "denied",
 			slog.String("reason", string(authz.ReasonMalformed)), slog.Int("status", http.StatusBadRequest),
 			slog.String("http_mode", conv.name), slog.String("description", problem))
-		writeDecision(w, conv, &authz.Decision{
-			Status:      http.StatusBadRequest,
-			Error:       authz.ErrCodeInvalidRequest,
-			Description: problem,
-			Challenge:   invalidRequestChallenge(h.realm, problem),
-			Reason:      authz.ReasonMalformed,
-		})
+		d := authz.InvalidRequest(h.realm, problem)
+		writeDecision(w, conv, &d)
 		return
 	}
 	eng := h.engine()
 	if eng == nil {
-		writeDecision(w, conv, &authz.Decision{Status: http.StatusServiceUnavailable, Description: "not ready"})
+		d := authz.Unavailable("not ready")
+		writeDecision(w, conv, &d)
 		return
 	}
 	d := eng.Check(r.Context(), req)
 	if d.Allow {
-		if bad := envoy.UnpassableHeader(&d); bad != "" {
+		if bad := d.UnpassableHeader(); bad != "" {
 			// net/http would turn CR and LF into spaces (and a backend may
 			// trim them): an identity is passed exactly or not at all, as
 			// on the gRPC path.
 			h.log.LogAttrs(r.Context(), slog.LevelWarn, "identity cannot be passed upstream",
 				slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-			envoy.RefuseIdentity(&d, quotable(h.realm))
+			d.RefuseIdentity(h.realm)
 		}
 	}
 	if d.Allow {
 		for name := range r.Header {
-			if envoy.UnderscoreTwin(&d, name) != "" {
+			if d.UnderscoreTwin(name) != "" {
 				// The proxy overwrites X-Auth-Subject, not X_Auth_Subject,
 				// and a backend may read the one as the other.
 				h.log.LogAttrs(r.Context(), slog.LevelInfo, "denied: underscore spelling of an identity header",
 					slog.String("header", name), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-				envoy.RefuseUnderscoreTwin(&d, quotable(h.realm))
+				d.RefuseUnderscoreTwin(h.realm)
 				break
 			}
 		}
@@ -335,27 +331,6 @@ func writeDecision(w http.ResponseWriter, conv convention, d *authz.Decision) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(d.Status)
 	_, _ = w.Write(d.Body())
-}
-
-// invalidRequestChallenge is the RFC 6750 challenge of SPEC §3's 400 row.
-func invalidRequestChallenge(realm, desc string) string {
-	var b strings.Builder
-	b.WriteString("Bearer ")
-	if realm != "" {
-		b.WriteString(`realm="` + quotable(realm) + `", `)
-	}
-	b.WriteString(`error="invalid_request", error_description="` + quotable(desc) + `"`)
-	return b.String()
-}
-
-// quotable keeps s inside RFC 6750's quoted-attribute character set.
-func quotable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // isToken reports whether s is an RFC 9110 token (a method name).
