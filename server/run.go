@@ -1,7 +1,9 @@
 // Package server is the leasegate process: configuration loading and
 // validation, the gRPC (ext_authz v3 + health), HTTP-mode and admin
 // listeners, OpenTelemetry and Prometheus setup, reload and graceful drain.
-// It wires the other packages; nothing below it reads flags or environment.
+// It wires the other packages — the adapters envoy (gRPC) and forwardauth
+// (HTTP mode) to the engine in authz — and holds no protocol logic of its
+// own; nothing below it reads flags or environment.
 package server
 
 import (
@@ -35,6 +37,7 @@ import (
 	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/forwardauth"
 )
 
 // Options are Run's inputs besides the context.
@@ -187,10 +190,10 @@ func Run(ctx context.Context, opts Options) error {
 	adminSrv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	var httpSrv *http.Server
 	if httpLis != nil {
-		h, err := NewHTTPModeHandler(HTTPModeConfig{
+		h, err := forwardauth.New(forwardauth.Config{
 			Mode:   cfg.Listen.HTTPMode,
 			Realm:  cfg.Realm,
-			Engine: func() Checker { return checker{s} },
+			Engine: func() forwardauth.Checker { return checker{s} },
 			Logger: log,
 		})
 		if err != nil {
