@@ -472,23 +472,28 @@ func (e *Engine) pickIssuer(tok string) *issuer {
 	return e.opaque
 }
 
+// recoverValidation, deferred by validateWithIssuer, turns a panic into an
+// issuer fault. singleflight re-panics a DoChan panic on a goroutine of its
+// own, past every recover, and the process dies; instead it is a 503 for
+// every caller of the flight, counted, and logged without its value (which
+// could quote the token).
+func (e *Engine) recoverValidation(ctx context.Context, name string, key leasecache.Key, start time.Time, res **result) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	e.metrics.observeIssuer(name, "error", time.Since(start))
+	attrs := append([]slog.Attr{slog.String("issuer", name), slog.String("token_id", key.Prefix())}, PanicAttrs(p)...)
+	e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
+	*res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, ErrIssuerUnavailable), retryAfter: time.Second}
+}
+
 // validateWithIssuer runs once per coalesced flight; gen is the cache's
 // revocation generation read before it started.
 func (e *Engine) validateWithIssuer(ctx context.Context, is *issuer, tok string, key leasecache.Key, gen uint64) (res *result) {
 	name := is.cfg.Name
 	start := time.Now()
-	// singleflight re-panics a DoChan panic on a goroutine of its own, past
-	// every recover, and the process dies. A panic here is an issuer fault
-	// instead: 503 for every caller of the flight, counted, and logged
-	// without its value (which could quote the token).
-	defer func() {
-		if p := recover(); p != nil {
-			e.metrics.observeIssuer(name, "error", time.Since(start))
-			attrs := append([]slog.Attr{slog.String("issuer", name), slog.String("token_id", key.Prefix())}, PanicAttrs(p)...)
-			e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
-			res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, ErrIssuerUnavailable), retryAfter: time.Second}
-		}
-	}()
+	defer e.recoverValidation(ctx, name, key, start, &res)
 	validatedAt := e.now()
 	claims, err := e.verify(ctx, is, tok)
 	took := time.Since(start)
