@@ -156,30 +156,9 @@ func (e *Engine) denyStorage(d Decision, sd policy.StorageDecision) Decision {
 	return e.deny(d, sd.Status, reason, sd.Error, sd.Description, sd.Scope)
 }
 
-// maxHeaderValue bounds an identity header value.
-const maxHeaderValue = 16 << 10
-
-func headerSafe(v string) bool {
-	if len(v) > maxHeaderValue {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
+// deny makes d a denial with the engine's realm (denial.go).
 func (e *Engine) deny(d Decision, status int, reason Reason, code, desc, scope string) Decision {
-	d.Allow = false
-	d.Status = status
-	d.Reason = reason
-	d.Error = code
-	d.Description = desc
-	d.Scope = scope
-	d.Challenge = challenge(e.realm, code, desc, scope)
-	d.Identity = Identity{}
+	d.deny(e.realm, status, reason, code, desc, scope)
 	return d
 }
 

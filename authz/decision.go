@@ -1,12 +1,6 @@
 package authz
 
-import (
-	"encoding/json"
-	"net/http"
-	"strconv"
-	"strings"
-	"time"
-)
+import "time"
 
 // Reason is a machine-readable cause of a decision, for logs, spans and tests.
 type Reason string
@@ -68,8 +62,12 @@ type Decision struct {
 	Scope       string // scope hint for insufficient_scope
 	// RetryAfter is set on 503.
 	RetryAfter time.Duration
-	// Challenge is the WWW-Authenticate value for 400/401/403.
+	// Challenge is the WWW-Authenticate value for 400/401/403, built from
+	// Realm, Error, Description and Scope (see denial.go).
 	Challenge string
+	// Realm is the realm in Challenge ("" for none), kept so an adapter
+	// that changes the description can rebuild it (SetDescription).
+	Realm string
 
 	Reason   Reason
 	Tier     string
@@ -86,81 +84,4 @@ type Decision struct {
 	Headers []Header
 	// StripAuthorization asks the proxy to drop Authorization upstream.
 	StripAuthorization bool
-}
-
-// Body is the JSON error body of a denial.
-func (d *Decision) Body() []byte {
-	if d.Allow {
-		return nil
-	}
-	code := d.Error
-	if code == "" {
-		switch d.Status {
-		case http.StatusUnauthorized:
-			code = "unauthorized"
-		case http.StatusServiceUnavailable:
-			code = "temporarily_unavailable"
-		default:
-			code = "access_denied"
-		}
-	}
-	b, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{code, d.Description})
-	return b
-}
-
-// RetryAfterSeconds renders RetryAfter for the Retry-After header (≥ 1).
-func (d *Decision) RetryAfterSeconds() string {
-	s := int((d.RetryAfter + time.Second - 1) / time.Second)
-	return strconv.Itoa(max(1, s))
-}
-
-// challenge builds an RFC 6750 §3 WWW-Authenticate value.
-func challenge(realm, code, desc, scope string) string {
-	var b strings.Builder
-	b.WriteString(`Bearer realm="`)
-	b.WriteString(quoteSafe(realm))
-	b.WriteByte('"')
-	if code != "" {
-		b.WriteString(`, error="`)
-		b.WriteString(code)
-		b.WriteByte('"')
-	}
-	if desc != "" {
-		b.WriteString(`, error_description="`)
-		b.WriteString(quoteSafe(desc))
-		b.WriteByte('"')
-	}
-	if scope != "" {
-		b.WriteString(`, scope="`)
-		b.WriteString(quoteSafe(scope))
-		b.WriteByte('"')
-	}
-	return b.String()
-}
-
-// quoteSafe keeps a value inside RFC 6750's allowed set for quoted
-// attributes (%x20-21 / %x23-5B / %x5D-7E): no quote, backslash or controls.
-func quoteSafe(s string) string {
-	ok := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-			b.WriteByte(c)
-		} else {
-			b.WriteByte('?')
-		}
-	}
-	return b.String()
 }

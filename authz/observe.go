@@ -58,16 +58,6 @@ func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 	e.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// clipStack bounds a logged stack trace. Arguments appear in it as words
-// (pointers, lengths), never as string contents.
-func clipStack(b []byte) string {
-	const maxStack = 8 << 10
-	if len(b) > maxStack {
-		return string(b[:maxStack]) + "…"
-	}
-	return string(b)
-}
-
 // clip bounds client-controlled strings in logs and spans.
 func clip(s string) string {
 	const maxLogged = 128

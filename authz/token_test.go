@@ -150,20 +150,3 @@ func TestEngineTokenDecisions(t *testing.T) {
 		}
 	})
 }
-
-func TestChallengeQuoting(t *testing.T) {
-	tests := []struct {
-		code, desc, scope string
-		want              string
-	}{
-		{"", "", "", `Bearer realm="r"`},
-		{"invalid_token", "token expired", "", `Bearer realm="r", error="invalid_token", error_description="token expired"`},
-		{"insufficient_scope", "no", "storage.read:/a", `Bearer realm="r", error="insufficient_scope", error_description="no", scope="storage.read:/a"`},
-		{"invalid_token", "bad \"quote\" \\ and\nnewline é", "", `Bearer realm="r", error="invalid_token", error_description="bad ?quote? ? and?newline ??"`},
-	}
-	for _, tt := range tests {
-		if got := challenge("r", tt.code, tt.desc, tt.scope); got != tt.want {
-			t.Errorf("challenge(%q, %q, %q) = %s, want %s", tt.code, tt.desc, tt.scope, got, tt.want)
-		}
-	}
-}

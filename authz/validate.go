@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -166,15 +164,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok 
 func (e *Engine) panicAsFault(ctx context.Context, name string, key leasecache.Key, start time.Time, res **result) {
 	if p := recover(); p != nil {
 		e.metrics.observeIssuer(name, "error", time.Since(start))
-		attrs := []slog.Attr{
-			slog.String("issuer", name),
-			slog.String("token_id", key.Prefix()),
-			slog.String("panic_type", fmt.Sprintf("%T", p)),
-			slog.String("stack", clipStack(debug.Stack())),
-		}
-		if re, ok := p.(runtime.Error); ok {
-			attrs = append(attrs, slog.String("panic", re.Error()))
-		}
+		attrs := append([]slog.Attr{slog.String("issuer", name), slog.String("token_id", key.Prefix())}, PanicAttrs(p)...)
 		e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
 		*res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, issuer.ErrIssuerUnavailable), retryAfter: time.Second}
 	}

@@ -3,10 +3,8 @@ package envoy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strings"
 	"unicode/utf8"
 
@@ -26,10 +24,6 @@ import (
 // the request's lease tier (SPEC §1).
 const TierHintKey = "leasegate.tier"
 
-// maxHeaderValueBytes is Envoy's limit for a HeaderValue key or value
-// (protoc-gen-validate rule on config.core.v3.HeaderValue).
-const maxHeaderValueBytes = 16384
-
 // ErrNoEngine is returned by New when Config.Engine is nil.
 var ErrNoEngine = errors.New("envoy: Config.Engine is required")
 
@@ -45,10 +39,11 @@ type Config struct {
 	// because the server swaps engines on reload; it must be cheap (an
 	// atomic load). A nil Checker is answered with 503.
 	Engine func() Checker
-	// Realm goes into the WWW-Authenticate challenge of the one denial the
+	// Realm goes into the WWW-Authenticate challenge of the denials the
 	// adapter makes on its own (an identity Envoy could not carry upstream,
-	// see Check); it should equal the engine's realm. Empty: no realm
-	// attribute, which RFC 6750 §3 allows.
+	// an underscore twin of an identity header; see Check); it should equal
+	// the engine's realm. Empty: no realm attribute, which RFC 6750 §3
+	// allows.
 	Realm string
 	// Logger receives adapter faults; slog.Default() when nil. Never a token.
 	Logger *slog.Logger
@@ -107,7 +102,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			if twin := c.h.underscoreTwin(&d); twin != "" {
 				s.log.LogAttrs(ctx, slog.LevelInfo, "denied: underscore spelling of an identity header",
 					slog.String("header", twin), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-				RefuseUnderscoreTwin(&d, s.realm)
+				d.RefuseUnderscoreTwin(s.realm)
 			}
 		}
 	} else {
@@ -117,7 +112,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		// description is ours.
 		d = eng.Check(ctx, &authz.Request{RequestID: c.req.RequestID, TierHint: c.req.TierHint})
 		if d.Status == http.StatusBadRequest {
-			setDescription(&d, problem)
+			d.SetDescription(problem)
 		}
 	}
 	return s.response(ctx, &d), nil
@@ -186,134 +181,21 @@ func orHeader(v string, h *headerView, name string) (string, bool) {
 	return v, n <= 1
 }
 
-// setDescription replaces a denial's error_description in both the
-// decision and its challenge.
-func setDescription(d *authz.Decision, desc string) {
-	d.Description = desc
-	if d.Challenge == "" {
-		return
-	}
-	ch, _, _ := strings.Cut(d.Challenge, `, error_description="`)
-	d.Challenge = ch + `, error_description="` + desc + `"`
-}
-
 // response renders a decision as Envoy expects it (SPEC §3).
 func (s *Server) response(ctx context.Context, d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
-		if bad := UnpassableHeader(d); bad != "" {
+		if bad := d.UnpassableHeader(); bad != "" {
 			// Envoy would refuse or mangle this header (or a header
 			// injection could follow); an identity that cannot be passed
 			// exactly is not passed at all.
 			s.log.LogAttrs(ctx, slog.LevelWarn, "identity cannot be passed upstream",
 				slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-			RefuseIdentity(d, s.realm)
+			d.RefuseIdentity(s.realm)
 		} else {
 			return okResponse(d)
 		}
 	}
 	return deniedResponse(d)
-}
-
-// UnpassableHeader returns the name of the first upstream identity header
-// of d that a proxy could not carry unchanged, or "": a name or value with
-// NUL, CR or LF, longer than 16 KiB (Envoy's HeaderValue limit) or not
-// UTF-8 (a proto3 string must be). Envoy refuses or mangles such a header,
-// and net/http turns CR and LF into spaces, so a subject "alice\r" would
-// reach the backend as "alice". Both adapters apply it, so a token's
-// identity passes through gRPC and HTTP mode alike or through neither.
-func UnpassableHeader(d *authz.Decision) string {
-	for _, h := range d.Headers {
-		if h.Name == "" {
-			continue
-		}
-		if !validHeaderText(h.Name) || !validHeaderText(h.Value) {
-			return h.Name
-		}
-	}
-	return ""
-}
-
-// validHeaderText: Envoy's HeaderValue rule (no NUL, CR or LF, at most 16
-// KiB) plus valid UTF-8, which a proto3 string needs to be marshalled.
-func validHeaderText(s string) bool {
-	if len(s) > maxHeaderValueBytes || !utf8.ValidString(s) {
-		return false
-	}
-	return strings.IndexByte(s, 0) < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0
-}
-
-// RefuseIdentity turns d, an allow whose identity UnpassableHeader refuses,
-// into a 401 invalid_token without any identity; realm goes into the
-// challenge (none when empty).
-func RefuseIdentity(d *authz.Decision, realm string) {
-	refuse(d, realm, http.StatusUnauthorized, authz.ReasonInvalidToken, authz.ErrCodeInvalidToken,
-		"token claims cannot be passed upstream")
-}
-
-// UnderscoreTwin returns the identity header of d (an allow) that the
-// request header name spells with "_" for "-" or the other way round
-// (x_auth_subject, X-Auth_Scope), or "". Proxies overwrite or remove
-// identity headers by their exact name, so a client's twin reaches the
-// backend untouched, and backends that fold "_" into "-" (CGI, PHP-FPM,
-// WSGI, Rack) read it as the identity. Envoy can reject such names
-// (headers_with_underscores_action) and nginx drops them by default, but
-// Traefik and Caddy pass them on; both adapters refuse an allow whose
-// request carries one (RefuseUnderscoreTwin).
-func UnderscoreTwin(d *authz.Decision, name string) string {
-	for _, h := range d.Headers {
-		if h.Name != "" && foldsUnderscore(name, h.Name) && !equalFoldASCII(name, h.Name) {
-			return h.Name
-		}
-	}
-	return ""
-}
-
-// foldsUnderscore compares like a backend that folds "_" into "-" and
-// ignores ASCII case.
-func foldsUnderscore(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	fold := func(c byte) byte {
-		switch {
-		case c == '_':
-			return '-'
-		case 'A' <= c && c <= 'Z':
-			return c + 'a' - 'A'
-		}
-		return c
-	}
-	for i := 0; i < len(a); i++ {
-		if fold(a[i]) != fold(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// RefuseUnderscoreTwin turns d, an allow whose request carries an
-// UnderscoreTwin, into a 400 invalid_request without any identity.
-func RefuseUnderscoreTwin(d *authz.Decision, realm string) {
-	refuse(d, realm, http.StatusBadRequest, authz.ReasonMalformed, authz.ErrCodeInvalidRequest,
-		"request carries an underscore spelling of an identity header")
-}
-
-func refuse(d *authz.Decision, realm string, status int, reason authz.Reason, code, desc string) {
-	d.Allow = false
-	d.Status = status
-	d.Reason = reason
-	d.Error = code
-	d.Description = desc
-	d.Identity = authz.Identity{}
-	d.Headers = nil
-	d.StripAuthorization = false
-	var b strings.Builder
-	b.WriteString("Bearer ")
-	if realm != "" {
-		b.WriteString(`realm="` + realm + `", `)
-	}
-	b.WriteString(`error="` + code + `", error_description="` + desc + `"`)
-	d.Challenge = b.String()
 }
 
 // okParts holds every message of an OK response in one allocation, so the
@@ -496,6 +378,15 @@ func (m *metaParts) fill(kv ...string) *structpb.Struct {
 	return &m.st
 }
 
+// fault is the decision of an adapter fault (authz.Unavailable), and
+// faultBody and faultRetry its rendering, made once at start so that
+// faultResponse runs none of the code that may just have failed.
+var (
+	fault      = authz.Unavailable("internal error")
+	faultBody  = string(fault.Body())
+	faultRetry = fault.RetryAfterSeconds()
+)
+
 // faultResponse is the answer when the adapter itself fails: fail closed
 // with 503, built without the decision path that just failed.
 func faultResponse() *authv3.CheckResponse {
@@ -506,28 +397,14 @@ func faultResponse() *authv3.CheckResponse {
 			Headers: []*corev3.HeaderValueOption{
 				overwrite("content-type", "application/json"),
 				overwrite("cache-control", "no-store"),
-				overwrite("retry-after", "1"),
+				overwrite("retry-after", faultRetry),
 			},
-			Body: `{"error":"temporarily_unavailable","error_description":"internal error"}`,
+			Body: faultBody,
 		}},
 	}
 }
 
 // logPanic records an adapter panic.
 func (s *Server) logPanic(ctx context.Context, p any) {
-	s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check panicked; answered 503", PanicAttrs(p)...)
-}
-
-// PanicAttrs describes a recovered panic for a log line: the value's type, a
-// runtime error's text and the stack, never the value itself, which may be
-// built from request data and so hold a token (SPEC §1: raw tokens are never
-// logged; clipping would still log a short token whole). Both adapters, the
-// gRPC one here and HTTP mode in server, log their panics with it.
-func PanicAttrs(p any) []slog.Attr {
-	attrs := []slog.Attr{slog.String("panic_type", fmt.Sprintf("%T", p))}
-	if re, ok := p.(runtime.Error); ok {
-		attrs = append(attrs, slog.String("panic", re.Error()))
-	}
-	buf := make([]byte, 8<<10)
-	return append(attrs, slog.String("stack", string(buf[:runtime.Stack(buf, false)])))
+	s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check panicked; answered 503", authz.PanicAttrs(p)...)
 }

@@ -317,6 +317,7 @@ func TestCheckTooManyHeaderFields(t *testing.T) {
 				Status: 400, Error: authz.ErrCodeInvalidRequest, Description: "request has no method",
 				Reason:    authz.ReasonMalformed,
 				Challenge: `Bearer realm="r", error="invalid_request", error_description="request has no method"`,
+				Realm:     "r", // the challenge's realm, which the adapter keeps
 			}}
 			resp, err := newTestServer(t, f).Check(t.Context(), httpReq(tc.hr, nil))
 			if err != nil {
@@ -588,7 +589,7 @@ func TestCheckRefusesIdentityEnvoyCannotCarry(t *testing.T) {
 			`Bearer error="invalid_token", error_description="token claims cannot be passed upstream"`, "x-auth-scope"},
 		{"invalid UTF-8 in client id", "r", func(d *authz.Decision) { d.Headers[1].Value = "\xff\xfe" },
 			`Bearer realm="r", error="invalid_token", error_description="token claims cannot be passed upstream"`, "x-auth-client-id"},
-		{"oversized scope", "r", func(d *authz.Decision) { d.Headers[2].Value = strings.Repeat("s", maxHeaderValueBytes+1) },
+		{"oversized scope", "r", func(d *authz.Decision) { d.Headers[2].Value = strings.Repeat("s", authz.MaxHeaderValueBytes+1) },
 			`Bearer realm="r", error="invalid_token", error_description="token claims cannot be passed upstream"`, "x-auth-scope"},
 		{"bad header name", "r", func(d *authz.Decision) { d.Headers[3].Name = "x-auth\nissuer" },
 			`Bearer realm="r", error="invalid_token", error_description="token claims cannot be passed upstream"`, "x-auth"},

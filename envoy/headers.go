@@ -144,19 +144,19 @@ func (h *headerView) getList(name string) (string, int) {
 }
 
 // underscoreTwin returns the first request header name that is an
-// UnderscoreTwin of one of d's identity headers, or "". It allocates
-// nothing: it runs on every allow.
+// underscore twin (authz.Decision.UnderscoreTwin) of one of d's identity
+// headers, or "". It allocates nothing: it runs on every allow.
 func (h *headerView) underscoreTwin(d *authz.Decision) string {
 	if h.list != nil {
 		for _, hv := range h.list {
-			if hv != nil && UnderscoreTwin(d, hv.GetKey()) != "" {
+			if hv != nil && d.UnderscoreTwin(hv.GetKey()) != "" {
 				return hv.GetKey()
 			}
 		}
 		return ""
 	}
 	for k := range h.m {
-		if UnderscoreTwin(d, k) != "" {
+		if d.UnderscoreTwin(k) != "" {
 			return k
 		}
 	}

@@ -464,26 +464,3 @@ func TestCheckRefusesUnderscoreTwins(t *testing.T) {
 		})
 	}
 }
-
-func TestUnderscoreTwin(t *testing.T) {
-	d := &authz.Decision{Allow: true, Headers: []authz.Header{{Name: "x-auth-subject"}, {Name: "x_custom_id"}, {Name: ""}}}
-	tests := []struct{ name, want string }{
-		{"x_auth_subject", "x-auth-subject"},
-		{"X_AUTH_SUBJECT", "x-auth-subject"},
-		{"x-auth_subject", "x-auth-subject"},
-		{"x-auth-subject", ""}, // the name itself: overwritten by the proxy
-		{"X-Auth-Subject", ""},
-		{"x-custom-id", "x_custom_id"}, // a configured name with "_" has twins too
-		{"x_custom_id", ""},
-		{"x_auth_subjectx", ""},
-		{"x_auth_\u017fubject", ""},
-		{"", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := UnderscoreTwin(d, tc.name); got != tc.want {
-				t.Errorf("UnderscoreTwin(%q) = %q, want %q", tc.name, got, tc.want)
-			}
-		})
-	}
-}

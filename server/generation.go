@@ -10,6 +10,7 @@ import (
 	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/forwardauth"
 )
 
 // generation is one configuration in force: the config, the policy built
@@ -165,8 +166,8 @@ func (s *service) revokeSubject(issuer, subject string) error {
 type checker struct{ s *service }
 
 var (
-	_ envoy.Checker = checker{}
-	_ Checker       = checker{}
+	_ envoy.Checker       = checker{}
+	_ forwardauth.Checker = checker{}
 )
 
 func (c checker) Check(ctx context.Context, r *authz.Request) authz.Decision {

@@ -1,38 +1,30 @@
 // Package server is the leasegate process: configuration loading and
 // validation, the gRPC (ext_authz v3 + health), HTTP-mode and admin
 // listeners, OpenTelemetry and Prometheus setup, reload and graceful drain.
-// It wires the other packages; nothing below it reads flags or environment.
+// It wires the other packages — the adapters envoy (gRPC) and forwardauth
+// (HTTP mode) to the engine in authz — and holds no protocol logic of its
+// own; nothing below it reads flags or environment.
 package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/leasegate/leasegate/authz"
-	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -62,19 +54,20 @@ type Addrs struct{ GRPC, HTTP, Admin string }
 // service is the running state. Everything a reload changes is in one
 // generation, swapped whole; the lease cache is shared by all of them.
 type service struct {
-	opts    Options
-	log     *slog.Logger
-	gen     atomic.Pointer[generation]
-	cache   *leasecache.Cache
-	metrics *authz.Metrics
-	reloads *prometheus.CounterVec
-	reg     *prometheus.Registry
-	tp      trace.TracerProvider
-	health  *health.Server
-	ready   atomic.Bool
-	drain   atomic.Bool
-	ctx     context.Context
-	mu      sync.Mutex // serializes reloads
+	opts     Options
+	log      *slog.Logger
+	gen      atomic.Pointer[generation]
+	cache    *leasecache.Cache
+	metrics  *authz.Metrics
+	reloads  *prometheus.CounterVec
+	reg      *prometheus.Registry
+	tp       trace.TracerProvider
+	flush    func(context.Context) error // flushes and stops tp
+	health   *health.Server
+	ready    atomic.Bool
+	draining atomic.Bool
+	ctx      context.Context
+	mu       sync.Mutex // serializes reloads
 
 	liveMu   sync.Mutex
 	live     map[*generation]struct{} // not yet closed: the one in force and those retiring
@@ -85,12 +78,35 @@ type service struct {
 // Run serves until ctx is cancelled, then drains: health NOT_SERVING, stop
 // accepting, finish in-flight checks, flush telemetry. It returns nil after
 // a clean drain.
+//
+// It runs four steps: build (configuration, telemetry, policy, lease cache,
+// the first generation and the front ends), listen (every listener, so a
+// port clash fails start-up before anything serves), serve (until ctx ends
+// or a listener fails, reloading on opts.Reload) and drain.
 func Run(ctx context.Context, opts Options) error {
+	s, fe, err := build(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	ls, err := listen(ctx, s.gen.Load().cfg)
+	if err != nil {
+		s.flushTelemetry()
+		return err
+	}
+	runErr := s.serve(ctx, fe, ls)
+	s.drain(fe)
+	return runErr
+}
+
+// build makes everything Run serves with, nothing listening yet. On an
+// error it has released what it made.
+func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 	cfg := opts.Config
 	if cfg == nil {
 		var err error
 		if cfg, err = Load(opts.ConfigPath); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if opts.Getenv == nil {
@@ -105,234 +121,152 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	s := &service{opts: opts, log: log, reg: prometheus.NewRegistry(), ctx: ctx,
 		live: map[*generation]struct{}{}, stopping: make(chan struct{})}
-
-	tp, flush := opts.TracerProvider, func(context.Context) error { return nil }
-	if tp == nil {
+	s.tp, s.flush = opts.TracerProvider, func(context.Context) error { return nil }
+	if s.tp == nil {
 		var err error
-		if tp, flush, err = setupTracing(ctx, cfg.Tracing, opts.Version, opts.Getenv); err != nil {
-			return err
+		if s.tp, s.flush, err = setupTracing(ctx, cfg.Tracing, opts.Version, opts.Getenv); err != nil {
+			return nil, nil, err
 		}
 	}
-	s.tp = tp
+	fe, err := s.buildState(cfg)
+	if err != nil {
+		s.close()
+		s.flushTelemetry()
+		return nil, nil, err
+	}
+	return s, fe, nil
+}
 
+// buildState builds the policy, the lease cache, the metrics, the first
+// generation and the front ends serving it.
+func (s *service) buildState(cfg *Config) (*frontEnds, error) {
 	pol, err := policy.New(cfg.PolicyConfig())
 	if err != nil {
-		return fmt.Errorf("policy: %w", err)
+		return nil, fmt.Errorf("policy: %w", err)
 	}
 	s.cache, err = leasecache.New(leasecache.Config{
 		MaxMemoryMB: cfg.Lease.MaxMemoryMB,
 		NegativeTTL: cfg.Lease.NegativeTTL,
 		MaxAge:      cfg.Lease.Max,
-		Now:         opts.Now,
+		Now:         s.opts.Now,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer s.cache.Close()
-
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "leasegate_leases",
-		Help: "Positive leases held in the lease cache.",
-	}, func() float64 { return float64(s.cache.Len()) }))
-	if err := s.registerServerMetrics(); err != nil {
-		return err
-	}
-	if s.metrics, err = authz.NewMetrics(s.reg); err != nil {
-		return err
+	if err := s.registerMetrics(); err != nil {
+		return nil, err
 	}
 	eng, err := s.newEngine(cfg, pol)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.install(newGeneration(cfg, pol, eng))
-	defer func() {
-		// Retired engines close once idle; after the drain, now at the latest.
-		close(s.stopping)
-		s.retiring.Wait()
-		s.gen.Load().eng.Close()
-	}()
-
 	b := pol.RevocationBound()
-	log.Info("leasegate starting",
-		slog.String("version", opts.Version),
+	s.log.Info("leasegate starting",
+		slog.String("version", s.opts.Version),
 		slog.String("revocation_bound", b.Window.String()),
 		slog.String("revocation_bound_with_stale", b.WithStale.String()),
 		slog.String("lease_max", b.LeaseMax.String()))
+	return s.newFrontEnds(cfg)
+}
 
-	// Listeners first, so a port clash fails start-up before anything runs.
+// close releases what build made, once Run is done with it: retired
+// engines close once idle (after the drain, now at the latest), then the
+// engine in force and the lease cache.
+func (s *service) close() {
+	close(s.stopping)
+	s.retiring.Wait()
+	if g := s.gen.Load(); g != nil {
+		g.eng.Close()
+	}
+	if s.cache != nil {
+		s.cache.Close()
+	}
+}
+
+// listeners are Run's bound sockets; http is nil without listen.http.
+type listeners struct{ grpc, admin, http net.Listener }
+
+// listen binds every listener or none.
+func listen(ctx context.Context, cfg *Config) (listeners, error) {
+	var ls listeners
 	lc := net.ListenConfig{}
-	grpcLis, err := lc.Listen(ctx, "tcp", cfg.Listen.GRPC)
-	if err != nil {
-		return fmt.Errorf("listen grpc %s: %w", cfg.Listen.GRPC, err)
+	var err error
+	if ls.grpc, err = lc.Listen(ctx, "tcp", cfg.Listen.GRPC); err != nil {
+		return ls, fmt.Errorf("listen grpc %s: %w", cfg.Listen.GRPC, err)
 	}
-	adminLis, err := lc.Listen(ctx, "tcp", cfg.Listen.Admin)
-	if err != nil {
-		grpcLis.Close()
-		return fmt.Errorf("listen admin %s: %w", cfg.Listen.Admin, err)
+	if ls.admin, err = lc.Listen(ctx, "tcp", cfg.Listen.Admin); err != nil {
+		ls.grpc.Close()
+		return ls, fmt.Errorf("listen admin %s: %w", cfg.Listen.Admin, err)
 	}
-	var httpLis net.Listener
 	if cfg.Listen.HTTP != "" {
-		if httpLis, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTP); err != nil {
-			grpcLis.Close()
-			adminLis.Close()
-			return fmt.Errorf("listen http %s: %w", cfg.Listen.HTTP, err)
+		if ls.http, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTP); err != nil {
+			ls.grpc.Close()
+			ls.admin.Close()
+			return ls, fmt.Errorf("listen http %s: %w", cfg.Listen.HTTP, err)
 		}
 	}
+	return ls, nil
+}
 
-	grpcSrv, err := s.grpcServer(cfg)
-	if err != nil {
-		return err
+func (ls listeners) addrs() Addrs {
+	a := Addrs{GRPC: ls.grpc.Addr().String(), Admin: ls.admin.Addr().String()}
+	if ls.http != nil {
+		a.HTTP = ls.http.Addr().String()
 	}
-	adminSrv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
-	var httpSrv *http.Server
-	if httpLis != nil {
-		h, err := NewHTTPModeHandler(HTTPModeConfig{
-			Mode:   cfg.Listen.HTTPMode,
-			Realm:  cfg.Realm,
-			Engine: func() Checker { return checker{s} },
-			Logger: log,
-		})
-		if err != nil {
-			return err
-		}
-		httpSrv = &http.Server{
-			Handler: otelhttp.NewHandler(h, "leasegate.http_check",
-				otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{})),
-			ReadHeaderTimeout: 5 * time.Second,
-			MaxHeaderBytes:    1 << 20,
-		}
-	}
+	return a
+}
 
+// serve runs the front ends on their listeners and reports readiness, then
+// waits for ctx to end (nil) or a listener to fail (its error), applying
+// reloads meanwhile.
+func (s *service) serve(ctx context.Context, fe *frontEnds, ls listeners) error {
 	errc := make(chan error, 3)
-	go func() { errc <- serveErr("grpc", grpcSrv.Serve(grpcLis)) }()
-	go func() { errc <- serveErr("admin", adminSrv.Serve(adminLis)) }()
-	if httpSrv != nil {
-		go func() { errc <- serveErr("http", httpSrv.Serve(httpLis)) }()
+	go func() { errc <- serveErr("grpc", fe.grpc.Serve(ls.grpc)) }()
+	go func() { errc <- serveErr("admin", fe.admin.Serve(ls.admin)) }()
+	if fe.http != nil {
+		go func() { errc <- serveErr("http", fe.http.Serve(ls.http)) }()
 	}
-	addrs := Addrs{GRPC: grpcLis.Addr().String(), Admin: adminLis.Addr().String()}
-	if httpLis != nil {
-		addrs.HTTP = httpLis.Addr().String()
-	}
-	log.Info("listening", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("admin", addrs.Admin))
-	if opts.OnListen != nil {
-		opts.OnListen(addrs)
+	addrs := ls.addrs()
+	s.log.Info("listening", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("admin", addrs.Admin))
+	if s.opts.OnListen != nil {
+		s.opts.OnListen(addrs)
 	}
 
 	readyCtx, stopReady := context.WithCancel(ctx)
 	defer stopReady()
-	go s.becomeReady(readyCtx, cfg.Server.StartGrace)
-
-	var runErr error
-loop:
+	go s.becomeReady(readyCtx, s.gen.Load().cfg.Server.StartGrace)
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
-		case <-opts.Reload:
+			return nil
+		case <-s.opts.Reload:
 			s.reload()
 		case err := <-errc:
-			runErr = err
-			break loop
+			return err
 		}
 	}
+}
 
-	// Drain in order: say NOT_SERVING, stop accepting and finish in-flight
-	// checks (bounded), then flush telemetry.
-	log.Info("draining")
-	s.drain.Store(true)
+// drain stops in order: say NOT_SERVING, stop accepting and finish
+// in-flight checks (bounded by server.drain_timeout), then flush telemetry.
+func (s *service) drain(fe *frontEnds) {
+	s.log.Info("draining")
+	s.draining.Store(true)
 	s.health.Shutdown()
-	drainCtx, cancel := context.WithTimeout(context.Background(), s.gen.Load().cfg.Server.DrainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.gen.Load().cfg.Server.DrainTimeout)
 	defer cancel()
-	stopped := make(chan struct{})
-	go func() { grpcSrv.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-drainCtx.Done():
-		log.Warn("drain timeout: closing remaining gRPC streams")
-		grpcSrv.Stop()
-	}
-	if httpSrv != nil {
-		if err := httpSrv.Shutdown(drainCtx); err != nil {
-			httpSrv.Close()
-		}
-	}
-	if err := adminSrv.Shutdown(drainCtx); err != nil {
-		adminSrv.Close()
-	}
-	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelFlush()
-	if err := flush(flushCtx); err != nil {
-		log.Warn("telemetry flush failed", slog.String("error", err.Error()))
-	}
-	log.Info("stopped")
-	return runErr
+	fe.stop(ctx, s.log)
+	s.flushTelemetry()
+	s.log.Info("stopped")
 }
 
-func serveErr(name string, err error) error {
-	if err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) {
-		return nil
-	}
-	return fmt.Errorf("%s listener: %w", name, err)
-}
-
-func (s *service) grpcServer(cfg *Config) (*grpc.Server, error) {
-	g := grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(s.tp),
-			otelgrpc.WithPropagators(propagation.TraceContext{}),
-		)),
-		grpc.MaxConcurrentStreams(cfg.Server.MaxConcurrentStreams),
-		// Envoy may send up to 8 MiB of headers (max_request_headers_kb); a
-		// larger message would be a gRPC error, not a decision.
-		grpc.MaxRecvMsgSize(16<<20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		// Envoy pings idle HTTP/2 connections; don't kill it for that.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
-	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return checker{s} }, Realm: cfg.Realm, Logger: s.log})
-	if err != nil {
-		return nil, err
-	}
-	adapter.Register(g)
-	s.health = health.NewServer()
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	s.health.SetServingStatus(healthService, healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(g, s.health)
-	return g, nil
-}
-
-const healthService = "envoy.service.auth.v3.Authorization"
-
-// becomeReady probes the issuers until each has answered once or the start
-// grace passes, then reports SERVING.
-func (s *service) becomeReady(ctx context.Context, grace time.Duration) {
-	deadline := time.Now().Add(grace)
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		g := s.acquire()
-		probeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		g.eng.Probe(probeCtx)
-		cancel()
-		ready := g.eng.Ready()
-		g.release()
-		if ready || !time.Now().Before(deadline) {
-			if !ready {
-				s.log.Warn("start grace passed before every issuer answered; serving anyway", slog.Duration("start_grace", grace))
-			}
-			s.ready.Store(true)
-			if !s.drain.Load() {
-				s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-				s.health.SetServingStatus(healthService, healthpb.HealthCheckResponse_SERVING)
-			}
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// flushTelemetry flushes and stops the tracer provider, bounded.
+func (s *service) flushTelemetry() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.flush(ctx); err != nil {
+		s.log.Warn("telemetry flush failed", slog.String("error", err.Error()))
 	}
 }
 
@@ -357,98 +291,20 @@ func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, err
 	return authz.New(s.ctx, ac)
 }
 
-// reload re-reads the config file and builds a whole new generation
-// (config, policy, engine) before anything changes; a file that is refused
-// changes nothing. Leases survive: the lease cache is shared.
-func (s *service) reload() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.gen.Load()
-	path := s.opts.ConfigPath
-	if path == "" {
-		path = old.cfg.path
+// registerMetrics adds the process and Go collectors, the lease gauge,
+// the series the server owns (SPEC §6) and the engine's.
+func (s *service) registerMetrics() error {
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "leasegate_leases",
+		Help: "Positive leases held in the lease cache.",
+	}, func() float64 { return float64(s.cache.Len()) }))
+	if err := s.registerServerMetrics(); err != nil {
+		return err
 	}
-	refuse := func(err error) {
-		s.reloads.WithLabelValues("refused").Inc()
-		s.log.Error("reload refused; keeping the running configuration", slog.String("config", path), slog.String("error", err.Error()))
-	}
-	cfg, err := Load(path)
-	if err != nil {
-		refuse(err)
-		return
-	}
-	keys := restartOnly(old.cfg, cfg)
-	cfg.keepRestartOnly(old.cfg)
-	if cfg.adminOpen() {
-		// The new file may move the admin listener to loopback and drop
-		// the secret; the listener stays where it is until a restart.
-		refuse(fmt.Errorf("listen.admin stays %s until a restart, and a non-loopback admin listener needs admin.secret", cfg.Listen.Admin))
-		return
-	}
-	pol, err := policy.New(cfg.PolicyConfig())
-	if err != nil {
-		refuse(fmt.Errorf("policy: %w", err))
-		return
-	}
-	eng, err := s.newEngine(cfg, pol)
-	if err != nil {
-		refuse(err)
-		return
-	}
-	if len(keys) > 0 {
-		s.log.Warn("these settings take effect only after a restart; the running values are kept",
-			slog.String("changed", strings.Join(keys, ", ")))
-	}
-	s.install(newGeneration(cfg, pol, eng))
-	s.reloads.WithLabelValues("applied").Inc()
-	b := pol.RevocationBound()
-	s.log.Info("configuration reloaded",
-		slog.String("revocation_bound", b.Window.String()),
-		slog.String("revocation_bound_with_stale", b.WithStale.String()),
-		slog.String("lease_max", b.LeaseMax.String()))
-}
-
-// restartOnly lists what differs between a and b among the settings that
-// are wired once at start: listeners, the cache's size and negative TTL,
-// logging, tracing, the gRPC stream limit, and the realm (the gRPC and HTTP
-// front ends build some answers themselves).
-func restartOnly(a, b *Config) []string {
-	var keys []string
-	add := func(changed bool, key string) {
-		if changed {
-			keys = append(keys, key)
-		}
-	}
-	add(a.Listen != b.Listen, "listen")
-	add(a.Lease.MaxMemoryMB != b.Lease.MaxMemoryMB, "lease.max_memory_mb")
-	add(a.Lease.NegativeTTL != b.Lease.NegativeTTL, "lease.negative_ttl")
-	add(a.Log != b.Log, "log")
-	ta, tb := a.Tracing, b.Tracing
-	ta.SamplerArg, tb.SamplerArg = nil, nil
-	add(ta != tb || deref(a.Tracing.SamplerArg) != deref(b.Tracing.SamplerArg), "tracing")
-	add(a.Server.MaxConcurrentStreams != b.Server.MaxConcurrentStreams, "server.max_concurrent_streams")
-	add(a.Realm != b.Realm, "realm")
-	return keys
-}
-
-// keepRestartOnly puts back the running values of the settings restartOnly
-// lists, so a reloaded config says what is in force (GET /config) and the
-// new engine answers with the realm the front ends still use.
-func (c *Config) keepRestartOnly(running *Config) {
-	c.Listen = running.Listen
-	c.Lease.MaxMemoryMB = running.Lease.MaxMemoryMB
-	c.Lease.NegativeTTL = running.Lease.NegativeTTL
-	c.Log = running.Log
-	c.Tracing = running.Tracing
-	c.Server.MaxConcurrentStreams = running.Server.MaxConcurrentStreams
-	c.Realm = running.Realm
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return "\x00unset"
-	}
-	return *p
+	var err error
+	s.metrics, err = authz.NewMetrics(s.reg)
+	return err
 }
 
 // registerServerMetrics adds the series the server owns (SPEC §6).

@@ -418,6 +418,9 @@ func TestTracingParentsAndAttributes(t *testing.T) {
 	}
 	byName := map[string]tracetest.SpanStub{}
 	for _, s := range spans {
+		if strings.HasPrefix(s.Name, "grpc.health.v1.Health/") {
+			continue // waitServing's last probe can end after the Reset
+		}
 		byName[s.Name] = s
 		if s.SpanContext.TraceID() != traceID {
 			t.Errorf("span %s has trace %s, want Envoy's %s", s.Name, s.SpanContext.TraceID(), traceID)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package server
+package forwardauth
 
 // End-to-end proof of HTTP mode through a real nginx (auth_request), with
 // the real engine, lease cache and policy behind it, for both the test
@@ -289,8 +289,8 @@ func newE2EStack(t *testing.T) *e2eStack {
 		t.Fatalf("engine: %v", err)
 	}
 	t.Cleanup(eng.Close)
-	h, err := NewHTTPModeHandler(HTTPModeConfig{
-		Mode: HTTPModeNginx, Realm: e2eRealm, Logger: logger,
+	h, err := New(Config{
+		Mode: ModeNginx, Realm: e2eRealm, Logger: logger,
 		Engine: func() Checker { return eng },
 	})
 	if err != nil {
@@ -437,7 +437,7 @@ func bearer(tok string) kv { return kv{"Authorization", "Bearer " + tok} }
 func TestNginxAuthRequest(t *testing.T) {
 	bin := requireNginx(t)
 	tmpl := template.Must(template.ParseFiles(filepath.Join("testdata", "nginx", "nginx.conf.tmpl")))
-	examplePath := filepath.Join("..", "examples", "nginx", "storage-gateway.conf")
+	examplePath := filepath.Join("..", "..", "examples", "nginx", "storage-gateway.conf")
 
 	configs := []struct {
 		name string
@@ -700,7 +700,7 @@ func TestNginxModeHostHeader(t *testing.T) {
 func TestNginxExampleConfigSyntax(t *testing.T) {
 	bin := requireNginx(t)
 	dir := t.TempDir()
-	writeExampleConfig(t, dir, filepath.Join("..", "examples", "nginx", "storage-gateway.conf"), nil)
+	writeExampleConfig(t, dir, filepath.Join("..", "..", "examples", "nginx", "storage-gateway.conf"), nil)
 	out, err := exec.Command(bin, "-t", "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log")).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("test is successful")) {
 		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))

@@ -1,4 +1,4 @@
-package server
+package forwardauth
 
 import (
 	"bufio"
@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz"
-	"github.com/leasegate/leasegate/envoy"
 )
 
 // fakeChecker records what the engine would have been asked.
@@ -79,7 +78,7 @@ func allowDecision() authz.Decision {
 
 func newTestHTTPMode(t *testing.T, mode, prefix string, f *fakeChecker) http.Handler {
 	t.Helper()
-	h, err := NewHTTPModeHandler(HTTPModeConfig{
+	h, err := New(Config{
 		Mode:       mode,
 		PathPrefix: prefix,
 		Realm:      "storage",
@@ -87,7 +86,7 @@ func newTestHTTPMode(t *testing.T, mode, prefix string, f *fakeChecker) http.Han
 		Logger:     slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
-		t.Fatalf("NewHTTPModeHandler: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return h
 }
@@ -112,17 +111,17 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		wantHost    string
 	}{
 		{
-			name: "envoy strips prefix and keeps raw query", mode: HTTPModeEnvoy,
+			name: "envoy strips prefix and keeps raw query", mode: ModeEnvoy,
 			method: "GET", target: "/authz/data/a%20b.txt?x=1&y=%2F", host: "storage.example",
 			wantStatus: 200, wantMethod: "GET", wantPath: "/data/a%20b.txt?x=1&y=%2F", wantHost: "storage.example",
 		},
 		{
-			name: "envoy root path", mode: HTTPModeEnvoy,
+			name: "envoy root path", mode: ModeEnvoy,
 			method: "PROPFIND", target: "/authz/", host: "storage.example",
 			wantStatus: 200, wantMethod: "PROPFIND", wantPath: "/", wantHost: "storage.example",
 		},
 		{
-			name: "envoy ignores injected X-Original and X-Forwarded headers", mode: HTTPModeEnvoy,
+			name: "envoy ignores injected X-Original and X-Forwarded headers", mode: ModeEnvoy,
 			method: "DELETE", target: "/authz/data/f", host: "storage.example",
 			headers: []kv{
 				{"X-Original-Method", "GET"}, {"X-Original-URI", "/public/f"}, {"X-Original-Host", "other.example"},
@@ -131,38 +130,38 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 			wantStatus: 200, wantMethod: "DELETE", wantPath: "/data/f", wantHost: "storage.example",
 		},
 		{
-			name: "envoy custom prefix", mode: HTTPModeEnvoy, prefix: "/ext-authz",
+			name: "envoy custom prefix", mode: ModeEnvoy, prefix: "/ext-authz",
 			method: "PUT", target: "/ext-authz/up/f?over=1", host: "h",
 			wantStatus: 200, wantMethod: "PUT", wantPath: "/up/f?over=1", wantHost: "h",
 		},
 		{
-			name: "envoy slash prefix means none", mode: HTTPModeEnvoy, prefix: "/",
+			name: "envoy slash prefix means none", mode: ModeEnvoy, prefix: "/",
 			method: "GET", target: "/authz/f", host: "h",
 			wantStatus: 200, wantMethod: "GET", wantPath: "/authz/f", wantHost: "h",
 		},
 		{
-			name: "envoy path outside prefix", mode: HTTPModeEnvoy,
+			name: "envoy path outside prefix", mode: ModeEnvoy,
 			method: "GET", target: "/data/f", host: "h",
 			wantStatus: 400, wantProblem: "path prefix",
 		},
 		{
-			name: "envoy prefix must end at a segment", mode: HTTPModeEnvoy,
+			name: "envoy prefix must end at a segment", mode: ModeEnvoy,
 			method: "GET", target: "/authzdata/f", host: "h",
 			wantStatus: 400, wantProblem: "path prefix",
 		},
 		{
-			name: "envoy bare prefix", mode: HTTPModeEnvoy,
+			name: "envoy bare prefix", mode: ModeEnvoy,
 			method: "GET", target: "/authz?x=1", host: "h",
 			wantStatus: 400, wantProblem: "path prefix",
 		},
 		{
-			name: "nginx maps original method, uri and host", mode: HTTPModeNginx,
+			name: "nginx maps original method, uri and host", mode: ModeNginx,
 			method: "GET", target: "/_leasegate", host: "leasegate",
 			headers:    []kv{{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/data/f?x=%2F"}, {"X-Original-Host", "storage.example"}},
 			wantStatus: 200, wantMethod: "DELETE", wantPath: "/data/f?x=%2F", wantHost: "storage.example",
 		},
 		{
-			name: "nginx header names are case-insensitive", mode: HTTPModeNginx,
+			name: "nginx header names are case-insensitive", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"x-original-method", "MKCOL"}, {"x-original-uri", "/d/"}, {"x-original-host", "storage.example"}},
 			wantStatus: 200, wantMethod: "MKCOL", wantPath: "/d/", wantHost: "storage.example",
@@ -170,31 +169,31 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			// SPEC §4: the subrequest's own Host names leasegate, so it is
 			// never a fallback.
-			name: "nginx without X-Original-Host refuses", mode: HTTPModeNginx,
+			name: "nginx without X-Original-Host refuses", mode: ModeNginx,
 			method: "GET", target: "/_leasegate", host: "storage.example:8443",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}},
 			wantStatus: 400, wantProblem: "missing X-Original-Host",
 		},
 		{
-			name: "nginx empty X-Original-Host", mode: HTTPModeNginx,
+			name: "nginx empty X-Original-Host", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", ""}},
 			wantStatus: 400, wantProblem: "empty X-Original-Host",
 		},
 		{
-			name: "nginx X-Original-Host with a space", mode: HTTPModeNginx,
+			name: "nginx X-Original-Host with a space", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "a b"}},
 			wantStatus: 400, wantProblem: "X-Original-Host is not a single host",
 		},
 		{
-			name: "nginx keeps the port of X-Original-Host", mode: HTTPModeNginx,
+			name: "nginx keeps the port of X-Original-Host", mode: ModeNginx,
 			method: "GET", target: "/", host: "leasegate",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example:8443"}},
 			wantStatus: 200, wantMethod: "GET", wantPath: "/f", wantHost: "storage.example:8443",
 		},
 		{
-			name: "nginx ignores X-Forwarded headers", mode: HTTPModeNginx,
+			name: "nginx ignores X-Forwarded headers", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers: []kv{
 				{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example"},
@@ -203,79 +202,79 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "storage.example",
 		},
 		{
-			name: "nginx never uses the subrequest's own method", mode: HTTPModeNginx,
+			name: "nginx never uses the subrequest's own method", mode: ModeNginx,
 			method: "GET", target: "/data/f", host: "h",
 			headers:    []kv{{"X-Original-URI", "/data/f"}},
 			wantStatus: 400, wantProblem: "missing X-Original-Method",
 		},
 		{
-			name: "nginx missing X-Original-URI", mode: HTTPModeNginx,
+			name: "nginx missing X-Original-URI", mode: ModeNginx,
 			method: "GET", target: "/data/f", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET"}},
 			wantStatus: 400, wantProblem: "missing X-Original-Uri",
 		},
 		{
-			name: "nginx empty X-Original-Method", mode: HTTPModeNginx,
+			name: "nginx empty X-Original-Method", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", ""}, {"X-Original-URI", "/f"}},
 			wantStatus: 400, wantProblem: "empty X-Original-Method",
 		},
 		{
-			name: "nginx duplicate X-Original-Method", mode: HTTPModeNginx,
+			name: "nginx duplicate X-Original-Method", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "DELETE"}, {"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}},
 			wantStatus: 400, wantProblem: "more than one X-Original-Method",
 		},
 		{
-			name: "nginx joined X-Original-Method", mode: HTTPModeNginx,
+			name: "nginx joined X-Original-Method", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET, DELETE"}, {"X-Original-URI", "/f"}},
 			wantStatus: 400, wantProblem: "conflicting values in X-Original-Method",
 		},
 		{
-			name: "nginx method that is not a token", mode: HTTPModeNginx,
+			name: "nginx method that is not a token", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET /x"}, {"X-Original-URI", "/f"}},
 			wantStatus: 400, wantProblem: "not an HTTP method",
 		},
 		{
-			name: "nginx duplicate X-Original-URI", mode: HTTPModeNginx,
+			name: "nginx duplicate X-Original-URI", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/public"}, {"X-Original-URI", "/private"}},
 			wantStatus: 400, wantProblem: "more than one X-Original-Uri",
 		},
 		{
-			name: "nginx joined X-Original-URI", mode: HTTPModeNginx,
+			name: "nginx joined X-Original-URI", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/public, /private"}},
 			wantStatus: 400, wantProblem: "origin-form",
 		},
 		{
-			name: "nginx absolute URI", mode: HTTPModeNginx,
+			name: "nginx absolute URI", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "http://other.example/f"}},
 			wantStatus: 400, wantProblem: "origin-form",
 		},
 		{
-			name: "nginx comma in URI path is fine", mode: HTTPModeNginx,
+			name: "nginx comma in URI path is fine", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a,b/c"}, {"X-Original-Host", "h"}},
 			wantStatus: 200, wantMethod: "GET", wantPath: "/a,b/c", wantHost: "h",
 		},
 		{
-			name: "nginx duplicate X-Original-Host", mode: HTTPModeNginx,
+			name: "nginx duplicate X-Original-Host", mode: ModeNginx,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Original-Method", "GET"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "a"}, {"X-Original-Host", "b"}},
 			wantStatus: 400, wantProblem: "more than one X-Original-Host",
 		},
 		{
-			name: "forwarded maps method, uri and host", mode: HTTPModeForwarded,
+			name: "forwarded maps method, uri and host", mode: ModeForwarded,
 			method: "GET", target: "/", host: "127.0.0.1:9002",
 			headers:    []kv{{"X-Forwarded-Method", "MOVE"}, {"X-Forwarded-Uri", "/a/b?c"}, {"X-Forwarded-Host", "storage.example"}, {"X-Forwarded-Proto", "https"}},
 			wantStatus: 200, wantMethod: "MOVE", wantPath: "/a/b?c", wantHost: "storage.example",
 		},
 		{
-			name: "forwarded ignores X-Original headers", mode: HTTPModeForwarded,
+			name: "forwarded ignores X-Original headers", mode: ModeForwarded,
 			method: "GET", target: "/", host: "h",
 			headers: []kv{
 				{"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "storage.example"},
@@ -284,37 +283,37 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "storage.example",
 		},
 		{
-			name: "forwarded without X-Forwarded-Host refuses", mode: HTTPModeForwarded,
+			name: "forwarded without X-Forwarded-Host refuses", mode: ModeForwarded,
 			method: "GET", target: "/", host: "127.0.0.1:9002",
 			headers:    []kv{{"X-Forwarded-Method", "COPY"}, {"X-Forwarded-Uri", "/store/a"}, {"X-Forwarded-Proto", "https"}},
 			wantStatus: 400, wantProblem: "missing X-Forwarded-Host",
 		},
 		{
-			name: "forwarded duplicate X-Forwarded-Host", mode: HTTPModeForwarded,
+			name: "forwarded duplicate X-Forwarded-Host", mode: ModeForwarded,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "a"}, {"x-forwarded-host", "b"}},
 			wantStatus: 400, wantProblem: "more than one X-Forwarded-Host",
 		},
 		{
-			name: "forwarded missing uri", mode: HTTPModeForwarded,
+			name: "forwarded missing uri", mode: ModeForwarded,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Forwarded-Method", "GET"}},
 			wantStatus: 400, wantProblem: "missing X-Forwarded-Uri",
 		},
 		{
-			name: "forwarded host list", mode: HTTPModeForwarded,
+			name: "forwarded host list", mode: ModeForwarded,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "evil.example, storage.example"}},
 			wantStatus: 400, wantProblem: "not a single host",
 		},
 		{
-			name: "forwarded conflicting methods", mode: HTTPModeForwarded,
+			name: "forwarded conflicting methods", mode: ModeForwarded,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", "/f"}},
 			wantStatus: 400, wantProblem: "more than one X-Forwarded-Method",
 		},
 		{
-			name: "auto picks nginx", mode: HTTPModeAuto,
+			name: "auto picks nginx", mode: ModeAuto,
 			method: "GET", target: "/_leasegate", host: "h",
 			headers: []kv{
 				{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Original-Host", "storage.example"},
@@ -323,19 +322,19 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "storage.example",
 		},
 		{
-			name: "auto picks forwarded", mode: HTTPModeAuto,
+			name: "auto picks forwarded", mode: ModeAuto,
 			method: "GET", target: "/", host: "h",
 			headers:    []kv{{"X-Forwarded-Method", "PUT"}, {"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Host", "storage.example"}},
 			wantStatus: 200, wantMethod: "PUT", wantPath: "/f", wantHost: "storage.example",
 		},
 		{
-			name: "auto nginx needs X-Original-Host", mode: HTTPModeAuto,
+			name: "auto nginx needs X-Original-Host", mode: ModeAuto,
 			method: "GET", target: "/_leasegate", host: "leasegate",
 			headers:    []kv{{"X-Original-Method", "PUT"}, {"X-Original-URI", "/f"}, {"X-Forwarded-Host", "storage.example"}},
 			wantStatus: 400, wantProblem: "missing X-Original-Host",
 		},
 		{
-			name: "auto forwarded needs X-Forwarded-Host", mode: HTTPModeAuto,
+			name: "auto forwarded needs X-Forwarded-Host", mode: ModeAuto,
 			method: "GET", target: "/", host: "leasegate",
 			headers:    []kv{{"X-Forwarded-Uri", "/f"}, {"X-Forwarded-Method", "PUT"}, {"X-Original-Host", "storage.example"}},
 			wantStatus: 400, wantProblem: "missing X-Forwarded-Host",
@@ -343,18 +342,18 @@ func TestHTTPModeOriginalRequest(t *testing.T) {
 		{
 			// Only the method and URI headers choose a convention: load
 			// balancers commonly add X-Forwarded-Host in front of Envoy.
-			name: "auto: a host header alone does not choose", mode: HTTPModeAuto,
+			name: "auto: a host header alone does not choose", mode: ModeAuto,
 			method: "DELETE", target: "/authz/f", host: "h",
 			headers:    []kv{{"X-Forwarded-Host", "other.example"}, {"X-Original-Host", "other.example"}},
 			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
 		},
 		{
-			name: "auto falls back to envoy", mode: HTTPModeAuto,
+			name: "auto falls back to envoy", mode: ModeAuto,
 			method: "DELETE", target: "/authz/f", host: "h",
 			wantStatus: 200, wantMethod: "DELETE", wantPath: "/f", wantHost: "h",
 		},
 		{
-			name: "auto with half the nginx headers refuses", mode: HTTPModeAuto,
+			name: "auto with half the nginx headers refuses", mode: ModeAuto,
 			method: "DELETE", target: "/authz/f", host: "h",
 			headers:    []kv{{"X-Original-URI", "/f"}},
 			wantStatus: 400, wantProblem: "missing X-Original-Method",
@@ -445,7 +444,7 @@ func TestHTTPModeHeadersReachEngine(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeChecker{decision: allowDecision()}
-			h := newTestHTTPMode(t, HTTPModeEnvoy, "", f)
+			h := newTestHTTPMode(t, ModeEnvoy, "", f)
 			r := httptest.NewRequest("COPY", "/authz/d/src", nil)
 			for _, x := range tc.headers {
 				k := http.CanonicalHeaderKey(x.name)
@@ -473,7 +472,7 @@ func TestHTTPModeResponses(t *testing.T) {
 		wantError   string // JSON body "error"; "" means empty body
 	}{
 		{
-			name: "allow is exactly 200 with identity headers", mode: HTTPModeEnvoy, decision: allowDecision(),
+			name: "allow is exactly 200 with identity headers", mode: ModeEnvoy, decision: allowDecision(),
 			wantStatus: 200,
 			wantHeaders: map[string]string{
 				"X-Auth-Subject": "alice", "X-Auth-Client-Id": "", "X-Auth-Scope": "storage.read:/",
@@ -482,19 +481,19 @@ func TestHTTPModeResponses(t *testing.T) {
 			wantAbsent: []string{"WWW-Authenticate", "Content-Type", hdrEnvoyRemove},
 		},
 		{
-			name: "allow with strip_authorization in envoy mode", mode: HTTPModeEnvoy,
+			name: "allow with strip_authorization in envoy mode", mode: ModeEnvoy,
 			decision:    func() authz.Decision { d := allowDecision(); d.StripAuthorization = true; return d }(),
 			wantStatus:  200,
 			wantHeaders: map[string]string{"X-Auth-Subject": "alice", hdrEnvoyRemove: "authorization"},
 		},
 		{
-			name: "strip_authorization is Envoy's header only", mode: HTTPModeNginx,
+			name: "strip_authorization is Envoy's header only", mode: ModeNginx,
 			decision:   func() authz.Decision { d := allowDecision(); d.StripAuthorization = true; return d }(),
 			wantStatus: 200, wantHeaders: map[string]string{"X-Auth-Subject": "alice"},
 			wantAbsent: []string{hdrEnvoyRemove},
 		},
 		{
-			name: "400 invalid_request", mode: HTTPModeEnvoy,
+			name: "400 invalid_request", mode: ModeEnvoy,
 			decision: authz.Decision{
 				Status: 400, Error: "invalid_request", Description: "more than one credential",
 				Challenge: `Bearer realm="storage", error="invalid_request", error_description="more than one credential"`,
@@ -508,14 +507,14 @@ func TestHTTPModeResponses(t *testing.T) {
 		},
 		{
 			name:       "401 no token",
-			mode:       HTTPModeNginx,
+			mode:       ModeNginx,
 			decision:   authz.Decision{Status: 401, Challenge: `Bearer realm="storage"`},
 			wantStatus: 401, wantError: "unauthorized",
 			wantHeaders: map[string]string{"WWW-Authenticate": `Bearer realm="storage"`, "Content-Type": "application/json"},
 			wantAbsent:  []string{"X-Auth-Subject", "Retry-After"},
 		},
 		{
-			name: "403 insufficient_scope", mode: HTTPModeForwarded,
+			name: "403 insufficient_scope", mode: ModeForwarded,
 			decision: authz.Decision{
 				Status: 403, Error: "insufficient_scope", Scope: "storage.modify:/d",
 				Challenge: `Bearer realm="storage", error="insufficient_scope", scope="storage.modify:/d"`,
@@ -528,26 +527,26 @@ func TestHTTPModeResponses(t *testing.T) {
 		},
 		{
 			name:       "503 with Retry-After",
-			mode:       HTTPModeEnvoy,
+			mode:       ModeEnvoy,
 			decision:   authz.Decision{Status: 503, Description: "token issuer is unavailable", RetryAfter: 2500 * time.Millisecond},
 			wantStatus: 503, wantError: "temporarily_unavailable",
 			wantHeaders: map[string]string{"Retry-After": "3", "Content-Type": "application/json", "Cache-Control": "no-store"},
 			wantAbsent:  []string{"WWW-Authenticate", "X-Auth-Subject"},
 		},
 		{
-			name: "denial without a status fails closed", mode: HTTPModeEnvoy,
+			name: "denial without a status fails closed", mode: ModeEnvoy,
 			decision:   authz.Decision{Status: 0},
 			wantStatus: 503, wantError: "temporarily_unavailable",
 			wantHeaders: map[string]string{"Retry-After": "1"},
 		},
 		{
-			name: "denial with a success status fails closed", mode: HTTPModeEnvoy,
+			name: "denial with a success status fails closed", mode: ModeEnvoy,
 			decision:   authz.Decision{Status: 200, Headers: allowDecision().Headers},
 			wantStatus: 503, wantError: "temporarily_unavailable",
 			wantAbsent: []string{"X-Auth-Subject"},
 		},
 		{
-			name: "panic is 503, never 200", mode: HTTPModeEnvoy, decision: allowDecision(), panics: true,
+			name: "panic is 503, never 200", mode: ModeEnvoy, decision: allowDecision(), panics: true,
 			wantStatus: 503, wantError: "temporarily_unavailable",
 			wantHeaders: map[string]string{"Retry-After": "1"},
 			wantAbsent:  []string{"X-Auth-Subject"},
@@ -606,7 +605,7 @@ func TestHTTPModeResponses(t *testing.T) {
 }
 
 func TestHTTPModeNoEngineFailsClosed(t *testing.T) {
-	h, err := NewHTTPModeHandler(HTTPModeConfig{Engine: func() Checker { return nil }, Logger: slog.New(slog.DiscardHandler)})
+	h, err := New(Config{Engine: func() Checker { return nil }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +626,7 @@ func (b failingBody) Read([]byte) (int, error) {
 
 func TestHTTPModeNeverReadsBody(t *testing.T) {
 	f := &fakeChecker{decision: allowDecision()}
-	h := newTestHTTPMode(t, HTTPModeEnvoy, "", f)
+	h := newTestHTTPMode(t, ModeEnvoy, "", f)
 	r := httptest.NewRequest("PUT", "/authz/f", io.NopCloser(failingBody{t}))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
@@ -640,20 +639,20 @@ func TestHTTPModeConfigErrors(t *testing.T) {
 	engine := func() Checker { return &fakeChecker{} }
 	tests := []struct {
 		name string
-		cfg  HTTPModeConfig
+		cfg  Config
 		want string
 	}{
-		{name: "unknown mode", cfg: HTTPModeConfig{Mode: "haproxy", Engine: engine}, want: "not one of"},
-		{name: "no engine", cfg: HTTPModeConfig{Mode: HTTPModeNginx}, want: "Engine is required"},
-		{name: "relative prefix", cfg: HTTPModeConfig{PathPrefix: "authz", Engine: engine}, want: "absolute path"},
-		{name: "prefix with query", cfg: HTTPModeConfig{PathPrefix: "/authz?x", Engine: engine}, want: "absolute path"},
-		{name: "prefix with space", cfg: HTTPModeConfig{PathPrefix: "/a z", Engine: engine}, want: "absolute path"},
+		{name: "unknown mode", cfg: Config{Mode: "haproxy", Engine: engine}, want: "not one of"},
+		{name: "no engine", cfg: Config{Mode: ModeNginx}, want: "Engine is required"},
+		{name: "relative prefix", cfg: Config{PathPrefix: "authz", Engine: engine}, want: "absolute path"},
+		{name: "prefix with query", cfg: Config{PathPrefix: "/authz?x", Engine: engine}, want: "absolute path"},
+		{name: "prefix with space", cfg: Config{PathPrefix: "/a z", Engine: engine}, want: "absolute path"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := NewHTTPModeHandler(tc.cfg)
+			h, err := New(tc.cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || h != nil {
-				t.Errorf("NewHTTPModeHandler = %v, %v; want error containing %q", h, err, tc.want)
+				t.Errorf("New = %v, %v; want error containing %q", h, err, tc.want)
 			}
 		})
 	}
@@ -670,7 +669,7 @@ func FuzzHTTPModeNginxHeaders(f *testing.F) {
 	f.Add("DEL\x00ETE", "/\x7f", "h\tx", "PUT")
 	f.Fuzz(func(t *testing.T, method, uri, host, method2 string) {
 		fc := &fakeChecker{decision: allowDecision()}
-		h, err := NewHTTPModeHandler(HTTPModeConfig{Mode: HTTPModeAuto, Engine: func() Checker { return fc }, Logger: slog.New(slog.DiscardHandler)})
+		h, err := New(Config{Mode: ModeAuto, Engine: func() Checker { return fc }, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -717,9 +716,9 @@ func TestHTTPModeCountsSingleValuedHeaders(t *testing.T) {
 	modes := []struct {
 		mode, target, extra string
 	}{
-		{HTTPModeEnvoy, "/authz/store/a", ""},
-		{HTTPModeNginx, "/_leasegate", "X-Original-Method: COPY\r\nX-Original-URI: /store/a\r\nX-Original-Host: storage.example\r\n"},
-		{HTTPModeForwarded, "/", "X-Forwarded-Method: COPY\r\nX-Forwarded-Uri: /store/a\r\nX-Forwarded-Host: storage.example\r\n"},
+		{ModeEnvoy, "/authz/store/a", ""},
+		{ModeNginx, "/_leasegate", "X-Original-Method: COPY\r\nX-Original-URI: /store/a\r\nX-Original-Host: storage.example\r\n"},
+		{ModeForwarded, "/", "X-Forwarded-Method: COPY\r\nX-Forwarded-Uri: /store/a\r\nX-Forwarded-Host: storage.example\r\n"},
 	}
 	spellings := []struct {
 		name  string
@@ -812,7 +811,7 @@ func TestHTTPModePanicLogOmitsValue(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs strings.Builder
 			f := &fakeChecker{decision: allowDecision(), panics: true, panicV: tc.value}
-			h, err := NewHTTPModeHandler(HTTPModeConfig{Engine: func() Checker { return f },
+			h, err := New(Config{Engine: func() Checker { return f },
 				Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -861,7 +860,7 @@ func TestHTTPModeRefusesIdentityItCannotPass(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := allowDecision()
 			tc.mutate(&d)
-			srv := httptest.NewServer(newTestHTTPMode(t, HTTPModeEnvoy, "", &fakeChecker{decision: d}))
+			srv := httptest.NewServer(newTestHTTPMode(t, ModeEnvoy, "", &fakeChecker{decision: d}))
 			defer srv.Close()
 			resp, err := srv.Client().Get(srv.URL + "/authz/f")
 			if err != nil {
@@ -889,93 +888,5 @@ func TestHTTPModeRefusesIdentityItCannotPass(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestAdaptersAgreeOnIdentity is the differential test of the two adapters
-// (STYLE: two paths that must give one answer): for the same decision, the
-// gRPC adapter and HTTP mode both allow or both refuse, with one status.
-func TestAdaptersAgreeOnIdentity(t *testing.T) {
-	for _, tc := range identityCases {
-		t.Run(tc.name, func(t *testing.T) {
-			d := allowDecision()
-			tc.mutate(&d)
-			f := &fakeChecker{decision: d}
-			g, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return f }, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := g.Check(t.Context(), envoyRequest("GET", "/f", ""))
-			if err != nil {
-				t.Fatal(err)
-			}
-			grpcStatus := http.StatusOK
-			if resp.GetOkResponse() == nil {
-				grpcStatus = int(resp.GetDeniedResponse().GetStatus().GetCode())
-			}
-			w := httptest.NewRecorder()
-			newTestHTTPMode(t, HTTPModeEnvoy, "", f).ServeHTTP(w, httptest.NewRequest("GET", "/authz/f", nil))
-			if grpcStatus != w.Code {
-				t.Errorf("gRPC adapter answered %d, HTTP mode %d", grpcStatus, w.Code)
-			}
-			if want := map[bool]int{true: 200, false: 401}[tc.pass]; w.Code != want {
-				t.Errorf("status %d, want %d", w.Code, want)
-			}
-		})
-	}
-}
-
-// TestHTTPModeRefusesUnderscoreTwins: Traefik and Caddy overwrite
-// X-Auth-Subject but pass a client's X_Auth_Subject on, which a backend
-// folding "_" into "-" reads as the identity. They also copy it into the
-// auth request, so leasegate refuses the allow (400), in every mode and as
-// the gRPC adapter does for the same headers.
-func TestHTTPModeRefusesUnderscoreTwins(t *testing.T) {
-	tests := []struct {
-		name       string
-		header     string
-		wantStatus int
-	}{
-		{"X_Auth_Subject", "X_Auth_Subject", http.StatusBadRequest},
-		{"x-auth_scope", "x-auth_scope", http.StatusBadRequest},
-		{"X_AUTH_CLIENT_ID", "X_AUTH_CLIENT_ID", http.StatusBadRequest},
-		{"exact spelling, overwritten by the proxy", "X-Auth-Subject", http.StatusOK},
-		{"unrelated underscore header", "X_Request_Id", http.StatusOK},
-	}
-	modes := map[string]string{
-		HTTPModeEnvoy:     "",
-		HTTPModeForwarded: "X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /f\r\nX-Forwarded-Host: storage.example\r\n",
-		HTTPModeNginx:     "X-Original-Method: GET\r\nX-Original-URI: /f\r\nX-Original-Host: storage.example\r\n",
-	}
-	for _, mode := range []string{HTTPModeEnvoy, HTTPModeForwarded, HTTPModeNginx} {
-		f := &fakeChecker{decision: allowDecision()}
-		srv := httptest.NewServer(newTestHTTPMode(t, mode, "/", f))
-		for _, tc := range tests {
-			t.Run(mode+"/"+tc.name, func(t *testing.T) {
-				req := "GET /f HTTP/1.1\r\nHost: storage.example\r\n" + modes[mode] + tc.header + ": root\r\nConnection: close\r\n\r\n"
-				if got := rawHTTP(t, srv.Listener.Addr().String(), req); got != tc.wantStatus {
-					t.Errorf("status %d, want %d", got, tc.wantStatus)
-				}
-				// The gRPC adapter, given the same header, answers the same.
-				g, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return f }, Logger: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				er := envoyRequest("GET", "/f", "")
-				er.Attributes.Request.Http.Headers[strings.ToLower(tc.header)] = "root"
-				resp, err := g.Check(t.Context(), er)
-				if err != nil {
-					t.Fatal(err)
-				}
-				grpcStatus := http.StatusOK
-				if resp.GetOkResponse() == nil {
-					grpcStatus = int(resp.GetDeniedResponse().GetStatus().GetCode())
-				}
-				if grpcStatus != tc.wantStatus {
-					t.Errorf("gRPC adapter answered %d, want %d like HTTP mode", grpcStatus, tc.wantStatus)
-				}
-			})
-		}
-		srv.Close()
 	}
 }

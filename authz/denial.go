@@ -1,0 +1,292 @@
+package authz
+
+// The denial vocabulary (SPEC §3), in one place for the engine and both
+// adapters (envoy/ for gRPC, server/forwardauth for HTTP mode): the RFC 6750
+// challenge, the JSON error body and Retry-After of a denial, the denials
+// an adapter makes on its own, and the rules for what may be passed
+// upstream as a header. An adapter renders a Decision in its protocol; it
+// never spells a challenge or a body itself, so the two cannot drift apart.
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxHeaderValueBytes bounds an upstream identity header's name and value:
+// Envoy's limit for a HeaderValue key or value (protoc-gen-validate rule on
+// config.core.v3.HeaderValue), applied to HTTP mode too.
+const MaxHeaderValueBytes = 16 << 10
+
+// Descriptions of the denials adapters make on their own.
+const (
+	descUnpassable     = "token claims cannot be passed upstream"
+	descUnderscoreTwin = "request carries an underscore spelling of an identity header"
+)
+
+// Body is the JSON error body of a denial: {"error", "error_description"},
+// the error being the RFC 6750 code or, without one, unauthorized (401),
+// temporarily_unavailable (503) or access_denied. An allow has none.
+func (d *Decision) Body() []byte {
+	if d.Allow {
+		return nil
+	}
+	code := d.Error
+	if code == "" {
+		switch d.Status {
+		case http.StatusUnauthorized:
+			code = "unauthorized"
+		case http.StatusServiceUnavailable:
+			code = "temporarily_unavailable"
+		default:
+			code = "access_denied"
+		}
+	}
+	b, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{code, d.Description})
+	return b
+}
+
+// RetryAfterSeconds renders RetryAfter for the Retry-After header of a 503
+// (whole seconds, rounded up, at least 1).
+func (d *Decision) RetryAfterSeconds() string {
+	s := int((d.RetryAfter + time.Second - 1) / time.Second)
+	return strconv.Itoa(max(1, s))
+}
+
+// deny makes d a denial with the given status, reason, RFC 6750 code,
+// description and scope hint, its challenge built from them and realm. A
+// denial passes nothing upstream: no identity, no identity headers, no
+// Authorization strip.
+func (d *Decision) deny(realm string, status int, reason Reason, code, desc, scope string) {
+	d.Allow = false
+	d.Status = status
+	d.Reason = reason
+	d.Error = code
+	d.Description = desc
+	d.Scope = scope
+	d.Realm = realm
+	d.Challenge = challenge(realm, code, desc, scope)
+	d.Identity = Identity{}
+	d.Headers = nil
+	d.StripAuthorization = false
+}
+
+// SetDescription replaces the error_description of d, a denial, in its
+// body and its challenge, which keeps d's realm, error and scope. The gRPC
+// adapter uses it to say why it could not read a request the engine
+// refused as malformed.
+func (d *Decision) SetDescription(desc string) {
+	d.Description = desc
+	if d.Challenge != "" {
+		d.Challenge = challenge(d.Realm, d.Error, desc, d.Scope)
+	}
+}
+
+// InvalidRequest is an adapter's own 400 invalid_request for a request it
+// cannot read unambiguously (missing, repeated or conflicting proxy
+// headers): desc says what is wrong and must be safe to show the client
+// (name headers, never echo values); realm goes into the challenge.
+func InvalidRequest(realm, desc string) Decision {
+	var d Decision
+	d.deny(realm, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, desc, "")
+	return d
+}
+
+// Unavailable is an adapter's own 503 when it cannot decide at all (no
+// engine, a panic): temporarily_unavailable with desc and Retry-After 1.
+// It fails closed, passing nothing upstream.
+func Unavailable(desc string) Decision {
+	return Decision{Status: http.StatusServiceUnavailable, Description: desc, RetryAfter: time.Second}
+}
+
+// challenge builds an RFC 6750 §3 WWW-Authenticate value: the Bearer
+// scheme, then realm, error, error_description and scope, each only when
+// set (§3 makes realm optional too). Every value goes through quoteSafe, so
+// nothing can end the quoted string or the header.
+func challenge(realm, code, desc, scope string) string {
+	var b strings.Builder
+	b.Grow(len("Bearer realm=\"\", error=\"\", error_description=\"\", scope=\"\"") + len(realm) + len(code) + len(desc) + len(scope))
+	b.WriteString("Bearer")
+	sep := " "
+	for _, a := range [...]struct{ name, value string }{
+		{"realm", realm}, {"error", code}, {"error_description", desc}, {"scope", scope},
+	} {
+		if a.value == "" {
+			continue
+		}
+		b.WriteString(sep)
+		b.WriteString(a.name)
+		b.WriteString(`="`)
+		b.WriteString(quoteSafe(a.value))
+		b.WriteByte('"')
+		sep = ", "
+	}
+	return b.String()
+}
+
+// quoteSafe keeps a value inside RFC 6750's allowed set for quoted
+// attributes (%x20-21 / %x23-5B / %x5D-7E): each byte outside it (a quote,
+// a backslash, a control, every byte of a non-ASCII character) becomes "?".
+func quoteSafe(s string) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
+}
+
+// What may be passed upstream. Two rules, checked at two points:
+//
+//   - headerSafe, in the engine, on every claim value it turns into an
+//     identity header: no control character but tab, no DEL, at most
+//     MaxHeaderValueBytes. A claim that fails it is a 401 of the engine's.
+//   - UnpassableHeader, in each adapter, on the decision it is about to
+//     render, names included and whatever Checker made it: no NUL, CR or
+//     LF, at most MaxHeaderValueBytes, valid UTF-8 (a proto3 string must
+//     be). A decision that fails it is refused with RefuseIdentity.
+
+// headerSafe reports whether the engine may put claim value v in an
+// identity header.
+func headerSafe(v string) bool {
+	if len(v) > MaxHeaderValueBytes {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// UnpassableHeader returns the name of the first upstream identity header
+// of d that a proxy could not carry unchanged, or "": a name or value with
+// NUL, CR or LF, longer than MaxHeaderValueBytes or not UTF-8. Envoy
+// refuses or mangles such a header, and net/http turns CR and LF into
+// spaces, so a subject "alice\r" would reach the backend as "alice". Both
+// adapters apply it, so a token's identity passes through gRPC and HTTP
+// mode alike or through neither.
+func (d *Decision) UnpassableHeader() string {
+	for _, h := range d.Headers {
+		if h.Name == "" {
+			continue
+		}
+		if !passableText(h.Name) || !passableText(h.Value) {
+			return h.Name
+		}
+	}
+	return ""
+}
+
+func passableText(s string) bool {
+	if len(s) > MaxHeaderValueBytes || !utf8.ValidString(s) {
+		return false
+	}
+	return strings.IndexByte(s, 0) < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0
+}
+
+// RefuseIdentity turns d, an allow whose UnpassableHeader is not "", into a
+// 401 invalid_token that passes nothing upstream; realm goes into the
+// challenge (none when empty).
+func (d *Decision) RefuseIdentity(realm string) {
+	d.deny(realm, http.StatusUnauthorized, ReasonInvalidToken, ErrCodeInvalidToken, descUnpassable, "")
+}
+
+// UnderscoreTwin returns the identity header of d (an allow) that the
+// request header name spells with "_" for "-" or the other way round
+// (x_auth_subject, X-Auth_Scope), or "". Proxies overwrite or remove
+// identity headers by their exact name, so a client's twin reaches the
+// backend untouched, and backends that fold "_" into "-" (CGI, PHP-FPM,
+// WSGI, Rack) read it as the identity. Envoy can reject such names
+// (headers_with_underscores_action) and nginx drops them by default, but
+// Traefik and Caddy pass them on; both adapters refuse an allow whose
+// request carries one (RefuseUnderscoreTwin).
+func (d *Decision) UnderscoreTwin(name string) string {
+	for _, h := range d.Headers {
+		if h.Name != "" && underscoreTwins(name, h.Name) {
+			return h.Name
+		}
+	}
+	return ""
+}
+
+// underscoreTwins reports whether a and b are the same name to a backend
+// that folds "_" into "-" and ignores ASCII case, yet not the same name to
+// a proxy (which ignores case only): equal under that folding, with "_"
+// against "-" somewhere.
+func underscoreTwins(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	lower := func(c byte) byte {
+		if 'A' <= c && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}
+	twin := false
+	for i := 0; i < len(a); i++ {
+		x, y := lower(a[i]), lower(b[i])
+		switch {
+		case x == y:
+		case x == '_' && y == '-' || x == '-' && y == '_':
+			twin = true
+		default:
+			return false
+		}
+	}
+	return twin
+}
+
+// RefuseUnderscoreTwin turns d, an allow whose request carries an
+// UnderscoreTwin, into a 400 invalid_request that passes nothing upstream.
+func (d *Decision) RefuseUnderscoreTwin(realm string) {
+	d.deny(realm, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, descUnderscoreTwin, "")
+}
+
+// PanicAttrs describes a recovered panic for a log line: the value's type,
+// a runtime error's text and the stack (at most 8 KiB), never the value
+// itself, which may be built from request data and so hold a token (SPEC
+// §1: raw tokens are never logged; clipping would still log a short token
+// whole). The engine and both adapters log their panics with it.
+func PanicAttrs(p any) []slog.Attr {
+	attrs := []slog.Attr{slog.String("panic_type", fmt.Sprintf("%T", p))}
+	if re, ok := p.(runtime.Error); ok {
+		attrs = append(attrs, slog.String("panic", re.Error()))
+	}
+	return append(attrs, slog.String("stack", clipStack(debug.Stack())))
+}
+
+// clipStack bounds a logged stack trace. Arguments appear in it as words
+// (pointers, lengths), never as string contents.
+func clipStack(b []byte) string {
+	const maxStack = 8 << 10
+	if len(b) > maxStack {
+		return string(b[:maxStack]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/leasegate/leasegate"
+
+// allowedImports is the import direction (README, Development): each
+// package of the module and the packages of the module it may import
+// directly, by path inside the module ("." is main). Every other edge
+// inside the module is refused, so nothing imports upward or sideways:
+// envoy and server/forwardauth are siblings that never import each other
+// or server. A new package gets one line here (and its importers an entry
+// each); TestImportRulesSeeEveryPackage refuses a line for a package that
+// does not exist, so authz/issuer, already allowed below authz, gets its
+// line when it is made: `"authz/issuer": {},` plus what it imports.
+var allowedImports = map[string][]string{
+	".":                  {"server"},
+	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "leasecache"},
+	"envoy":              {"authz"},
+	"server/forwardauth": {"authz"},
+	"authz":              {"authz/issuer", "policy", "leasecache"},
+	"authz/issuer":       {},
+	"policy":             {},
+	"leasecache":         {},
+}
+
+// forbiddenDeps are import path prefixes a package must not depend on,
+// even transitively.
+var forbiddenDeps = map[string][]string{
+	// STYLE: policy/ and leasecache/ never import protos, gRPC or HTTP.
+	"policy":     {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"leasecache": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	// The decision and HTTP mode know nothing of gRPC or Envoy's protos.
+	"authz":              {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"authz/issuer":       {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"server/forwardauth": {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+}
+
+// onlyImporters: packages outside the module that exactly these packages
+// may import directly (STYLE: envoy/ is the only package that imports
+// go-control-plane's ext_authz types).
+var onlyImporters = map[string][]string{
+	"github.com/envoyproxy/go-control-plane": {"envoy"},
+}
+
+// listedPackage is what `go list -json` says of one package of the module.
+type listedPackage struct {
+	ImportPath string
+	Imports    []string // direct, production code only
+	Deps       []string // transitive
+}
+
+// listModule runs `go list -deps -json` over the module's packages (the
+// e2e module is its own and not included): the module's own packages by
+// path inside it, and every package listed (dependencies too) by import
+// path.
+func listModule(t *testing.T) (own, all map[string]listedPackage) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports,Deps", "./...")
+	cmd.Dir = ".."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	own, all = map[string]listedPackage{}, map[string]listedPackage{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p listedPackage
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		all[p.ImportPath] = p
+		if rel, ok := inModule(p.ImportPath); ok {
+			own[rel] = p
+		}
+	}
+	if len(own) == 0 {
+		t.Fatal("go list found no package of the module")
+	}
+	return own, all
+}
+
+// inModule returns path relative to the module ("." for its root).
+func inModule(path string) (string, bool) {
+	if path == module {
+		return ".", true
+	}
+	rel, ok := strings.CutPrefix(path, module+"/")
+	return rel, ok
+}
+
+// under reports whether path is prefix or a package below it.
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+func TestImportDirection(t *testing.T) {
+	pkgs, all := listModule(t)
+	for _, rel := range slices.Sorted(maps.Keys(pkgs)) {
+		p := pkgs[rel]
+		allowed, known := allowedImports[rel]
+		if !known {
+			t.Errorf("package %s is not in allowedImports: give it a line saying what it may import", rel)
+		}
+		for _, imp := range p.Imports {
+			if dep, ok := inModule(imp); ok && known && !slices.Contains(allowed, dep) {
+				t.Errorf("%s imports %s; allowed: %v", rel, dep, allowed)
+			}
+			for prefix, importers := range onlyImporters {
+				if under(imp, prefix) && !slices.Contains(importers, rel) {
+					t.Errorf("%s imports %s; only %v may import %s", rel, imp, importers, prefix)
+				}
+			}
+		}
+		for _, bad := range forbiddenDeps[rel] {
+			if i := slices.IndexFunc(p.Deps, func(dep string) bool { return under(dep, bad) }); i >= 0 {
+				t.Errorf("%s depends on %s (%s, through its import %s)", rel, bad, p.Deps[i], importedThrough(all, p, p.Deps[i]))
+			}
+		}
+	}
+}
+
+// importedThrough names the direct import of p that is dep or brings it in.
+func importedThrough(all map[string]listedPackage, p listedPackage, dep string) string {
+	for _, imp := range p.Imports {
+		if imp == dep || slices.Contains(all[imp].Deps, dep) {
+			return imp
+		}
+	}
+	return "?"
+}
+
+// TestImportRulesSeeEveryPackage guards the test itself: the rules name
+// packages that exist, so a rename does not quietly turn a rule off.
+func TestImportRulesSeeEveryPackage(t *testing.T) {
+	pkgs, _ := listModule(t)
+	for _, table := range []map[string][]string{allowedImports, forbiddenDeps} {
+		for rel := range table {
+			if _, ok := pkgs[rel]; !ok {
+				t.Errorf("the import rules name %s, which go list does not know", rel)
+			}
+		}
+	}
+	for _, importers := range onlyImporters {
+		for _, rel := range importers {
+			if _, ok := pkgs[rel]; !ok {
+				t.Errorf("the import rules name %s, which go list does not know", rel)
+			}
+		}
+	}
+}
