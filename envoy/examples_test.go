@@ -1,9 +1,11 @@
 package envoy
 
-// These tests prove the Envoy configurations in examples/ are valid Envoy v3
-// bootstrap config, using go-control-plane's generated protos and their
-// protoc-gen-validate rules, and that they keep the properties leasegate
-// relies on (fail closed, explicit timeout, no request body, identity headers).
+// These tests prove the Envoy configurations in ../examples/envoy are valid
+// Envoy v3 bootstrap config, using go-control-plane's generated protos and
+// their protoc-gen-validate rules, and that they keep the properties
+// leasegate relies on (fail closed, explicit timeout, no request body,
+// identity headers). They live here, not beside the examples, because envoy/
+// is the one package that imports go-control-plane.
 //
 // Envoy's own loader rejects unknown fields and validates every typed_config
 // after unpacking it. Bootstrap.ValidateAll alone does not do the second part:
@@ -54,7 +56,7 @@ import (
 )
 
 const (
-	examplesDir = "examples"
+	examplesDir = "../examples/envoy"
 	brokenDir   = "testdata/broken"
 
 	extAuthzFilterName = "envoy.filters.http.ext_authz"
