@@ -74,25 +74,14 @@ type Route struct {
 	LocalHosts []string // NormalizeHost's form
 }
 
-// Source says which rule chose a request's tier.
-type Source string
-
-const (
-	SourceContext Source = "context" // Envoy's context_extensions leasegate.tier
-	SourceRoute   Source = "route"
-	SourceMethod  Source = "method"
-	SourceDefault Source = "default"
-)
-
 // Match is the outcome of classifying a request.
 type Match struct {
 	Request Request // what was classified, for AuthorizeStorage
 	Tier    *Tier
 	Route   *Route // the first matching route rule, nil when none
-	// Window is min(tier window, first route's window, lease.max); the time
-	// left to the token's expiry is applied at lookup (see EffectiveWindow).
+	// Window is min(tier window, first route's window, lease.max); the
+	// token's expiry is applied at lookup (leasecache's Cache.Lookup).
 	Window time.Duration
-	Source Source
 	// Require holds every matching route's require:, not only the first's.
 	Require Requirements
 	// LocalHosts are every matching route's local_hosts.
@@ -296,14 +285,14 @@ func (p *Policy) Classify(r Request, hint string) Match {
 		if !ok {
 			i, m.HintUnknown = p.strictest, true
 		}
-		m.Tier, m.Source = &p.tiers[i], SourceContext
+		m.Tier = &p.tiers[i]
 	case route != nil && route.Tier != "":
-		m.Tier, m.Source = &p.tiers[p.byName[route.Tier]], SourceRoute
+		m.Tier = &p.tiers[p.byName[route.Tier]]
 	default:
 		if i, ok := p.byMethod[r.method]; ok {
-			m.Tier, m.Source = &p.tiers[i], SourceMethod
+			m.Tier = &p.tiers[i]
 		} else {
-			m.Tier, m.Source = &p.tiers[p.defaultTier], SourceDefault
+			m.Tier = &p.tiers[p.defaultTier]
 		}
 	}
 	m.Window = m.Tier.Window
@@ -359,22 +348,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// EffectiveWindow applies RFC 7662 §4: a lease is never used past the
-// token's expiry. A zero exp means the issuer gave none.
-func EffectiveWindow(window time.Duration, now, exp time.Time) time.Duration {
-	if exp.IsZero() {
-		return window
-	}
-	left := exp.Sub(now)
-	if left < 0 {
-		return 0
-	}
-	if left < window {
-		return left
-	}
-	return window
-}
-
 // Bound is the revocation bound the configuration promises.
 type Bound struct {
 	// Window is the longest a revoked token keeps working while the issuer
@@ -399,7 +372,3 @@ func (p *Policy) RevocationBound() Bound {
 
 // Tiers returns the compiled tiers in configuration order.
 func (p *Policy) Tiers() []Tier { return p.tiers }
-
-// MaxAge is the oldest a lease can be and still be useful, for hits or for
-// stale_if_error; caches may forget anything older.
-func (p *Policy) MaxAge() time.Duration { return p.RevocationBound().WithStale }
