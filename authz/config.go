@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -59,7 +60,7 @@ func ValidateIssuers(issuers []IssuerConfig) []ConfigProblem {
 			if opaque != "" {
 				ps = append(ps, fieldProblem{"default_for_opaque", fmt.Sprintf("issuer %q is already default_for_opaque; at most one may be", opaque)})
 			}
-			opaque = cmpOr(ic.Name, fmt.Sprintf("#%d", i))
+			opaque = cmp.Or(ic.Name, fmt.Sprintf("#%d", i))
 		}
 		seen := map[fieldProblem]bool{}
 		for _, p := range ps {

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -143,10 +144,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	// A nameless identity header could not overwrite what a client sent.
 	u := &cfg.Upstream
-	u.Subject = cmpOr(u.Subject, "x-auth-subject")
-	u.ClientID = cmpOr(u.ClientID, "x-auth-client-id")
-	u.Scope = cmpOr(u.Scope, "x-auth-scope")
-	u.Issuer = cmpOr(u.Issuer, "x-auth-issuer")
+	u.Subject = cmp.Or(u.Subject, "x-auth-subject")
+	u.ClientID = cmp.Or(u.ClientID, "x-auth-client-id")
+	u.Scope = cmp.Or(u.Scope, "x-auth-scope")
+	u.Issuer = cmp.Or(u.Issuer, "x-auth-issuer")
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -609,10 +610,10 @@ func (e *Engine) verify(ctx context.Context, is *issuer, tok string) (Claims, er
 	}
 	// Both agree the token is good; the signed claims fill what the
 	// introspection answer left out.
-	c.Subject = cmpOr(c.Subject, local.Subject)
-	c.ClientID = cmpOr(c.ClientID, local.ClientID)
-	c.Scope = cmpOr(c.Scope, local.Scope)
-	c.WLCGVersion = cmpOr(c.WLCGVersion, local.WLCGVersion)
+	c.Subject = cmp.Or(c.Subject, local.Subject)
+	c.ClientID = cmp.Or(c.ClientID, local.ClientID)
+	c.Scope = cmp.Or(c.Scope, local.Scope)
+	c.WLCGVersion = cmp.Or(c.WLCGVersion, local.WLCGVersion)
 	if c.Expiry.IsZero() || (!local.Expiry.IsZero() && local.Expiry.Before(c.Expiry)) {
 		c.Expiry = local.Expiry
 	}
@@ -661,13 +662,6 @@ func (e *Engine) introspect(ctx context.Context, is *issuer, tok string) (Claims
 		is.breaker.failure(0)
 	}
 	return c, err
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // allow applies the storage rules of every matching route, then allows with

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
 		return nil, fmt.Errorf("introspection %s: %w", cfg.Name, err)
 	}
 	u, _ := url.Parse(cfg.Endpoint) // problems parsed it
-	auth := cmpOr(cfg.Auth, AuthClientSecretBasic)
+	auth := cmp.Or(cfg.Auth, AuthClientSecretBasic)
 
 	i := &Introspector{
 		name:         cfg.Name,
@@ -136,7 +137,7 @@ func (cfg IntrospectionConfig) problems() []fieldProblem {
 		add("endpoint", fmt.Sprintf("endpoint %q: credentials in the URL are not allowed, use client_id/client_secret", u.Redacted()))
 	}
 
-	auth := cmpOr(cfg.Auth, AuthClientSecretBasic)
+	auth := cmp.Or(cfg.Auth, AuthClientSecretBasic)
 	switch auth {
 	case AuthClientSecretBasic, AuthClientSecretPost:
 		if cfg.ClientID == "" {

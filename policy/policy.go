@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 )
 
@@ -322,7 +323,7 @@ func (rt *Route) matches(r Request) bool {
 	if rt.Host != "" && !hostMatches(rt.Host, r.host) {
 		return false
 	}
-	if len(rt.Methods) > 0 && !contains(rt.Methods, r.method) {
+	if len(rt.Methods) > 0 && !slices.Contains(rt.Methods, r.method) {
 		return false
 	}
 	p := r.path
@@ -337,15 +338,6 @@ func hostMatches(want, host string) bool {
 		return true
 	}
 	return hostOnly(want) == want && hostOnly(host) == want
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Bound is the revocation bound the configuration promises.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -360,10 +361,10 @@ func (c *Config) applyDefaults() {
 		c.Lease.MaxMemoryMB = defaultMaxMemoryMB
 	}
 	h := &c.Upstream.Headers
-	h.Subject = cmpOr(h.Subject, "x-auth-subject")
-	h.ClientID = cmpOr(h.ClientID, "x-auth-client-id")
-	h.Scope = cmpOr(h.Scope, "x-auth-scope")
-	h.Issuer = cmpOr(h.Issuer, "x-auth-issuer")
+	h.Subject = cmp.Or(h.Subject, "x-auth-subject")
+	h.ClientID = cmp.Or(h.ClientID, "x-auth-client-id")
+	h.Scope = cmp.Or(h.Scope, "x-auth-scope")
+	h.Issuer = cmp.Or(h.Issuer, "x-auth-issuer")
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
 		if is.Mode == "" {
@@ -406,13 +407,6 @@ func (c *Config) applyDefaults() {
 	if c.Server.MaxConcurrentStreams == 0 {
 		c.Server.MaxConcurrentStreams = defaultMaxStreams
 	}
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // readSecretFiles resolves *_file keys; a secret given both ways is an

@@ -1,6 +1,7 @@
 package leasegate
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -145,7 +146,7 @@ func (c *Client) Serving(ctx context.Context, service string) (bool, error) {
 // header keys including the pseudo-headers :method, :path, :authority and
 // :scheme, x-request-id, peer addresses and a request time.
 func BuildCheckRequest(r Request) *authv3.CheckRequest {
-	host := cmpOr(r.Host, "storage.example.org")
+	host := cmp.Or(r.Host, "storage.example.org")
 	id := r.RequestID
 	if id == "" {
 		id = randomID()

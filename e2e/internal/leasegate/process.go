@@ -9,6 +9,7 @@ package leasegate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,8 +81,8 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		return nil, errors.New("leasegate: Options.Dir is empty")
 	}
 	cfg := o.Config
-	cfg.Listen.GRPC = cmpOr(cfg.Listen.GRPC, "127.0.0.1:0")
-	cfg.Listen.Admin = cmpOr(cfg.Listen.Admin, "127.0.0.1:0")
+	cfg.Listen.GRPC = cmp.Or(cfg.Listen.GRPC, "127.0.0.1:0")
+	cfg.Listen.Admin = cmp.Or(cfg.Listen.Admin, "127.0.0.1:0")
 	p := &Process{
 		configPath: filepath.Join(o.Dir, "leasegate.yaml"),
 		logs:       newLineLog(),
@@ -409,13 +410,6 @@ func RunCLI(ctx context.Context, bin string, args ...string) (stdout, stderr str
 		return out.String(), errb.String(), -1, fmt.Errorf("leasegate: run %s: %w", bin, err)
 	}
 	return out.String(), errb.String(), 0, nil
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func tail(s string, n int) string {
