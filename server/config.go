@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"gopkg.in/yaml.v3"
 
 	"github.com/leasegate/leasegate/authz"
@@ -480,8 +481,6 @@ func parentPath(p string) string {
 	return ""
 }
 
-var headerName = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_|~-]+$`)
-
 func (c *Config) validate(ps *Problems) {
 	checkAddr := func(field, addr string, optional bool) {
 		if addr == "" && optional {
@@ -531,7 +530,7 @@ func (c *Config) validate(ps *Problems) {
 		f := "upstream.headers." + field
 		lv := strings.ToLower(v)
 		switch {
-		case !headerName.MatchString(lv):
+		case !httpguts.ValidHeaderFieldName(lv):
 			c.problem(ps, f, fmt.Sprintf("%q is not a valid header name", v))
 		case lv == "authorization" || strings.HasPrefix(lv, ":") || lv == "host":
 			c.problem(ps, f, fmt.Sprintf("%q may not be used for identity", v))
@@ -738,7 +737,7 @@ func (c *Config) checkLocalHosts(ps *Problems, field string, hosts []string) {
 }
 
 func validMethod(m string) bool {
-	return m != "" && headerName.MatchString(strings.ToLower(m))
+	return httpguts.ValidHeaderFieldName(m) // RFC 9110: a method is a token
 }
 
 // tierSet is the default table overlaid with the configured tiers: a
