@@ -360,19 +360,35 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
 	}
 	d.Lease = LeaseMiss
-	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Expired)
+	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.WindowClosed)
 }
 
-// lookup is the lease cache read, with its own span when the request is traced.
+// lookup is the lease cache read, with its own span when the request is
+// traced. The span's leasegate.lease uses the Check span's words: a lease
+// whose window has closed is a "miss" there too.
 func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return e.cache.Lookup(key, w)
 	}
+	// The span has no children: Cache.Lookup is in memory and takes no
+	// ctx. Work that can have them (a fleet-store read) must use the ctx
+	// Start returns.
 	_, span := e.tracer.Start(ctx, "lease.lookup")
 	l, o := e.cache.Lookup(key, w)
-	span.SetAttributes(attribute.String("leasegate.lease", o.String()), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
+	span.SetAttributes(attribute.String("leasegate.lease", string(lookupLease(o))), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
 	span.End()
 	return l, o
+}
+
+// lookupLease names a lookup outcome as Decision.Lease does.
+func lookupLease(o leasecache.Outcome) LeaseOutcome {
+	switch o {
+	case leasecache.Hit:
+		return LeaseHit
+	case leasecache.Negative:
+		return LeaseNegative
+	}
+	return LeaseMiss
 }
 
 // answerMargin is how long before the caller's deadline a still-pending

@@ -62,9 +62,9 @@ func TestLeaseWindow(t *testing.T) {
 		want    Outcome
 	}{
 		{name: "hit inside window", advance: 59 * time.Second, window: read, exp: time.Hour, want: Hit},
-		{name: "expired exactly at validated_at+window", advance: read, window: read, exp: time.Hour, want: Expired},
-		{name: "write window closes first", advance: 5 * time.Second, window: write, exp: time.Hour, want: Expired},
-		{name: "window zero never hits", advance: 0, window: 0, exp: time.Hour, want: Expired},
+		{name: "window closes exactly at validated_at+window", advance: read, window: read, exp: time.Hour, want: WindowClosed},
+		{name: "write window closes first", advance: 5 * time.Second, window: write, exp: time.Hour, want: WindowClosed},
+		{name: "window zero never hits", advance: 0, window: 0, exp: time.Hour, want: WindowClosed},
 		{name: "exp before window end", advance: 30 * time.Second, window: read, exp: 30 * time.Second, want: Miss},
 		{name: "just before exp", advance: 29 * time.Second, window: read, exp: 30 * time.Second, want: Hit},
 	}
@@ -134,7 +134,7 @@ func TestClockStepBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			clk.Advance(-tc.back)
-			// Not Expired either: that would let stale_if_error serve it.
+			// Not WindowClosed either: that would let stale_if_error serve it.
 			if l, o := c.Lookup(k, time.Minute); o != Miss || l != (Lease{}) {
 				t.Fatalf("Lookup after a step back = %v %+v, want a miss without a lease", o, l)
 			}
@@ -158,8 +158,8 @@ func TestClockStepBack(t *testing.T) {
 			t.Fatalf("Lookup = %v, want hit", o)
 		}
 		clk.Advance(time.Second)
-		if _, o := c.Lookup(k, time.Minute); o != Expired {
-			t.Fatalf("Lookup at the window's end = %v, want expired", o)
+		if _, o := c.Lookup(k, time.Minute); o != WindowClosed {
+			t.Fatalf("Lookup at the window's end = %v, want window_closed", o)
 		}
 	})
 }
@@ -202,8 +202,8 @@ func TestHitsDoNotExtend(t *testing.T) {
 		}
 	}
 	clk.Advance(time.Second)
-	if _, o := c.Lookup(k, time.Minute); o != Expired {
-		t.Fatalf("after 60s of hits: %v, want expired (hits must not move validated_at)", o)
+	if _, o := c.Lookup(k, time.Minute); o != WindowClosed {
+		t.Fatalf("after 60s of hits: %v, want window_closed (hits must not move validated_at)", o)
 	}
 }
 
@@ -215,8 +215,8 @@ func TestRefreshRestartsEveryTier(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(10 * time.Second)
-	if _, o := c.Lookup(k, 5*time.Second); o != Expired {
-		t.Fatalf("write tier after 10s: %v, want expired", o)
+	if _, o := c.Lookup(k, 5*time.Second); o != WindowClosed {
+		t.Fatalf("write tier after 10s: %v, want window_closed", o)
 	}
 	if err := c.Store(k, lease(clk, time.Hour)); err != nil { // fresh validation now
 		t.Fatal(err)
