@@ -32,9 +32,10 @@ const (
 	defaultMinRefetchInterval = 30 * time.Second
 	defaultFetchTimeout       = 5 * time.Second
 	maxJWKSBytes              = 1 << 20
-	// maxTokenBytes bounds the work done on one token; real access tokens
-	// are a few KiB at most.
-	maxTokenBytes = 64 << 10
+	// maxJWSBytes bounds the compact JWS the JWT parser and PeekIssuer
+	// will look at, for callers that did not apply MaxBearerTokenBytes
+	// first; the engine always does, so through it the lower limit holds.
+	maxJWSBytes = 64 << 10
 )
 
 // JWTConfig configures local verification of one issuer's JWTs.
@@ -241,7 +242,7 @@ type jwsHeader struct {
 // the checks that need no key. It returns a non-empty reason (safe as an
 // error_description) when the token must be refused.
 func parseJWSHeader(token string) (jwsHeader, string) {
-	if len(token) > maxTokenBytes {
+	if len(token) > maxJWSBytes {
 		return jwsHeader{}, "token too large"
 	}
 	if strings.Count(token, ".") != 2 || !isBase64URLOrDot(token) {
@@ -471,7 +472,7 @@ func isBase64URLOrDot(s string) bool {
 // JSON object. ok with iss == "" means a JWT without a string iss. Cheap: no
 // signature work; use it only to pick the issuer config.
 func PeekIssuer(token string) (iss string, ok bool) {
-	if len(token) > maxTokenBytes || strings.Count(token, ".") != 2 || !isBase64URLOrDot(token) {
+	if len(token) > maxJWSBytes || strings.Count(token, ".") != 2 || !isBase64URLOrDot(token) {
 		return "", false
 	}
 	h, rest, _ := strings.Cut(token, ".")

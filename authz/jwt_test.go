@@ -618,7 +618,7 @@ func TestJWTVerify(t *testing.T) {
 		},
 		{
 			name:    "too large",
-			token:   func() string { return strings.Repeat("a", maxTokenBytes) + ".b.c" },
+			token:   func() string { return strings.Repeat("a", maxJWSBytes) + ".b.c" },
 			wantErr: ErrInvalidToken, wantMsg: "token too large",
 		},
 	}
@@ -1089,7 +1089,7 @@ func TestPeekIssuer(t *testing.T) {
 		{name: "payload an array", token: hdr + "." + enc(`["iss"]`) + ".sig"},
 		{name: "JWE (five parts)", token: hdr + ".a.b.c.d"},
 		{name: "padded base64", token: hdr + "." + base64.URLEncoding.EncodeToString([]byte(`{"iss":"x"}`)) + ".sig"},
-		{name: "oversized", token: hdr + "." + enc(`{"iss":"x","pad":"`+strings.Repeat("p", maxTokenBytes)+`"}`) + ".sig"},
+		{name: "oversized", token: hdr + "." + enc(`{"iss":"x","pad":"`+strings.Repeat("p", maxJWSBytes)+`"}`) + ".sig"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
