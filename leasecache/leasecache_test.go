@@ -6,31 +6,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/leasegate/leasegate/internal/testclock"
 )
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+// newFakeClock is the cache tests' clock, at a fixed start.
+func newFakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 }
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newCache(t testing.TB, clk *fakeClock) *Cache {
+func newCache(t testing.TB, clk *testclock.Clock) *Cache {
 	t.Helper()
 	c, err := New(Config{MaxMemoryMB: 16, NegativeTTL: 10 * time.Second, MaxAge: 10 * time.Minute, Now: clk.Now})
 	if err != nil {
@@ -40,7 +25,7 @@ func newCache(t testing.TB, clk *fakeClock) *Cache {
 	return c
 }
 
-func lease(clk *fakeClock, exp time.Duration) Lease {
+func lease(clk *testclock.Clock, exp time.Duration) Lease {
 	return Lease{
 		ValidatedAt: clk.Now(),
 		Expiry:      clk.Now().Add(exp),
