@@ -425,7 +425,7 @@ func TestTracingParentsAndAttributes(t *testing.T) {
 			t.Errorf("span %s has trace %s, want Envoy's %s", s.Name, s.SpanContext.TraceID(), traceID)
 		}
 		for _, a := range s.Attributes {
-			if strings.Contains(a.Value.Emit(), "traced-token") {
+			if strings.Contains(a.Value.String(), "traced-token") {
 				t.Errorf("span %s attribute %s holds the token", s.Name, a.Key)
 			}
 		}
@@ -439,7 +439,7 @@ func TestTracingParentsAndAttributes(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, a := range server.Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	for k, want := range map[string]string{"leasegate.tier": "read", "leasegate.lease": "miss", "leasegate.decision": "allow", "leasegate.issuer": "fake", "leasegate.reason": "allowed", "http.request.method": "GET", "leasegate.request_id": "req-1"} {
 		if attrs[k] != want {
