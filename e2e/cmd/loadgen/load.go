@@ -66,7 +66,7 @@ func parseMix(s string) (methodMix, error) {
 	for part := range strings.SplitSeq(s, ",") {
 		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || name == "" {
-			return m, fmt.Errorf("mix %q: want METHOD=WEIGHT,...", s)
+			return m, fmt.Errorf("mix %q: want METHOD=WEIGHT[,METHOD=WEIGHT]", s)
 		}
 		n, err := strconv.ParseUint(w, 10, 32)
 		if err != nil || n == 0 {
