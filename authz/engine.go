@@ -125,8 +125,12 @@ type Engine struct {
 	byIss  map[string]*issuer
 	byName map[string]*issuer
 	opaque *issuer
-	group  singleflight.Group
-	cancel context.CancelFunc
+	// localHosts are every issuer's local_hosts: whether a Destination or
+	// Source names this server is needed before the lease lookup, when
+	// the token's issuer is not known yet (policy.AddTargets).
+	localHosts []string
+	group      singleflight.Group
+	cancel     context.CancelFunc
 }
 
 // New builds an Engine and its issuer clients. ctx bounds the background
@@ -180,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		e.byIss[ic.Issuer] = is
 		e.byName[ic.Name] = is
+		e.localHosts = append(e.localHosts, is.localHosts...)
 		if ic.DefaultForOpaque {
 			e.opaque = is
 		}
@@ -325,7 +330,12 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 		d.Lease = LeaseNone
 		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, problem, "")
 	}
-	m := e.policy.Classify(nr, r.TierHint)
+	m := e.policy.Classify(nr.req, r.TierHint)
+	// A MOVE or COPY also touches its Destination or Source: on this
+	// server, the target's routes add their require: and may shorten the
+	// window, whatever the method (SPEC §1: no spelling may select a
+	// weaker route).
+	e.policy.AddTargets(&m, nr.destination, nr.source, e.localHosts)
 	d.Tier = m.Tier.Name
 	if m.HintUnknown {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "unknown leasegate.tier from the proxy; using the strictest tier",
@@ -453,14 +463,16 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 
 	switch {
 	case res.err != nil:
-		t := m.Tier
-		// m.Window, not t.Window: a route that sets window 0 gets no stale
-		// allowance either (every request there must be validated fresh).
-		if haveOld && t.StaleIfError > 0 && m.Window > 0 && old.Issuer == is.cfg.Name {
+		// m.Window, not the tier's: a route that sets window 0 gets no stale
+		// allowance either (every request there must be validated fresh),
+		// nor does a MOVE or COPY into one. m.StaleIfError is the smaller
+		// of the request's and a local target's tier's.
+		stale := m.StaleIfError
+		if haveOld && stale > 0 && m.Window > 0 && old.Issuer == is.cfg.Name {
 			// A validation "in the future" (the clock stepped back since the
 			// lookup) has no age to judge: SPEC §1, never a longer allowance.
 			now := e.now()
-			if age := now.Sub(old.ValidatedAt); age >= 0 && age < t.StaleIfError && !expired(old.Expiry, now) {
+			if age := now.Sub(old.ValidatedAt); age >= 0 && age < stale && !expired(old.Expiry, now) {
 				d.Lease = LeaseStale
 				return e.allow(d, r, m, is, &old)
 			}
@@ -683,7 +695,11 @@ func (e *Engine) introspect(ctx context.Context, is *issuer, tok string) (Claims
 // allow applies the storage rules of every matching route, then allows with
 // identity. SPEC §1: "every matching route's require: ... applies", so a
 // route that only tightens the tier cannot switch off a broader route's
-// scope check, and two profiles required must both pass.
+// scope check, and two profiles required must both pass. m.Require also
+// holds the requirements of a local Destination's or Source's routes
+// (policy.AddTargets), and AuthorizeStorage checks both paths of a MOVE or
+// a local COPY under each profile; m.LocalHosts carries those routes'
+// local_hosts, so it finds no target local that AddTargets found remote.
 func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *issuer, l *leasecache.Lease) Decision {
 	d.Issuer = is.cfg.Name
 	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}

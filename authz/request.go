@@ -7,25 +7,38 @@ import (
 	"github.com/leasegate/leasegate/policy"
 )
 
+// normalized is a request as the route rules and the storage rules read it.
+type normalized struct {
+	req policy.Request
+	// destination and source are the parsed Destination and Source
+	// headers, zero when absent: their paths are part of the operation
+	// (policy.AddTargets).
+	destination, source policy.Target
+}
+
 // normalize turns a request into the one form route rules and storage rules
-// both read (policy.Normalize), and checks the fields SPEC §3 allows only
-// once. A non-empty problem is the 400 invalid_request description; it is
-// safe to show clients (it names headers, never echoes values).
+// both read (policy.Normalize, policy.ParseTarget), and checks the fields
+// SPEC §3 allows only once. A non-empty problem is the 400 invalid_request
+// description; it is safe to show clients (it names headers, never echoes
+// values).
 //
 // SPEC §1: "a path that cannot be decoded, or holds an encoded /, \, a raw
 // \, a raw # or NUL, is refused with 400 before any route is chosen."
-func normalize(r *Request) (policy.Request, string) {
-	nr, err := policy.Normalize(r.Method, r.Host, r.Path)
+func normalize(r *Request) (normalized, string) {
+	var n normalized
+	var err error
+	n.req, err = policy.Normalize(r.Method, r.Host, r.Path)
 	switch {
 	case errors.Is(err, policy.ErrInvalidHost):
-		return policy.Request{}, "request host is not acceptable"
+		return normalized{}, "request host is not acceptable"
 	case err != nil:
-		return policy.Request{}, "request path is not acceptable"
+		return normalized{}, "request path is not acceptable"
 	}
-	if problem := singleFields(r.Headers); problem != "" {
-		return policy.Request{}, problem
+	var problem string
+	if n.destination, n.source, problem = singleFields(r.Headers); problem != "" {
+		return normalized{}, problem
 	}
-	return nr, ""
+	return n, ""
 }
 
 // singleFields applies SPEC §3 to every request: "a request with more than
@@ -37,28 +50,43 @@ func normalize(r *Request) (policy.Request, string) {
 //   - If-None-Match "*" must stand alone, so "*" in a list is two fields
 //     (a list of entity tags is one value in HTTP and stays allowed);
 //   - Destination and Source are one absolute URI or path each, so a ','
-//     followed by "/" or "scheme://" is two (policy.CheckTarget, which
+//     followed by "/" or "scheme://" is two (policy.ParseTarget, which
 //     also refuses a fragment, userinfo or an unparseable authority).
-func singleFields(h Headers) string {
+//
+// It returns the parsed Destination and Source, zero when absent.
+func singleFields(h Headers) (dst, src policy.Target, problem string) {
 	if h == nil {
-		return ""
+		return dst, src, ""
 	}
-	for _, f := range [...]struct{ name, label string }{{"destination", "Destination"}, {"source", "Source"}} {
-		v, n := h.Get(f.name)
-		switch {
-		case n > 1:
-			return "more than one " + f.label + " header"
-		case n == 1 && policy.CheckTarget(v) != nil:
-			return f.label + " header is not acceptable"
-		}
+	if dst, problem = target(h, "destination", "Destination"); problem != "" {
+		return dst, src, problem
+	}
+	if src, problem = target(h, "source", "Source"); problem != "" {
+		return dst, src, problem
 	}
 	if v, n := h.Get("overwrite"); n > 1 || strings.IndexByte(v, ',') >= 0 {
-		return "more than one Overwrite header"
+		return dst, src, "more than one Overwrite header"
 	}
 	if v, n := h.Get("if-none-match"); n > 1 || starInList(v) {
-		return "more than one If-None-Match header"
+		return dst, src, "more than one If-None-Match header"
 	}
-	return ""
+	return dst, src, ""
+}
+
+// target reads the single Destination or Source field called name.
+func target(h Headers, name, label string) (policy.Target, string) {
+	v, n := h.Get(name)
+	switch {
+	case n == 0:
+		return policy.Target{}, ""
+	case n > 1:
+		return policy.Target{}, "more than one " + label + " header"
+	}
+	t, err := policy.ParseTarget(v)
+	if err != nil {
+		return policy.Target{}, label + " header is not acceptable"
+	}
+	return t, ""
 }
 
 // starInList reports whether "*" is one element of a list of several.

@@ -82,10 +82,16 @@ type Match struct {
 	Route   *Route // the first matching route rule, nil when none
 	// Window is min(tier window, first route's window, lease.max); the
 	// token's expiry is applied at lookup (leasecache's Cache.Lookup).
+	// AddTargets lowers it to a local target's.
 	Window time.Duration
-	// Require holds every matching route's require:, not only the first's.
+	// StaleIfError is the tier's stale_if_error, lowered by AddTargets to
+	// a local target's tier's; it never applies while Window is 0.
+	StaleIfError time.Duration
+	// Require holds every matching route's require:, not only the first's,
+	// and with AddTargets every route's of a local target.
 	Require Requirements
-	// LocalHosts are every matching route's local_hosts.
+	// LocalHosts are every matching route's local_hosts (and, with
+	// AddTargets, a local target's routes').
 	LocalHosts []string
 	// HintUnknown is set when Envoy named a tier that does not exist; the
 	// strictest tier is used then, so a typo never widens a window.
@@ -266,6 +272,9 @@ func capAt(d, max time.Duration) time.Duration {
 // first: the hint, the first matching route rule, the method table, the
 // default tier. SPEC §1: "the tier and window come from the first matching
 // route, but every matching route's require: ... applies".
+//
+// Classify reads the request path only. A request with a Destination or
+// Source also touches that path: pass them to AddTargets.
 func (p *Policy) Classify(r Request, hint string) Match {
 	m := Match{Request: r}
 	for i := range p.routes {
@@ -296,7 +305,7 @@ func (p *Policy) Classify(r Request, hint string) Match {
 			m.Tier = &p.tiers[p.defaultTier]
 		}
 	}
-	m.Window = m.Tier.Window
+	m.Window, m.StaleIfError = m.Tier.Window, m.Tier.StaleIfError
 	if route != nil && route.HasWindow && route.Window < m.Window {
 		m.Window = route.Window
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// ErrInvalidPath is wrapped by every error Normalize (and CheckTarget, for a
+// ErrInvalidPath is wrapped by every error Normalize (and ParseTarget, for a
 // Destination or Source path) returns for a path: the request must be
 // refused with 400 invalid_request, never matched against routes or scopes.
 var ErrInvalidPath = errors.New("invalid request path")

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzRouteSpelling is the differential target of issue 19 class 1 (SPEC §1:
@@ -88,6 +89,177 @@ func FuzzRouteSpelling(f *testing.F) {
 			t.Fatalf("respelling %q (host %q) %s than %q", rawPath, rawHost, why, n.Path())
 		}
 	})
+}
+
+// FuzzTargetRoutes is FuzzRouteSpelling for the second path of a MOVE or
+// COPY (SPEC §1: "every matching route's require: ... applies"; SPEC §5
+// says which targets name this server). For any request and Destination
+// and Source that Normalize and ParseTarget accept:
+//
+//   - AddTargets never makes the match weaker than the request path's
+//     alone, nor raises its stale_if_error;
+//   - for every target that AuthorizeStorage reads as local (given the
+//     folded match's local_hosts and the issuer's), the requirements
+//     include those an independent reference matcher finds for the
+//     target's path under the request's host and under the target's, and
+//     the window is no longer than the target's first route sets;
+//   - when no target is local, nothing changes (another server's
+//     business);
+//   - respelling a target (escapes, dot segments, "//", ";parameters",
+//     host case, trailing dot, default port) gives the same match.
+func FuzzTargetRoutes(f *testing.F) {
+	seeds := []struct {
+		method, host, target, dest, src string
+		ops                             []byte
+	}{
+		{"MOVE", "storage.example.org", "/public/x", "/data/secret", "", nil},
+		{"MOVE", "storage.example.org", "/public/x", "http://storage.example.org/data/secret", "", []byte{5, 6, 7}},
+		{"COPY", "storage.example.org", "/public/y", "/data/secret", "", []byte{0, 9}},
+		{"COPY", "storage.example.org", "/public/y", "", "/data/secret", []byte{2, 4}},
+		{"COPY", "storage.example.org", "/public/y", "https://remote.example.net/data/secret", "", nil},
+		{"COPY", "storage.example.org", "/public/y", "", "https://remote.example.net/data/secret", nil},
+		{"MOVE", "storage.example.org", "/public/x", "https://dav.example.org/data/s", "", []byte{5}},
+		{"COPY", "storage.example.org", "/public/x", "https://dav.example.org/sci/y", "/data/z", []byte{1, 3}},
+		{"MOVE", "storage.example.org:8443", "/public/x", "/vo/f", "", nil},
+		{"MOVE", "storage.example.org", "/public/x", "http://192.0.2.1/vo/f", "", []byte{7, 15}},
+		{"MOVE", "storage.example.org", "/public/x", "https://webdav.example.org/alias/f", "", []byte{6}},
+		{"PROPFIND", "", "/x", "/admin/%2e%2e/atlas/upload/f", "", nil},
+		{"MOVE", "storage.example.org", "/bulk/x", "http://localhost:2880/both/x/f;p", "", []byte{4, 12}},
+	}
+	for _, s := range seeds {
+		f.Add(s.method, s.host, s.target, s.dest, s.src, s.ops)
+	}
+	p := targetPolicy(f)
+	routes := p.routes
+	f.Fuzz(func(t *testing.T, method, host, target, dest, src string, ops []byte) {
+		n, err := Normalize(method, host, target)
+		if err != nil {
+			return
+		}
+		raw := [2]string{dest, src}
+		var ts [2]Target
+		for i, v := range raw {
+			if v == "" {
+				continue
+			}
+			if ts[i], err = ParseTarget(v); err != nil {
+				return // 400 before any route is chosen
+			}
+		}
+		base := p.Classify(n, "")
+		m := base
+		p.AddTargets(&m, ts[0], ts[1], targetIssuerHosts)
+		if why := weaker(m, base); why != "" || m.StaleIfError > base.StaleIfError {
+			t.Fatalf("%s %q with targets %q: %s (stale %v, not %v) than the request path alone", method, target, raw, why, m.StaleIfError, base.StaleIfError)
+		}
+
+		sr := StorageRequest{Request: n, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: targetIssuerHosts}
+		anyLocal := false
+		for i, tg := range ts {
+			if tg.path == "" {
+				continue
+			}
+			_, local, err := localTarget(raw[i], sr)
+			if err != nil {
+				t.Fatalf("AuthorizeStorage refuses %q that ParseTarget accepted: %v", raw[i], err)
+			}
+			if !local {
+				continue
+			}
+			anyLocal = true
+			hosts := []string{n.Host()}
+			if tg.host != "" && tg.host != n.Host() {
+				hosts = append(hosts, tg.host)
+			}
+			for _, h := range hosts {
+				first, require := referenceMatch(routes, method, h, tg.path)
+				if require&^m.Require != 0 {
+					t.Fatalf("%s %q: local target %q (path %q, host %q) requires %b, the request only %b", method, target, raw[i], tg.path, h, require, m.Require)
+				}
+				ref := referenceLease(p, routes, first)
+				if ref.hasWindow && m.Window > ref.window {
+					t.Fatalf("%s %q: local target %q (path %q, host %q) allows %v, the request %v", method, target, raw[i], tg.path, h, ref.window, m.Window)
+				}
+				if ref.hasStale && m.StaleIfError > ref.stale {
+					t.Fatalf("%s %q: local target %q (path %q, host %q) allows stale %v, the request %v", method, target, raw[i], tg.path, h, ref.stale, m.StaleIfError)
+				}
+			}
+		}
+		if !anyLocal && (m.Require != base.Require || m.Window != base.Window || m.Tier != base.Tier || m.StaleIfError != base.StaleIfError) {
+			t.Fatalf("%s %q: remote targets %q changed the match: %+v, not %+v", method, target, raw, m, base)
+		}
+
+		// Another spelling of each target gives the same match.
+		var re [2]Target
+		for i, tg := range ts {
+			if tg.path == "" {
+				continue
+			}
+			rawPath, rawHost := respell(reescapeTarget(tg.path), tg.host, ops)
+			v := rawPath
+			if tg.host != "" {
+				v = "https://" + rawHost + rawPath
+			} else if strings.HasPrefix(v, "//") {
+				v = "/." + v // a path, not a network-path reference
+			}
+			if re[i], err = ParseTarget(v); err != nil {
+				t.Fatalf("respelling %q of target %q refused: %v", v, raw[i], err)
+			}
+			if re[i].path != tg.path || re[i].host != tg.host {
+				t.Fatalf("respelling %q of target %q reads as %+v, want %+v", v, raw[i], re[i], tg)
+			}
+		}
+		m2 := base
+		p.AddTargets(&m2, re[0], re[1], targetIssuerHosts)
+		if m2.Require != m.Require || m2.Window != m.Window || m2.Tier != m.Tier || m2.StaleIfError != m.StaleIfError {
+			t.Fatalf("respelled targets of %q give %+v, not %+v", raw, m2, m)
+		}
+	})
+}
+
+// reescapeTarget is reescape for a Destination or Source, which may not
+// carry whitespace, control characters or a ',' that could read as a join.
+func reescapeTarget(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c <= ' ' || c == 0x7f || c == '%' || c == '?' || c == '#' || c == ',':
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// leaseLimits are what a route sets for a lease: a window, and with a tier
+// that tier's stale_if_error.
+type leaseLimits struct {
+	window, stale       time.Duration
+	hasWindow, hasStale bool
+}
+
+// referenceLease reads off the configuration what route first sets for a
+// request on its path: its tier's window capped by its own, or its own;
+// nothing when it sets neither (or there is no route).
+func referenceLease(p *Policy, routes []Route, first int) leaseLimits {
+	if first < 0 {
+		return leaseLimits{}
+	}
+	r := routes[first]
+	if r.Tier == "" {
+		return leaseLimits{window: r.Window, hasWindow: r.HasWindow}
+	}
+	for _, t := range p.Tiers() {
+		if t.Name == r.Tier {
+			l := leaseLimits{window: t.Window, stale: t.StaleIfError, hasWindow: true, hasStale: true}
+			if r.HasWindow {
+				l.window = min(l.window, r.Window)
+			}
+			return l
+		}
+	}
+	return leaseLimits{}
 }
 
 // weaker says how a is weaker than b, or "" when it is not.

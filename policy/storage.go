@@ -153,8 +153,8 @@ func planStorage(req StorageRequest, base string) (checks [maxChecks]storageChec
 		// Not made by Normalize: nothing to check a scope against.
 		return bad("request path is not acceptable")
 	}
-	here := webdavTarget{host: r.host, path: r.path, literal: r.literal}
-	add := func(op storageOp, t webdavTarget) {
+	here := Target{host: r.host, path: r.path, literal: r.literal}
+	add := func(op storageOp, t Target) {
 		for i, abs := range [2]string{t.path, t.literal} {
 			if i == 1 && abs == t.path {
 				break // no ;parameters: one reading
@@ -239,9 +239,9 @@ func planStorage(req StorageRequest, base string) (checks [maxChecks]storageChec
 
 // localTarget parses a Destination or Source header and says whether it
 // names this server.
-func localTarget(v string, req StorageRequest) (t webdavTarget, local bool, err error) {
-	if t, err = parseTarget(v); err != nil {
-		return webdavTarget{}, false, err
+func localTarget(v string, req StorageRequest) (t Target, local bool, err error) {
+	if t, err = ParseTarget(v); err != nil {
+		return Target{}, false, err
 	}
 	return t, t.namesHost(req.Request.host, req.RouteLocalHosts, req.IssuerLocalHosts), nil
 }

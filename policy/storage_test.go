@@ -257,9 +257,9 @@ func TestDestinationNamesHost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tg, err := parseTarget(tt.dest)
+			tg, err := ParseTarget(tt.dest)
 			if err != nil {
-				t.Fatalf("parseTarget(%q): %v", tt.dest, err)
+				t.Fatalf("ParseTarget(%q): %v", tt.dest, err)
 			}
 			host, err := NormalizeHost(tt.host)
 			if err != nil {
@@ -287,13 +287,13 @@ func TestParseTargetRefuses(t *testing.T) {
 		"/a,/b", "/a, /b", "https://h.example.org/a,https://g.example.org/b", "/a,dav://g/b",
 		"/a%2Fb", "/a%zz", "/a\\b",
 	} {
-		if _, err := parseTarget(d); err == nil {
-			t.Errorf("parseTarget(%q) accepted", d)
+		if _, err := ParseTarget(d); err == nil {
+			t.Errorf("ParseTarget(%q) accepted", d)
 		}
 	}
 	for _, d := range []string{"/a,b", "/a,1/b", "https://h.example.org/a,b", "/a;x/b", "https://[2001:db8::1]:8443/a", " /a "} {
-		if _, err := parseTarget(d); err != nil {
-			t.Errorf("parseTarget(%q): %v", d, err)
+		if _, err := ParseTarget(d); err != nil {
+			t.Errorf("ParseTarget(%q): %v", d, err)
 		}
 	}
 }

@@ -6,53 +6,51 @@ import (
 	"strings"
 )
 
-// webdavTarget is a parsed Destination or Source header.
-type webdavTarget struct {
+// Target is a Destination or Source value as ParseTarget reads it: the host
+// it names and its path, normalised as Normalize normalises a request's. The
+// zero Target stands for no such header (AddTargets ignores it).
+type Target struct {
 	host    string // NormalizeHost's form; "" for an absolute path
 	path    string // as Request.Path
 	literal string // as Request.LiteralPath
 }
 
-// CheckTarget reports whether v is an acceptable Destination or Source
-// value; an error means 400 invalid_request. The engine applies it to every
-// request (SPEC §5 refuses such a value with 400 whatever the route), and
-// AuthorizeStorage reads targets with the same parser.
-func CheckTarget(v string) error {
-	_, err := parseTarget(v)
-	return err
-}
-
-// parseTarget reads a Destination or Source value. SPEC §5: "Destination and
-// Source are single absolute URIs or absolute paths; one with a fragment
-// (#), userinfo, or an unparseable authority is refused with 400." A
-// backend drops a fragment, so "/a#/../b" would be checked as /b and
-// executed on /a. A network-path reference ("//host/…") is refused as
-// ambiguous, and so is a value that reads as two targets joined by ','
-// (Envoy's headers map joins repeated fields that way).
-func parseTarget(v string) (webdavTarget, error) {
+// ParseTarget reads a Destination or Source value; an error means 400
+// invalid_request. The engine applies it to every request (SPEC §5 refuses
+// such a value with 400 whatever the route), and AuthorizeStorage reads
+// targets with the same parser.
+//
+// SPEC §5: "Destination and Source are single absolute URIs or absolute
+// paths; one with a fragment (#), userinfo, or an unparseable authority is
+// refused with 400." A backend drops a fragment, so "/a#/../b" would be
+// checked as /b and executed on /a. A network-path reference ("//host/…")
+// is refused as ambiguous, and so is a value that reads as two targets
+// joined by ',' (Envoy's headers map joins repeated fields that way). For
+// an already clean, lower-case value it does not allocate.
+func ParseTarget(v string) (Target, error) {
 	v = strings.Trim(v, " \t")
 	if v == "" {
-		return webdavTarget{}, errors.New("empty")
+		return Target{}, errors.New("empty")
 	}
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
 		case c <= ' ' || c == 0x7f:
-			return webdavTarget{}, errors.New("whitespace or a control character")
+			return Target{}, errors.New("whitespace or a control character")
 		case c == '#':
-			return webdavTarget{}, errors.New("a fragment")
+			return Target{}, errors.New("a fragment")
 		case c == ',' && startsTarget(v[i+1:]):
-			return webdavTarget{}, errors.New("two values joined by ','")
+			return Target{}, errors.New("two values joined by ','")
 		}
 	}
 	if strings.HasPrefix(v, "//") {
-		return webdavTarget{}, errors.New("network-path reference")
+		return Target{}, errors.New("network-path reference")
 	}
-	var t webdavTarget
+	var t Target
 	rawPath := v
 	if v[0] != '/' {
 		i := strings.Index(v, "://")
 		if i <= 0 || !isScheme(v[:i]) {
-			return webdavTarget{}, errors.New("neither an absolute URI nor an absolute path")
+			return Target{}, errors.New("neither an absolute URI nor an absolute path")
 		}
 		rest := v[i+3:]
 		end := strings.IndexAny(rest, "/?")
@@ -61,14 +59,14 @@ func parseTarget(v string) (webdavTarget, error) {
 		}
 		authority := rest[:end]
 		if strings.IndexByte(authority, '@') >= 0 {
-			return webdavTarget{}, errors.New("userinfo")
+			return Target{}, errors.New("userinfo")
 		}
 		if authority == "" {
-			return webdavTarget{}, errors.New("empty authority")
+			return Target{}, errors.New("empty authority")
 		}
 		h, err := NormalizeHost(authority)
 		if err != nil {
-			return webdavTarget{}, fmt.Errorf("unparseable authority: %w", err)
+			return Target{}, fmt.Errorf("unparseable authority: %w", err)
 		}
 		t.host = h
 		rawPath = rest[end:]
@@ -78,7 +76,7 @@ func parseTarget(v string) (webdavTarget, error) {
 	}
 	var err error
 	if t.path, t.literal, err = normalizePath(rawPath); err != nil {
-		return webdavTarget{}, err
+		return Target{}, err
 	}
 	return t, nil
 }
@@ -120,6 +118,6 @@ func isSchemeChar(c byte, i int) bool {
 
 // namesHost reports whether t points at the server that received the
 // request (SPEC §5, see namesThisServer); a path-only target always does.
-func (t webdavTarget) namesHost(reqHost string, local, more []string) bool {
+func (t Target) namesHost(reqHost string, local, more []string) bool {
 	return t.host == "" || namesThisServer(t.host, reqHost, local, more)
 }
