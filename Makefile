@@ -5,8 +5,13 @@ BIN     ?= leasegate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 5s
+# Linters, pinned and run from the module proxy: no go.mod change, no
+# install step, the same version on every machine.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE    ?= $(GO) run golang.org/x/tools/cmd/deadcode@v0.52.0
+TESTCLOCK   := github.com/leasegate/leasegate/internal/testclock
 
-.PHONY: all build test unit fuzz e2e demo hydra deps bench clean
+.PHONY: all build test lint unit fuzz e2e demo hydra deps bench clean
 
 all: build
 
@@ -14,8 +19,8 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 
-## test: vet, unit tests with -race, short fuzz runs, then end-to-end against real Hydra and nginx
-test: deps unit fuzz e2e
+## test: lint, unit tests with -race, short fuzz runs, then end-to-end against real Hydra and nginx
+test: deps lint unit fuzz e2e
 
 ## deps: Debian packages the tests drive for real (nginx with auth_request)
 deps:
@@ -24,9 +29,23 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 
-unit:
-	gofmt -l . | tee /dev/stderr | (! read)
+## lint: gofmt, go vet and staticcheck on both modules; deadcode on the main
+## module (it must print nothing); internal/testclock imported by tests only.
+## deadcode skips e2e/: its packages are test harness, and helpers that only
+## tests call are what deadcode reports.
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd e2e && $(GO) vet ./...
+	$(STATICCHECK) ./...
+	cd e2e && $(STATICCHECK) ./...
+	@# internal/testclock is unreachable from main by design: tests are its only callers.
+	@out=$$($(DEADCODE) ./...) || exit 1; out=$$(echo "$$out" | grep -v '^internal/testclock/'); \
+		if [ -n "$$out" ]; then echo "deadcode: unreachable code:"; echo "$$out"; exit 1; fi
+	@bad=$$($(GO) list -f '{{range .Imports}}{{if eq . "$(TESTCLOCK)"}}{{$$.ImportPath}} {{end}}{{end}}' ./...) || exit 1; \
+		if [ -n "$$bad" ]; then echo "$(TESTCLOCK) is for _test.go files; imported by: $$bad"; exit 1; fi
+
+unit:
 	LEASEGATE_E2E_REQUIRE=1 $(GO) test -race -count=1 ./...
 
 ## fuzz: every native fuzz target for FUZZTIME (corpora in testdata/fuzz/)

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -69,7 +70,7 @@ func BenchmarkCheckHit(b *testing.B) {
 			for k, v := range c.hdr {
 				h[k] = v
 			}
-			r := &Request{Method: cmpOr(c.method, "GET"), Host: "storage.example.org", Path: c.path, Headers: h}
+			r := &Request{Method: cmp.Or(c.method, "GET"), Host: "storage.example.org", Path: c.path, Headers: h}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

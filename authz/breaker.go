@@ -69,10 +69,3 @@ func (b *breaker) failure(retryAfter time.Duration) {
 		b.openUntil = b.now().Add(b.openDur)
 	}
 }
-
-// open reports whether calls are being refused now.
-func (b *breaker) open() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.failures >= b.threshold && b.now().Before(b.openUntil)
-}

@@ -78,7 +78,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
 	}
 	d.Lease = LeaseMiss
-	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Expired)
+	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.WindowClosed)
 }
 
 // lookup is the lease cache read, with its own span when the request is traced.

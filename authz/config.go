@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -48,7 +49,7 @@ func ValidateIssuers(issuers []IssuerConfig) []ConfigProblem {
 			if opaque != "" {
 				ps = append(ps, issuer.Problem{Field: "default_for_opaque", Msg: fmt.Sprintf("issuer %q is already default_for_opaque; at most one may be", opaque)})
 			}
-			opaque = cmpOr(ic.Name, fmt.Sprintf("#%d", i))
+			opaque = cmp.Or(ic.Name, fmt.Sprintf("#%d", i))
 		}
 		seen := map[issuer.Problem]bool{}
 		for _, p := range ps {

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -141,10 +142,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	// A nameless identity header could not overwrite what a client sent.
 	u := &cfg.Upstream
-	u.Subject = cmpOr(u.Subject, "x-auth-subject")
-	u.ClientID = cmpOr(u.ClientID, "x-auth-client-id")
-	u.Scope = cmpOr(u.Scope, "x-auth-scope")
-	u.Issuer = cmpOr(u.Issuer, "x-auth-issuer")
+	u.Subject = cmp.Or(u.Subject, "x-auth-subject")
+	u.ClientID = cmp.Or(u.ClientID, "x-auth-client-id")
+	u.Scope = cmp.Or(u.Scope, "x-auth-scope")
+	u.Issuer = cmp.Or(u.Issuer, "x-auth-issuer")
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -273,13 +274,6 @@ func (e *Engine) Probe(ctx context.Context) {
 			is.reached.Store(true)
 		}
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Revoke evicts a token's lease (admin revoke); the next request with it is

@@ -42,7 +42,7 @@ func FuzzEngineCheck(f *testing.F) {
 		{"GET", "h", "/data/atlas", "", "Bearer " + unsignedJWT(f, engIss), 1},
 		{"GET", "h", "/", "", "Bearer " + unsignedJWT(f, "https://elsewhere/"), 1},
 		{"GET", "h", "/", "", "Bearer eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.", 1},
-		{"GET", "h", "//data//atlas/./f", "", "Bearer " + strings.Repeat("A", MaxTokenBytes+1), 1},
+		{"GET", "h", "//data//atlas/./f", "", "Bearer " + strings.Repeat("A", MaxBearerTokenBytes+1), 1},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.host, s.path, s.hint, s.auth, s.n)
@@ -155,7 +155,7 @@ func FuzzExtractToken(f *testing.F) {
 		if n != 1 {
 			t.Fatalf("token from %d Authorization fields", n)
 		}
-		if len(tok) > MaxTokenBytes || !isB64Token(tok) || strings.ContainsAny(tok, ", \t") {
+		if len(tok) > MaxBearerTokenBytes || !isB64Token(tok) || strings.ContainsAny(tok, ", \t") {
 			t.Fatalf("token %q is not one bounded b64token", tok)
 		}
 		if !strings.EqualFold(value[:7], "bearer ") || !strings.HasSuffix(value, tok) || strings.TrimLeft(value[7:], " ") != tok {

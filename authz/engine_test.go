@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/internal/testclock"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -37,26 +38,9 @@ const (
 	engRealm      = "leasegate"
 )
 
-// engClock is a settable clock.
-type engClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newEngClock() *engClock {
-	return &engClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *engClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *engClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newEngClock is the engine tests' clock, at a fixed start.
+func newEngClock() *testclock.Clock {
+	return testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // engHeaders is a map-based Headers; names are lower-case, each value is one
@@ -170,7 +154,7 @@ type engOpts struct {
 }
 
 type engEnv struct {
-	clock   *engClock
+	clock   *testclock.Clock
 	cache   *leasecache.Cache
 	eng     *Engine
 	iss     *engIssuerServer

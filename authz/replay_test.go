@@ -18,6 +18,7 @@ import (
 
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/internal/testclock"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -151,11 +152,6 @@ func (s *replayIssuer) serve(w http.ResponseWriter, r *http.Request) {
 		replayIss, strings.TrimPrefix(r.PostForm.Get("token"), "replay-"), s.exp)
 }
 
-// replayClock is the simulated clock shared by the engine and the cache.
-type replayClock struct{ now atomic.Int64 }
-
-func (c *replayClock) Now() time.Time   { return time.Unix(0, c.now.Load()) }
-func (c *replayClock) Set(t time.Time)  { c.now.Store(t.UnixNano()) }
 func replayToken(n uint32) string       { return fmt.Sprintf("replay-%05d", n) }
 func replayAuth(n uint32) replayHeaders { return replayHeaders("Bearer " + replayToken(n)) }
 
@@ -170,7 +166,7 @@ func (h replayHeaders) Get(name string) (string, int) {
 }
 
 type replayEnv struct {
-	clock *replayClock
+	clock *testclock.Clock
 	iss   *replayIssuer
 	pol   *policy.Policy
 	eng   *authz.Engine
@@ -181,8 +177,7 @@ type replayEnv struct {
 func newReplayEnv(t testing.TB) *replayEnv {
 	t.Helper()
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	env := &replayEnv{clock: &replayClock{}}
-	env.clock.Set(start)
+	env := &replayEnv{clock: testclock.New(start)}
 	env.iss = newReplayIssuer(t, start)
 	var err error
 	env.pol, err = policy.New(policy.Config{Tiers: policy.DefaultTiers(), LeaseMax: 10 * time.Minute})

@@ -2,9 +2,10 @@ package authz
 
 import "strings"
 
-// MaxTokenBytes bounds an accepted bearer token; real access tokens are a
-// few KiB at most.
-const MaxTokenBytes = 16 << 10
+// MaxBearerTokenBytes bounds the bearer token a request may carry in
+// Authorization; a longer one is a malformed request (400). Real access
+// tokens are a few KiB at most.
+const MaxBearerTokenBytes = 16 << 10
 
 // tokenProblem explains why a request's credentials are unusable; "" with a
 // token means fine, "" without one means no credentials at all.
@@ -39,7 +40,7 @@ func extractToken(value string, n int) (string, tokenProblem) {
 	switch {
 	case tok == "":
 		return "", "empty bearer token"
-	case len(tok) > MaxTokenBytes:
+	case len(tok) > MaxBearerTokenBytes:
 		return "", "bearer token too large"
 	}
 	if i := strings.IndexByte(tok, ','); i >= 0 {

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -260,10 +261,10 @@ func (e *Engine) verify(ctx context.Context, is *trustedIssuer, tok string) (iss
 	}
 	// Both agree the token is good; the signed claims fill what the
 	// introspection answer left out.
-	c.Subject = cmpOr(c.Subject, local.Subject)
-	c.ClientID = cmpOr(c.ClientID, local.ClientID)
-	c.Scope = cmpOr(c.Scope, local.Scope)
-	c.WLCGVersion = cmpOr(c.WLCGVersion, local.WLCGVersion)
+	c.Subject = cmp.Or(c.Subject, local.Subject)
+	c.ClientID = cmp.Or(c.ClientID, local.ClientID)
+	c.Scope = cmp.Or(c.Scope, local.Scope)
+	c.WLCGVersion = cmp.Or(c.WLCGVersion, local.WLCGVersion)
 	if c.Expiry.IsZero() || (!local.Expiry.IsZero() && local.Expiry.Before(c.Expiry)) {
 		c.Expiry = local.Expiry
 	}

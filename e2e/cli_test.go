@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasegate/leasegate/e2e/internal/lg"
+	"github.com/leasegate/leasegate/e2e/internal/leasegate"
 )
 
 // TestCLI: -version, -check on valid and broken files (problems with their
@@ -21,7 +21,7 @@ func TestCLI(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
 
 	t.Run("version", func(t *testing.T) {
-		out, errOut, code, err := lg.RunCLI(ctx, bin, "-version")
+		out, errOut, code, err := leasegate.RunCLI(ctx, bin, "-version")
 		if err != nil || code != 0 {
 			t.Fatalf("-version: exit %d, err %v, stderr %q", code, err, errOut)
 		}
@@ -31,11 +31,11 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("check valid", func(t *testing.T) {
-		cfg := lg.Config{
-			Listen:  lg.Listen{GRPC: "127.0.0.1:0", Admin: "127.0.0.1:0"},
-			Issuers: []lg.Issuer{{Name: issuerName, Issuer: "http://127.0.0.1:4444", DefaultForOpaque: true, Introspection: &lg.Introspection{Endpoint: "http://127.0.0.1:4445/admin/oauth2/introspect", Auth: "none"}}},
-			Tiers:   lg.StandardTiers(3*time.Second, time.Second, 0, 2*time.Minute),
-			Lease:   lg.Lease{Max: lg.Duration(10 * time.Minute)},
+		cfg := leasegate.Config{
+			Listen:  leasegate.Listen{GRPC: "127.0.0.1:0", Admin: "127.0.0.1:0"},
+			Issuers: []leasegate.Issuer{{Name: issuerName, Issuer: "http://127.0.0.1:4444", DefaultForOpaque: true, Introspection: &leasegate.Introspection{Endpoint: "http://127.0.0.1:4445/admin/oauth2/introspect", Auth: "none"}}},
+			Tiers:   leasegate.StandardTiers(3*time.Second, time.Second, 0, 2*time.Minute),
+			Lease:   leasegate.Lease{Max: leasegate.Duration(10 * time.Minute)},
 		}
 		b, err := cfg.Marshal()
 		if err != nil {
@@ -45,7 +45,7 @@ func TestCLI(t *testing.T) {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out, errOut, code, err := lg.RunCLI(ctx, bin, "-config", path, "-check")
+		out, errOut, code, err := leasegate.RunCLI(ctx, bin, "-config", path, "-check")
 		if err != nil || code != 0 {
 			t.Fatalf("-check valid file: exit %d, err %v, stderr %q", code, err, errOut)
 		}
@@ -78,7 +78,7 @@ func TestCLI(t *testing.T) {
 		},
 	} {
 		t.Run("check "+tc.name, func(t *testing.T) {
-			out, errOut, code, err := lg.RunCLI(ctx, bin, "-config", tc.file, "-check")
+			out, errOut, code, err := leasegate.RunCLI(ctx, bin, "-config", tc.file, "-check")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,21 +102,21 @@ func TestCLI(t *testing.T) {
 // SIGTERM drains and exits 0.
 func TestReloadAndDrain(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{Tiers: lg.StandardTiers(time.Minute, time.Second, 0, 0)})
+	s := newStack(t, stackOptions{Tiers: leasegate.StandardTiers(time.Minute, time.Second, 0, 0)})
 	ctx := testCtx(t, time.Minute)
 	tok := s.token(t)
-	get := lg.Request{Method: "GET", Path: "/data/r", Token: tok}
+	get := leasegate.Request{Method: "GET", Path: "/data/r", Token: tok}
 	s.expect(t, get, expectation{allowed: true, lease: "miss", calls: 1})
 	s.expect(t, get, expectation{allowed: true, lease: "hit", calls: 0})
 
 	reload := func(t *testing.T, read time.Duration) {
 		t.Helper()
 		cfg := s.cfg
-		cfg.Tiers = lg.StandardTiers(read, time.Second, 0, 0)
-		if err := s.lg.Reload(ctx, cfg); err != nil {
+		cfg.Tiers = leasegate.StandardTiers(read, time.Second, 0, 0)
+		if err := s.leasegate.Reload(ctx, cfg); err != nil {
 			t.Fatalf("reload: %v", err)
 		}
-		w, err := s.lg.TierWindow(ctx, "read")
+		w, err := s.leasegate.TierWindow(ctx, "read")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestReloadAndDrain(t *testing.T) {
 	t.Run("shorter window keeps the lease", func(t *testing.T) {
 		reload(t, 30*time.Second)
 		s.expect(t, get, expectation{allowed: true, lease: "hit", calls: 0})
-		b, err := s.lg.RevocationBound(ctx)
+		b, err := s.leasegate.RevocationBound(ctx)
 		if err != nil || b.Window != 30*time.Second {
 			t.Errorf("revocation bound after reload %v (%v), want 30s", b.Window, err)
 		}
@@ -145,13 +145,13 @@ func TestReloadAndDrain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.lg.WriteConfigYAML(broken); err != nil {
+		if err := s.leasegate.WriteConfigYAML(broken); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.lg.SignalReload(ctx); !errors.Is(err, lg.ErrReloadRefused) {
+		if err := s.leasegate.SignalReload(ctx); !errors.Is(err, leasegate.ErrReloadRefused) {
 			t.Fatalf("reload of a broken file: %v, want refused", err)
 		}
-		if w, err := s.lg.TierWindow(ctx, "read"); err != nil || w != "0s" {
+		if w, err := s.leasegate.TierWindow(ctx, "read"); err != nil || w != "0s" {
 			t.Errorf("read window after a refused reload %q (%v), want the running 0s", w, err)
 		}
 		s.expect(t, get, expectation{allowed: true, lease: "miss", calls: 1})
@@ -162,10 +162,10 @@ func TestReloadAndDrain(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("grpc health before SIGTERM: serving=%v err=%v", ok, err)
 		}
-		if err := s.lg.Signal(syscall.SIGTERM); err != nil {
+		if err := s.leasegate.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		code, err := s.lg.Wait(10 * time.Second)
+		code, err := s.leasegate.Wait(10 * time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestReloadAndDrain(t *testing.T) {
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		if _, err := s.lg.WaitLog(wctx, func(e lg.LogEntry) bool { return e.Msg == "stopped" }); err != nil {
+		if _, err := s.leasegate.WaitLog(wctx, func(e leasegate.LogEntry) bool { return e.Msg == "stopped" }); err != nil {
 			t.Errorf("no \"stopped\" log line after SIGTERM: %v", err)
 		}
 	})

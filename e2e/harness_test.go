@@ -1,6 +1,6 @@
 // Package e2e drives the built leasegate binary as a black box against a
 // real ORY Hydra (see internal/hydra), with Envoy-shaped ext_authz v3
-// requests (internal/lg), counting every call leasegate makes to the issuer.
+// requests (internal/leasegate), counting every call leasegate makes to the issuer.
 //
 // Run: cd e2e && go test -race -count=1 ./...   (LEASEGATE_BIN names the
 // binary; without it the tests build one from the checkout). Tests skip
@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/e2e/internal/hydra"
-	"github.com/leasegate/leasegate/e2e/internal/lg"
+	"github.com/leasegate/leasegate/e2e/internal/leasegate"
 )
 
 const (
@@ -66,14 +66,14 @@ func missing(t *testing.T, what string, err error) {
 func leasegateBin(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		if os.Getenv(lg.EnvBinary) == "" {
+		if os.Getenv(leasegate.EnvBinary) == "" {
 			if binDir, binErr = os.MkdirTemp("", "leasegate-e2e-bin-"); binErr != nil {
 				return
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		binPath, binErr = lg.Binary(ctx, binDir)
+		binPath, binErr = leasegate.Binary(ctx, binDir)
 	})
 	if binErr != nil {
 		missing(t, "leasegate binary", binErr)
@@ -104,10 +104,10 @@ type stackOptions struct {
 	JWT  bool   // Hydra issues JWT access tokens
 	Mode string // leasegate issuer mode; default introspection
 	// Tiers; default read 3s, write 1s, critical 0.
-	Tiers map[string]lg.Tier
+	Tiers map[string]leasegate.Tier
 	// Timeout is the introspection timeout; default 2s (leasegate's).
 	Timeout time.Duration
-	Breaker *lg.Breaker
+	Breaker *leasegate.Breaker
 	// Env is extra environment for leasegate (OTEL_*).
 	Env []string
 }
@@ -117,14 +117,14 @@ type stackOptions struct {
 // leasegate → gate → counting proxy → Hydra admin, so a test can count the
 // calls that reached Hydra and make the issuer slow or hang.
 type stack struct {
-	hydra  *hydra.Server
-	admin  *hydra.CountingProxy // counts introspections
-	public *hydra.CountingProxy // counts JWKS fetches (JWT modes)
-	gate   *gate
-	lg     *lg.Process
-	client *lg.Client
-	oauth  hydra.Client // a client_credentials client registered in Hydra
-	cfg    lg.Config
+	hydra     *hydra.Server
+	admin     *hydra.CountingProxy // counts introspections
+	public    *hydra.CountingProxy // counts JWKS fetches (JWT modes)
+	gate      *gate
+	leasegate *leasegate.Process
+	client    *leasegate.Client
+	oauth     hydra.Client // a client_credentials client registered in Hydra
+	cfg       leasegate.Config
 
 	mu     sync.Mutex
 	issued []issuedToken // every token handed out, to check leasegate never logs one
@@ -136,8 +136,8 @@ type stack struct {
 // issuedToken is a token a test was given, and what kind it is.
 type issuedToken struct{ kind, tok string }
 
-func defaultTiers() map[string]lg.Tier {
-	return lg.StandardTiers(3*time.Second, time.Second, 0, 0)
+func defaultTiers() map[string]leasegate.Tier {
+	return leasegate.StandardTiers(3*time.Second, time.Second, 0, 0)
 }
 
 func newStack(t *testing.T, o stackOptions) *stack {
@@ -181,7 +181,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if mode == "" {
 		mode = "introspection"
 	}
-	iss := lg.Issuer{
+	iss := leasegate.Issuer{
 		Name:             issuerName,
 		Issuer:           h.Issuer(), // Hydra's iss: no trailing slash
 		Mode:             mode,
@@ -190,10 +190,10 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		CircuitBreaker:   o.Breaker,
 	}
 	if mode != "jwt" {
-		iss.Introspection = &lg.Introspection{
+		iss.Introspection = &leasegate.Introspection{
 			Endpoint: s.gate.URL() + hydra.IntrospectPath,
 			Auth:     "none", // Hydra's admin port takes no client auth
-			Timeout:  lg.Duration(o.Timeout),
+			Timeout:  leasegate.Duration(o.Timeout),
 		}
 	}
 	if mode != "introspection" {
@@ -203,32 +203,32 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if tiers == nil {
 		tiers = defaultTiers()
 	}
-	s.cfg = lg.Config{
+	s.cfg = leasegate.Config{
 		Realm:       realm,
-		Issuers:     []lg.Issuer{iss},
+		Issuers:     []leasegate.Issuer{iss},
 		Tiers:       tiers,
 		DefaultTier: "critical",
-		Lease:       lg.Lease{Max: lg.Duration(time.Minute), NegativeTTL: lg.Duration(10 * time.Second)},
-		Log:         lg.Log{Level: "info", Format: "json"},
-		Server:      lg.Server{StartGrace: lg.Duration(10 * time.Second), DrainTimeout: lg.Duration(5 * time.Second)},
+		Lease:       leasegate.Lease{Max: leasegate.Duration(time.Minute), NegativeTTL: leasegate.Duration(10 * time.Second)},
+		Log:         leasegate.Log{Level: "info", Format: "json"},
+		Server:      leasegate.Server{StartGrace: leasegate.Duration(10 * time.Second), DrainTimeout: leasegate.Duration(5 * time.Second)},
 	}
 	var logw *testLogWriter
 	if os.Getenv("LEASEGATE_E2E_VERBOSE") != "" {
 		logw = &testLogWriter{t: t}
 	}
-	opts := lg.Options{Binary: bin, Config: s.cfg, Dir: t.TempDir(), Env: o.Env}
+	opts := leasegate.Options{Binary: bin, Config: s.cfg, Dir: t.TempDir(), Env: o.Env}
 	if logw != nil {
 		opts.Log = logw
 	}
-	if s.lg, err = lg.Start(ctx, opts); err != nil {
+	if s.leasegate, err = leasegate.Start(ctx, opts); err != nil {
 		t.Fatalf("start leasegate: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := s.lg.Stop(); err != nil {
+		if err := s.leasegate.Stop(); err != nil {
 			t.Errorf("stop leasegate: %v", err)
 		}
 		// SPEC §1/§6: a raw token is never logged (a hash prefix at most).
-		logs := s.lg.Logs()
+		logs := s.leasegate.Logs()
 		s.mu.Lock()
 		for _, it := range s.issued {
 			if strings.Contains(logs, it.tok) || strings.Contains(logs, tokenCore(it.tok)) {
@@ -237,10 +237,10 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		}
 		s.mu.Unlock()
 		if t.Failed() {
-			t.Logf("leasegate log tail:\n%s", tailString(s.lg.Logs(), 8192))
+			t.Logf("leasegate log tail:\n%s", tailString(s.leasegate.Logs(), 8192))
 		}
 	})
-	if s.client, err = lg.Dial(s.lg.GRPCAddr()); err != nil {
+	if s.client, err = leasegate.Dial(s.leasegate.GRPCAddr()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.client.Close() })
@@ -317,7 +317,7 @@ func (s *stack) codeClientID() string {
 }
 
 // check sends one Check and fails the test on a transport error.
-func (s *stack) check(t *testing.T, r lg.Request) lg.Result {
+func (s *stack) check(t *testing.T, r leasegate.Request) leasegate.Result {
 	t.Helper()
 	res, err := s.client.Check(testCtx(t, 10*time.Second), r)
 	if err != nil {
@@ -332,9 +332,9 @@ func (s *stack) introspections() int64 { return s.admin.Count(hydra.IntrospectPa
 // jwksFetches is how many JWKS fetches reached Hydra.
 func (s *stack) jwksFetches() int64 { return s.public.Count(hydra.JWKSPath) }
 
-func (s *stack) metrics(t *testing.T) lg.Metrics {
+func (s *stack) metrics(t *testing.T) leasegate.Metrics {
 	t.Helper()
-	m, err := s.lg.Metrics(testCtx(t, 10*time.Second))
+	m, err := s.leasegate.Metrics(testCtx(t, 10*time.Second))
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
@@ -351,7 +351,7 @@ type expectation struct {
 }
 
 // expect sends r, checks the answer against want, and returns it.
-func (s *stack) expect(t *testing.T, r lg.Request, want expectation) lg.Result {
+func (s *stack) expect(t *testing.T, r leasegate.Request, want expectation) leasegate.Result {
 	t.Helper()
 	before := s.introspections()
 	res := s.check(t, r)
@@ -447,10 +447,10 @@ func (g *gate) Hold() (release func()) {
 	}
 }
 
-func (g *gate) URL() string                { return g.srv.URL }
-func (g *gate) SetDelay(d time.Duration)   { g.delay.Store(int64(d)) }
-func (g *gate) SetHang(on bool)            { g.hang.Store(on) }
-func bearerChallenge(res lg.Result) string { return res.Headers["www-authenticate"] }
+func (g *gate) URL() string                       { return g.srv.URL }
+func (g *gate) SetDelay(d time.Duration)          { g.delay.Store(int64(d)) }
+func (g *gate) SetHang(on bool)                   { g.hang.Store(on) }
+func bearerChallenge(res leasegate.Result) string { return res.Headers["www-authenticate"] }
 
 // testLogWriter copies leasegate's log into the test log
 // (LEASEGATE_E2E_VERBOSE=1).

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/e2e/internal/hydra"
-	"github.com/leasegate/leasegate/e2e/internal/lg"
+	"github.com/leasegate/leasegate/e2e/internal/leasegate"
 )
 
 // TestJWTMode: Hydra issues JWT access tokens; leasegate runs
@@ -34,18 +34,18 @@ func TestJWTMode(t *testing.T) {
 	jwks0 := s.jwksFetches()
 
 	t.Run("genuine token", func(t *testing.T) {
-		res := s.expect(t, lg.Request{Method: "GET", Path: "/data/j", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
+		res := s.expect(t, leasegate.Request{Method: "GET", Path: "/data/j", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
 		if res.Headers["x-auth-subject"] != s.oauth.ID || res.Headers["x-auth-issuer"] != s.hydra.Issuer() {
 			t.Errorf("identity headers %v", res.Headers)
 		}
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/j", Token: tok}, expectation{allowed: true, lease: "hit", calls: 0})
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/j", Token: tok}, expectation{allowed: true, lease: "hit", calls: 0})
 	})
 
 	t.Run("altered signature refused without issuer traffic", func(t *testing.T) {
 		forged := alterSignature(t, tok)
 		jwks := s.jwksFetches()
 		for _, method := range []string{"GET", "DELETE"} {
-			res := s.expect(t, lg.Request{Method: method, Path: "/data/j", Token: forged},
+			res := s.expect(t, leasegate.Request{Method: method, Path: "/data/j", Token: forged},
 				expectation{status: http.StatusUnauthorized, calls: 0})
 			if !strings.Contains(bearerChallenge(res), `error="invalid_token"`) {
 				t.Errorf("%s forged: www-authenticate %q", method, bearerChallenge(res))
@@ -71,11 +71,11 @@ func TestJWTMode(t *testing.T) {
 			t.Fatalf("token after rotation has kid %v (err %v), want %s", hdr2["kid"], err, kid2)
 		}
 		jwks := s.jwksFetches()
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/j", Token: tok2}, expectation{allowed: true, lease: "miss", calls: 1})
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/j", Token: tok2}, expectation{allowed: true, lease: "miss", calls: 1})
 		if got := s.jwksFetches() - jwks; got != 1 {
 			t.Errorf("unknown kid caused %d JWKS fetches, want exactly 1", got)
 		}
-		s.expect(t, lg.Request{Method: "DELETE", Path: "/data/j", Token: tok2}, expectation{allowed: true, lease: "miss", calls: 1})
+		s.expect(t, leasegate.Request{Method: "DELETE", Path: "/data/j", Token: tok2}, expectation{allowed: true, lease: "miss", calls: 1})
 		t.Logf("JWKS fetches at Hydra: %d since the first check, %d in all", s.jwksFetches()-jwks0, s.jwksFetches())
 	})
 }

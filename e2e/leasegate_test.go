@@ -10,7 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/leasegate/leasegate/e2e/internal/lg"
+	"github.com/leasegate/leasegate/e2e/internal/leasegate"
 )
 
 // TestOpaqueLeaseTiers: one opaque Hydra token through the three tiers
@@ -25,7 +25,7 @@ func TestOpaqueLeaseTiers(t *testing.T) {
 	calls0 := s.introspections()
 
 	// 1. First GET: a miss, validated at Hydra once.
-	get := lg.Request{Method: "GET", Path: "/data/run1/file.root", Token: tok}
+	get := leasegate.Request{Method: "GET", Path: "/data/run1/file.root", Token: tok}
 	res := s.expect(t, get, expectation{allowed: true, lease: "miss", tier: "read", calls: 1})
 	validated := time.Now() // the lease's validated_at is before this
 
@@ -47,7 +47,7 @@ func TestOpaqueLeaseTiers(t *testing.T) {
 
 	// 2. More reads inside the read window, in both header shapes Envoy
 	// uses: answered from the lease, Hydra not asked.
-	for _, r := range []lg.Request{
+	for _, r := range []leasegate.Request{
 		{Method: "GET", Path: "/data/run1/file.root", Token: tok},
 		{Method: "HEAD", Path: "/data/run1/", Token: tok, HeaderMap: true},
 		{Method: "PROPFIND", Path: "/data/", Token: tok, Headers: map[string]string{"depth": "1"}},
@@ -56,7 +56,7 @@ func TestOpaqueLeaseTiers(t *testing.T) {
 	}
 	// A write inside the write window (1s) is a hit too.
 	if since := time.Since(validated); since < 700*time.Millisecond {
-		s.expect(t, lg.Request{Method: "PUT", Path: "/data/run1/new", Token: tok},
+		s.expect(t, leasegate.Request{Method: "PUT", Path: "/data/run1/new", Token: tok},
 			expectation{allowed: true, lease: "hit", tier: "write", calls: 0})
 	} else {
 		t.Fatalf("machine too slow: %v passed before the in-window PUT", since)
@@ -64,19 +64,19 @@ func TestOpaqueLeaseTiers(t *testing.T) {
 
 	// 3. After the write window closes, a write re-validates: 1 call.
 	time.Sleep(time.Until(validated.Add(time.Second + 100*time.Millisecond)))
-	s.expect(t, lg.Request{Method: "PUT", Path: "/data/run1/new", Token: tok, HeaderMap: true},
+	s.expect(t, leasegate.Request{Method: "PUT", Path: "/data/run1/new", Token: tok, HeaderMap: true},
 		expectation{allowed: true, lease: "miss", tier: "write", calls: 1})
 
 	// 4. Every DELETE (window 0) asks Hydra.
 	for i := range 3 {
-		s.expect(t, lg.Request{Method: "DELETE", Path: "/data/run1/old", Token: tok, HeaderMap: i == 1},
+		s.expect(t, leasegate.Request{Method: "DELETE", Path: "/data/run1/old", Token: tok, HeaderMap: i == 1},
 			expectation{allowed: true, lease: "miss", tier: "critical", calls: 1})
 	}
 	// The DELETEs refreshed the lease: a read is a hit again.
 	s.expect(t, get, expectation{allowed: true, lease: "hit", tier: "read", calls: 0})
 
 	// 5. No token: 401 with a Bearer challenge, no issuer call.
-	nt := s.expect(t, lg.Request{Method: "GET", Path: "/data/x"},
+	nt := s.expect(t, leasegate.Request{Method: "GET", Path: "/data/x"},
 		expectation{allowed: false, status: http.StatusUnauthorized, tier: "read", calls: 0})
 	if nt.Code != codes.Unauthenticated || bearerChallenge(nt) != `Bearer realm="`+realm+`"` {
 		t.Errorf("no token: code %v, www-authenticate %q", nt.Code, bearerChallenge(nt))
@@ -124,7 +124,7 @@ func TestRevocationAtHydra(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	ctx := testCtx(t, time.Minute)
-	bound, err := s.lg.RevocationBound(ctx)
+	bound, err := s.leasegate.RevocationBound(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestRevocationAtHydra(t *testing.T) {
 	t.Run("reads pass until the read window closes", func(t *testing.T) {
 		tok := s.token(t)
 		t0 := time.Now() // validated_at is after this
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/a", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/a", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
 
 		revokedAt := time.Now()
 		if err := s.hydra.Revoke(ctx, s.oauth, tok); err != nil {
@@ -148,16 +148,16 @@ func TestRevocationAtHydra(t *testing.T) {
 			t.Fatalf("Hydra still calls the revoked token active: %v %v", ans, err)
 		}
 		// Still allowed from the lease right after the revocation.
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/a", Token: tok}, expectation{allowed: true, lease: "hit", calls: 0})
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/a", Token: tok}, expectation{allowed: true, lease: "hit", calls: 0})
 
 		const poll = 50 * time.Millisecond
 		var lastAllowedSent time.Time
-		var refused lg.Result
+		var refused leasegate.Result
 		deadline := t0.Add(bound.Window + 3*time.Second)
 		for {
 			sent := time.Now()
 			before := s.introspections()
-			res := s.check(t, lg.Request{Method: "GET", Path: "/data/a", Token: tok})
+			res := s.check(t, leasegate.Request{Method: "GET", Path: "/data/a", Token: tok})
 			if !res.Allowed() {
 				refused = res
 				if calls := s.introspections() - before; calls != 1 {
@@ -200,33 +200,33 @@ func TestRevocationAtHydra(t *testing.T) {
 			t.Errorf("the refusal echoes the token")
 		}
 		// Now a negative lease: refused without asking Hydra again.
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/a", Token: tok},
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/a", Token: tok},
 			expectation{status: http.StatusUnauthorized, lease: "negative", calls: 0})
 	})
 
 	t.Run("delete refused at once", func(t *testing.T) {
 		tok := s.token(t)
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/b", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/b", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
 		if err := s.hydra.Revoke(ctx, s.oauth, tok); err != nil {
 			t.Fatal(err)
 		}
-		s.expect(t, lg.Request{Method: "DELETE", Path: "/data/b", Token: tok},
+		s.expect(t, leasegate.Request{Method: "DELETE", Path: "/data/b", Token: tok},
 			expectation{status: http.StatusUnauthorized, lease: "miss", tier: "critical", calls: 1})
 		// The inactive answer removed the lease for every tier.
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/b", Token: tok},
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/b", Token: tok},
 			expectation{status: http.StatusUnauthorized, lease: "negative", calls: 0})
 	})
 
 	t.Run("admin revoke", func(t *testing.T) {
 		tok := s.token(t)
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/c", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/c", Token: tok}, expectation{allowed: true, lease: "hit", calls: 0})
-		found, err := s.lg.AdminRevoke(ctx, tok, "")
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/c", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/c", Token: tok}, expectation{allowed: true, lease: "hit", calls: 0})
+		found, err := s.leasegate.AdminRevoke(ctx, tok, "")
 		if err != nil || !found {
 			t.Fatalf("POST /revoke: found=%v err=%v", found, err)
 		}
 		// The token is still active at Hydra: the next read re-validates.
-		s.expect(t, lg.Request{Method: "GET", Path: "/data/c", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
+		s.expect(t, leasegate.Request{Method: "GET", Path: "/data/c", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
 	})
 }
 
@@ -247,14 +247,14 @@ func TestCoalescing(t *testing.T) {
 	const n = 100
 	start := make(chan struct{})
 	var sent atomic.Int32
-	results := make(chan lg.Result, n)
+	results := make(chan leasegate.Result, n)
 	errs := make(chan error, n)
 	ctx := testCtx(t, 30*time.Second)
 	for range n {
 		go func() {
 			<-start
 			sent.Add(1)
-			res, err := s.client.Check(ctx, lg.Request{Method: "GET", Path: "/data/hot", Token: tok})
+			res, err := s.client.Check(ctx, leasegate.Request{Method: "GET", Path: "/data/hot", Token: tok})
 			if err != nil {
 				errs <- err
 				return
@@ -311,11 +311,11 @@ func TestIssuerDown(t *testing.T) {
 	t.Parallel()
 	const timeout = 500 * time.Millisecond
 	s := newStack(t, stackOptions{
-		Tiers:   lg.StandardTiers(time.Second, time.Second, 0, 30*time.Second),
+		Tiers:   leasegate.StandardTiers(time.Second, time.Second, 0, 30*time.Second),
 		Timeout: timeout,
 	})
 	ctx := testCtx(t, time.Minute)
-	bound, err := s.lg.RevocationBound(ctx)
+	bound, err := s.leasegate.RevocationBound(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,10 +324,10 @@ func TestIssuerDown(t *testing.T) {
 	}
 	tok := s.token(t)
 	m0 := s.metrics(t)
-	s.expect(t, lg.Request{Method: "GET", Path: "/data/d", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
+	s.expect(t, leasegate.Request{Method: "GET", Path: "/data/d", Token: tok}, expectation{allowed: true, lease: "miss", calls: 1})
 	validated := time.Now()
 
-	unavailable := func(t *testing.T, res lg.Result, maxLatency time.Duration) {
+	unavailable := func(t *testing.T, res leasegate.Result, maxLatency time.Duration) {
 		t.Helper()
 		if res.Allowed() || res.HTTPStatus != http.StatusServiceUnavailable || res.Code != codes.Unavailable {
 			t.Errorf("want 503 UNAVAILABLE, got %v %s", res, res.Body)
@@ -344,7 +344,7 @@ func TestIssuerDown(t *testing.T) {
 	}
 	stale := func(t *testing.T) {
 		t.Helper()
-		res := s.check(t, lg.Request{Method: "GET", Path: "/data/d", Token: tok})
+		res := s.check(t, leasegate.Request{Method: "GET", Path: "/data/d", Token: tok})
 		if !res.Allowed() || res.Lease() != "stale" {
 			t.Errorf("read within stale_if_error: %v %s, want allowed with lease stale", res, res.Body)
 		}
@@ -353,7 +353,7 @@ func TestIssuerDown(t *testing.T) {
 	t.Run("issuer hangs", func(t *testing.T) {
 		s.gate.SetHang(true)
 		defer s.gate.SetHang(false)
-		res := s.check(t, lg.Request{Method: "DELETE", Path: "/data/d", Token: tok})
+		res := s.check(t, leasegate.Request{Method: "DELETE", Path: "/data/d", Token: tok})
 		unavailable(t, res, timeout+time.Second)
 		if res.Latency < timeout-50*time.Millisecond {
 			t.Errorf("503 after %v, before the %v issuer timeout: was the issuer really asked?", res.Latency, timeout)
@@ -368,7 +368,7 @@ func TestIssuerDown(t *testing.T) {
 	t.Run("issuer answers 503", func(t *testing.T) {
 		s.admin.FailWith(http.StatusServiceUnavailable)
 		defer s.admin.FailWith(0)
-		unavailable(t, s.check(t, lg.Request{Method: "DELETE", Path: "/data/d", Token: tok}), time.Second)
+		unavailable(t, s.check(t, leasegate.Request{Method: "DELETE", Path: "/data/d", Token: tok}), time.Second)
 		stale(t)
 	})
 
@@ -376,10 +376,10 @@ func TestIssuerDown(t *testing.T) {
 		if err := s.hydra.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		unavailable(t, s.check(t, lg.Request{Method: "DELETE", Path: "/data/d", Token: tok}), time.Second)
+		unavailable(t, s.check(t, leasegate.Request{Method: "DELETE", Path: "/data/d", Token: tok}), time.Second)
 		stale(t)
 		// A token leasegate never validated has nothing stale to fall back on.
-		unavailable(t, s.check(t, lg.Request{Method: "GET", Path: "/data/d", Token: "ory_at_neverseen.abc"}), time.Second)
+		unavailable(t, s.check(t, leasegate.Request{Method: "GET", Path: "/data/d", Token: "ory_at_neverseen.abc"}), time.Second)
 	})
 
 	m := s.metrics(t)

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/leasegate/leasegate/e2e/internal/hydra"
-	"github.com/leasegate/leasegate/e2e/internal/lg"
+	"github.com/leasegate/leasegate/e2e/internal/leasegate"
 )
 
 // namesTokenKind matches an error_description that says why a token that
@@ -75,7 +75,7 @@ func TestOnlyAccessTokensPass(t *testing.T) {
 
 			t.Run("access token passes", func(t *testing.T) {
 				toks := s.codeTokens(t, hydra.CodeFlowOptions{})
-				res := s.expect(t, lg.Request{Method: "GET", Path: "/data/code/a", Token: toks.AccessToken},
+				res := s.expect(t, leasegate.Request{Method: "GET", Path: "/data/code/a", Token: toks.AccessToken},
 					expectation{allowed: true, lease: "miss", tier: "read", calls: 1})
 				want := map[string]string{
 					"x-auth-subject":   codeSubject, // the user, not the client
@@ -87,9 +87,9 @@ func TestOnlyAccessTokensPass(t *testing.T) {
 						t.Errorf("upstream header %s = %q, want %q", k, res.Headers[k], v)
 					}
 				}
-				s.expect(t, lg.Request{Method: "GET", Path: "/data/code/a", Token: toks.AccessToken},
+				s.expect(t, leasegate.Request{Method: "GET", Path: "/data/code/a", Token: toks.AccessToken},
 					expectation{allowed: true, lease: "hit", tier: "read", calls: 0})
-				s.expect(t, lg.Request{Method: "DELETE", Path: "/data/code/a", Token: toks.AccessToken},
+				s.expect(t, leasegate.Request{Method: "DELETE", Path: "/data/code/a", Token: toks.AccessToken},
 					expectation{allowed: true, lease: "miss", tier: "critical", calls: 1})
 			})
 
@@ -112,8 +112,8 @@ func TestOnlyAccessTokensPass(t *testing.T) {
 					if tc.first == "DELETE" {
 						other = "GET"
 					}
-					req := func(method string) lg.Request {
-						return lg.Request{Method: method, Path: "/data/code/b", Token: tok}
+					req := func(method string) leasegate.Request {
+						return leasegate.Request{Method: method, Path: "/data/code/b", Token: tok}
 					}
 					desc := s.expectRefused(t, req(tc.first), "miss", tc.calls.min, tc.calls.max)
 					t.Logf("%s with the %s: error_description %q", tc.first, tc.kind, desc)
@@ -128,7 +128,7 @@ func TestOnlyAccessTokensPass(t *testing.T) {
 			}
 
 			t.Run("log holds none of the tokens", func(t *testing.T) {
-				logs := s.lg.Logs()
+				logs := s.leasegate.Logs()
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				for _, it := range s.issued {
@@ -149,7 +149,7 @@ func idToken(t hydra.CodeFlowTokens) string      { return t.IDToken }
 // error="invalid_token", a JSON body with error invalid_token, the token
 // echoed nowhere; with lease outcome lease and between minCalls and
 // maxCalls introspections at Hydra. It returns the error_description.
-func (s *stack) expectRefused(t *testing.T, r lg.Request, lease string, minCalls, maxCalls int64) string {
+func (s *stack) expectRefused(t *testing.T, r leasegate.Request, lease string, minCalls, maxCalls int64) string {
 	t.Helper()
 	before := s.introspections()
 	res := s.check(t, r)

@@ -9,7 +9,7 @@ import (
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
-	"github.com/leasegate/leasegate/e2e/internal/lg"
+	"github.com/leasegate/leasegate/e2e/internal/leasegate"
 	"github.com/leasegate/leasegate/e2e/internal/otlpsink"
 )
 
@@ -38,16 +38,16 @@ func TestTracing(t *testing.T) {
 
 	// A miss: Check → lease.lookup → introspect hydra.
 	missTrace, missParent := randomHex(t, 16), randomHex(t, 8)
-	s.expect(t, lg.Request{Method: "GET", Path: "/data/t", Token: tok,
+	s.expect(t, leasegate.Request{Method: "GET", Path: "/data/t", Token: tok,
 		Metadata: map[string]string{"traceparent": "00-" + missTrace + "-" + missParent + "-01"}},
 		expectation{allowed: true, lease: "miss", calls: 1})
 	// A hit: Check → lease.lookup, no issuer call.
 	hitTrace, hitParent := randomHex(t, 16), randomHex(t, 8)
-	s.expect(t, lg.Request{Method: "GET", Path: "/data/t", Token: tok, HeaderMap: true,
+	s.expect(t, leasegate.Request{Method: "GET", Path: "/data/t", Token: tok, HeaderMap: true,
 		Metadata: map[string]string{"traceparent": "00-" + hitTrace + "-" + hitParent + "-01"}},
 		expectation{allowed: true, lease: "hit", calls: 0})
 	// A denial, so a token-bearing failure path is traced too.
-	s.check(t, lg.Request{Method: "DELETE", Path: "/data/t", Token: alterToken(tok),
+	s.check(t, leasegate.Request{Method: "DELETE", Path: "/data/t", Token: alterToken(tok),
 		Metadata: map[string]string{"traceparent": "00-" + randomHex(t, 16) + "-" + randomHex(t, 8) + "-01"}})
 
 	introspectName := "introspect " + issuerName

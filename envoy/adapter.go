@@ -344,6 +344,7 @@ func grpcCode(s typev3.StatusCode) codes.Code {
 func setOverwrite(o *corev3.HeaderValueOption, v *corev3.HeaderValue, no *wrapperspb.BoolValue) {
 	o.Header = v
 	o.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	//lint:ignore SA1019 older Envoys read only append; both are set so every version agrees
 	o.Append = no
 }
 

@@ -1,9 +1,11 @@
 package envoy
 
-// These tests prove the Envoy configurations in examples/ are valid Envoy v3
-// bootstrap config, using go-control-plane's generated protos and their
-// protoc-gen-validate rules, and that they keep the properties leasegate
-// relies on (fail closed, explicit timeout, no request body, identity headers).
+// These tests prove the Envoy configurations in ../examples/envoy are valid
+// Envoy v3 bootstrap config, using go-control-plane's generated protos and
+// their protoc-gen-validate rules, and that they keep the properties
+// leasegate relies on (fail closed, explicit timeout, no request body,
+// identity headers). They live here, not beside the examples, because envoy/
+// is the one package that imports go-control-plane.
 //
 // Envoy's own loader rejects unknown fields and validates every typed_config
 // after unpacking it. Bootstrap.ValidateAll alone does not do the second part:
@@ -37,13 +39,13 @@ import (
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"gopkg.in/yaml.v3"
 
 	// Types that appear only inside typed_config Anys must be linked in so
 	// protojson and anypb can resolve them; the named imports above register
@@ -54,7 +56,7 @@ import (
 )
 
 const (
-	examplesDir = "examples"
+	examplesDir = "../examples/envoy"
 	brokenDir   = "testdata/broken"
 
 	extAuthzFilterName = "envoy.filters.http.ext_authz"

@@ -67,9 +67,10 @@ const (
 	Miss Outcome = iota
 	// Hit: the lease is inside the window; answer without the issuer.
 	Hit
-	// Expired: a lease exists but its window has closed; it may still serve
-	// a stale_if_error allowance while the issuer is down.
-	Expired
+	// WindowClosed: a lease exists but the request's window has closed (the
+	// token itself may still be valid); ask the issuer, and the lease may
+	// still serve a stale_if_error allowance while the issuer is down.
+	WindowClosed
 	// Negative: the issuer recently said the token is not active.
 	Negative
 )
@@ -78,8 +79,8 @@ func (o Outcome) String() string {
 	switch o {
 	case Hit:
 		return "hit"
-	case Expired:
-		return "expired"
+	case WindowClosed:
+		return "window_closed"
 	case Negative:
 		return "negative"
 	default:
@@ -235,7 +236,7 @@ func (c *Cache) Close() error {
 
 // Lookup reports what the cache knows about k for a request whose window is
 // w. A hit needs validated_at <= now < validated_at+w and now < exp; a hit
-// never changes the lease. The lease is returned for Hit and Expired.
+// never changes the lease. The lease is returned for Hit and WindowClosed.
 func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 	now := c.now()
 	buf, err := c.pos.Get(keyString(&k))
@@ -244,13 +245,13 @@ func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 		switch {
 		// SPEC §1: "a lease whose validated_at lies in the future (the wall
 		// clock stepped back) is a miss, never a longer hit" — nor a stale
-		// allowance, so it is not returned as Expired either.
+		// allowance, so it is not returned as WindowClosed either.
 		case err != nil, c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
 			_ = c.pos.Delete(keyString(&k))
 		case now.Before(l.ValidatedAt.Add(w)):
 			return l, Hit
 		default:
-			return l, Expired
+			return l, WindowClosed
 		}
 	}
 	if c.isNegative(k, now) {

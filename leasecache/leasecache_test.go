@@ -6,31 +6,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/leasegate/leasegate/internal/testclock"
 )
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+// newFakeClock is the cache tests' clock, at a fixed start.
+func newFakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 }
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newCache(t testing.TB, clk *fakeClock) *Cache {
+func newCache(t testing.TB, clk *testclock.Clock) *Cache {
 	t.Helper()
 	c, err := New(Config{MaxMemoryMB: 16, NegativeTTL: 10 * time.Second, MaxAge: 10 * time.Minute, Now: clk.Now})
 	if err != nil {
@@ -40,7 +25,7 @@ func newCache(t testing.TB, clk *fakeClock) *Cache {
 	return c
 }
 
-func lease(clk *fakeClock, exp time.Duration) Lease {
+func lease(clk *testclock.Clock, exp time.Duration) Lease {
 	return Lease{
 		ValidatedAt: clk.Now(),
 		Expiry:      clk.Now().Add(exp),
@@ -62,9 +47,9 @@ func TestLeaseWindow(t *testing.T) {
 		want    Outcome
 	}{
 		{name: "hit inside window", advance: 59 * time.Second, window: read, exp: time.Hour, want: Hit},
-		{name: "expired exactly at validated_at+window", advance: read, window: read, exp: time.Hour, want: Expired},
-		{name: "write window closes first", advance: 5 * time.Second, window: write, exp: time.Hour, want: Expired},
-		{name: "window zero never hits", advance: 0, window: 0, exp: time.Hour, want: Expired},
+		{name: "window closes exactly at validated_at+window", advance: read, window: read, exp: time.Hour, want: WindowClosed},
+		{name: "write window closes first", advance: 5 * time.Second, window: write, exp: time.Hour, want: WindowClosed},
+		{name: "window zero never hits", advance: 0, window: 0, exp: time.Hour, want: WindowClosed},
 		{name: "exp before window end", advance: 30 * time.Second, window: read, exp: 30 * time.Second, want: Miss},
 		{name: "just before exp", advance: 29 * time.Second, window: read, exp: 30 * time.Second, want: Hit},
 	}
@@ -134,7 +119,7 @@ func TestClockStepBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			clk.Advance(-tc.back)
-			// Not Expired either: that would let stale_if_error serve it.
+			// Not WindowClosed either: that would let stale_if_error serve it.
 			if l, o := c.Lookup(k, time.Minute); o != Miss || l != (Lease{}) {
 				t.Fatalf("Lookup after a step back = %v %+v, want a miss without a lease", o, l)
 			}
@@ -158,8 +143,8 @@ func TestClockStepBack(t *testing.T) {
 			t.Fatalf("Lookup = %v, want hit", o)
 		}
 		clk.Advance(time.Second)
-		if _, o := c.Lookup(k, time.Minute); o != Expired {
-			t.Fatalf("Lookup at the window's end = %v, want expired", o)
+		if _, o := c.Lookup(k, time.Minute); o != WindowClosed {
+			t.Fatalf("Lookup at the window's end = %v, want window_closed", o)
 		}
 	})
 }
@@ -202,8 +187,8 @@ func TestHitsDoNotExtend(t *testing.T) {
 		}
 	}
 	clk.Advance(time.Second)
-	if _, o := c.Lookup(k, time.Minute); o != Expired {
-		t.Fatalf("after 60s of hits: %v, want expired (hits must not move validated_at)", o)
+	if _, o := c.Lookup(k, time.Minute); o != WindowClosed {
+		t.Fatalf("after 60s of hits: %v, want window_closed (hits must not move validated_at)", o)
 	}
 }
 
@@ -215,8 +200,8 @@ func TestRefreshRestartsEveryTier(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(10 * time.Second)
-	if _, o := c.Lookup(k, 5*time.Second); o != Expired {
-		t.Fatalf("write tier after 10s: %v, want expired", o)
+	if _, o := c.Lookup(k, 5*time.Second); o != WindowClosed {
+		t.Fatalf("write tier after 10s: %v, want window_closed", o)
 	}
 	if err := c.Store(k, lease(clk, time.Hour)); err != nil { // fresh validation now
 		t.Fatal(err)

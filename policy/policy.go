@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 )
 
@@ -74,32 +75,18 @@ type Route struct {
 	LocalHosts []string // NormalizeHost's form
 }
 
-// Source says which rule chose a request's tier.
-type Source string
-
-const (
-	SourceContext Source = "context" // Envoy's context_extensions leasegate.tier
-	SourceRoute   Source = "route"
-	SourceMethod  Source = "method"
-	SourceDefault Source = "default"
-	// SourceTarget: the first route matching a Destination or Source on
-	// this server named a tier with a shorter window (AddTargets).
-	SourceTarget Source = "target"
-)
-
 // Match is the outcome of classifying a request.
 type Match struct {
 	Request Request // what was classified, for AuthorizeStorage
 	Tier    *Tier
 	Route   *Route // the first matching route rule, nil when none
-	// Window is min(tier window, first route's window, lease.max); the time
-	// left to the token's expiry is applied at lookup (see EffectiveWindow).
+	// Window is min(tier window, first route's window, lease.max); the
+	// token's expiry is applied at lookup (leasecache's Cache.Lookup).
 	// AddTargets lowers it to a local target's.
 	Window time.Duration
 	// StaleIfError is the tier's stale_if_error, lowered by AddTargets to
 	// a local target's tier's; it never applies while Window is 0.
 	StaleIfError time.Duration
-	Source       Source
 	// Require holds every matching route's require:, not only the first's,
 	// and with AddTargets every route's of a local target.
 	Require Requirements
@@ -308,14 +295,14 @@ func (p *Policy) Classify(r Request, hint string) Match {
 		if !ok {
 			i, m.HintUnknown = p.strictest, true
 		}
-		m.Tier, m.Source = &p.tiers[i], SourceContext
+		m.Tier = &p.tiers[i]
 	case route != nil && route.Tier != "":
-		m.Tier, m.Source = &p.tiers[p.byName[route.Tier]], SourceRoute
+		m.Tier = &p.tiers[p.byName[route.Tier]]
 	default:
 		if i, ok := p.byMethod[r.method]; ok {
-			m.Tier, m.Source = &p.tiers[i], SourceMethod
+			m.Tier = &p.tiers[i]
 		} else {
-			m.Tier, m.Source = &p.tiers[p.defaultTier], SourceDefault
+			m.Tier = &p.tiers[p.defaultTier]
 		}
 	}
 	m.Window, m.StaleIfError = m.Tier.Window, m.Tier.StaleIfError
@@ -345,7 +332,7 @@ func (rt *Route) matches(r Request) bool {
 	if rt.Host != "" && !hostMatches(rt.Host, r.host) {
 		return false
 	}
-	if len(rt.Methods) > 0 && !contains(rt.Methods, r.method) {
+	if len(rt.Methods) > 0 && !slices.Contains(rt.Methods, r.method) {
 		return false
 	}
 	p := r.path
@@ -360,31 +347,6 @@ func hostMatches(want, host string) bool {
 		return true
 	}
 	return hostOnly(want) == want && hostOnly(host) == want
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// EffectiveWindow applies RFC 7662 §4: a lease is never used past the
-// token's expiry. A zero exp means the issuer gave none.
-func EffectiveWindow(window time.Duration, now, exp time.Time) time.Duration {
-	if exp.IsZero() {
-		return window
-	}
-	left := exp.Sub(now)
-	if left < 0 {
-		return 0
-	}
-	if left < window {
-		return left
-	}
-	return window
 }
 
 // Bound is the revocation bound the configuration promises.
@@ -411,7 +373,3 @@ func (p *Policy) RevocationBound() Bound {
 
 // Tiers returns the compiled tiers in configuration order.
 func (p *Policy) Tiers() []Tier { return p.tiers }
-
-// MaxAge is the oldest a lease can be and still be useful, for hits or for
-// stale_if_error; caches may forget anything older.
-func (p *Policy) MaxAge() time.Duration { return p.RevocationBound().WithStale }

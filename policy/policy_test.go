@@ -49,29 +49,28 @@ func TestClassify(t *testing.T) {
 		req        rawRequest
 		wantTier   string
 		wantWindow time.Duration
-		wantSource Source
 		wantRoute  string
 	}{
-		{name: "GET is read", req: rawRequest{Method: "GET", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
-		{name: "PROPFIND is read", req: rawRequest{Method: "PROPFIND", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
-		{name: "MKCOL is write", req: rawRequest{Method: "MKCOL", Path: "/x"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod},
-		{name: "DELETE is critical", req: rawRequest{Method: "DELETE", Path: "/x"}, wantTier: TierCritical, wantWindow: 0, wantSource: SourceMethod},
-		{name: "unknown method falls to default", req: rawRequest{Method: "BREW", Path: "/x"}, wantTier: TierCritical, wantSource: SourceDefault},
-		{name: "method is case-sensitive", req: rawRequest{Method: "get", Path: "/x"}, wantTier: TierCritical, wantSource: SourceDefault},
-		{name: "route beats method", req: rawRequest{Method: "GET", Path: "/admin/users"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "route with method", req: rawRequest{Method: "POST", Path: "/search?q=1"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceRoute, wantRoute: "/search"},
-		{name: "route method mismatch", req: rawRequest{Method: "PUT", Path: "/search"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod},
-		{name: "context beats route", req: rawRequest{Method: "GET", Path: "/admin/x", TierHint: TierRead}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceContext, wantRoute: "/admin/"},
-		{name: "context beats method", req: rawRequest{Method: "GET", Path: "/x", TierHint: TierCritical}, wantTier: TierCritical, wantSource: SourceContext},
-		{name: "route window caps tier", req: rawRequest{Method: "GET", Path: "/slow/f"}, wantTier: TierRead, wantWindow: 20 * time.Second, wantSource: SourceMethod, wantRoute: "/slow/"},
-		{name: "route window never raises", req: rawRequest{Method: "PUT", Path: "/slow/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceMethod, wantRoute: "/slow/"},
-		{name: "dot segments cannot dodge a route", req: rawRequest{Method: "GET", Path: "/data/../admin/x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "encoded dots cannot dodge a route", req: rawRequest{Method: "GET", Path: "/data/%2e%2e/admin/x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "double slash cannot dodge a route", req: rawRequest{Method: "GET", Path: "//admin//x"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "prefix without trailing slash", req: rawRequest{Method: "GET", Path: "/admin"}, wantTier: TierCritical, wantSource: SourceRoute, wantRoute: "/admin/"},
-		{name: "sibling prefix not matched", req: rawRequest{Method: "GET", Path: "/administrator"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
-		{name: "host route matches host", req: rawRequest{Method: "GET", Host: "Storage.Example.org:8443", Path: "/vo/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantSource: SourceRoute, wantRoute: "/vo/"},
-		{name: "host route skips other host", req: rawRequest{Method: "GET", Host: "other.example.org", Path: "/vo/f"}, wantTier: TierRead, wantWindow: time.Minute, wantSource: SourceMethod},
+		{name: "GET is read", req: rawRequest{Method: "GET", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute},
+		{name: "PROPFIND is read", req: rawRequest{Method: "PROPFIND", Path: "/x"}, wantTier: TierRead, wantWindow: time.Minute},
+		{name: "MKCOL is write", req: rawRequest{Method: "MKCOL", Path: "/x"}, wantTier: TierWrite, wantWindow: 5 * time.Second},
+		{name: "DELETE is critical", req: rawRequest{Method: "DELETE", Path: "/x"}, wantTier: TierCritical, wantWindow: 0},
+		{name: "unknown method falls to default", req: rawRequest{Method: "BREW", Path: "/x"}, wantTier: TierCritical},
+		{name: "method is case-sensitive", req: rawRequest{Method: "get", Path: "/x"}, wantTier: TierCritical},
+		{name: "route beats method", req: rawRequest{Method: "GET", Path: "/admin/users"}, wantTier: TierCritical, wantRoute: "/admin/"},
+		{name: "route with method", req: rawRequest{Method: "POST", Path: "/search?q=1"}, wantTier: TierRead, wantWindow: time.Minute, wantRoute: "/search"},
+		{name: "route method mismatch", req: rawRequest{Method: "PUT", Path: "/search"}, wantTier: TierWrite, wantWindow: 5 * time.Second},
+		{name: "context beats route", req: rawRequest{Method: "GET", Path: "/admin/x", TierHint: TierRead}, wantTier: TierRead, wantWindow: time.Minute, wantRoute: "/admin/"},
+		{name: "context beats method", req: rawRequest{Method: "GET", Path: "/x", TierHint: TierCritical}, wantTier: TierCritical},
+		{name: "route window caps tier", req: rawRequest{Method: "GET", Path: "/slow/f"}, wantTier: TierRead, wantWindow: 20 * time.Second, wantRoute: "/slow/"},
+		{name: "route window never raises", req: rawRequest{Method: "PUT", Path: "/slow/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantRoute: "/slow/"},
+		{name: "dot segments cannot dodge a route", req: rawRequest{Method: "GET", Path: "/data/../admin/x"}, wantTier: TierCritical, wantRoute: "/admin/"},
+		{name: "encoded dots cannot dodge a route", req: rawRequest{Method: "GET", Path: "/data/%2e%2e/admin/x"}, wantTier: TierCritical, wantRoute: "/admin/"},
+		{name: "double slash cannot dodge a route", req: rawRequest{Method: "GET", Path: "//admin//x"}, wantTier: TierCritical, wantRoute: "/admin/"},
+		{name: "prefix without trailing slash", req: rawRequest{Method: "GET", Path: "/admin"}, wantTier: TierCritical, wantRoute: "/admin/"},
+		{name: "sibling prefix not matched", req: rawRequest{Method: "GET", Path: "/administrator"}, wantTier: TierRead, wantWindow: time.Minute},
+		{name: "host route matches host", req: rawRequest{Method: "GET", Host: "Storage.Example.org:8443", Path: "/vo/f"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantRoute: "/vo/"},
+		{name: "host route skips other host", req: rawRequest{Method: "GET", Host: "other.example.org", Path: "/vo/f"}, wantTier: TierRead, wantWindow: time.Minute},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,9 +80,6 @@ func TestClassify(t *testing.T) {
 			}
 			if m.Window != tc.wantWindow {
 				t.Errorf("window = %v, want %v", m.Window, tc.wantWindow)
-			}
-			if m.Source != tc.wantSource {
-				t.Errorf("source = %s, want %s", m.Source, tc.wantSource)
 			}
 			gotRoute := ""
 			if m.Route != nil {
@@ -101,30 +97,6 @@ func TestClassifyUnknownHintIsStrictest(t *testing.T) {
 	m := classify(t, p, rawRequest{Method: "GET", Path: "/x", TierHint: "critcal"})
 	if !m.HintUnknown || m.Tier.Name != TierCritical || m.Window != 0 {
 		t.Fatalf("got tier %s window %v unknown=%v, want critical 0 true", m.Tier.Name, m.Window, m.HintUnknown)
-	}
-}
-
-func TestEffectiveWindow(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name   string
-		window time.Duration
-		exp    time.Time
-		want   time.Duration
-	}{
-		{name: "no exp", window: time.Minute, want: time.Minute},
-		{name: "exp after window", window: time.Minute, exp: now.Add(time.Hour), want: time.Minute},
-		{name: "exp before window end", window: time.Minute, exp: now.Add(10 * time.Second), want: 10 * time.Second},
-		{name: "exp now", window: time.Minute, exp: now, want: 0},
-		{name: "exp past", window: time.Minute, exp: now.Add(-time.Second), want: 0},
-		{name: "window zero", window: 0, exp: now.Add(time.Hour), want: 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := EffectiveWindow(tc.window, now, tc.exp); got != tc.want {
-				t.Fatalf("EffectiveWindow = %v, want %v", got, tc.want)
-			}
-		})
 	}
 }
 
@@ -159,9 +131,6 @@ func TestRevocationBound(t *testing.T) {
 	}
 	if b.WithStale != 5*time.Minute {
 		t.Errorf("WithStale = %v, want 5m", b.WithStale)
-	}
-	if p.MaxAge() != 5*time.Minute {
-		t.Errorf("MaxAge = %v, want 5m", p.MaxAge())
 	}
 }
 

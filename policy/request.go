@@ -90,7 +90,7 @@ func normalizePath(raw string) (clean, literal string, err error) {
 // normalizeSlow is normalizePath without cleanTarget's shortcut; the two
 // must agree (FuzzNormalizePath).
 func normalizeSlow(raw string) (clean, literal string, err error) {
-	if strings.IndexAny(raw, "#\x00") >= 0 {
+	if strings.ContainsAny(raw, "#\x00") {
 		return "", "", fmt.Errorf("%w: contains a raw '#' or NUL", ErrInvalidPath)
 	}
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
@@ -117,7 +117,7 @@ func cleanTarget(raw string) (string, bool) {
 		case '%', ';', '\\', '#', 0:
 			return "", false
 		case '?':
-			if strings.IndexAny(raw[i:], "#\x00") >= 0 {
+			if strings.ContainsAny(raw[i:], "#\x00") {
 				return "", false
 			}
 			return raw[:i], true

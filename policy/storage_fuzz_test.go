@@ -13,8 +13,6 @@ import (
 // the operator's config, not from clients.
 var fuzzBases = []string{"/", "/dcache/vo", "/dcache/vo/", "/a"}
 
-var fuzzMethods = []string{"GET", "HEAD", "OPTIONS", "PROPFIND", "PUT", "MKCOL", "DELETE", "PATCH", "MOVE", "COPY", "POST", "LOCK", "get"}
-
 // FuzzAuthorizeStorage checks the safety property of AuthorizeStorage, not
 // examples: whenever it allows, every path the request touches locally lies,
 // by whole segments, under a scope path (joined with the base path) whose

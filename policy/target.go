@@ -14,9 +14,8 @@ package policy
 //     its own window: what a request for the target's path would get from
 //     its route). When that route names a tier, stale_if_error becomes the
 //     smaller of both tiers', and when its window is also the smaller, that
-//     tier replaces m's (Source SourceTarget): a MOVE into a critical area
-//     is validated fresh whatever the tier of the path it leaves, even one
-//     Envoy named. A target whose path matches no tier or window route
+//     tier replaces m's: a MOVE into a critical area is validated fresh
+//     whatever the tier of the path it leaves, even one Envoy named. A target whose path matches no tier or window route
 //     changes neither: the request's method already chose the tier.
 //
 // A target's routes are matched with the request's method, as for the
@@ -85,7 +84,7 @@ func (m *Match) tighten(tm *Match) {
 	case rt.Tier != "":
 		m.StaleIfError = min(m.StaleIfError, tm.StaleIfError)
 		if tm.Window < m.Window {
-			m.Tier, m.Window, m.Source = tm.Tier, tm.Window, SourceTarget
+			m.Tier, m.Window = tm.Tier, tm.Window
 		}
 	case rt.HasWindow:
 		m.Window = min(m.Window, rt.Window)

@@ -72,35 +72,34 @@ func TestAddTargets(t *testing.T) {
 		wantTier    string
 		wantWindow  time.Duration
 		wantStale   time.Duration
-		wantSource  Source
 		wantLocal   string // a host m.LocalHosts must list
 	}{
-		{name: "no target", req: rawRequest{Method: "MOVE", Path: "/public/x"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "public target", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/public/y", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "issue: MOVE into /data/", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/data/secret", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod, wantLocal: "dav.example.org"},
-		{name: "issue: MOVE into /data/ by URI", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "http://Storage.Example.org.:80/x/../data;v=1/secret", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "issue: COPY pulling /data/", req: rawRequest{Method: "COPY", Host: "storage.example.org", Path: "/public/y"}, src: "https://storage.example.org/data/secret", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "remote Destination", req: rawRequest{Method: "COPY", Host: "storage.example.org", Path: "/public/y"}, dest: "https://remote.example.net/admin/data", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "remote Source", req: rawRequest{Method: "COPY", Host: "storage.example.org", Path: "/public/y"}, src: "https://remote.example.net/data/secret", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "a route's local_hosts", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://dav.example.org/data/s", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod, wantLocal: "dav.example.org"},
-		{name: "a route's local_hosts name this server for that route only", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://dav.example.org/atlas/s", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "critical target", req: rawRequest{Method: "COPY", Path: "/public/x"}, src: "/atlas/upload/f", wantRequire: wlcg, wantTier: TierCritical, wantWindow: 0, wantStale: 0, wantSource: SourceTarget},
-		{name: "critical target beats Envoy's tier", req: rawRequest{Method: "MOVE", Path: "/public/x", TierHint: TierRead}, dest: "/admin/y", wantTier: TierCritical, wantWindow: 0, wantStale: 0, wantSource: SourceTarget},
-		{name: "critical request path keeps its route", req: rawRequest{Method: "MOVE", Path: "/admin/x"}, dest: "/public/y", wantTier: TierCritical, wantSource: SourceRoute},
-		{name: "target window cap", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/both/x/f", wantRequire: wlcg | sci, wantTier: TierWrite, wantWindow: 2 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "target window cap never raises", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/slow/f", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "target window cap on a read method", req: rawRequest{Method: "PROPFIND", Path: "/public/x"}, dest: "/slow/f", wantTier: TierRead, wantWindow: 20 * time.Second, wantStale: time.Minute, wantSource: SourceMethod},
-		{name: "shorter tier, smaller stale allowance", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/bulk/f", wantTier: "bulk", wantWindow: 2 * time.Second, wantStale: 30 * time.Second, wantSource: SourceTarget},
-		{name: "longer tier, smaller stale allowance", req: rawRequest{Method: "POST", Path: "/bulk/x"}, dest: "/admin/../search", wantTier: "bulk", wantWindow: 2 * time.Second, wantStale: time.Minute, wantSource: SourceRoute},
-		{name: "route methods read against the request's", req: rawRequest{Method: "MOVE", Path: "/bulk/x"}, dest: "/search", wantTier: "bulk", wantWindow: 2 * time.Second, wantStale: 5 * time.Minute, wantSource: SourceRoute},
-		{name: "host rule with the request's port", req: rawRequest{Method: "MOVE", Host: "storage.example.org:8443", Path: "/public/x"}, dest: "/vo/f", wantRequire: wlcg, wantTier: TierCritical, wantSource: SourceTarget},
-		{name: "host rule read against the request's host", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "http://192.0.2.1/vo/f", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "host rule read against the target's host", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://webdav.example.org/alias/f", wantRequire: sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "issuer local_hosts decide", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://webdav.example.org/alias/f", issuerHosts: []string{}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "IPv6 literal host rule", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "http://[2001:DB8:0::1]:80/f", wantRequire: sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
-		{name: "unknown request host: every target is local", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "https://remote.example.net/data/f", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
+		{name: "no target", req: rawRequest{Method: "MOVE", Path: "/public/x"}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "public target", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/public/y", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "issue: MOVE into /data/", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/data/secret", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantLocal: "dav.example.org"},
+		{name: "issue: MOVE into /data/ by URI", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "http://Storage.Example.org.:80/x/../data;v=1/secret", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "issue: COPY pulling /data/", req: rawRequest{Method: "COPY", Host: "storage.example.org", Path: "/public/y"}, src: "https://storage.example.org/data/secret", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "remote Destination", req: rawRequest{Method: "COPY", Host: "storage.example.org", Path: "/public/y"}, dest: "https://remote.example.net/admin/data", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "remote Source", req: rawRequest{Method: "COPY", Host: "storage.example.org", Path: "/public/y"}, src: "https://remote.example.net/data/secret", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "a route's local_hosts", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://dav.example.org/data/s", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantLocal: "dav.example.org"},
+		{name: "a route's local_hosts name this server for that route only", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://dav.example.org/atlas/s", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "critical target", req: rawRequest{Method: "COPY", Path: "/public/x"}, src: "/atlas/upload/f", wantRequire: wlcg, wantTier: TierCritical, wantWindow: 0, wantStale: 0},
+		{name: "critical target beats Envoy's tier", req: rawRequest{Method: "MOVE", Path: "/public/x", TierHint: TierRead}, dest: "/admin/y", wantTier: TierCritical, wantWindow: 0, wantStale: 0},
+		{name: "critical request path keeps its route", req: rawRequest{Method: "MOVE", Path: "/admin/x"}, dest: "/public/y", wantTier: TierCritical},
+		{name: "target window cap", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/both/x/f", wantRequire: wlcg | sci, wantTier: TierWrite, wantWindow: 2 * time.Second, wantStale: 30 * time.Second},
+		{name: "target window cap never raises", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/slow/f", wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "target window cap on a read method", req: rawRequest{Method: "PROPFIND", Path: "/public/x"}, dest: "/slow/f", wantTier: TierRead, wantWindow: 20 * time.Second, wantStale: time.Minute},
+		{name: "shorter tier, smaller stale allowance", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "/bulk/f", wantTier: "bulk", wantWindow: 2 * time.Second, wantStale: 30 * time.Second},
+		{name: "longer tier, smaller stale allowance", req: rawRequest{Method: "POST", Path: "/bulk/x"}, dest: "/admin/../search", wantTier: "bulk", wantWindow: 2 * time.Second, wantStale: time.Minute},
+		{name: "route methods read against the request's", req: rawRequest{Method: "MOVE", Path: "/bulk/x"}, dest: "/search", wantTier: "bulk", wantWindow: 2 * time.Second, wantStale: 5 * time.Minute},
+		{name: "host rule with the request's port", req: rawRequest{Method: "MOVE", Host: "storage.example.org:8443", Path: "/public/x"}, dest: "/vo/f", wantRequire: wlcg, wantTier: TierCritical},
+		{name: "host rule read against the request's host", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "http://192.0.2.1/vo/f", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "host rule read against the target's host", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://webdav.example.org/alias/f", wantRequire: sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "issuer local_hosts decide", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://webdav.example.org/alias/f", issuerHosts: []string{}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "IPv6 literal host rule", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "http://[2001:DB8:0::1]:80/f", wantRequire: sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "unknown request host: every target is local", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "https://remote.example.net/data/f", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
 		{name: "a local Source's local_hosts make the Destination local", req: rawRequest{Method: "COPY", Host: "storage.example.org", Path: "/public/x"},
-			dest: "https://dav.example.org/sci/y", src: "/data/z", wantRequire: wlcg | sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second, wantSource: SourceMethod},
+			dest: "https://dav.example.org/sci/y", src: "/data/z", wantRequire: wlcg | sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,9 +112,9 @@ func TestAddTargets(t *testing.T) {
 			if m.Require != tc.wantRequire {
 				t.Errorf("require = %b, want %b", m.Require, tc.wantRequire)
 			}
-			if m.Tier.Name != tc.wantTier || m.Window != tc.wantWindow || m.StaleIfError != tc.wantStale || m.Source != tc.wantSource {
-				t.Errorf("tier %s window %v stale %v source %s; want %s %v %v %s",
-					m.Tier.Name, m.Window, m.StaleIfError, m.Source, tc.wantTier, tc.wantWindow, tc.wantStale, tc.wantSource)
+			if m.Tier.Name != tc.wantTier || m.Window != tc.wantWindow || m.StaleIfError != tc.wantStale {
+				t.Errorf("tier %s window %v stale %v; want %s %v %v",
+					m.Tier.Name, m.Window, m.StaleIfError, tc.wantTier, tc.wantWindow, tc.wantStale)
 			}
 			if tc.wantLocal != "" && !slices.Contains(m.LocalHosts, tc.wantLocal) {
 				t.Errorf("local hosts %q, want %q among them", m.LocalHosts, tc.wantLocal)

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/policy"
@@ -117,9 +118,6 @@ func (c *Config) checkIssuers(ps *Problems) {
 	}
 }
 
-// headerName is a lower-case RFC 9110 token, the backquote excepted.
-var headerName = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_|~-]+$`)
-
 // checkUpstreamHeaders: the identity headers are authz's, which defaults
 // them but does not check them. Each must be a header name that cannot
 // carry a client's credentials or routing, and no two alike.
@@ -132,7 +130,7 @@ func (c *Config) checkUpstreamHeaders(ps *Problems) {
 		f := "upstream.headers." + kv.field
 		lv := strings.ToLower(kv.v)
 		switch {
-		case !headerName.MatchString(lv):
+		case !httpguts.ValidHeaderFieldName(lv):
 			c.problem(ps, f, fmt.Sprintf("%q is not a valid header name", kv.v))
 		case lv == "authorization" || strings.HasPrefix(lv, ":") || lv == "host":
 			c.problem(ps, f, fmt.Sprintf("%q may not be used for identity", kv.v))

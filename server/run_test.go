@@ -32,6 +32,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/leasegate/leasegate/internal/testclock"
 )
 
 // fakeIssuer is an RFC 7662 endpoint that knows some tokens and counts calls.
@@ -426,7 +428,7 @@ func TestTracingParentsAndAttributes(t *testing.T) {
 			t.Errorf("span %s has trace %s, want Envoy's %s", s.Name, s.SpanContext.TraceID(), traceID)
 		}
 		for _, a := range s.Attributes {
-			if strings.Contains(a.Value.Emit(), "traced-token") {
+			if strings.Contains(a.Value.String(), "traced-token") {
 				t.Errorf("span %s attribute %s holds the token", s.Name, a.Key)
 			}
 		}
@@ -440,7 +442,7 @@ func TestTracingParentsAndAttributes(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, a := range server.Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	for k, want := range map[string]string{"leasegate.tier": "read", "leasegate.lease": "miss", "leasegate.decision": "allow", "leasegate.issuer": "fake", "leasegate.reason": "allowed", "http.request.method": "GET", "leasegate.request_id": "req-1"} {
 		if attrs[k] != want {
@@ -658,24 +660,6 @@ func TestConfigWithCustomTier(t *testing.T) {
 	}
 }
 
-// settableClock is a lease clock the test moves.
-type settableClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *settableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *settableClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func revokeSubject(t *testing.T, r *running, subject string) {
 	t.Helper()
 	res, err := adminClient.Post("http://"+r.addrs.Admin+"/revoke", "application/json",
@@ -692,7 +676,7 @@ func revokeSubject(t *testing.T, r *running, subject string) {
 func TestReloadAppliesLeaseMax(t *testing.T) {
 	iss := newFakeIssuer(t)
 	iss.set("tok", true)
-	clock := &settableClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	r := startConfiguredOpts(t, reloadYAML(iss.URL, "", "1m", "", "1m"), nil, nil, func(o *Options) { o.Now = clock.Now })
 	waitServing(t, r)
 	if o := check(r, envoyRequest("GET", "/f", "tok")); o.code() != codes.OK || o.lease() != "miss" {

@@ -52,7 +52,7 @@ type IssuerError struct {
 	// Status is the HTTP status the issuer answered with, 0 when there was no
 	// answer (network error, timeout).
 	Status int
-	// RetryAfter is the issuer's Retry-After (delta-seconds form) on a 429 or
+	// RetryAfter is the issuer's Retry-After (either form) on a 429 or
 	// 503, zero when absent.
 	RetryAfter time.Duration
 	Reason     string // short and human-readable

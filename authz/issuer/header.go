@@ -7,9 +7,10 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 )
 
-// maxTokenBytes bounds the work done on one token; real access tokens
-// are a few KiB at most.
-const maxTokenBytes = 64 << 10
+// maxJWSBytes bounds the compact JWS the JWT parser and PeekIssuer will
+// look at, for callers that did not apply the engine's
+// MaxBearerTokenBytes first; through the engine the lower limit holds.
+const maxJWSBytes = 64 << 10
 
 // allowedAlgs are the asymmetric JWS algorithms accepted. "none" and HS*
 // are absent on purpose: HMAC with a public key as secret is the classic
@@ -30,7 +31,7 @@ type jwsHeader struct {
 // the checks that need no key. It returns a non-empty reason (safe as an
 // error_description) when the token must be refused.
 func parseJWSHeader(token string) (jwsHeader, string) {
-	if len(token) > maxTokenBytes {
+	if len(token) > maxJWSBytes {
 		return jwsHeader{}, "token too large"
 	}
 	if strings.Count(token, ".") != 2 || !isBase64URLOrDot(token) {
@@ -109,7 +110,7 @@ func isBase64URLOrDot(s string) bool {
 // JSON object. ok with iss == "" means a JWT without a string iss. Cheap: no
 // signature work; use it only to pick the issuer config.
 func PeekIssuer(token string) (iss string, ok bool) {
-	if len(token) > maxTokenBytes || strings.Count(token, ".") != 2 || !isBase64URLOrDot(token) {
+	if len(token) > maxJWSBytes || strings.Count(token, ".") != 2 || !isBase64URLOrDot(token) {
 		return "", false
 	}
 	h, rest, _ := strings.Cut(token, ".")

@@ -28,7 +28,7 @@ func TestPeekIssuer(t *testing.T) {
 		{name: "payload an array", token: hdr + "." + enc(`["iss"]`) + ".sig"},
 		{name: "JWE (five parts)", token: hdr + ".a.b.c.d"},
 		{name: "padded base64", token: hdr + "." + base64.URLEncoding.EncodeToString([]byte(`{"iss":"x"}`)) + ".sig"},
-		{name: "oversized", token: hdr + "." + enc(`{"iss":"x","pad":"`+strings.Repeat("p", maxTokenBytes)+`"}`) + ".sig"},
+		{name: "oversized", token: hdr + "." + enc(`{"iss":"x","pad":"`+strings.Repeat("p", maxJWSBytes)+`"}`) + ".sig"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -213,7 +213,7 @@ func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, er
 		// echoed anywhere (an error page could quote the token).
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		e := i.fault(resp.StatusCode, statusReason(resp.StatusCode), nil)
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		e.RetryAfter = retryAfter(resp.Header, time.Now())
 		return Claims{}, e
 	}
 
@@ -260,14 +260,34 @@ func statusReason(code int) string {
 	return fmt.Sprintf("unexpected answer (HTTP %d)", code)
 }
 
-// retryAfter reads the delta-seconds form of Retry-After; the HTTP-date form
-// is rare from issuers and ignored.
-func retryAfter(v string) time.Duration {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n <= 0 || n > 86400 {
+// maxRetryAfterHeader is the longest Retry-After believed; anything longer
+// reads as absent. (The breaker caps its use further, at maxRetryAfter.)
+const maxRetryAfterHeader = 24 * time.Hour
+
+// retryAfter reads an answer's Retry-After (RFC 9110 §10.2.3) in either
+// form: delay-seconds, or an HTTP-date. A date counts from the answer's own
+// Date when it has one, so the issuer's clock and ours need not agree, and
+// from now otherwise. 0 when absent, unreadable, not in the future or over
+// a day.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if n, err := strconv.Atoi(v); err == nil {
+		if n <= 0 || n > int(maxRetryAfterHeader/time.Second) {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
 		return 0
 	}
-	return time.Duration(n) * time.Second
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = date
+	}
+	if d := at.Sub(now); d > 0 && d <= maxRetryAfterHeader {
+		return d
+	}
+	return 0
 }
 
 // parseIntrospectionAnswer reads an RFC 7662 §2.2 answer. "active" must be

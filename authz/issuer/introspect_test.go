@@ -90,9 +90,10 @@ func TestIntrospect(t *testing.T) {
 		name       string
 		handler    http.HandlerFunc
 		cfg        func(*IntrospectionConfig)
-		wantErr    error  // sentinel; nil means success
-		wantMsg    string // substring of the error text
-		wantStatus int    // IssuerError.Status when wantErr is ErrIssuerUnavailable
+		wantErr    error         // sentinel; nil means success
+		wantMsg    string        // substring of the error text
+		wantStatus int           // IssuerError.Status when wantErr is ErrIssuerUnavailable
+		wantRetry  time.Duration // IssuerError.RetryAfter, when not 0
 		check      func(*testing.T, Claims)
 	}{
 		{
@@ -201,6 +202,16 @@ func TestIntrospect(t *testing.T) {
 			wantErr:    ErrIssuerUnavailable,
 			wantMsg:    "rate limiting",
 			wantStatus: 429,
+			wantRetry:  7 * time.Second,
+		},
+		{
+			// Counted from the answer's Date, whatever our clock says.
+			name:       "429 with an HTTP-date Retry-After",
+			handler:    answer(429, nil, "Date", "Sun, 06 Nov 1994 08:49:37 GMT", "Retry-After", "Sun, 06 Nov 1994 08:50:07 GMT"),
+			wantErr:    ErrIssuerUnavailable,
+			wantMsg:    "rate limiting",
+			wantStatus: 429,
+			wantRetry:  30 * time.Second,
 		},
 		{
 			name:       "404",
@@ -328,11 +339,55 @@ func TestIntrospect(t *testing.T) {
 			if tc.wantErr == ErrIssuerUnavailable && errors.As(err, &ie) && ie.Status != tc.wantStatus {
 				t.Errorf("IssuerError.Status = %d, want %d", ie.Status, tc.wantStatus)
 			}
-			if tc.name == "429" && (ie == nil || ie.RetryAfter != 7*time.Second) {
-				t.Errorf("RetryAfter not taken from the 429: %+v", ie)
+			if tc.wantRetry != 0 && (ie == nil || ie.RetryAfter != tc.wantRetry) {
+				t.Errorf("RetryAfter not taken from the answer: %+v, want %s", ie, tc.wantRetry)
 			}
 			for _, r := range srv.requests() {
 				assertIntrospectionRequest(t, r)
+			}
+		})
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)
+	date := func(t time.Time) string { return t.Format(http.TimeFormat) }
+	tests := []struct {
+		name       string
+		retryAfter string
+		date       string // the answer's Date header, "" when absent
+		want       time.Duration
+	}{
+		{name: "absent", want: 0},
+		{name: "delay-seconds", retryAfter: "7", want: 7 * time.Second},
+		{name: "delay-seconds with spaces", retryAfter: " 30 ", want: 30 * time.Second},
+		{name: "zero", retryAfter: "0", want: 0},
+		{name: "negative", retryAfter: "-5", want: 0},
+		{name: "a day", retryAfter: "86400", want: 24 * time.Hour},
+		{name: "over a day", retryAfter: "86401", want: 0},
+		{name: "overflowing digits", retryAfter: "99999999999999999999", want: 0},
+		{name: "fraction", retryAfter: "1.5", want: 0},
+		{name: "garbage", retryAfter: "soon", want: 0},
+		{name: "HTTP-date, no Date: from now", retryAfter: date(now.Add(2 * time.Minute)), want: 2 * time.Minute},
+		{name: "HTTP-date from the answer's Date", retryAfter: date(now.Add(time.Hour + 30*time.Second)), date: date(now.Add(time.Hour)), want: 30 * time.Second},
+		{name: "HTTP-date, unreadable Date: from now", retryAfter: date(now.Add(time.Minute)), date: "yesterday", want: time.Minute},
+		{name: "HTTP-date in RFC 850 form", retryAfter: "Thursday, 01-May-31 12:00:45 GMT", want: 45 * time.Second},
+		{name: "HTTP-date in asctime form", retryAfter: "Thu May  1 12:00:45 2031", want: 45 * time.Second},
+		{name: "HTTP-date in the past", retryAfter: date(now.Add(-time.Minute)), want: 0},
+		{name: "HTTP-date equal to Date", retryAfter: date(now), date: date(now), want: 0},
+		{name: "HTTP-date over a day ahead", retryAfter: date(now.Add(25 * time.Hour)), want: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.retryAfter != "" {
+				h.Set("Retry-After", tc.retryAfter)
+			}
+			if tc.date != "" {
+				h.Set("Date", tc.date)
+			}
+			if got := retryAfter(h, now); got != tc.want {
+				t.Fatalf("retryAfter(%q, Date %q) = %s, want %s", tc.retryAfter, tc.date, got, tc.want)
 			}
 		})
 	}

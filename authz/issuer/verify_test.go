@@ -27,28 +27,11 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"go.uber.org/goleak"
+
+	"github.com/leasegate/leasegate/internal/testclock"
 )
 
 const testAudience = "https://storage.example.org"
-
-// fakeClock is a settable clock for exp/nbf/iat checks and the refetch
-// limiter.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // testKey is a signing key and its public JWK.
 type testKey struct {
@@ -252,7 +235,7 @@ func (f *fakeJWKSIssuer) setKeys(keys ...testKey) {
 
 type jwtEnv struct {
 	issuer *fakeJWKSIssuer
-	clock  *fakeClock
+	clock  *testclock.Clock
 	v      *JWTVerifier
 	cfg    JWTConfig
 }
@@ -262,7 +245,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // newJWTEnv starts a verifier against f; it is stopped at test end.
 func newJWTEnv(t testing.TB, f *fakeJWKSIssuer, mod func(*JWTConfig)) *jwtEnv {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC))
 	cfg := JWTConfig{
 		Name:               "test",
 		Issuer:             f.issuer(),
@@ -617,7 +600,7 @@ func TestJWTVerify(t *testing.T) {
 		},
 		{
 			name:    "too large",
-			token:   func() string { return strings.Repeat("a", maxTokenBytes) + ".b.c" },
+			token:   func() string { return strings.Repeat("a", maxJWSBytes) + ".b.c" },
 			wantErr: ErrInvalidToken, wantMsg: "token too large",
 		},
 	}
@@ -803,7 +786,7 @@ func TestJWTVerifierStopsWithContext(t *testing.T) {
 	issuer := newFakeJWKSIssuer(t, k)
 	transport := &http.Transport{}
 	ctx, cancel := context.WithCancel(context.Background())
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	v, err := NewJWTVerifier(ctx, JWTConfig{
 		Issuer: issuer.issuer(), Audiences: []string{testAudience}, Clock: clock.Now,
 		HTTPClient: &http.Client{Transport: transport}, Logger: discardLogger(),

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/e2e/internal/hydra"
-	"github.com/leasegate/leasegate/e2e/internal/lg"
+	"github.com/leasegate/leasegate/e2e/internal/leasegate"
 )
 
 // TestDemo runs the whole scripted demo (what `make demo` runs), so the
@@ -35,7 +35,7 @@ func TestDemo(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin, err := lg.Binary(ctx, t.TempDir())
+	bin, err := leasegate.Binary(ctx, t.TempDir())
 	if err != nil {
 		missing("leasegate binary", err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/e2e/internal/hydra"
-	"github.com/leasegate/leasegate/e2e/internal/lg"
+	"github.com/leasegate/leasegate/e2e/internal/leasegate"
 )
 
 // The demo's tier windows: short enough that the whole script runs in
@@ -26,14 +26,14 @@ const (
 
 // demo is the running scenario.
 type demo struct {
-	out    *table
-	h      *hydra.Server
-	proxy  *hydra.CountingProxy
-	lg     *lg.Process
-	client *lg.Client
-	base   int64 // introspections before the script (leasegate's readiness probe)
-	step   int
-	checks int // expectations verified
+	out       *table
+	h         *hydra.Server
+	proxy     *hydra.CountingProxy
+	leasegate *leasegate.Process
+	client    *leasegate.Client
+	base      int64 // introspections before the script (leasegate's readiness probe)
+	step      int
+	checks    int // expectations verified
 }
 
 // want is what one step must produce. calls is how many introspections the
@@ -60,7 +60,7 @@ func run(ctx context.Context, o options) (err error) {
 	lgBin := o.leasegate
 	if lgBin == "" {
 		say("building leasegate from this checkout… (or pass -leasegate PATH)")
-		if lgBin, err = lg.Binary(ctx, tmp); err != nil {
+		if lgBin, err = leasegate.Binary(ctx, tmp); err != nil {
 			return err
 		}
 	} else if _, err := os.Stat(lgBin); err != nil {
@@ -107,28 +107,28 @@ func run(ctx context.Context, o options) (err error) {
 	}
 
 	say("starting leasegate (read window %v, write window %v, critical window 0)…", readWindow, writeWindow)
-	cfg := lg.Config{
+	cfg := leasegate.Config{
 		Realm: realm,
-		Issuers: []lg.Issuer{{
+		Issuers: []leasegate.Issuer{{
 			Name:             "hydra",
 			Issuer:           h.Issuer(),
 			Mode:             "introspection",
 			DefaultForOpaque: true,
-			Introspection: &lg.Introspection{
+			Introspection: &leasegate.Introspection{
 				Endpoint: proxy.URL() + hydra.IntrospectPath, // counted on its way to Hydra's admin port
 				Auth:     "none",
-				Timeout:  lg.Duration(2 * time.Second),
+				Timeout:  leasegate.Duration(2 * time.Second),
 			},
 			Audiences: []string{audience},
 		}},
-		Tiers:       lg.StandardTiers(readWindow, writeWindow, 0, 30*time.Second),
+		Tiers:       leasegate.StandardTiers(readWindow, writeWindow, 0, 30*time.Second),
 		DefaultTier: "critical",
-		Routes:      []lg.Route{{Prefix: "/admin/", Tier: "critical"}},
-		Lease:       lg.Lease{Max: lg.Duration(time.Minute)},
-		Log:         lg.Log{Level: "info"},
-		Server:      lg.Server{StartGrace: lg.Duration(10 * time.Second)},
+		Routes:      []leasegate.Route{{Prefix: "/admin/", Tier: "critical"}},
+		Lease:       leasegate.Lease{Max: leasegate.Duration(time.Minute)},
+		Log:         leasegate.Log{Level: "info"},
+		Server:      leasegate.Server{StartGrace: leasegate.Duration(10 * time.Second)},
 	}
-	p, err := lg.Start(ctx, lg.Options{Binary: lgBin, Config: cfg, Dir: tmp, Log: o.log})
+	p, err := leasegate.Start(ctx, leasegate.Options{Binary: lgBin, Config: cfg, Dir: tmp, Log: o.log})
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func run(ctx context.Context, o options) (err error) {
 			fmt.Fprintf(os.Stderr, "--- leasegate log (tail) ---\n%s\n", tail(p.Logs(), 3000))
 		}
 	}()
-	c, err := lg.Dial(p.GRPCAddr())
+	c, err := leasegate.Dial(p.GRPCAddr())
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func run(ctx context.Context, o options) (err error) {
 		return fmt.Errorf("GET /config reports a revocation bound of %v, want the read window %v", bound.Window, readWindow)
 	}
 
-	d := &demo{out: newTable(o.out), h: h, proxy: proxy, lg: p, client: c, base: proxy.Count(hydra.IntrospectPath)}
+	d := &demo{out: newTable(o.out), h: h, proxy: proxy, leasegate: p, client: c, base: proxy.Count(hydra.IntrospectPath)}
 	if err := d.script(ctx, tokens, client, bound); err != nil {
 		return err
 	}
@@ -174,23 +174,23 @@ func run(ctx context.Context, o options) (err error) {
 }
 
 // script is the scripted walk; each step checks its expectation.
-func (d *demo) script(ctx context.Context, tok map[string]string, client hydra.Client, bound lg.Bound) error {
+func (d *demo) script(ctx context.Context, tok map[string]string, client hydra.Client, bound leasegate.Bound) error {
 	A, B, C := tok["A"], tok["B"], tok["C"]
 	d.out.section("1. Leases: each tier reuses a validation for its window")
 	d.out.header()
 	steps := []struct {
-		r    lg.Request
+		r    leasegate.Request
 		w    want
 		note string
 	}{
-		{lg.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, want{200, "read", "miss", 1}, "first use: Hydra asked, lease stored"},
-		{lg.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, want{200, "read", "hit", 0}, "read window open: no issuer call"},
-		{lg.Request{Method: "HEAD", Path: "/data/run42/", Token: A, HeaderMap: true}, want{200, "read", "hit", 0}, "same lease, any read method"},
-		{lg.Request{Method: "PUT", Path: "/data/run42/new.root", Token: A}, want{200, "write", "hit", 0}, "write window (3s) still open"},
-		{lg.Request{Method: "DELETE", Path: "/data/run42/old.root", Token: A}, want{200, "critical", "miss", 1}, "window 0: always asks Hydra"},
-		{lg.Request{Method: "DELETE", Path: "/data/run42/old2.root", Token: A}, want{200, "critical", "miss", 1}, "…every time"},
-		{lg.Request{Method: "POST", Path: "/admin/reindex", Token: A}, want{200, "critical", "miss", 1}, "route /admin/ is critical"},
-		{lg.Request{Method: "GET", Path: "/data/run42/events.root"}, want{401, "read", "none", 0}, "no token: Bearer challenge"},
+		{leasegate.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, want{200, "read", "miss", 1}, "first use: Hydra asked, lease stored"},
+		{leasegate.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, want{200, "read", "hit", 0}, "read window open: no issuer call"},
+		{leasegate.Request{Method: "HEAD", Path: "/data/run42/", Token: A, HeaderMap: true}, want{200, "read", "hit", 0}, "same lease, any read method"},
+		{leasegate.Request{Method: "PUT", Path: "/data/run42/new.root", Token: A}, want{200, "write", "hit", 0}, "write window (3s) still open"},
+		{leasegate.Request{Method: "DELETE", Path: "/data/run42/old.root", Token: A}, want{200, "critical", "miss", 1}, "window 0: always asks Hydra"},
+		{leasegate.Request{Method: "DELETE", Path: "/data/run42/old2.root", Token: A}, want{200, "critical", "miss", 1}, "…every time"},
+		{leasegate.Request{Method: "POST", Path: "/admin/reindex", Token: A}, want{200, "critical", "miss", 1}, "route /admin/ is critical"},
+		{leasegate.Request{Method: "GET", Path: "/data/run42/events.root"}, want{401, "read", "none", 0}, "no token: Bearer challenge"},
 	}
 	for _, s := range steps {
 		if _, err := d.do(ctx, s.r, "A", s.w, s.note); err != nil {
@@ -201,17 +201,17 @@ func (d *demo) script(ctx context.Context, tok map[string]string, client hydra.C
 	if err := sleep(ctx, writeWindow+200*time.Millisecond); err != nil {
 		return err
 	}
-	if _, err := d.do(ctx, lg.Request{Method: "PUT", Path: "/data/run42/new.root", Token: A}, "A", want{200, "write", "miss", 1}, "write window over: re-validated"); err != nil {
+	if _, err := d.do(ctx, leasegate.Request{Method: "PUT", Path: "/data/run42/new.root", Token: A}, "A", want{200, "write", "miss", 1}, "write window over: re-validated"); err != nil {
 		return err
 	}
-	if _, err := d.do(ctx, lg.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, "A", want{200, "read", "hit", 0}, "fresh validation restarts every window"); err != nil {
+	if _, err := d.do(ctx, leasegate.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, "A", want{200, "read", "hit", 0}, "fresh validation restarts every window"); err != nil {
 		return err
 	}
 
 	d.out.section("2. Revocation at Hydra: reads pass until the read window closes, DELETE is refused at once")
 	d.out.header()
 	for _, name := range []string{"B", "C"} {
-		if _, err := d.do(ctx, lg.Request{Method: "GET", Path: "/data/run43/hits.root", Token: tok[name]}, name, want{200, "read", "miss", 1}, "lease stored"); err != nil {
+		if _, err := d.do(ctx, leasegate.Request{Method: "GET", Path: "/data/run43/hits.root", Token: tok[name]}, name, want{200, "read", "miss", 1}, "lease stored"); err != nil {
 			return err
 		}
 	}
@@ -223,13 +223,13 @@ func (d *demo) script(ctx context.Context, tok map[string]string, client hydra.C
 	}
 	revoked := time.Now()
 	d.out.note("revoked tokens B and C at Hydra (POST %s)", hydra.RevokePath)
-	if _, err := d.do(ctx, lg.Request{Method: "GET", Path: "/data/run43/hits.root", Token: B}, "B", want{200, "read", "hit", 0}, "revoked, but B's read lease is open"); err != nil {
+	if _, err := d.do(ctx, leasegate.Request{Method: "GET", Path: "/data/run43/hits.root", Token: B}, "B", want{200, "read", "hit", 0}, "revoked, but B's read lease is open"); err != nil {
 		return err
 	}
-	if _, err := d.do(ctx, lg.Request{Method: "DELETE", Path: "/data/run43/hits.root", Token: C}, "C", want{401, "critical", "miss", 1}, "DELETE asks Hydra: refused at once"); err != nil {
+	if _, err := d.do(ctx, leasegate.Request{Method: "DELETE", Path: "/data/run43/hits.root", Token: C}, "C", want{401, "critical", "miss", 1}, "DELETE asks Hydra: refused at once"); err != nil {
 		return err
 	}
-	if _, err := d.do(ctx, lg.Request{Method: "GET", Path: "/data/run43/hits.root", Token: C}, "C", want{401, "read", "negative", 0}, "the refusal ended C's lease in every tier"); err != nil {
+	if _, err := d.do(ctx, leasegate.Request{Method: "GET", Path: "/data/run43/hits.root", Token: C}, "C", want{401, "read", "negative", 0}, "the refusal ended C's lease in every tier"); err != nil {
 		return err
 	}
 	d.out.note("reading with B until its read window (%v from validation) closes…", readWindow)
@@ -241,7 +241,7 @@ func (d *demo) script(ctx context.Context, tok map[string]string, client hydra.C
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
-		r := lg.Request{Method: "GET", Path: "/data/run43/hits.root", Token: B}
+		r := leasegate.Request{Method: "GET", Path: "/data/run43/hits.root", Token: B}
 		before := d.calls()
 		res, err := d.client.Check(ctx, r)
 		if err != nil {
@@ -270,26 +270,26 @@ func (d *demo) script(ctx context.Context, tok map[string]string, client hydra.C
 
 	d.out.section("3. Admin revoke: POST /revoke evicts a lease at once")
 	d.out.header()
-	if _, err := d.do(ctx, lg.Request{Method: "DELETE", Path: "/data/run42/tmp.root", Token: A}, "A", want{200, "critical", "miss", 1}, "fresh validation of A"); err != nil {
+	if _, err := d.do(ctx, leasegate.Request{Method: "DELETE", Path: "/data/run42/tmp.root", Token: A}, "A", want{200, "critical", "miss", 1}, "fresh validation of A"); err != nil {
 		return err
 	}
-	if _, err := d.do(ctx, lg.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, "A", want{200, "read", "hit", 0}, "read lease open"); err != nil {
+	if _, err := d.do(ctx, leasegate.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, "A", want{200, "read", "hit", 0}, "read lease open"); err != nil {
 		return err
 	}
-	found, err := d.lg.AdminRevoke(ctx, A, "")
+	found, err := d.leasegate.AdminRevoke(ctx, A, "")
 	if err != nil {
 		return err
 	}
 	if !found {
 		return errors.New("POST /revoke found no lease for token A")
 	}
-	d.out.note(`POST %s/revoke {"token": "<A>"} → lease evicted`, d.lg.AdminURL())
-	_, err = d.do(ctx, lg.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, "A", want{200, "read", "miss", 1}, "next read goes to Hydra (A is still active)")
+	d.out.note(`POST %s/revoke {"token": "<A>"} → lease evicted`, d.leasegate.AdminURL())
+	_, err = d.do(ctx, leasegate.Request{Method: "GET", Path: "/data/run42/events.root", Token: A}, "A", want{200, "read", "miss", 1}, "next read goes to Hydra (A is still active)")
 	return err
 }
 
 // do sends one request, prints its row and checks it.
-func (d *demo) do(ctx context.Context, r lg.Request, label string, w want, note string) (lg.Result, error) {
+func (d *demo) do(ctx context.Context, r leasegate.Request, label string, w want, note string) (leasegate.Result, error) {
 	before := d.calls()
 	res, err := d.client.Check(ctx, r)
 	if err != nil {
@@ -298,7 +298,7 @@ func (d *demo) do(ctx context.Context, r lg.Request, label string, w want, note 
 	return d.verify(r, label, res, before, w, note)
 }
 
-func (d *demo) verify(r lg.Request, label string, res lg.Result, before int64, w want, note string) (lg.Result, error) {
+func (d *demo) verify(r leasegate.Request, label string, res leasegate.Result, before int64, w want, note string) (leasegate.Result, error) {
 	d.row(r, label, res, note)
 	var bad []string
 	if res.HTTPStatus != w.status {
@@ -320,7 +320,7 @@ func (d *demo) verify(r lg.Request, label string, res lg.Result, before int64, w
 	return res, nil
 }
 
-func (d *demo) row(r lg.Request, label string, res lg.Result, note string) {
+func (d *demo) row(r leasegate.Request, label string, res leasegate.Result, note string) {
 	d.step++
 	decision := fmt.Sprintf("%d allow", res.HTTPStatus)
 	if !res.Allowed() {
@@ -336,8 +336,8 @@ func (d *demo) row(r lg.Request, label string, res lg.Result, note string) {
 func (d *demo) calls() int64 { return d.proxy.Count(hydra.IntrospectPath) - d.base }
 
 // summary prints the metrics leasegate kept and where to find them.
-func (d *demo) summary(ctx context.Context, bound lg.Bound) error {
-	m, err := d.lg.Metrics(ctx)
+func (d *demo) summary(ctx context.Context, bound leasegate.Bound) error {
+	m, err := d.leasegate.Metrics(ctx)
 	if err != nil {
 		return err
 	}
@@ -371,10 +371,10 @@ func (d *demo) summary(ctx context.Context, bound lg.Bound) error {
 	fmt.Fprintf(w, "  leasegate_issuer_requests_total{outcome=active}   %4.0f\n", m.Sum("leasegate_issuer_requests_total", map[string]string{"outcome": "active"}))
 	fmt.Fprintf(w, "  leasegate_issuer_requests_total{outcome=inactive} %4.0f\n", m.Sum("leasegate_issuer_requests_total", map[string]string{"outcome": "inactive"}))
 	fmt.Fprintf(w, "  introspections seen at Hydra during the script     %4d\n", d.calls())
-	fmt.Fprintf(w, "\n  metrics:  GET %s/metrics\n", d.lg.AdminURL())
+	fmt.Fprintf(w, "\n  metrics:  GET %s/metrics\n", d.leasegate.AdminURL())
 	fmt.Fprintf(w, "  config:   GET %s/config   (revocation_bound: window %v, with stale_if_error %v, admin revoke %s)\n",
-		d.lg.AdminURL(), bound.Window, bound.WithStaleIfError, bound.AdminRevoke)
-	fmt.Fprintf(w, "  revoke:   POST %s/revoke  {\"token\": \"...\"}\n", d.lg.AdminURL())
+		d.leasegate.AdminURL(), bound.Window, bound.WithStaleIfError, bound.AdminRevoke)
+	fmt.Fprintf(w, "  revoke:   POST %s/revoke  {\"token\": \"...\"}\n", d.leasegate.AdminURL())
 
 	// The script's own count must match what leasegate says it asked.
 	active := m.Sum("leasegate_issuer_requests_total", map[string]string{"outcome": "active"}) +
@@ -382,7 +382,7 @@ func (d *demo) summary(ctx context.Context, bound lg.Bound) error {
 	if int64(active) != d.calls() {
 		return fmt.Errorf("leasegate_issuer_requests_total says %v validations, Hydra saw %d introspections", active, d.calls())
 	}
-	if code, _, err := d.lg.AdminGet(ctx, "/readyz"); err != nil || code != http.StatusOK {
+	if code, _, err := d.leasegate.AdminGet(ctx, "/readyz"); err != nil || code != http.StatusOK {
 		return fmt.Errorf("GET /readyz: %d %v", code, err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,7 +66,7 @@ func parseMix(s string) (methodMix, error) {
 	for part := range strings.SplitSeq(s, ",") {
 		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || name == "" {
-			return m, fmt.Errorf("mix %q: want METHOD=WEIGHT,...", s)
+			return m, fmt.Errorf("mix %q: want METHOD=WEIGHT[,METHOD=WEIGHT]", s)
 		}
 		n, err := strconv.ParseUint(w, 10, 32)
 		if err != nil || n == 0 {
@@ -423,7 +424,7 @@ func printResult(f *os.File, r *Result) {
 		fmt.Fprintf(f, "open loop at %.0f/s; ", r.Rate)
 	}
 	fmt.Fprintf(f, "%s target=%s conns=%d concurrency=%d duration=%gs tokens=%d dist=%s mix=%s new-frac=%g\n",
-		cmpOr(r.Label, "-"), r.Target, r.Conns, r.Concurrency, r.DurationS, r.Tokens, r.Dist, r.Mix, r.NewFrac)
+		cmp.Or(r.Label, "-"), r.Target, r.Conns, r.Concurrency, r.DurationS, r.Tokens, r.Dist, r.Mix, r.NewFrac)
 	fmt.Fprintf(f, "  requests %d  throughput %.0f/s  errors %d  denied %d  client cpu %.1f µs/req",
 		r.Requests, r.RPS, r.Errors, r.Denied, r.ClientCPUUs)
 	if r.ServerCPUUs > 0 {
@@ -445,13 +446,6 @@ func printResult(f *os.File, r *Result) {
 	if r.FirstError != "" {
 		fmt.Fprintf(f, "  first error: %s\n", r.FirstError)
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func selfCPU() time.Duration {

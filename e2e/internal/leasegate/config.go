@@ -1,10 +1,10 @@
-package lg
+package leasegate
 
 import (
 	"fmt"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the part of leasegate's YAML configuration (SPEC §7) the

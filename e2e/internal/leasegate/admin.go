@@ -1,4 +1,4 @@
-package lg
+package leasegate
 
 import (
 	"bytes"
@@ -25,11 +25,11 @@ func (p *Process) EffectiveConfig(ctx context.Context) (map[string]any, error) {
 		return nil, err
 	}
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("lg: GET /config: HTTP %d: %s", code, tail(string(body), 512))
+		return nil, fmt.Errorf("leasegate: GET /config: HTTP %d: %s", code, tail(string(body), 512))
 	}
 	var out map[string]any
 	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("lg: GET /config: %w", err)
+		return nil, fmt.Errorf("leasegate: GET /config: %w", err)
 	}
 	return out, nil
 }
@@ -42,12 +42,12 @@ func (p *Process) RevocationBound(ctx context.Context) (Bound, error) {
 	}
 	rb, ok := cfg["revocation_bound"].(map[string]any)
 	if !ok {
-		return Bound{}, fmt.Errorf("lg: GET /config has no revocation_bound object")
+		return Bound{}, fmt.Errorf("leasegate: GET /config has no revocation_bound object")
 	}
 	w, ok1 := rb["window_seconds"].(float64)
 	ws, ok2 := rb["with_stale_if_error_seconds"].(float64)
 	if !ok1 || !ok2 {
-		return Bound{}, fmt.Errorf("lg: revocation_bound lacks window_seconds or with_stale_if_error_seconds: %v", rb)
+		return Bound{}, fmt.Errorf("leasegate: revocation_bound lacks window_seconds or with_stale_if_error_seconds: %v", rb)
 	}
 	b := Bound{
 		Window:           time.Duration(w * float64(time.Second)),
@@ -73,7 +73,7 @@ func (p *Process) TierWindow(ctx context.Context, tier string) (string, error) {
 			return w, nil
 		}
 	}
-	return "", fmt.Errorf("lg: GET /config lists no tier %q", tier)
+	return "", fmt.Errorf("leasegate: GET /config lists no tier %q", tier)
 }
 
 // Metrics scrapes GET /metrics.
@@ -83,7 +83,7 @@ func (p *Process) Metrics(ctx context.Context) (Metrics, error) {
 		return nil, err
 	}
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("lg: GET /metrics: HTTP %d", code)
+		return nil, fmt.Errorf("leasegate: GET /metrics: HTTP %d", code)
 	}
 	return ParseMetrics(body)
 }
@@ -94,7 +94,7 @@ func (p *Process) AdminRevoke(ctx context.Context, token, secret string) (bool, 
 	body, _ := json.Marshal(map[string]string{"token": token})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.AdminURL()+"/revoke", bytes.NewReader(body))
 	if err != nil {
-		return false, fmt.Errorf("lg: POST /revoke: %w", err)
+		return false, fmt.Errorf("leasegate: POST /revoke: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if secret != "" {
@@ -102,18 +102,18 @@ func (p *Process) AdminRevoke(ctx context.Context, token, secret string) (bool, 
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("lg: POST /revoke: %w", err)
+		return false, fmt.Errorf("leasegate: POST /revoke: %w", err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("lg: POST /revoke: HTTP %d: %s", resp.StatusCode, tail(string(raw), 512))
+		return false, fmt.Errorf("leasegate: POST /revoke: HTTP %d: %s", resp.StatusCode, tail(string(raw), 512))
 	}
 	var out struct {
 		Revoked bool `json:"revoked"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return false, fmt.Errorf("lg: POST /revoke answer: %w", err)
+		return false, fmt.Errorf("leasegate: POST /revoke answer: %w", err)
 	}
 	return out.Revoked, nil
 }
@@ -126,16 +126,16 @@ func (p *Process) AdminGet(ctx context.Context, path string) (int, []byte, error
 func (p *Process) adminGet(ctx context.Context, path string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.AdminURL()+path, nil)
 	if err != nil {
-		return 0, nil, fmt.Errorf("lg: GET %s: %w", path, err)
+		return 0, nil, fmt.Errorf("leasegate: GET %s: %w", path, err)
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("lg: GET %s: %w", path, err)
+		return 0, nil, fmt.Errorf("leasegate: GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("lg: GET %s: %w", path, err)
+		return resp.StatusCode, nil, fmt.Errorf("leasegate: GET %s: %w", path, err)
 	}
 	return resp.StatusCode, body, nil
 }

@@ -1,6 +1,7 @@
-package lg
+package leasegate
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,7 +32,7 @@ type Client struct {
 func Dial(addr string) (*Client, error) {
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return nil, fmt.Errorf("lg: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("leasegate: dial %s: %w", addr, err)
 	}
 	return &Client{conn: conn, authz: authv3.NewAuthorizationClient(conn), health: healthpb.NewHealthClient(conn)}, nil
 }
@@ -100,7 +101,7 @@ func (c *Client) Check(ctx context.Context, r Request) (Result, error) {
 	resp, err := c.authz.Check(ctx, req)
 	lat := time.Since(start)
 	if err != nil {
-		return Result{}, fmt.Errorf("lg: Check: %w", err)
+		return Result{}, fmt.Errorf("leasegate: Check: %w", err)
 	}
 	res := Result{
 		Code:     codes.Code(resp.GetStatus().GetCode()),
@@ -136,7 +137,7 @@ func (c *Client) Check(ctx context.Context, r Request) (Result, error) {
 func (c *Client) Serving(ctx context.Context, service string) (bool, error) {
 	resp, err := c.health.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 	if err != nil {
-		return false, fmt.Errorf("lg: health check: %w", err)
+		return false, fmt.Errorf("leasegate: health check: %w", err)
 	}
 	return resp.GetStatus() == healthpb.HealthCheckResponse_SERVING, nil
 }
@@ -145,7 +146,7 @@ func (c *Client) Serving(ctx context.Context, service string) (bool, error) {
 // header keys including the pseudo-headers :method, :path, :authority and
 // :scheme, x-request-id, peer addresses and a request time.
 func BuildCheckRequest(r Request) *authv3.CheckRequest {
-	host := cmpOr(r.Host, "storage.example.org")
+	host := cmp.Or(r.Host, "storage.example.org")
 	id := r.RequestID
 	if id == "" {
 		id = randomID()

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package lg
+package leasegate
 
 import "syscall"
 

@@ -1,14 +1,15 @@
-// Package lg runs the built leasegate binary as a child process for the
+// Package leasegate runs the built leasegate binary as a child process for the
 // end-to-end tests and the demo: it writes the configuration, starts the
 // process on free loopback ports (read back from its "listening" log line),
 // waits for /readyz, and talks to it the way Envoy and an operator do: the
 // ext_authz v3 gRPC Check (Client), and the admin API (metrics, /config,
 // /revoke). It treats leasegate as a black box and imports none of its
 // packages.
-package lg
+package leasegate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,14 +75,14 @@ type Process struct {
 // running and the error carries the tail of leasegate's log.
 func Start(ctx context.Context, o Options) (*Process, error) {
 	if o.Binary == "" {
-		return nil, errors.New("lg: Options.Binary is empty")
+		return nil, errors.New("leasegate: Options.Binary is empty")
 	}
 	if o.Dir == "" {
-		return nil, errors.New("lg: Options.Dir is empty")
+		return nil, errors.New("leasegate: Options.Dir is empty")
 	}
 	cfg := o.Config
-	cfg.Listen.GRPC = cmpOr(cfg.Listen.GRPC, "127.0.0.1:0")
-	cfg.Listen.Admin = cmpOr(cfg.Listen.Admin, "127.0.0.1:0")
+	cfg.Listen.GRPC = cmp.Or(cfg.Listen.GRPC, "127.0.0.1:0")
+	cfg.Listen.Admin = cmp.Or(cfg.Listen.Admin, "127.0.0.1:0")
 	p := &Process{
 		configPath: filepath.Join(o.Dir, "leasegate.yaml"),
 		logs:       newLineLog(),
@@ -103,7 +104,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	p.cmd.Stderr = sink
 	p.cmd.WaitDelay = 5 * time.Second
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("lg: start %s: %w", o.Binary, err)
+		return nil, fmt.Errorf("leasegate: start %s: %w", o.Binary, err)
 	}
 	go func() {
 		p.waitErr = p.cmd.Wait()
@@ -118,7 +119,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	defer cancel()
 	if err := p.waitReady(rctx); err != nil {
 		_ = p.Stop()
-		return nil, fmt.Errorf("lg: %w\n--- leasegate log (tail) ---\n%s", err, tail(p.Logs(), 4096))
+		return nil, fmt.Errorf("leasegate: %w\n--- leasegate log (tail) ---\n%s", err, tail(p.Logs(), 4096))
 	}
 	return p, nil
 }
@@ -178,10 +179,10 @@ func (p *Process) WriteConfig(c Config) error {
 func (p *Process) WriteConfigYAML(b []byte) error {
 	tmp := p.configPath + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("lg: write config: %w", err)
+		return fmt.Errorf("leasegate: write config: %w", err)
 	}
 	if err := os.Rename(tmp, p.configPath); err != nil {
-		return fmt.Errorf("lg: write config: %w", err)
+		return fmt.Errorf("leasegate: write config: %w", err)
 	}
 	return nil
 }
@@ -212,7 +213,7 @@ func (p *Process) SignalReload(ctx context.Context) error {
 		return e.Msg == "configuration reloaded" || strings.HasPrefix(e.Msg, "reload refused")
 	})
 	if err != nil {
-		return fmt.Errorf("lg: no reload log line after SIGHUP: %w", err)
+		return fmt.Errorf("leasegate: no reload log line after SIGHUP: %w", err)
 	}
 	if e.Msg != "configuration reloaded" {
 		return fmt.Errorf("%w: %s", ErrReloadRefused, e.Raw)
@@ -223,7 +224,7 @@ func (p *Process) SignalReload(ctx context.Context) error {
 // Signal sends sig to the leasegate process.
 func (p *Process) Signal(sig os.Signal) error {
 	if err := p.cmd.Process.Signal(sig); err != nil {
-		return fmt.Errorf("lg: signal %v: %w", sig, err)
+		return fmt.Errorf("leasegate: signal %v: %w", sig, err)
 	}
 	return nil
 }
@@ -234,7 +235,7 @@ func (p *Process) Wait(timeout time.Duration) (int, error) {
 	select {
 	case <-p.done:
 	case <-time.After(timeout):
-		return 0, fmt.Errorf("lg: leasegate pid %d still running after %v", p.Pid(), timeout)
+		return 0, fmt.Errorf("leasegate: leasegate pid %d still running after %v", p.Pid(), timeout)
 	}
 	return p.cmd.ProcessState.ExitCode(), nil
 }
@@ -257,7 +258,7 @@ func (p *Process) Stop() error {
 	p.stopOnce.Do(func() {
 		if p.Exited() {
 			if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-				err = fmt.Errorf("lg: leasegate had exited with code %d", code)
+				err = fmt.Errorf("leasegate: leasegate had exited with code %d", code)
 			}
 			return
 		}
@@ -270,7 +271,7 @@ func (p *Process) Stop() error {
 			return
 		}
 		if code != 0 {
-			err = fmt.Errorf("lg: leasegate exited with code %d after SIGTERM", code)
+			err = fmt.Errorf("leasegate: leasegate exited with code %d after SIGTERM", code)
 		}
 	})
 	return err
@@ -406,16 +407,9 @@ func RunCLI(ctx context.Context, bin string, args ...string) (stdout, stderr str
 		return out.String(), errb.String(), ee.ExitCode(), nil
 	}
 	if err != nil {
-		return out.String(), errb.String(), -1, fmt.Errorf("lg: run %s: %w", bin, err)
+		return out.String(), errb.String(), -1, fmt.Errorf("leasegate: run %s: %w", bin, err)
 	}
 	return out.String(), errb.String(), 0, nil
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func tail(s string, n int) string {

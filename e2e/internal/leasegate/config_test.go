@@ -1,11 +1,11 @@
-package lg
+package leasegate
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestConfigMarshal(t *testing.T) {
