@@ -86,11 +86,26 @@ func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return e.cache.Lookup(key, w)
 	}
+	// The span has no children: Cache.Lookup is in memory and takes no
+	// ctx. Work that can have them (a fleet-store read) must use the ctx
+	// Start returns.
 	_, span := e.tracer.Start(ctx, "lease.lookup")
 	l, o := e.cache.Lookup(key, w)
-	span.SetAttributes(attribute.String("leasegate.lease", o.String()), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
+	span.SetAttributes(attribute.String("leasegate.lease", string(lookupLease(o))), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
 	span.End()
 	return l, o
+}
+
+// lookupLease names a lookup outcome as Decision.Lease does, so the
+// lease.lookup span and the Check span say the same word.
+func lookupLease(o leasecache.Outcome) LeaseOutcome {
+	switch o {
+	case leasecache.Hit:
+		return LeaseHit
+	case leasecache.Negative:
+		return LeaseNegative
+	}
+	return LeaseMiss
 }
 
 // allow applies the storage rules of every matching route, then allows with
