@@ -1,0 +1,254 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// The log's scripts. KEYS[1] is the epoch, KEYS[2] the log: one slot (the
+// {rev} hash tag). ensure() makes the pair consistent: a log without its
+// epoch, or an epoch without its log (Redis restarted empty, a key
+// deleted), is replaced by a new epoch and a log holding only a genesis
+// record, so a follower can never mistake a recreated log for a quiet one.
+const ensureLua = `
+local function ensure()
+  local e = redis.call('GET', KEYS[1])
+  if e and string.len(e) == 16 and redis.call('EXISTS', KEYS[2]) == 1 then return e end
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('XADD', KEYS[2], '*', 'r', ARGV[2], 'p', '0-0')
+  return ARGV[1]
+end
+`
+
+// initScript: ARGV[1] a fresh epoch, ARGV[2] a genesis record.
+var initScript = rueidis.NewLuaScript(ensureLua + `return ensure()`)
+
+// appendScript: ARGV[1..2] as initScript, ARGV[3] the record, ARGV[4] the
+// retention in ms. The record names its predecessor ("p") and the log is
+// trimmed by MINID on Redis' own clock, in one step.
+var appendScript = rueidis.NewLuaScript(ensureLua + `
+local e = ensure()
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local prev = '0-0'
+if #last > 0 then prev = last[1][1] end
+local t = redis.call('TIME')
+local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[4])
+if minid < 0 then minid = 0 end
+local id = redis.call('XADD', KEYS[2], 'MINID', '=', string.format('%.0f', minid), '*', 'r', ARGV[3], 'p', prev)
+return {e, id}
+`)
+
+const (
+	// followBlock is the XREAD BLOCK time: how long a quiet follower waits
+	// before it checks the epoch again. A record wakes it at once.
+	followBlock = 200 * time.Millisecond
+	followCount = 512
+	rangePage   = 1000
+)
+
+func randomEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%016x", binary.BigEndian.Uint64(b[:]))
+}
+
+func parseEpoch(s string) (uint64, bool) {
+	if len(s) != 16 {
+		return 0, false
+	}
+	e, err := strconv.ParseUint(s, 16, 64)
+	return e, err == nil
+}
+
+func (s *Store) genesis() string {
+	return string(s.k.sealRecord(s.ks.log, recGenesis, time.Now(), s.origin, nil))
+}
+
+// appendRecord appends one sealed record and returns its ID.
+func (s *Store) appendRecord(ctx context.Context, rec []byte) (string, error) {
+	ret := s.cfg.LeaseMax + RetentionMargin
+	res, err := appendScript.Exec(ctx, s.c, []string{s.ks.epoch, s.ks.log},
+		[]string{randomEpoch(), s.genesis(), string(rec), strconv.FormatInt(ret.Milliseconds(), 10)}).ToArray()
+	if err != nil {
+		return "", err
+	}
+	if len(res) != 2 {
+		return "", errors.New("fleet: append script: unexpected reply")
+	}
+	return res[1].ToString()
+}
+
+// follow applies the log until ctx ends.
+func (s *Store) follow(ctx context.Context) {
+	defer s.wg.Done()
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := s.followOnce(ctx); err != nil {
+			s.setSynced(false)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+	}
+}
+
+// followOnce reads the epoch and the next records in one round trip on
+// one connection (the read blocks up to followBlock), and applies them.
+func (s *Store) followOnce(ctx context.Context) error {
+	pos := s.idx.position()
+	rctx, cancel := context.WithTimeout(ctx, followBlock+s.cfg.Timeout+100*time.Millisecond)
+	defer cancel()
+	res := s.c.DoMulti(rctx,
+		s.c.B().Get().Key(s.ks.epoch).Build(),
+		s.c.B().Xread().Count(followCount).Block(followBlock.Milliseconds()).Streams().Key(s.ks.log).Id(pos.id.String()).Build())
+	epoch, err := res[0].ToString()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return err
+	}
+	if e, ok := parseEpoch(epoch); !ok || e != pos.epoch {
+		return s.lost(ctx, "the log's epoch changed: the store was emptied or its log recreated")
+	}
+	streams, err := res[1].AsXRead()
+	if rueidis.IsRedisNil(err) {
+		s.setSynced(true)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	entries := streams[s.ks.log]
+	last := pos.id
+	for _, e := range entries {
+		id, ok := parseID(e.ID)
+		if !ok {
+			return fmt.Errorf("fleet: log entry ID %q", e.ID)
+		}
+		if e.FieldValues["p"] != last.String() {
+			return s.lost(ctx, fmt.Sprintf("log record %s follows %s, not %s: records were missed", e.ID, e.FieldValues["p"], last))
+		}
+		s.apply(id, e.FieldValues["r"], true)
+		last = id
+	}
+	if len(entries) < followCount {
+		s.setSynced(true)
+	}
+	return nil
+}
+
+// apply records one log entry in the index, then hands it to the caller:
+// that order lets Lookup's fence check and the caller's generation check
+// between them close every race (see Lookup). live is false while
+// rebuilding the index, when nothing is handed on.
+func (s *Store) apply(id streamID, raw string, live bool) {
+	r, kind, origin, ok := s.k.openRecord(s.ks.log, []byte(raw))
+	if !ok {
+		s.stats.forgedRecords.Add(1)
+		s.idx.add(id, 0, nil)
+		return
+	}
+	s.idx.add(id, kind, &r)
+	if !live || kind == recGenesis {
+		return
+	}
+	r.ID, r.Self = id.String(), origin == s.origin
+	s.stats.revocations.Add(1)
+	if s.hooks.Revoked != nil {
+		s.hooks.Revoked(r)
+	}
+	if !r.Self {
+		d := max(0, time.Since(r.At))
+		s.delays.add(d)
+		if s.hooks.Delay != nil {
+			s.hooks.Delay(d)
+		}
+	}
+}
+
+// lost tells the caller it cannot know what it missed, then rebuilds the
+// index from the log. Until that succeeds the store is not Up.
+func (s *Store) lost(ctx context.Context, why string) error {
+	s.setSynced(false)
+	s.stats.lost.Add(1)
+	if s.hooks.Lost != nil {
+		s.hooks.Lost(why)
+	}
+	return s.resync(ctx)
+}
+
+// resync makes sure the log and its epoch exist, reads every record the
+// log keeps into a fresh index, and swaps it in. The floor is the
+// predecessor of the oldest record kept (and of any record after a gap):
+// below it this replica cannot check a fence.
+func (s *Store) resync(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, 10*s.cfg.Timeout+time.Second)
+	defer cancel()
+	es, err := initScript.Exec(rctx, s.c, []string{s.ks.epoch, s.ks.log}, []string{randomEpoch(), s.genesis()}).ToString()
+	if err != nil {
+		return fmt.Errorf("fleet: open the revocation log: %w", err)
+	}
+	epoch, ok := parseEpoch(es)
+	if !ok {
+		return fmt.Errorf("fleet: revocation log epoch %q", es)
+	}
+	b := newIndex(s.idx.retention)
+	b.epoch = epoch
+	start, first := "-", true
+	for {
+		entries, err := s.c.Do(rctx, s.c.B().Xrange().Key(s.ks.log).Start(start).End("+").Count(rangePage).Build()).AsXRange()
+		if err != nil {
+			return fmt.Errorf("fleet: read the revocation log: %w", err)
+		}
+		for _, e := range entries {
+			id, ok := parseID(e.ID)
+			if !ok {
+				return fmt.Errorf("fleet: log entry ID %q", e.ID)
+			}
+			if prev := e.FieldValues["p"]; first || prev != b.last.String() {
+				// The oldest record kept, or one after a gap: what came
+				// before it is unknown, so fences older than its
+				// predecessor (or, unreadable, than itself) are void.
+				p, ok := parseID(prev)
+				if !ok {
+					p = id
+				}
+				b.floor = maxID(b.floor, p)
+			}
+			first = false
+			r, kind, _, ok := s.k.openRecord(s.ks.log, []byte(e.FieldValues["r"]))
+			if !ok {
+				s.stats.forgedRecords.Add(1)
+				kind = 0
+			}
+			b.addLocked(id, kind, &r)
+			start = "(" + e.ID
+		}
+		if len(entries) < rangePage {
+			break
+		}
+	}
+	if first { // an empty log: ensure() just made it, or it was deleted since
+		return errors.New("fleet: the revocation log is empty")
+	}
+	s.idx.replace(b)
+	s.setSynced(true)
+	return nil
+}
+
+func maxID(a, b streamID) streamID {
+	if a.less(b) {
+		return b
+	}
+	return a
+}
