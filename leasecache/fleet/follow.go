@@ -74,9 +74,8 @@ func (s *Store) genesis() string {
 
 // appendRecord appends one sealed record and returns its ID.
 func (s *Store) appendRecord(ctx context.Context, rec []byte) (string, error) {
-	ret := s.cfg.LeaseMax + RetentionMargin
 	res, err := appendScript.Exec(ctx, s.c, []string{s.ks.epoch, s.ks.log},
-		[]string{randomEpoch(), s.genesis(), string(rec), strconv.FormatInt(ret.Milliseconds(), 10)}).ToArray()
+		[]string{randomEpoch(), s.genesis(), string(rec), strconv.FormatInt(s.retention.Milliseconds(), 10)}).ToArray()
 	if err != nil {
 		return "", err
 	}

@@ -103,6 +103,9 @@ type Store struct {
 	owner  string  // this Store, in its locks
 	idx    *index
 	delays delayRing
+	// retention is how long the log keeps records: LeaseMax +
+	// RetentionMargin.
+	retention time.Duration
 
 	healthy, synced atomic.Bool
 	upMu            sync.Mutex
@@ -146,6 +149,8 @@ func Open(ctx context.Context, cfg Config, hooks Hooks) (*Store, error) {
 		ks:    newKeys(cfg.KeyPrefix),
 		hooks: hooks,
 		idx:   newIndex(cfg.LeaseMax + RetentionMargin),
+
+		retention: cfg.LeaseMax + RetentionMargin,
 	}
 	_, _ = rand.Read(s.origin[:])
 	s.owner = hex.EncodeToString(s.origin[:])
