@@ -3,9 +3,11 @@ package fleet
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +27,25 @@ var (
 	ErrEvictionPolicy = errors.New("fleet: the Redis maxmemory-policy could evict revocation records")
 	// ErrConfig: Open refused its Config; the error also wraps each Problem.
 	ErrConfig = errors.New("fleet: invalid configuration")
+	// ErrRefused: the store answered Open, but with an error (AUTH,
+	// an ACL that does not cover the key prefix or a command, a TLS
+	// handshake that failed): retrying will not help.
+	ErrRefused = errors.New("fleet: the store refused")
 )
+
+// openErr classes an error of Open: an answer from Redis or a failed TLS
+// handshake (ErrRefused) or none (ErrUnavailable).
+func openErr(what string, err error) error {
+	var (
+		re   *rueidis.RedisError
+		verr *tls.CertificateVerificationError
+		oerr *net.OpError // "remote error": the server's TLS alert
+	)
+	if errors.As(err, &re) || errors.As(err, &verr) || errors.As(err, &oerr) && oerr.Op == "remote error" {
+		return fmt.Errorf("%w: %s: %w", ErrRefused, what, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
+}
 
 // Outcome is what a shared lookup found.
 type Outcome uint8
@@ -124,7 +144,7 @@ type Store struct {
 // not call Hooks.Lost: the caller's local cache is taken to be empty.
 //
 // The error wraps ErrConfig, ErrUnavailable (the store cannot be reached
-// now: a caller may retry later) or ErrEvictionPolicy.
+// now: a caller may retry later), ErrRefused or ErrEvictionPolicy.
 func Open(ctx context.Context, cfg Config, hooks Hooks) (*Store, error) {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		errs := []error{ErrConfig}
@@ -140,7 +160,7 @@ func Open(ctx context.Context, cfg Config, hooks Hooks) (*Store, error) {
 	}
 	c, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect %v: %w", ErrUnavailable, cfg.Addresses, err)
+		return nil, openErr(fmt.Sprintf("connect %v", cfg.Addresses), err)
 	}
 	s := &Store{
 		cfg:   cfg,
@@ -162,7 +182,7 @@ func Open(ctx context.Context, cfg Config, hooks Hooks) (*Store, error) {
 	}
 	if err := s.resync(ctx); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, openErr("read the revocation log", err)
 	}
 	s.healthy.Store(true)
 	s.upSaid = true
