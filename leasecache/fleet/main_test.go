@@ -257,14 +257,6 @@ var bg = context.Background()
 
 func tokenKey(s *Store, token string) leasecache.Key { return s.KeyOf(leasecache.KeyOf(token)) }
 
-func testLease(subject string) leasecache.Lease {
-	now := time.Now()
-	return leasecache.Lease{
-		ValidatedAt: now, Expiry: now.Add(time.Hour), Subject: subject, ClientID: "client",
-		Scope: "storage.read:/", Issuer: "hydra", Audience: "https://storage.example.org", Gen: 99,
-	}
-}
-
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(bg, d)
 }
