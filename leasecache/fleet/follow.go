@@ -175,15 +175,25 @@ func (s *Store) apply(id streamID, raw string, live bool) {
 	}
 }
 
-// lost tells the caller it cannot know what it missed, then rebuilds the
-// index from the log. Until that succeeds the store is not Up.
+// lost handles a log this replica cannot follow on from (recreated, or
+// trimmed past it): it rebuilds the index from the log, then tells the
+// caller to drop its local leases, then follows on from the rebuilt
+// position, so a record appended after the rebuild comes through Revoked
+// and one before it is covered by the drop. Until then the store is not
+// Up. When the rebuild fails the caller is told at once; the next round
+// finds the same gap and tries again, and tells it again.
 func (s *Store) lost(ctx context.Context, why string) error {
 	s.setSynced(false)
+	err := s.resync(ctx)
 	s.stats.lost.Add(1)
 	if s.hooks.Lost != nil {
 		s.hooks.Lost(why)
 	}
-	return s.resync(ctx)
+	if err != nil {
+		return err
+	}
+	s.setSynced(true)
+	return nil
 }
 
 // resync makes sure the log and its epoch exist, reads every record the
@@ -241,7 +251,6 @@ func (s *Store) resync(ctx context.Context) error {
 		return errors.New("fleet: the revocation log is empty")
 	}
 	s.idx.replace(b)
-	s.setSynced(true)
 	return nil
 }
 

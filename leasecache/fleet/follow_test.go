@@ -293,7 +293,9 @@ func TestTrimmedPastFollower(t *testing.T) {
 	}
 	p.blackhole(false)
 	rec.waitFor(t, 5*time.Second, "Lost", func() bool { return len(rec.lost) == 1 })
+	rec.mu.Lock()
 	t.Logf("Lost: %s", rec.lost[0])
+	rec.mu.Unlock()
 	for !b.Up() {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -324,7 +326,9 @@ func TestRestartEmpty(t *testing.T) {
 	for _, r := range []*recorder{recA, recB} {
 		r.waitFor(t, 5*time.Second, "Lost", func() bool { return len(r.lost) >= 1 })
 	}
-	t.Logf("Lost at both %v after the restart: %s", time.Since(restarted), recB.lost[0])
+	recB.mu.Lock()
+	t.Logf("Lost at both %v after the restart: %q", time.Since(restarted), recB.lost)
+	recB.mu.Unlock()
 	for !a.Up() || !b.Up() {
 		if time.Since(restarted) > 5*time.Second {
 			t.Fatal("not up again after the restart")
@@ -337,7 +341,9 @@ func TestRestartEmpty(t *testing.T) {
 	// A value fenced in the old epoch is void (it could survive on another
 	// Cluster node); one fenced now is shared.
 	raw := a.k.sealValue(a.ks.lease(k), kindLease, old, mustEncode(t, testLease("ken")))
-	_ = e.raw.Do(bg, e.raw.B().Set().Key(a.ks.lease(k)).Value(string(raw)).Build()).Error()
+	for e.raw.Do(bg, e.raw.B().Set().Key(a.ks.lease(k)).Value(string(raw)).Build()).Error() != nil {
+		time.Sleep(10 * time.Millisecond) // the test's own client reconnects
+	}
 	if _, o, _ := b.Lookup(bg, k); o != Revoked {
 		t.Errorf("a value of the old epoch: %v, want revoked", o)
 	}

@@ -185,6 +185,7 @@ func Open(ctx context.Context, cfg Config, hooks Hooks) (*Store, error) {
 		return nil, openErr("read the revocation log", err)
 	}
 	s.healthy.Store(true)
+	s.synced.Store(true)
 	s.upSaid = true
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
