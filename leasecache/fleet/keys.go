@@ -20,20 +20,37 @@ type Keyer struct {
 }
 
 // pool hands out HMAC-SHA256 states for one subkey; hmac.New is costly and
-// a Reset one is not.
+// a Reset one is not. Each state keeps its own output buffer, so a MAC
+// costs no allocation.
 type pool struct{ p sync.Pool }
+
+type mac struct {
+	h   hash.Hash
+	in  leasecache.Key // KeyOf's input, copied here so it does not escape
+	sum [sha256.Size]byte
+}
 
 func newPool(secret []byte, label string) *pool {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(label))
 	sub := m.Sum(nil)
 	p := &pool{}
-	p.p.New = func() any { return hmac.New(sha256.New, sub) }
+	p.p.New = func() any { return &mac{h: hmac.New(sha256.New, sub)} }
 	return p
 }
 
-func (p *pool) get() hash.Hash  { return p.p.Get().(hash.Hash) }
-func (p *pool) put(h hash.Hash) { h.Reset(); p.p.Put(h) }
+// sum is the MAC of parts.
+func (p *pool) sum(parts ...[]byte) [sha256.Size]byte {
+	m := p.p.Get().(*mac)
+	for _, b := range parts {
+		m.h.Write(b)
+	}
+	m.h.Sum(m.sum[:0])
+	out := m.sum
+	m.h.Reset()
+	p.p.Put(m)
+	return out
+}
 
 // NewKeyer derives the subkeys of secret. Config.Validate checks its length.
 func NewKeyer(secret []byte) *Keyer {
@@ -50,11 +67,13 @@ func NewKeyer(secret []byte) *Keyer {
 // admin revoke by token_sha256 maps through it. Not invertible, and not
 // computable without the secret: a reader of Redis cannot confirm a token.
 func (k *Keyer) KeyOf(tokenSHA leasecache.Key) leasecache.Key {
-	h := k.key.get()
-	h.Write(tokenSHA[:])
-	var out leasecache.Key
-	h.Sum(out[:0])
-	k.key.put(h)
+	m := k.key.p.Get().(*mac)
+	m.in = tokenSHA
+	m.h.Write(m.in[:])
+	m.h.Sum(m.sum[:0])
+	out := leasecache.Key(m.sum)
+	m.h.Reset()
+	k.key.p.Put(m)
 	return out
 }
 
@@ -63,13 +82,7 @@ const tagLen = 16
 
 // tag appends the MAC of parts under p to dst.
 func (p *pool) tag(dst []byte, parts ...[]byte) []byte {
-	h := p.get()
-	for _, b := range parts {
-		h.Write(b)
-	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	p.put(h)
+	sum := p.sum(parts...)
 	return append(dst, sum[:tagLen]...)
 }
 
