@@ -155,10 +155,10 @@ func (c Config) Validate() []Problem {
 		add("secret_file", "the secret has %d bytes; at least %d are required (e.g. `head -c 32 /dev/urandom`)", len(c.Secret), MinSecret)
 	}
 	if c.Timeout < 0 || c.Timeout > maxTimeout {
-		add("timeout", "%v is not between 0 and %v", c.Timeout, maxTimeout)
+		add("timeout", "%v must be positive and at most %v", c.Timeout, maxTimeout)
 	}
 	if c.HealthInterval < 0 || c.HealthInterval > maxHealthInterval {
-		add("health_interval", "%v is not between 0 and %v: a hung store must be noticed within 2s", c.HealthInterval, maxHealthInterval)
+		add("health_interval", "%v must be positive and at most %v: a hung store must be noticed within 2s", c.HealthInterval, maxHealthInterval)
 	}
 	if c.LeaseMax < 0 {
 		add("lease_max", "%v is negative", c.LeaseMax)

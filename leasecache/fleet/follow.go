@@ -2,49 +2,12 @@ package fleet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
 )
-
-// The log's scripts. KEYS[1] is the epoch, KEYS[2] the log: one slot (the
-// {rev} hash tag). ensure() makes the pair consistent: a log without its
-// epoch, or an epoch without its log (Redis restarted empty, a key
-// deleted), is replaced by a new epoch and a log holding only a genesis
-// record, so a follower can never mistake a recreated log for a quiet one.
-const ensureLua = `
-local function ensure()
-  local e = redis.call('GET', KEYS[1])
-  if e and string.len(e) == 16 and redis.call('EXISTS', KEYS[2]) == 1 then return e end
-  redis.call('DEL', KEYS[2])
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('XADD', KEYS[2], '*', 'r', ARGV[2], 'p', '0-0')
-  return ARGV[1]
-end
-`
-
-// initScript: ARGV[1] a fresh epoch, ARGV[2] a genesis record.
-var initScript = rueidis.NewLuaScript(ensureLua + `return ensure()`)
-
-// appendScript: ARGV[1..2] as initScript, ARGV[3] the record, ARGV[4] the
-// retention in ms. The record names its predecessor ("p") and the log is
-// trimmed by MINID on Redis' own clock, in one step.
-var appendScript = rueidis.NewLuaScript(ensureLua + `
-local e = ensure()
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local prev = '0-0'
-if #last > 0 then prev = last[1][1] end
-local t = redis.call('TIME')
-local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[4])
-if minid < 0 then minid = 0 end
-local id = redis.call('XADD', KEYS[2], 'MINID', '=', string.format('%.0f', minid), '*', 'r', ARGV[3], 'p', prev)
-return {e, id}
-`)
 
 const (
 	// followBlock is the XREAD BLOCK time: how long a quiet follower waits
@@ -53,37 +16,6 @@ const (
 	followCount = 512
 	rangePage   = 1000
 )
-
-func randomEpoch() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%016x", binary.BigEndian.Uint64(b[:]))
-}
-
-func parseEpoch(s string) (uint64, bool) {
-	if len(s) != 16 {
-		return 0, false
-	}
-	e, err := strconv.ParseUint(s, 16, 64)
-	return e, err == nil
-}
-
-func (s *Store) genesis() string {
-	return string(s.k.sealRecord(s.ks.log, recGenesis, time.Now(), s.origin, nil))
-}
-
-// appendRecord appends one sealed record and returns its ID.
-func (s *Store) appendRecord(ctx context.Context, rec []byte) (string, error) {
-	res, err := appendScript.Exec(ctx, s.c, []string{s.ks.epoch, s.ks.log},
-		[]string{randomEpoch(), s.genesis(), string(rec), strconv.FormatInt(s.retention.Milliseconds(), 10)}).ToArray()
-	if err != nil {
-		return "", err
-	}
-	if len(res) != 2 {
-		return "", errors.New("fleet: append script: unexpected reply")
-	}
-	return res[1].ToString()
-}
 
 // follow applies the log until ctx ends.
 func (s *Store) follow(ctx context.Context) {
@@ -96,7 +28,7 @@ func (s *Store) follow(ctx context.Context) {
 			case <-ctx.Done():
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Second)
+			backoff = min(2*backoff, 500*time.Millisecond)
 			continue
 		}
 		backoff = 50 * time.Millisecond

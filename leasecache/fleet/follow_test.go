@@ -311,26 +311,47 @@ func TestTrimmedPastFollower(t *testing.T) {
 }
 
 // TestRestartEmpty: Redis comes back empty; every follower calls Lost
-// (its log and epoch are gone), and the fleet goes on by itself.
+// (its log and epoch are gone), and the fleet goes on by itself. In the
+// Cluster, the node that holds the log restarts (the leases on the other
+// nodes survive, fenced in the old epoch).
 func TestRestartEmpty(t *testing.T) {
-	srv := startRedis(t)
-	e := newEnv(t, "standalone", []string{srv.addr()}, rawClient(t, srv.addr()))
+	t.Run("standalone", func(t *testing.T) {
+		srv := startRedis(t)
+		e := newEnv(t, "standalone", []string{srv.addr()}, rawClient(t, srv.addr()))
+		testRestartEmpty(t, e, func(*Store) *redisServer { return srv })
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := startCluster(t)
+		e := newEnv(t, "cluster", c.addrs(), rawClient(t, c.addrs()...))
+		testRestartEmpty(t, e, func(a *Store) *redisServer {
+			for _, n := range c.nodes {
+				if out, _ := n.cli("exists", a.ks.log); out == "1" {
+					return n
+				}
+			}
+			t.Fatal("no node holds the log")
+			return nil
+		})
+	})
+}
+
+func testRestartEmpty(t *testing.T, e *env, logNode func(*Store) *redisServer) {
 	a, recA := e.open(t, nil)
 	b, recB := e.open(t, nil)
 	k := tokenKey(a, "restart-token")
 	_ = a.Store(bg, k, testLease("ken"), time.Minute, a.Position())
 	old := a.Position()
 
-	srv.restartEmpty(t)
+	logNode(a).restartEmpty(t)
 	restarted := time.Now()
 	for _, r := range []*recorder{recA, recB} {
-		r.waitFor(t, 5*time.Second, "Lost", func() bool { return len(r.lost) >= 1 })
+		r.waitFor(t, 10*time.Second, "Lost", func() bool { return len(r.lost) >= 1 })
 	}
 	recB.mu.Lock()
 	t.Logf("Lost at both %v after the restart: %q", time.Since(restarted), recB.lost)
 	recB.mu.Unlock()
 	for !a.Up() || !b.Up() {
-		if time.Since(restarted) > 5*time.Second {
+		if time.Since(restarted) > 10*time.Second {
 			t.Fatal("not up again after the restart")
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -338,7 +359,7 @@ func TestRestartEmpty(t *testing.T) {
 	if a.Position().epoch == old.epoch {
 		t.Error("the epoch did not change")
 	}
-	// A value fenced in the old epoch is void (it could survive on another
+	// A value fenced in the old epoch is void (it survives on another
 	// Cluster node); one fenced now is shared.
 	raw := a.k.sealValue(a.ks.lease(k), kindLease, old, mustEncode(t, testLease("ken")))
 	for e.raw.Do(bg, e.raw.B().Set().Key(a.ks.lease(k)).Value(string(raw)).Build()).Error() != nil {

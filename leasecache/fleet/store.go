@@ -84,8 +84,9 @@ func (o Outcome) String() string {
 	}
 }
 
-// Hooks are the caller's side of the fan-out. Each is called from one
-// background goroutine, never concurrently with itself, and must be quick.
+// Hooks are the caller's side of the fan-out. Each is called from the
+// Store's background goroutines, never concurrently with itself, never
+// after Close returns; each must be quick (the follower waits for it).
 type Hooks struct {
 	// Revoked applies a revocation record locally (leasecache Revoke or
 	// RevokeSubject), in log order, records from this Store included
@@ -211,7 +212,8 @@ func (s *Store) KeyOf(tokenSHA leasecache.Key) leasecache.Key { return s.k.KeyOf
 
 // Position is the fence for a validation starting now: read it with
 // leasecache's Generation, before the validation, and pass it to Store or
-// StoreNegative with the validation's answer.
+// StoreNegative with the validation's answer. The zero Position is
+// refused (like a zero Lease.Gen in leasecache).
 func (s *Store) Position() Position { return s.idx.position() }
 
 // Up reports whether the store answers its pings and this replica follows
@@ -352,38 +354,6 @@ func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte
 	v := s.k.sealValue(key, kind, pos, enc)
 	if err := s.c.Do(ctx, s.c.B().Set().Key(key).Value(rueidis.BinaryString(v)).PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error(); err != nil {
 		return s.unavailable("store", k, err)
-	}
-	return nil
-}
-
-// Revoke deletes k's shared lease and appends a token revocation to the
-// log; nil means the record is in the store and every connected replica
-// will apply it. The caller has revoked locally first.
-func (s *Store) Revoke(ctx context.Context, k leasecache.Key) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	if err := s.c.Do(ctx, s.c.B().Del().Key(s.ks.lease(k)).Build()).Error(); err != nil {
-		return s.unavailable("revoke", k, err)
-	}
-	rec := s.k.sealRecord(s.ks.log, recToken, time.Now(), s.origin, k[:])
-	if _, err := s.appendRecord(ctx, rec); err != nil {
-		return s.unavailable("revoke", k, err)
-	}
-	return nil
-}
-
-// RevokeSubject appends a subject revocation to the log: every replica
-// voids the subject's leases validated before it, local and shared
-// (shared ones by their fence, without a scan).
-func (s *Store) RevokeSubject(ctx context.Context, issuer, subject string) error {
-	if len(issuer) > maxNameLen || len(subject) > maxNameLen {
-		return fmt.Errorf("fleet: revoke subject: issuer or subject longer than %d bytes", maxNameLen)
-	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	rec := s.k.sealRecord(s.ks.log, recSubject, time.Now(), s.origin, subjectBody(issuer, subject))
-	if _, err := s.appendRecord(ctx, rec); err != nil {
-		return fmt.Errorf("%w: revoke subject: %w", ErrUnavailable, err)
 	}
 	return nil
 }
