@@ -74,8 +74,8 @@ const (
 	// RetentionMargin is kept beyond LeaseMax: a validation's length and
 	// a writer's lag behind the log, with room to spare.
 	RetentionMargin = time.Minute
-	// MinSecret is the shortest Secret accepted: HMAC-SHA256's block of
-	// security, 256 bits.
+	// MinSecret is the shortest Secret accepted: 256 bits, the strength
+	// HMAC-SHA256 can give.
 	MinSecret = 32
 
 	maxHealthInterval = 600 * time.Millisecond
@@ -93,7 +93,7 @@ func (c *Config) SetDefaults() {
 	if c.HealthInterval == 0 {
 		c.HealthInterval = DefaultHealthInterval
 	}
-	if c.LeaseMax == 0 {
+	if c.LeaseMax <= 0 { // lease.max is checked where it is configured
 		c.LeaseMax = DefaultLeaseMax
 	}
 }
@@ -159,9 +159,6 @@ func (c Config) Validate() []Problem {
 	}
 	if c.HealthInterval < 0 || c.HealthInterval > maxHealthInterval {
 		add("health_interval", "%v must be positive and at most %v: a hung store must be noticed within 2s", c.HealthInterval, maxHealthInterval)
-	}
-	if c.LeaseMax < 0 {
-		add("lease_max", "%v is negative", c.LeaseMax)
 	}
 	if _, err := c.TLS.load(); err != nil {
 		ps = append(ps, err.(Problem))

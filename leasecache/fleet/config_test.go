@@ -37,7 +37,6 @@ func TestValidate(t *testing.T) {
 		{name: "negative timeout", mut: func(c *Config) { c.Timeout = -1 }, fields: []string{"timeout"}},
 		{name: "huge timeout", mut: func(c *Config) { c.Timeout = time.Minute }, fields: []string{"timeout"}},
 		{name: "slow health", mut: func(c *Config) { c.HealthInterval = time.Second }, fields: []string{"health_interval"}},
-		{name: "negative lease max", mut: func(c *Config) { c.LeaseMax = -time.Second }, fields: []string{"lease_max"}},
 		{name: "cert without key", mut: func(c *Config) { c.TLS.CertFile = missing }, fields: []string{"redis.tls.key_file"}},
 		{name: "key without cert", mut: func(c *Config) { c.TLS.KeyFile = missing }, fields: []string{"redis.tls.cert_file"}},
 		{name: "missing CA", mut: func(c *Config) { c.TLS.CAFile = missing }, fields: []string{"redis.tls.ca_file"}},
