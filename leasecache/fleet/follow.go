@@ -69,7 +69,7 @@ func (s *Store) followOnce(ctx context.Context) error {
 		if e.FieldValues["p"] != last.String() {
 			return s.lost(ctx, fmt.Sprintf("log record %s follows %s, not %s: records were missed", e.ID, e.FieldValues["p"], last))
 		}
-		s.apply(id, e.FieldValues["r"], true)
+		s.apply(id, e.FieldValues["r"])
 		last = id
 	}
 	if len(entries) < followCount {
@@ -80,9 +80,8 @@ func (s *Store) followOnce(ctx context.Context) error {
 
 // apply records one log entry in the index, then hands it to the caller:
 // that order lets Lookup's fence check and the caller's generation check
-// between them close every race (see Lookup). live is false while
-// rebuilding the index, when nothing is handed on.
-func (s *Store) apply(id streamID, raw string, live bool) {
+// between them close every race (see Lookup).
+func (s *Store) apply(id streamID, raw string) {
 	r, kind, origin, ok := s.k.openRecord(s.ks.log, []byte(raw))
 	if !ok {
 		s.stats.forgedRecords.Add(1)
@@ -90,7 +89,7 @@ func (s *Store) apply(id streamID, raw string, live bool) {
 		return
 	}
 	s.idx.add(id, kind, &r)
-	if !live || kind == recGenesis {
+	if kind == recGenesis {
 		return
 	}
 	r.ID, r.Self = id.String(), origin == s.origin
