@@ -44,7 +44,7 @@ func TestHungStore(t *testing.T) {
 		"Store":         func() error { return a.Store(bg, k, testLease("leo"), time.Minute, a.Position()) },
 		"StoreNegative": func() error { return a.StoreNegative(bg, k, time.Minute, a.Position()) },
 		"Acquire":       func() error { _, err := a.Acquire(bg, k, time.Second); return err },
-		"Wait":          func() error { _, _, err := a.Wait(bg, k); return err },
+		"Wait":          func() error { _, _, err := a.Wait(bg, k, time.Time{}); return err },
 	} {
 		start := time.Now()
 		if err := op(); !errors.Is(err, ErrUnavailable) {
@@ -172,7 +172,7 @@ func TestACL(t *testing.T) {
 	if err := a.Release(bg, k); err != nil {
 		t.Fatal(err)
 	}
-	if _, o, err := b.Wait(bg, k); err != nil || o != Hit {
+	if _, o, err := b.Wait(bg, k, time.Time{}); err != nil || o != Hit {
 		t.Fatal(o, err)
 	}
 	if err := a.StoreNegative(bg, k, time.Minute, a.Position()); err != nil {

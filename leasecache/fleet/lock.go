@@ -59,13 +59,18 @@ func (s *Store) Release(ctx context.Context, k leasecache.Key) error {
 // until ctx ends (its error, wrapped). The caller bounds ctx by the
 // issuer timeout and its own deadline (SPEC §8).
 //
+// A shared lease validated at or before after is not an answer: it is the
+// lease whose window had closed and made the caller ask (the zero after
+// takes any lease). Without this, a refresh would find the old lease on
+// the first poll and never wait for the fresh one.
+//
 // Polling, not a notification: one GET and EXISTS (one slot, one round
 // trip) after 0.5 ms, then backing off by half up to 10 ms, so a waiter
 // learns of the answer at most ~10 ms late and costs the store at most
 // ~100 small reads a second while it waits. A push channel (pub/sub,
 // keyspace events) would need server configuration and still a poll to
 // cover a missed message.
-func (s *Store) Wait(ctx context.Context, k leasecache.Key) (leasecache.Lease, Outcome, error) {
+func (s *Store) Wait(ctx context.Context, k leasecache.Key, after time.Time) (leasecache.Lease, Outcome, error) {
 	key, lock := s.ks.lease(k), s.ks.lock(k)
 	delay := 500 * time.Microsecond
 	t := time.NewTimer(delay)
@@ -83,7 +88,7 @@ func (s *Store) Wait(ctx context.Context, k leasecache.Key) (leasecache.Lease, O
 		switch {
 		case err != nil:
 			return leasecache.Lease{}, Unavailable, s.unavailable("wait", k, err)
-		case o == Hit || o == Negative:
+		case o == Negative || o == Hit && l.ValidatedAt.After(after):
 			return l, o, nil
 		case !held:
 			return leasecache.Lease{}, Miss, nil

@@ -310,7 +310,7 @@ func TestWait(t *testing.T) {
 				_ = a.Release(bg, k)
 			}()
 			start := time.Now()
-			l, o, err := b.Wait(bg, k)
+			l, o, err := b.Wait(bg, k, time.Time{})
 			if err != nil || o != Hit || l.Subject != "dave" {
 				t.Fatalf("Wait: %v %v %+v", o, err, l)
 			}
@@ -326,7 +326,7 @@ func TestWait(t *testing.T) {
 				_ = a.StoreNegative(bg, k, time.Minute, a.Position())
 				_ = a.Release(bg, k)
 			}()
-			if _, o, err := b.Wait(bg, k); err != nil || o != Negative {
+			if _, o, err := b.Wait(bg, k, time.Time{}); err != nil || o != Negative {
 				t.Fatalf("Wait: %v %v", o, err)
 			}
 		})
@@ -337,8 +337,32 @@ func TestWait(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 				_ = a.Release(bg, k)
 			}()
-			if _, o, err := b.Wait(bg, k); err != nil || o != Miss {
+			if _, o, err := b.Wait(bg, k, time.Time{}); err != nil || o != Miss {
 				t.Fatalf("Wait: %v %v, want miss", o, err)
+			}
+		})
+		t.Run("refresh waits past the old lease", func(t *testing.T) {
+			k := tokenKey(a, "token-wait-refresh")
+			old := testLease("erin")
+			old.ValidatedAt = time.Now().Add(-time.Minute)
+			if err := a.Store(bg, k, old, time.Minute, a.Position()); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = a.Acquire(bg, k, time.Second)
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				_ = a.Store(bg, k, testLease("erin"), time.Minute, a.Position())
+				_ = a.Release(bg, k)
+			}()
+			l, o, err := b.Wait(bg, k, old.ValidatedAt)
+			if err != nil || o != Hit || !l.ValidatedAt.After(old.ValidatedAt) {
+				t.Fatalf("Wait: %v %v validated %v; want the fresh lease, not the one of %v", o, err, l.ValidatedAt, old.ValidatedAt)
+			}
+			// The holder gives up with only the old lease there: a miss.
+			_, _ = a.Acquire(bg, k, time.Second)
+			go func() { time.Sleep(10 * time.Millisecond); _ = a.Release(bg, k) }()
+			if _, o, err := b.Wait(bg, k, time.Now()); err != nil || o != Miss {
+				t.Fatalf("Wait with only the old lease: %v %v, want miss", o, err)
 			}
 		})
 		t.Run("deadline", func(t *testing.T) {
@@ -347,7 +371,7 @@ func TestWait(t *testing.T) {
 			c, cancel := contextWithTimeout(50 * time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, o, err := b.Wait(c, k)
+			_, o, err := b.Wait(c, k, time.Time{})
 			if err == nil || o != Unavailable {
 				t.Fatalf("Wait: %v %v, want the context's error", o, err)
 			}
