@@ -30,11 +30,11 @@ var allowedImports = map[string][]string{
 	"server/forwardauth": {"authz"},
 	// authz declares the SharedStore it consumes; it imports the fleet
 	// package for the store's two value types (Position, Outcome) only.
-	"authz":              {"authz/issuer", "policy", "leasecache", "leasecache/fleet"},
-	"authz/issuer":       {},
-	"policy":             {},
-	"leasecache":         {},
-	"leasecache/fleet":   {"leasecache"},
+	"authz":            {"authz/issuer", "policy", "leasecache", "leasecache/fleet"},
+	"authz/issuer":     {},
+	"policy":           {},
+	"leasecache":       {},
+	"leasecache/fleet": {"leasecache"},
 }
 
 // forbiddenDeps are import path prefixes a package must not depend on,
