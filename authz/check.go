@@ -123,7 +123,12 @@ func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration
 	}
 	_, span := e.tracer.Start(ctx, "lease.lookup")
 	l, o := e.cache.Lookup(key, w)
-	span.SetAttributes(attribute.String("leasegate.lease", o.String()), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
+	// The Check span's words: a closed window is a miss there too.
+	lease := o.String()
+	if o == leasecache.WindowClosed {
+		lease = string(LeaseMiss)
+	}
+	span.SetAttributes(attribute.String("leasegate.lease", lease), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
 	span.End()
 	return l, o
 }
