@@ -35,6 +35,9 @@ var allowedImports = map[string][]string{
 	"policy":           {},
 	"leasecache":       {},
 	"leasecache/fleet": {"leasecache"},
+	// Test helpers, imported from _test.go files only (make lint).
+	"internal/testclock": {},
+	"internal/testredis": {},
 }
 
 // forbiddenDeps are import path prefixes a package must not depend on,
