@@ -119,12 +119,3 @@ func (x *index) replace(b *index) {
 	x.epoch, x.floor, x.last = b.epoch, b.floor, b.last
 	x.tokens, x.subjects, x.queue = b.tokens, b.subjects, b.queue
 }
-
-// raiseFloor makes fences below id void (a gap in the log up to id).
-func (x *index) raiseFloor(id streamID) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.floor.less(id) {
-		x.floor = id
-	}
-}
