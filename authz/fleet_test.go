@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -34,7 +36,7 @@ type replica struct {
 
 // fleetPair starts Redis and two replicas on it; mod changes each
 // engine's FleetConfig (on_store_loss).
-func fleetPair(t *testing.T, loss StoreLoss) (a, b *replica, rs *testredis.Server) {
+func fleetPair(t testing.TB, loss StoreLoss) (a, b *replica, rs *testredis.Server) {
 	t.Helper()
 	rs = testredis.Start(t)
 	a = newReplica(t, rs.Addr(), loss, nil)
@@ -44,7 +46,7 @@ func fleetPair(t *testing.T, loss StoreLoss) (a, b *replica, rs *testredis.Serve
 
 // newReplica builds a replica; iss, when set, is the issuer of another
 // replica to share (the env's own otherwise).
-func newReplica(t *testing.T, addr string, loss StoreLoss, iss *engIssuerServer) *replica {
+func newReplica(t testing.TB, addr string, loss StoreLoss, iss *engIssuerServer) *replica {
 	t.Helper()
 	var cache atomic.Pointer[leasecache.Cache]
 	hooks := fleet.Hooks{
@@ -367,4 +369,59 @@ func TestFleetStoreHoldsNoToken(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkFleetCheckHit is BenchmarkCheckHit/plain in fleet mode: the
+// local hit path, which never reaches the store (the fleet key is one
+// HMAC more per request).
+func BenchmarkFleetCheckHit(b *testing.B) {
+	for _, loss := range []StoreLoss{StoreLossStandalone, StoreLossDeny} {
+		b.Run(string(loss), func(b *testing.B) {
+			a, _, _ := fleetPair(b, loss)
+			a.eng.log = slogDiscard()
+			const tok = "ory_at_bench-0123456789abcdefghijklmnopqrstuvwxyz.ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			a.iss.setAnswer(tok, a.active(nil))
+			r := &Request{Method: "GET", Host: "storage.example.org", Path: "/data/atlas/file", Headers: bearer(tok)}
+			ctx := context.Background()
+			if d := a.eng.Check(ctx, r); !d.Allow {
+				b.Fatalf("warm-up: %+v", d)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := a.eng.Check(ctx, r); d.Lease != LeaseHit {
+					b.Fatalf("not a hit: %+v", d)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFleetCheckStoreHit: a local miss answered from the store (one
+// GET on loopback Redis, MAC check, local fill), no issuer call.
+func BenchmarkFleetCheckStoreHit(b *testing.B) {
+	a, rb, _ := fleetPair(b, StoreLossStandalone)
+	a.eng.log, rb.eng.log = slogDiscard(), slogDiscard()
+	const tok = "ory_at_bench-store-hit"
+	a.iss.setAnswer(tok, a.active(nil))
+	r := &Request{Method: "GET", Host: "storage.example.org", Path: "/data/atlas/file", Headers: bearer(tok)}
+	ctx := context.Background()
+	a.eng.Check(ctx, r)
+	k := rb.key(tok)
+	calls := a.calls()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		rb.cache.Revoke(k) // local only: the store keeps the lease
+		b.StartTimer()
+		if d := rb.eng.Check(ctx, r); d.Lease != LeaseHit {
+			b.Fatalf("not a store hit: %+v", d)
+		}
+	}
+	if a.calls() != calls {
+		b.Fatalf("store hits called the issuer %d times", a.calls()-calls)
+	}
+}
+
+func slogDiscard() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
