@@ -66,7 +66,26 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 
 	key := leasecache.KeyOf(tok)
 	d.TokenID = key.Prefix()
-	lease, outcome := e.lookup(ctx, key, m.Window)
+	var lease leasecache.Lease
+	var outcome leasecache.Outcome
+	if e.fleet != nil {
+		key = e.fleet.store.KeyOf(key)
+		if e.fleet.lost() {
+			return e.storeLost(ctx, d, r, m, tok, key)
+		}
+		lease, outcome = e.lookup(ctx, key, m.Window)
+		if outcome == leasecache.Miss || outcome == leasecache.WindowClosed {
+			var after time.Time
+			if outcome == leasecache.WindowClosed {
+				after = lease.ValidatedAt
+			}
+			if sl, so := e.sharedLookup(ctx, key, m.Window, after); so != leasecache.Miss {
+				lease, outcome = sl, so
+			}
+		}
+	} else {
+		lease, outcome = e.lookup(ctx, key, m.Window)
+	}
 	switch outcome {
 	case leasecache.Hit:
 		if is := e.byName[lease.Issuer]; is != nil {
@@ -79,6 +98,22 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	}
 	d.Lease = LeaseMiss
 	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.WindowClosed)
+}
+
+// storeLost decides while the fleet's store is down and on_store_loss is
+// revalidate (no hits: validate, coalesced here; a negative lease still
+// refuses, and stale_if_error still applies to the local lease) or deny.
+func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key) Decision {
+	if e.fleet.loss == StoreLossDeny {
+		return e.unavailable(d, ReasonFleetUnavailable, "the fleet's lease store is unavailable", time.Second)
+	}
+	lease, outcome := e.lookup(ctx, key, m.Window)
+	if outcome == leasecache.Negative {
+		d.Lease = LeaseNegative
+		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
+	}
+	d.Lease = LeaseMiss
+	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Hit || outcome == leasecache.WindowClosed)
 }
 
 // lookup is the lease cache read, with its own span when the request is traced.
