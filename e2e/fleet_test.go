@@ -408,12 +408,23 @@ func TestFleetBlackHole(t *testing.T) {
 }
 
 // TestFleetRedisRestartEmpty: Redis killed and restarted empty on the same
-// port; the fleet recovers by itself — requests succeed, leases are shared
+// port (standalone, or every Cluster node in turn); the fleet recovers by itself — requests succeed, leases are shared
 // again, revocations fan out again — and a token revoked before the crash
 // stays refused.
 func TestFleetRedisRestartEmpty(t *testing.T) {
 	t.Parallel()
-	f := newFleet(t, fleetOptions{Tiers: leasegate.StandardTiers(60*time.Second, 5*time.Second, 0, 0), HealthInterval: 200 * time.Millisecond})
+	for _, top := range topologies {
+		t.Run(top.name, func(t *testing.T) {
+			t.Parallel()
+			testRestartEmpty(t, top.cluster)
+		})
+	}
+}
+
+// testRestartEmpty restarts the standalone server, or every Cluster node
+// one after the other (each rejoins from its nodes.conf with no data).
+func testRestartEmpty(t *testing.T, cluster bool) {
+	f := newFleet(t, fleetOptions{Cluster: cluster, Tiers: leasegate.StandardTiers(60*time.Second, 5*time.Second, 0, 0), HealthInterval: 200 * time.Millisecond})
 	ctx := testCtx(t, time.Minute)
 	toks := f.tokens(t, 4)
 	revoked, kept, after, later := toks[0], toks[1], toks[2], toks[3]
@@ -429,7 +440,19 @@ func TestFleetRedisRestartEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := f.redis.Restart(ctx); err != nil {
+	if cluster {
+		for _, n := range f.cluster.Nodes {
+			if err := n.Restart(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.cluster.WaitOK(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if es, err := f.cluster.Scan(ctx); err != nil || len(es) != 0 {
+			t.Fatalf("cluster after restarting every node: %d keys (%v), want 0", len(es), err)
+		}
+	} else if err := f.redis.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
