@@ -10,6 +10,7 @@ FUZZTIME ?= 5s
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEADCODE    ?= $(GO) run golang.org/x/tools/cmd/deadcode@v0.52.0
 TESTCLOCK   := github.com/leasegate/leasegate/internal/testclock
+TESTREDIS   := github.com/leasegate/leasegate/internal/testredis
 
 .PHONY: all build test lint unit fuzz e2e demo hydra deps bench clean
 
@@ -35,7 +36,8 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; }
 
 ## lint: gofmt, go vet and staticcheck on both modules; deadcode on the main
-## module (it must print nothing); internal/testclock imported by tests only.
+## module (it must print nothing); internal/testclock and internal/testredis
+## imported by tests only.
 ## deadcode skips e2e/: its packages are test harness, and helpers that only
 ## tests call are what deadcode reports.
 lint:
@@ -44,11 +46,11 @@ lint:
 	cd e2e && $(GO) vet ./...
 	$(STATICCHECK) ./...
 	cd e2e && $(STATICCHECK) ./...
-	@# internal/testclock is unreachable from main by design: tests are its only callers.
-	@out=$$($(DEADCODE) ./...) || exit 1; out=$$(echo "$$out" | grep -v '^internal/testclock/'); \
+	@# internal/testclock and internal/testredis are unreachable from main by design: tests are their only callers.
+	@out=$$($(DEADCODE) ./...) || exit 1; out=$$(echo "$$out" | grep -v '^internal/test\(clock\|redis\)/'); \
 		if [ -n "$$out" ]; then echo "deadcode: unreachable code:"; echo "$$out"; exit 1; fi
-	@bad=$$($(GO) list -f '{{range .Imports}}{{if eq . "$(TESTCLOCK)"}}{{$$.ImportPath}} {{end}}{{end}}' ./...) || exit 1; \
-		if [ -n "$$bad" ]; then echo "$(TESTCLOCK) is for _test.go files; imported by: $$bad"; exit 1; fi
+	@bad=$$($(GO) list -f '{{range .Imports}}{{if or (eq . "$(TESTCLOCK)") (eq . "$(TESTREDIS)")}}{{$$.ImportPath}} {{end}}{{end}}' ./...) || exit 1; \
+		if [ -n "$$bad" ]; then echo "internal/testclock and internal/testredis are for _test.go files; imported by: $$bad"; exit 1; fi
 
 unit:
 	LEASEGATE_E2E_REQUIRE=1 $(GO) test -race -count=1 ./...

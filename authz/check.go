@@ -66,7 +66,26 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 
 	key := leasecache.KeyOf(tok)
 	d.TokenID = key.Prefix()
-	lease, outcome := e.lookup(ctx, key, m.Window)
+	var lease leasecache.Lease
+	var outcome leasecache.Outcome
+	if e.fleet != nil {
+		key = e.fleet.store.KeyOf(key)
+		if e.fleet.lost() {
+			return e.storeLost(ctx, d, r, m, tok, key)
+		}
+		lease, outcome = e.lookup(ctx, key, m.Window)
+		if outcome == leasecache.Miss || outcome == leasecache.WindowClosed {
+			var after time.Time
+			if outcome == leasecache.WindowClosed {
+				after = lease.ValidatedAt
+			}
+			if sl, so := e.sharedLookup(ctx, key, m.Window, after); so != leasecache.Miss {
+				lease, outcome = sl, so
+			}
+		}
+	} else {
+		lease, outcome = e.lookup(ctx, key, m.Window)
+	}
 	switch outcome {
 	case leasecache.Hit:
 		if is := e.byName[lease.Issuer]; is != nil {
@@ -81,16 +100,47 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.WindowClosed)
 }
 
+// storeLost decides while the fleet's store is down and on_store_loss is
+// revalidate (no hits: validate, coalesced here; a negative lease still
+// refuses, and stale_if_error still applies to the local lease) or deny.
+func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key) Decision {
+	if e.fleet.loss == StoreLossDeny {
+		return e.unavailable(d, ReasonFleetUnavailable, "the fleet's lease store is unavailable", time.Second)
+	}
+	lease, outcome := e.lookup(ctx, key, m.Window)
+	if outcome == leasecache.Negative {
+		d.Lease = LeaseNegative
+		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
+	}
+	d.Lease = LeaseMiss
+	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Hit || outcome == leasecache.WindowClosed)
+}
+
 // lookup is the lease cache read, with its own span when the request is traced.
 func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return e.cache.Lookup(key, w)
 	}
+	// The span has no children: Cache.Lookup is in memory and takes no
+	// ctx. Work that can have them (a fleet-store read) must use the ctx
+	// Start returns.
 	_, span := e.tracer.Start(ctx, "lease.lookup")
 	l, o := e.cache.Lookup(key, w)
-	span.SetAttributes(attribute.String("leasegate.lease", o.String()), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
+	span.SetAttributes(attribute.String("leasegate.lease", string(lookupLease(o))), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
 	span.End()
 	return l, o
+}
+
+// lookupLease names a lookup outcome as Decision.Lease does, so the
+// lease.lookup span and the Check span say the same word.
+func lookupLease(o leasecache.Outcome) LeaseOutcome {
+	switch o {
+	case leasecache.Hit:
+		return LeaseHit
+	case leasecache.Negative:
+		return LeaseNegative
+	}
+	return LeaseMiss
 }
 
 // allow applies the storage rules of every matching route, then allows with

@@ -92,6 +92,9 @@ type Config struct {
 	Logger             *slog.Logger
 	TracerProvider     trace.TracerProvider
 	Metrics            *Metrics // nil: no metrics
+	// Fleet, when set, shares leases, negative leases and coalescing
+	// with the other replicas (SPEC §8); nil is a single replica.
+	Fleet *FleetConfig
 }
 
 type trustedIssuer struct {
@@ -115,6 +118,7 @@ type Engine struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	metrics  *Metrics
+	fleet    *fleetState // nil: not in fleet mode
 
 	byIss  map[string]*trustedIssuer
 	byName map[string]*trustedIssuer
@@ -155,8 +159,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = noop.NewTracerProvider()
 	}
+	fs, err := newFleetState(cfg.Fleet)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Engine{
+		fleet:    fs,
 		realm:    cfg.Realm,
 		policy:   cfg.Policy,
 		cache:    cfg.Cache,

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leasegate/leasegate/leasecache/fleet"
 )
 
 // Metrics are the engine's Prometheus series (SPEC §6). One Metrics outlives
@@ -18,6 +20,7 @@ type Metrics struct {
 	issuerDuration *prometheus.HistogramVec
 	checkDuration  *prometheus.HistogramVec
 	coalesced      prometheus.Counter
+	fleetLookups   *prometheus.CounterVec
 
 	// series caches the per-decision children so the hot path skips the
 	// vectors' label hashing and validation. Copy-on-write: label values
@@ -63,8 +66,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "leasegate_coalesced_total",
 			Help: "Requests that shared another request's in-flight issuer call instead of making their own.",
 		}),
+		fleetLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leasegate_fleet_lease_lookups_total",
+			Help: "Fleet mode: shared-store lookups after a local miss, by outcome (hit, miss, negative, forged, revoked, error).",
+		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.issuerRequests, m.issuerDuration, m.checkDuration, m.coalesced} {
+	for _, c := range []prometheus.Collector{m.decisions, m.issuerRequests, m.issuerDuration, m.checkDuration, m.coalesced, m.fleetLookups} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -139,5 +146,11 @@ func (m *Metrics) observeIssuer(issuer, outcome string, took time.Duration) {
 func (m *Metrics) observeCoalesced() {
 	if m != nil {
 		m.coalesced.Inc()
+	}
+}
+
+func (m *Metrics) observeFleetLookup(o fleet.Outcome) {
+	if m != nil {
+		m.fleetLookups.WithLabelValues(o.String()).Inc()
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/leasecache/fleet"
 	"github.com/leasegate/leasegate/policy"
 )
 
@@ -28,6 +29,9 @@ type result struct {
 	desc       string
 	err        error // issuer fault
 	retryAfter time.Duration
+	// kept: the answer (lease or negative lease) is in the local cache,
+	// no revoke overtook it; only then is it shared with the fleet.
+	kept bool
 }
 
 func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key, old leasecache.Lease, haveOld bool) Decision {
@@ -43,13 +47,26 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	// so a request that arrives after one cannot join an older flight.
 	// The generation lives in the cache, which outlives engine rebuilds.
 	gen := e.cache.Generation()
+	var pos fleet.Position
+	var deadline, after time.Time
+	if e.fleet != nil {
+		pos = e.fleet.store.Position() // the fence, read with gen
+		deadline, _ = ctx.Deadline()
+		if haveOld {
+			after = old.ValidatedAt
+		}
+	}
 	leader := false
 	ch := e.group.DoChan(flightKey(is.cfg.Name, key, gen), func() (any, error) {
 		leader = true
 		// The shared call outlives any one caller: a caller with a short
 		// deadline gets its 503 on time while the answer still fills the
 		// lease for the next request. The issuer client applies its timeout.
-		return e.validateWithIssuer(context.WithoutCancel(ctx), is, tok, key, gen), nil
+		fctx := context.WithoutCancel(ctx)
+		if e.fleet != nil {
+			return e.validateFleet(fctx, is, tok, key, gen, pos, deadline, after), nil
+		}
+		return e.validateWithIssuer(fctx, is, tok, key, gen), nil
 	})
 	// Answer a little before the caller's deadline: a 503 that arrives after
 	// it is a gRPC DEADLINE_EXCEEDED to Envoy, which then applies
@@ -133,13 +150,11 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok 
 	is.reached.Store(true)
 	if !claims.Active {
 		e.metrics.observeIssuer(name, "inactive", took)
-		e.storeNegative(ctx, key, gen)
-		return &result{reason: ReasonInactive, desc: "token is not active"}
+		return &result{reason: ReasonInactive, desc: "token is not active", kept: e.storeNegative(ctx, key, gen)}
 	}
 	if issuer.Expired(claims.Expiry, validatedAt) {
 		e.metrics.observeIssuer(name, "inactive", took)
-		e.storeNegative(ctx, key, gen)
-		return &result{reason: ReasonExpired, desc: "token expired"}
+		return &result{reason: ReasonExpired, desc: "token expired", kept: e.storeNegative(ctx, key, gen)}
 	}
 	e.metrics.observeIssuer(name, "active", took)
 	l := leasecache.Lease{
@@ -153,8 +168,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok 
 		WLCGVersion: claims.WLCGVersion,
 		Gen:         gen,
 	}
-	e.storeLease(ctx, name, key, l)
-	return &result{lease: l, active: true}
+	return &result{lease: l, active: true, kept: e.storeLease(ctx, name, key, l)}
 }
 
 // panicAsFault, deferred by validateWithIssuer, turns a panic into its
@@ -185,12 +199,12 @@ func (e *Engine) notValidated(ctx context.Context, is *trustedIssuer, key leasec
 		return &result{err: err, retryAfter: open.wait}
 	case errors.As(err, &te) || errors.Is(err, issuer.ErrInvalidToken):
 		e.metrics.observeIssuer(name, "invalid", took)
-		e.storeNegative(ctx, key, gen)
+		kept := e.storeNegative(ctx, key, gen)
 		desc := "token is invalid"
 		if te != nil {
 			desc = te.Reason
 		}
-		return &result{reason: tokenReason(err), desc: desc}
+		return &result{reason: tokenReason(err), desc: desc, kept: kept}
 	}
 	retry := time.Duration(0)
 	if errors.As(err, &ie) {
@@ -207,22 +221,27 @@ func (e *Engine) notValidated(ctx context.Context, is *trustedIssuer, key leasec
 // storeLease keeps l for the next request. An admin revoke that landed
 // during the call wins: the cache refuses this older answer. The callers of
 // this flight, who all arrived before the revoke, get it; the next request
-// asks the issuer again.
-func (e *Engine) storeLease(ctx context.Context, name string, key leasecache.Key, l leasecache.Lease) {
-	switch err := e.cache.Store(key, l); {
+// asks the issuer again. It reports whether the lease was kept.
+func (e *Engine) storeLease(ctx context.Context, name string, key leasecache.Key, l leasecache.Lease) bool {
+	err := e.cache.Store(key, l)
+	switch {
 	case errors.Is(err, leasecache.ErrRevokedSince):
 		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: revoked during validation", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
 	case err != nil:
 		// Not fatal: the decision stands, the next request asks again.
 		e.log.LogAttrs(ctx, slog.LevelWarn, "lease not stored", slog.String("issuer", name), slog.String("error", err.Error()))
 	}
+	return err == nil
 }
 
-// storeNegative remembers a refusal; a revoke since gen drops it.
-func (e *Engine) storeNegative(ctx context.Context, key leasecache.Key, gen uint64) {
-	if err := e.cache.StoreNegative(key, gen); err != nil && !errors.Is(err, leasecache.ErrRevokedSince) {
+// storeNegative remembers a refusal; a revoke since gen drops it. It
+// reports whether the negative lease was kept.
+func (e *Engine) storeNegative(ctx context.Context, key leasecache.Key, gen uint64) bool {
+	err := e.cache.StoreNegative(key, gen)
+	if err != nil && !errors.Is(err, leasecache.ErrRevokedSince) {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "negative lease not stored", slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
 	}
+	return err == nil
 }
 
 // tokenReason is the Reason for a refusal the issuer clients reported.

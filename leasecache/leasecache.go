@@ -366,6 +366,25 @@ func (c *Cache) RevokeSubject(issuer, subject string) {
 	c.recordLocked(revocation{subject: subjectKey{issuer, subject}, bySub: true})
 }
 
+// RevokeAll voids every lease and negative lease, and every validation
+// already in flight: the floor rises to a new generation, so a fill that
+// read Generation() before this call is refused (ErrRevokedSince), and
+// both stores are emptied. The fleet calls it when this replica may have
+// missed revocations (SPEC §8), before it serves another hit.
+func (c *Cache) RevokeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.gen.Add(1)
+	c.floor.Store(g)
+	// Every record is older than the floor now: it voids nothing more.
+	clear(c.subjects)
+	clear(c.tokens)
+	c.queue = nil
+	c.nSubject.Store(0)
+	_ = c.pos.Reset()
+	_ = c.neg.Reset()
+}
+
 // recordLocked advances the generation, records r at it, and prunes.
 // c.mu is held for writing.
 func (c *Cache) recordLocked(r revocation) {

@@ -162,3 +162,48 @@ func TestRevokeRecordsFoldIntoTheFloor(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokeAll: every lease and negative lease is gone, every fill that
+// read the generation before it is refused, and fills after it work.
+func TestRevokeAll(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	g0 := c.Generation()
+	a, b, n := KeyOf("a"), KeyOf("b"), KeyOf("n")
+	for _, k := range []Key{a, b} {
+		if err := c.Store(k, Lease{ValidatedAt: clk.Now(), Issuer: "hydra", Subject: "alice", Gen: g0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.StoreNegative(n, g0); err != nil {
+		t.Fatal(err)
+	}
+	c.RevokeSubject("hydra", "bob") // a record RevokeAll folds away
+	inFlight := c.Generation()
+
+	c.RevokeAll()
+	for _, k := range []Key{a, b, n} {
+		if _, o := c.Lookup(k, time.Minute); o != Miss {
+			t.Errorf("%s after RevokeAll: %v, want miss", k.Prefix(), o)
+		}
+	}
+	if c.Len() != 0 {
+		t.Errorf("Len %d after RevokeAll", c.Len())
+	}
+	if err := c.Store(a, Lease{ValidatedAt: clk.Now(), Gen: inFlight}); !errors.Is(err, ErrRevokedSince) {
+		t.Errorf("a fill in flight across RevokeAll: %v, want ErrRevokedSince", err)
+	}
+	if err := c.StoreNegative(n, inFlight); !errors.Is(err, ErrRevokedSince) {
+		t.Errorf("a negative fill in flight across RevokeAll: %v, want ErrRevokedSince", err)
+	}
+	g := c.Generation()
+	if g <= inFlight {
+		t.Fatalf("generation %d did not advance past %d", g, inFlight)
+	}
+	if err := c.Store(a, Lease{ValidatedAt: clk.Now(), Issuer: "hydra", Subject: "bob", Gen: g}); err != nil {
+		t.Fatalf("a fill after RevokeAll: %v", err)
+	}
+	if _, o := c.Lookup(a, time.Minute); o != Hit {
+		t.Errorf("after a fresh fill: %v, want hit", o)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -33,6 +34,10 @@ func (s *service) adminHandler() http.Handler {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 		case !s.ready.Load():
 			http.Error(w, "issuers not reached yet", http.StatusServiceUnavailable)
+		case s.fleet != nil && s.fleet.loss == authz.StoreLossDeny && !s.fleet.Up():
+			http.Error(w, "fleet store unavailable (on_store_loss: deny)", http.StatusServiceUnavailable)
+		case s.fleet != nil:
+			io.WriteString(w, "ready (fleet: "+s.fleet.mode()+")\n")
 		default:
 			io.WriteString(w, "ready\n")
 		}
@@ -59,6 +64,13 @@ func (g *generation) effectiveConfig() (map[string]any, error) {
 	}
 	if cfg.Admin.Secret != "" {
 		cfg.Admin.Secret = redacted
+	}
+	if cfg.Fleet != nil {
+		f := *cfg.Fleet
+		if f.Redis.Password != "" {
+			f.Redis.Password = redacted
+		}
+		cfg.Fleet = &f
 	}
 	cfg.Tiers = nil // replaced by the effective table below
 	raw, err := yaml.Marshal(&cfg)
@@ -107,6 +119,11 @@ func (s *service) serveConfig(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "config: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if f, ok := out["fleet"].(map[string]any); ok && s.fleet != nil {
+		f["revocation_delay_p99"] = s.fleet.delayP99().String()
+		f["store_up"] = s.fleet.Up()
+		f["mode"] = s.fleet.mode()
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -132,29 +149,51 @@ func (s *service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case req.Token != "" && req.TokenSHA256 == "" && req.Subject == "":
-		key := leasecache.KeyOf(req.Token)
-		found := s.revoke(key)
-		s.log.Info("admin revoke", slog.String("token_id", key.Prefix()), slog.Bool("found", found))
-		writeJSON(w, http.StatusOK, map[string]any{"revoked": found, "token_id": key.Prefix()})
+		s.revokeToken(w, r, leasecache.KeyOf(req.Token))
 	case req.TokenSHA256 != "" && req.Token == "" && req.Subject == "":
 		key, err := leasecache.ParseKey(strings.ToLower(req.TokenSHA256))
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		found := s.revoke(key)
-		s.log.Info("admin revoke", slog.String("token_id", key.Prefix()), slog.Bool("found", found))
-		writeJSON(w, http.StatusOK, map[string]any{"revoked": found, "token_id": key.Prefix()})
+		s.revokeToken(w, r, key)
 	case req.Subject != "" && req.Issuer != "" && req.Token == "" && req.TokenSHA256 == "":
-		if err := s.revokeSubject(req.Issuer, req.Subject); err != nil {
+		errStore, err := s.revokeSubject(r.Context(), req.Issuer, req.Subject)
+		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
 		s.log.Info("admin revoke subject", slog.String("issuer", req.Issuer), slog.String("subject", req.Subject))
+		if errStore != nil {
+			s.storeUnavailable(w, errStore, map[string]any{"subject": req.Subject, "issuer": req.Issuer})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "subject": req.Subject, "issuer": req.Issuer, "at": time.Now().UTC().Format(time.RFC3339Nano)})
 	default:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give exactly one of: token, token_sha256, or subject with issuer"})
 	}
+}
+
+// revokeToken revokes the token whose SHA-256 is key, locally and (fleet
+// mode) in the store.
+func (s *service) revokeToken(w http.ResponseWriter, r *http.Request, key leasecache.Key) {
+	found, errStore := s.revoke(r.Context(), key)
+	s.log.Info("admin revoke", slog.String("token_id", key.Prefix()), slog.Bool("found", found))
+	if errStore != nil {
+		s.storeUnavailable(w, errStore, map[string]any{"revoked": found, "token_id": key.Prefix()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": found, "token_id": key.Prefix()})
+}
+
+// storeUnavailable is SPEC §6's answer when the revoke stands locally but
+// could not reach the fleet's store.
+func (s *service) storeUnavailable(w http.ResponseWriter, err error, body map[string]any) {
+	s.log.Warn("admin revoke not in the fleet store; revoked locally only", slog.String("error", err.Error()))
+	body["error"] = "fleet_store_unavailable"
+	body["revoked_locally"] = true
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusServiceUnavailable, body)
 }
 
 // adminAuthorized checks the admin bearer secret, when one is configured,

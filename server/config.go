@@ -40,6 +40,9 @@ type Config struct {
 	Tracing  TracingConfig  `yaml:"tracing"`
 	Log      LogConfig      `yaml:"log"`
 	Server   ServerConfig   `yaml:"server"`
+	// Fleet shares leases and revocations with the other replicas through
+	// Redis (SPEC §8). Absent: a single replica. Restart-only.
+	Fleet *FleetConfig `yaml:"fleet"`
 
 	path    string
 	lines   map[string]int  // field path → YAML line, for problems
@@ -244,6 +247,50 @@ type ServerConfig struct {
 	// MaxConcurrentStreams is the per-connection gRPC stream limit.
 	// Default 1024.
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+}
+
+// FleetConfig is fleet mode (fleet.Config in YAML; its defaults and checks
+// are leasecache/fleet's, on_store_loss authz's).
+type FleetConfig struct {
+	Redis RedisConfig `yaml:"redis"`
+	// KeyPrefix starts every key in Redis; no braces. Default "leasegate:".
+	KeyPrefix string `yaml:"key_prefix"`
+	// SecretFile holds the fleet secret (at least 32 bytes, trailing line
+	// breaks dropped), the same on every replica; required.
+	SecretFile string `yaml:"secret_file"`
+	// OnStoreLoss is standalone, revalidate or deny. Default "standalone".
+	OnStoreLoss string `yaml:"on_store_loss"`
+	// Timeout is the longest wait on the store per operation. Default 100ms.
+	Timeout time.Duration `yaml:"timeout"`
+	// HealthInterval is how often the store is pinged, at most 600ms.
+	// Default 500ms.
+	HealthInterval time.Duration `yaml:"health_interval"`
+	// AllowEviction starts against an evicting maxmemory-policy. Default
+	// false.
+	AllowEviction bool `yaml:"allow_eviction"`
+
+	secret string // read from SecretFile
+}
+
+// RedisConfig is where the fleet's Redis is and how to log in.
+type RedisConfig struct {
+	// Addresses: one (standalone or a Cluster node), several (Cluster), or
+	// the Sentinels with MasterName; required.
+	Addresses  []string `yaml:"addresses"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	// Password must come from ${VAR}, or PasswordFile.
+	Password     string         `yaml:"password"`
+	PasswordFile string         `yaml:"password_file"`
+	TLS          RedisTLSConfig `yaml:"tls"`
+}
+
+// RedisTLSConfig is TLS towards Redis; on when any field is set.
+type RedisTLSConfig struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
 }
 
 // Problem is one configuration error, located in the YAML file.

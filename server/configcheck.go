@@ -37,6 +37,7 @@ func (c *Config) validate(ps *Problems) {
 		c.problem(ps, "lease."+p.Field, p.Msg)
 	}
 	c.checkUpstreamHeaders(ps)
+	c.checkFleet(ps)
 	c.checkLog(ps)
 	c.checkTracing(ps)
 	if c.Server.StartGrace < 0 || c.Server.DrainTimeout < 0 {
@@ -138,6 +139,29 @@ func (c *Config) checkUpstreamHeaders(ps *Problems) {
 			c.problem(ps, f, fmt.Sprintf("%q is also used for %s", kv.v, seen[lv]))
 		}
 		seen[lv] = kv.field
+	}
+}
+
+// checkFleet runs the fleet store's own checks (fleet.Config.Validate,
+// which fleet.Open runs too) and authz's on_store_loss.
+func (c *Config) checkFleet(ps *Problems) {
+	fc := c.fleetConfig()
+	if fc == nil {
+		return
+	}
+	if l := authz.StoreLoss(c.Fleet.OnStoreLoss); !l.Valid() {
+		c.problem(ps, "fleet.on_store_loss", fmt.Sprintf("%q is not standalone, revalidate or deny", l))
+	}
+	for _, p := range fc.Validate() {
+		f := "fleet"
+		if p.Field != "" {
+			f += "." + p.Field
+		}
+		// An empty or unreadable secret_file, a password from an unset
+		// ${VAR}: said already.
+		if !ps.has(f) && !(p.Field == "secret_file" && ps.has("fleet.secret_file")) {
+			c.problem(ps, f, p.Msg)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/leasecache/fleet"
 	"github.com/leasegate/leasegate/policy"
 )
 
@@ -63,6 +64,35 @@ func (c *Config) applyDefaults() {
 	c.Server.StartGrace = cmp.Or(c.Server.StartGrace, defaultStartGrace)
 	c.Server.DrainTimeout = cmp.Or(c.Server.DrainTimeout, defaultDrain)
 	c.Server.MaxConcurrentStreams = cmp.Or(c.Server.MaxConcurrentStreams, defaultMaxStreams)
+	if f := c.Fleet; f != nil {
+		fc := fleet.Config{KeyPrefix: f.KeyPrefix, Timeout: f.Timeout, HealthInterval: f.HealthInterval}
+		fc.SetDefaults()
+		f.KeyPrefix, f.Timeout, f.HealthInterval = fc.KeyPrefix, fc.Timeout, fc.HealthInterval
+		f.OnStoreLoss = cmp.Or(f.OnStoreLoss, string(authz.StoreLossStandalone))
+	}
+}
+
+// fleetConfig is the fleet store's view of the fleet section; nil
+// without one.
+func (c *Config) fleetConfig() *fleet.Config {
+	f := c.Fleet
+	if f == nil {
+		return nil
+	}
+	r := f.Redis
+	return &fleet.Config{
+		Addresses:      r.Addresses,
+		MasterName:     r.MasterName,
+		Username:       r.Username,
+		Password:       r.Password,
+		TLS:            fleet.TLSConfig{CAFile: r.TLS.CAFile, CertFile: r.TLS.CertFile, KeyFile: r.TLS.KeyFile, ServerName: r.TLS.ServerName},
+		KeyPrefix:      f.KeyPrefix,
+		Secret:         []byte(f.secret),
+		Timeout:        f.Timeout,
+		HealthInterval: f.HealthInterval,
+		LeaseMax:       c.Lease.Max,
+		AllowEviction:  f.AllowEviction,
+	}
 }
 
 func (is *IssuerConfig) applyDefaults() {

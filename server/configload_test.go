@@ -73,7 +73,7 @@ func TestDecodeProblems(t *testing.T) {
 		{
 			name: "an unknown key in a merged mapping, at its own line",
 			yaml: issuerHead + "base: &base\n  max: 5m\nlease:\n  <<: *base\n  negative_ttl: 5s\n",
-			want: []string{"t.yaml:8: base: unknown key; the top level takes listen, realm, issuers, tiers, default_tier, routes, lease, upstream, admin, tracing, log, server"},
+			want: []string{"t.yaml:8: base: unknown key; the top level takes listen, realm, issuers, tiers, default_tier, routes, lease, upstream, admin, tracing, log, server, fleet"},
 		},
 		{
 			name: "a value from the environment is not repeated",

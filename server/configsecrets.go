@@ -13,6 +13,11 @@ func (c *Config) readSecretFiles(ps *Problems) {
 		c.readSecret(ps, fmt.Sprintf("issuers[%d].introspection.client_secret", i), in.ClientSecretFile, &in.ClientSecret)
 	}
 	c.readSecret(ps, "admin.secret", c.Admin.SecretFile, &c.Admin.Secret)
+	if f := c.Fleet; f != nil {
+		c.readSecret(ps, "fleet.redis.password", f.Redis.PasswordFile, &f.Redis.Password)
+		// fleet.secret has no inline form: only secret_file names it.
+		c.readSecret(ps, "fleet.secret", f.SecretFile, &f.secret)
+	}
 }
 
 // readSecret sets *dst, the secret at field, from file when one is named.

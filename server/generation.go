@@ -134,31 +134,49 @@ func (s *service) liveEngines() []*authz.Engine {
 	return out
 }
 
-// revoke is an admin revoke of one token. The engines share one lease
-// cache, but each must also hear of it, so that a validation it has in
-// flight does not store its pre-revoke answer; an engine a reload just
-// replaced may still have one.
-func (s *service) revoke(key leasecache.Key) bool {
-	found := false
+// revoke is an admin revoke of one token; key is the token's SHA-256.
+// The engines share one lease cache, but each must also hear of it, so
+// that a validation it has in flight does not store its pre-revoke
+// answer; an engine a reload just replaced may still have one. In fleet
+// mode the local cache is keyed by the fleet key, and the revoke then
+// goes to the store (errStore: it could not, the local revoke stands).
+func (s *service) revoke(ctx context.Context, key leasecache.Key) (found bool, errStore error) {
+	if s.fleet != nil {
+		key = s.fleet.KeyOf(key)
+	}
 	for _, eng := range s.liveEngines() {
 		found = eng.Revoke(key) || found
 	}
-	return found
+	if s.fleet != nil {
+		errStore = s.fleet.revoke(ctx, key)
+	}
+	return found, errStore
 }
 
 // revokeSubject names the issuer as the configuration in force knows it;
-// replaced engines are told too, for their validations in flight.
-func (s *service) revokeSubject(issuer, subject string) error {
-	cur := s.gen.Load().eng
-	if err := cur.RevokeSubject(issuer, subject); err != nil {
-		return err
+// replaced engines are told too, for their validations in flight. In
+// fleet mode the revoke then goes to the store, by issuer name.
+func (s *service) revokeSubject(ctx context.Context, issuer, subject string) (errStore, err error) {
+	g := s.gen.Load()
+	if err := g.eng.RevokeSubject(issuer, subject); err != nil {
+		return nil, err
 	}
 	for _, eng := range s.liveEngines() {
-		if eng != cur {
+		if eng != g.eng {
 			_ = eng.RevokeSubject(issuer, subject) // an issuer it does not know has nothing in flight
 		}
 	}
-	return nil
+	if s.fleet != nil {
+		name := issuer
+		for _, is := range g.cfg.Issuers {
+			if is.Name == issuer || is.Issuer == issuer {
+				name = is.Name
+				break
+			}
+		}
+		errStore = s.fleet.revokeSubject(ctx, name, subject)
+	}
+	return errStore, nil
 }
 
 // checker is what the gRPC and HTTP front ends call: each check runs on

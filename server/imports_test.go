@@ -25,13 +25,19 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":                  {"server"},
-	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "leasecache"},
+	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "leasecache", "leasecache/fleet"},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
-	"authz":              {"authz/issuer", "policy", "leasecache"},
-	"authz/issuer":       {},
-	"policy":             {},
-	"leasecache":         {},
+	// authz declares the SharedStore it consumes; it imports the fleet
+	// package for the store's two value types (Position, Outcome) only.
+	"authz":            {"authz/issuer", "policy", "leasecache", "leasecache/fleet"},
+	"authz/issuer":     {},
+	"policy":           {},
+	"leasecache":       {},
+	"leasecache/fleet": {"leasecache"},
+	// Test helpers, imported from _test.go files only (make lint).
+	"internal/testclock": {},
+	"internal/testredis": {},
 }
 
 // forbiddenDeps are import path prefixes a package must not depend on,

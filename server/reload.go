@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 
 	"github.com/leasegate/leasegate/policy"
@@ -61,8 +62,9 @@ func (s *service) reload() {
 
 // restartOnly lists what differs between a and b among the settings that
 // are wired once at start: listeners, the cache's size and negative TTL,
-// logging, tracing, the gRPC stream limit, and the realm (the gRPC and HTTP
-// front ends build some answers themselves).
+// logging, tracing, the gRPC stream limit, the realm (the gRPC and HTTP
+// front ends build some answers themselves), and the fleet (its store is
+// opened once).
 func restartOnly(a, b *Config) []string {
 	var keys []string
 	add := func(changed bool, key string) {
@@ -79,6 +81,7 @@ func restartOnly(a, b *Config) []string {
 	add(ta != tb || deref(a.Tracing.SamplerArg) != deref(b.Tracing.SamplerArg), "tracing")
 	add(a.Server.MaxConcurrentStreams != b.Server.MaxConcurrentStreams, "server.max_concurrent_streams")
 	add(a.Realm != b.Realm, "realm")
+	add(!reflect.DeepEqual(a.Fleet, b.Fleet), "fleet")
 	return keys
 }
 
@@ -93,6 +96,7 @@ func (c *Config) keepRestartOnly(running *Config) {
 	c.Tracing = running.Tracing
 	c.Server.MaxConcurrentStreams = running.Server.MaxConcurrentStreams
 	c.Realm = running.Realm
+	c.Fleet = running.Fleet // the store is opened once; its link serves every generation
 }
 
 func deref(p *string) string {

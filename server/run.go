@@ -58,6 +58,7 @@ type service struct {
 	log      *slog.Logger
 	gen      atomic.Pointer[generation]
 	cache    *leasecache.Cache
+	fleet    *fleetLink // nil without fleet:
 	metrics  *authz.Metrics
 	reloads  *prometheus.CounterVec
 	reg      *prometheus.Registry
@@ -156,6 +157,11 @@ func (s *service) buildState(cfg *Config) (*frontEnds, error) {
 	if err := s.registerMetrics(); err != nil {
 		return nil, err
 	}
+	if cfg.Fleet != nil {
+		if err := s.openFleet(s.ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	eng, err := s.newEngine(cfg, pol)
 	if err != nil {
 		return nil, err
@@ -178,6 +184,9 @@ func (s *service) close() {
 	s.retiring.Wait()
 	if g := s.gen.Load(); g != nil {
 		g.eng.Close()
+	}
+	if s.fleet != nil {
+		s.fleet.close()
 	}
 	if s.cache != nil {
 		s.cache.Close()
@@ -287,6 +296,14 @@ func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, err
 		TracerProvider:     s.tp,
 		Metrics:            s.metrics,
 		Issuers:            cfg.authzIssuers(),
+	}
+	if s.fleet != nil {
+		ac.Fleet = &authz.FleetConfig{
+			Store:       s.fleet,
+			OnStoreLoss: s.fleet.loss,
+			NegativeTTL: cfg.Lease.NegativeTTL,
+			LeaseMax:    cfg.Lease.Max,
+		}
 	}
 	return authz.New(s.ctx, ac)
 }

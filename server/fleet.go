@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/leasecache/fleet"
+)
+
+// fleetLink is this replica's link to the fleet's store (SPEC §8): the
+// engine's SharedStore, the fan-out hooks into the lease cache, and the
+// fleet's metrics. The store is opened once at start; when Redis cannot
+// be reached then, the replica starts cut off (on_store_loss) and opens
+// it in the background. Fleet settings are restart-only, so one link
+// serves every config generation.
+type fleetLink struct {
+	cfg   fleet.Config
+	loss  authz.StoreLoss
+	keyer *fleet.Keyer // KeyOf works before the store is open
+	store atomic.Pointer[fleet.Store]
+	cache *leasecache.Cache
+	log   *slog.Logger
+
+	up          prometheus.Gauge
+	revocations *prometheus.CounterVec
+	delay       prometheus.Histogram
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ authz.SharedStore = (*fleetLink)(nil)
+
+// openFleet opens the store. It refuses to start on a configuration,
+// an answer (AUTH, ACL, TLS) or an eviction policy the store refuses;
+// when the store cannot be reached it starts cut off and retries.
+func (s *service) openFleet(ctx context.Context, cfg *Config) error {
+	fc := cfg.fleetConfig()
+	fl := &fleetLink{
+		cfg:   *fc,
+		loss:  authz.StoreLoss(cfg.Fleet.OnStoreLoss),
+		keyer: fleet.NewKeyer(fc.Secret),
+		cache: s.cache,
+		log:   s.log,
+		up: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "leasegate_fleet_store_up",
+			Help: "1 while the fleet's store answers and this replica follows its revocation log.",
+		}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leasegate_fleet_revocations_total",
+			Help: "Revocations from other replicas applied here, by source (admin).",
+		}, []string{"source"}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "leasegate_fleet_revocation_delay_seconds",
+			Help:    "Delay from a revocation on another replica to its application here.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+	}
+	for _, c := range []prometheus.Collector{fl.up, fl.revocations, fl.delay} {
+		if err := s.reg.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	fl.revocations.WithLabelValues("admin")
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	st, err := fleet.Open(octx, fl.cfg, fl.hooks())
+	cancel()
+	switch {
+	case err == nil:
+		fl.store.Store(st)
+		fl.up.Set(1)
+	case errors.Is(err, fleet.ErrUnavailable):
+		s.log.Warn("fleet store unreachable at start; serving cut off and retrying",
+			slog.String("on_store_loss", string(fl.loss)), slog.String("error", err.Error()))
+	default:
+		return fmt.Errorf("fleet: %w", err)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	fl.cancel = stop
+	if st == nil {
+		fl.wg.Add(1)
+		go fl.reopen(bg)
+	}
+	s.fleet = fl
+	return nil
+}
+
+// reopen retries Open until it succeeds or ctx ends. A replica that
+// served cut off may have missed revocations: once the store is open, it
+// drops every local lease before trusting the fleet again.
+func (fl *fleetLink) reopen(ctx context.Context) {
+	defer fl.wg.Done()
+	wait := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := fleet.Open(octx, fl.cfg, fl.hooks())
+		cancel()
+		if err == nil {
+			fl.cache.RevokeAll()
+			fl.store.Store(st)
+			fl.up.Set(1)
+			fl.log.Info("fleet store reached; local leases dropped (revocations may have been missed while cut off)")
+			return
+		}
+		fl.log.Debug("fleet store still unreachable", slog.String("error", err.Error()))
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+func (fl *fleetLink) hooks() fleet.Hooks {
+	return fleet.Hooks{
+		Revoked: func(r fleet.Revocation) {
+			if r.Self {
+				return // revoked locally before it went to the store
+			}
+			if r.BySubject {
+				fl.cache.RevokeSubject(r.Issuer, r.Subject)
+			} else {
+				fl.cache.Revoke(r.Key)
+			}
+			// Every record is an admin revoke until push revocations
+			// (SPEC §9) write their own source.
+			fl.revocations.WithLabelValues("admin").Inc()
+		},
+		Lost: func(why string) {
+			fl.cache.RevokeAll()
+			fl.log.Warn("fleet: revocations may have been missed; every local lease dropped", slog.String("why", why))
+		},
+		Health: func(up bool) {
+			if up {
+				fl.up.Set(1)
+				fl.log.Info("fleet store up")
+			} else {
+				fl.up.Set(0)
+				fl.log.Warn("fleet store down", slog.String("on_store_loss", string(fl.loss)))
+			}
+		},
+		Delay: func(d time.Duration) { fl.delay.Observe(d.Seconds()) },
+	}
+}
+
+// close stops the retries and the store.
+func (fl *fleetLink) close() {
+	fl.cancel()
+	fl.wg.Wait()
+	if st := fl.store.Load(); st != nil {
+		st.Close()
+	}
+}
+
+// mode is what the replica is in now: connected, or its on_store_loss.
+func (fl *fleetLink) mode() string {
+	if fl.Up() {
+		return "connected"
+	}
+	return string(fl.loss)
+}
+
+func (fl *fleetLink) delayP99() time.Duration {
+	if st := fl.store.Load(); st != nil {
+		return st.DelayP99()
+	}
+	return 0
+}
+
+var errNotOpen = fmt.Errorf("%w: not connected since start", fleet.ErrUnavailable)
+
+// The SharedStore methods: the open store's, or unavailable at once.
+
+func (fl *fleetLink) KeyOf(k leasecache.Key) leasecache.Key { return fl.keyer.KeyOf(k) }
+
+func (fl *fleetLink) Up() bool {
+	st := fl.store.Load()
+	return st != nil && st.Up()
+}
+
+func (fl *fleetLink) Position() fleet.Position {
+	if st := fl.store.Load(); st != nil {
+		return st.Position()
+	}
+	return fleet.Position{}
+}
+
+func (fl *fleetLink) Lookup(ctx context.Context, k leasecache.Key) (leasecache.Lease, fleet.Outcome, error) {
+	if st := fl.store.Load(); st != nil {
+		return st.Lookup(ctx, k)
+	}
+	return leasecache.Lease{}, fleet.Unavailable, errNotOpen
+}
+
+func (fl *fleetLink) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos fleet.Position) error {
+	if st := fl.store.Load(); st != nil {
+		return st.Store(ctx, k, l, ttl, pos)
+	}
+	return errNotOpen
+}
+
+func (fl *fleetLink) StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Duration, pos fleet.Position) error {
+	if st := fl.store.Load(); st != nil {
+		return st.StoreNegative(ctx, k, ttl, pos)
+	}
+	return errNotOpen
+}
+
+func (fl *fleetLink) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, error) {
+	if st := fl.store.Load(); st != nil {
+		return st.Acquire(ctx, k, ttl)
+	}
+	return false, errNotOpen
+}
+
+func (fl *fleetLink) Release(ctx context.Context, k leasecache.Key) error {
+	if st := fl.store.Load(); st != nil {
+		return st.Release(ctx, k)
+	}
+	return nil
+}
+
+func (fl *fleetLink) Wait(ctx context.Context, k leasecache.Key, after time.Time) (leasecache.Lease, fleet.Outcome, error) {
+	if st := fl.store.Load(); st != nil {
+		return st.Wait(ctx, k, after)
+	}
+	return leasecache.Lease{}, fleet.Unavailable, errNotOpen
+}
+
+// revoke puts a token revocation (k is its fleet key) in the store.
+func (fl *fleetLink) revoke(ctx context.Context, k leasecache.Key) error {
+	if st := fl.store.Load(); st != nil {
+		return st.Revoke(ctx, k)
+	}
+	return errNotOpen
+}
+
+// revokeSubject puts a subject revocation in the store; issuer is
+// leasegate's issuer name.
+func (fl *fleetLink) revokeSubject(ctx context.Context, issuer, subject string) error {
+	if st := fl.store.Load(); st != nil {
+		return st.RevokeSubject(ctx, issuer, subject)
+	}
+	return errNotOpen
+}
