@@ -481,7 +481,13 @@ func testRestartEmpty(t *testing.T, cluster bool) {
 			t.Errorf("replica %d refuses a valid token after the restart: %v", i, res)
 		}
 	}
-	// Revocations fan out again.
+	// Revocations fan out again once every replica says its store is up
+	// (a store hit on one connection does not mean every connection, the
+	// revocation writer's included, has reconnected).
+	for i := range 3 {
+		f.waitStoreUp(t, i, true, 10*time.Second)
+	}
+	t.Logf("Redis restarted empty: every replica reports store_up 1 after %v", time.Since(restarted).Round(time.Millisecond))
 	for i := range 3 {
 		if res := f.on(t, i, readReq(later)); !res.Allowed() {
 			t.Fatal(res)
