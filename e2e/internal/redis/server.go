@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -282,19 +281,4 @@ func (s *Server) KillClients(ctx context.Context) (int64, error) {
 func (s *Server) Close() {
 	_ = s.Cont()
 	s.Kill()
-}
-
-// infoField reads one field of INFO section.
-func (s *Server) infoField(ctx context.Context, section, field string) (string, error) {
-	v, err := s.Do(ctx, "INFO", section)
-	if err != nil {
-		return "", err
-	}
-	str, _ := v.(string)
-	for _, line := range strings.Split(str, "\r\n") {
-		if k, val, ok := strings.Cut(line, ":"); ok && k == field {
-			return val, nil
-		}
-	}
-	return "", fmt.Errorf("redis: INFO %s has no %s", section, field)
 }
