@@ -23,12 +23,17 @@ build:
 ## test: lint, unit tests with -race, short fuzz runs, then end-to-end against real Hydra and nginx
 test: deps lint unit fuzz e2e
 
-## deps: Debian packages the tests drive for real (nginx with auth_request)
+## deps: Debian packages the tests drive for real (nginx with auth_request;
+## redis-server and redis-cli for fleet mode)
 deps:
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
 		echo "installing nginx (Debian) for the HTTP-mode end-to-end test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+	@{ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } && \
+		{ command -v redis-cli >/dev/null 2>&1 || [ -x /usr/bin/redis-cli ]; } || { \
+		echo "installing redis-server and redis-tools (Debian) for the fleet end-to-end tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; }
 
 ## lint: gofmt, go vet and staticcheck on both modules; deadcode on the main
 ## module (it must print nothing); internal/testclock and internal/testredis

@@ -143,10 +143,29 @@ func defaultTiers() map[string]leasegate.Tier {
 func newStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	bin := leasegateBin(t)
-	hbin := hydraBin(t)
 	ctx := testCtx(t, time.Minute)
+	s := newIssuerSide(t, ctx, o.JWT)
+	tiers := o.Tiers
+	if tiers == nil {
+		tiers = defaultTiers()
+	}
+	s.cfg = s.baseConfig(s.issuerConfig(o.Mode, o.Timeout, o.Breaker), tiers)
+	s.leasegate = s.startLeasegate(t, ctx, bin, s.cfg, o.Env)
+	var err error
+	if s.client, err = leasegate.Dial(s.leasegate.GRPCAddr()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.client.Close() })
+	return s
+}
 
-	h, err := hydra.Start(ctx, hydra.Options{Binary: hbin, JWT: o.JWT})
+// newIssuerSide starts Hydra (JWT access tokens when jwt), the counting
+// proxies and the gate in front of it, and registers the
+// client_credentials client; everything is stopped at t's cleanup.
+func newIssuerSide(t *testing.T, ctx context.Context, jwt bool) *stack {
+	t.Helper()
+	hbin := hydraBin(t)
+	h, err := hydra.Start(ctx, hydra.Options{Binary: hbin, JWT: jwt})
 	if err != nil {
 		t.Fatalf("start hydra: %v", err)
 	}
@@ -176,34 +195,37 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}); err != nil {
 		t.Fatalf("create hydra client: %v", err)
 	}
+	return s
+}
 
-	mode := o.Mode
-	if mode == "" {
-		mode = "introspection"
-	}
+// issuerConfig is the issuers[] entry for s's Hydra in mode (default
+// introspection), introspecting through the gate.
+func (s *stack) issuerConfig(mode string, timeout time.Duration, breaker *leasegate.Breaker) leasegate.Issuer {
+	mode = cmp.Or(mode, "introspection")
 	iss := leasegate.Issuer{
 		Name:             issuerName,
-		Issuer:           h.Issuer(), // Hydra's iss: no trailing slash
+		Issuer:           s.hydra.Issuer(), // Hydra's iss: no trailing slash
 		Mode:             mode,
 		DefaultForOpaque: mode == "introspection", // a jwt mode cannot take opaque tokens
 		Audiences:        []string{audStorage},
-		CircuitBreaker:   o.Breaker,
+		CircuitBreaker:   breaker,
 	}
 	if mode != "jwt" {
 		iss.Introspection = &leasegate.Introspection{
 			Endpoint: s.gate.URL() + hydra.IntrospectPath,
 			Auth:     "none", // Hydra's admin port takes no client auth
-			Timeout:  leasegate.Duration(o.Timeout),
+			Timeout:  leasegate.Duration(timeout),
 		}
 	}
 	if mode != "introspection" {
 		iss.JWKSURI = s.public.URL() + hydra.JWKSPath
 	}
-	tiers := o.Tiers
-	if tiers == nil {
-		tiers = defaultTiers()
-	}
-	s.cfg = leasegate.Config{
+	return iss
+}
+
+// baseConfig is the e2e configuration around one issuer.
+func (s *stack) baseConfig(iss leasegate.Issuer, tiers map[string]leasegate.Tier) leasegate.Config {
+	return leasegate.Config{
 		Realm:       realm,
 		Issuers:     []leasegate.Issuer{iss},
 		Tiers:       tiers,
@@ -212,23 +234,30 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		Log:         leasegate.Log{Level: "info", Format: "json"},
 		Server:      leasegate.Server{StartGrace: leasegate.Duration(10 * time.Second), DrainTimeout: leasegate.Duration(5 * time.Second)},
 	}
+}
+
+// startLeasegate starts one leasegate with cfg, stopped at t's cleanup,
+// which also checks that its log holds no token s handed out.
+func (s *stack) startLeasegate(t *testing.T, ctx context.Context, bin string, cfg leasegate.Config, env []string) *leasegate.Process {
+	t.Helper()
 	var logw *testLogWriter
 	if os.Getenv("LEASEGATE_E2E_VERBOSE") != "" {
 		logw = &testLogWriter{t: t}
 	}
-	opts := leasegate.Options{Binary: bin, Config: s.cfg, Dir: t.TempDir(), Env: o.Env}
+	opts := leasegate.Options{Binary: bin, Config: cfg, Dir: t.TempDir(), Env: env}
 	if logw != nil {
 		opts.Log = logw
 	}
-	if s.leasegate, err = leasegate.Start(ctx, opts); err != nil {
+	p, err := leasegate.Start(ctx, opts)
+	if err != nil {
 		t.Fatalf("start leasegate: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := s.leasegate.Stop(); err != nil {
+		if err := p.Stop(); err != nil {
 			t.Errorf("stop leasegate: %v", err)
 		}
 		// SPEC §1/§6: a raw token is never logged (a hash prefix at most).
-		logs := s.leasegate.Logs()
+		logs := p.Logs()
 		s.mu.Lock()
 		for _, it := range s.issued {
 			if strings.Contains(logs, it.tok) || strings.Contains(logs, tokenCore(it.tok)) {
@@ -237,14 +266,10 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		}
 		s.mu.Unlock()
 		if t.Failed() {
-			t.Logf("leasegate log tail:\n%s", tailString(s.leasegate.Logs(), 8192))
+			t.Logf("leasegate log tail:\n%s", tailString(p.Logs(), 8192))
 		}
 	})
-	if s.client, err = leasegate.Dial(s.leasegate.GRPCAddr()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.client.Close() })
-	return s
+	return p
 }
 
 // token obtains a fresh access token for the stack's client.
@@ -389,6 +414,7 @@ type gate struct {
 	delay   atomic.Int64                  // nanoseconds before forwarding
 	hang    atomic.Bool                   // never answer (until the caller gives up)
 	hold    atomic.Pointer[chan struct{}] // forward once this channel is closed
+	held    atomic.Int32                  // calls waiting on hold now
 	release chan struct{}
 }
 
@@ -410,12 +436,15 @@ func newGate(t *testing.T, target string) *gate {
 			return
 		}
 		if ch := g.hold.Load(); ch != nil {
+			g.held.Add(1)
 			select {
 			case <-*ch:
 			case <-r.Context().Done():
+				g.held.Add(-1)
 				return
 			case <-g.release:
 			}
+			g.held.Add(-1)
 		}
 		if d := time.Duration(g.delay.Load()); d > 0 {
 			select {
@@ -446,6 +475,9 @@ func (g *gate) Hold() (release func()) {
 		})
 	}
 }
+
+// Held is how many issuer calls are waiting on Hold now.
+func (g *gate) Held() int { return int(g.held.Load()) }
 
 func (g *gate) URL() string                       { return g.srv.URL }
 func (g *gate) SetDelay(d time.Duration)          { g.delay.Store(int64(d)) }

@@ -91,10 +91,55 @@ func (p *Process) Metrics(ctx context.Context) (Metrics, error) {
 // AdminRevoke posts {"token": token} to /revoke (with secret as the admin
 // bearer secret when not empty) and returns whether a lease was evicted.
 func (p *Process) AdminRevoke(ctx context.Context, token, secret string) (bool, error) {
-	body, _ := json.Marshal(map[string]string{"token": token})
+	a, err := p.Revoke(ctx, RevokeRequest{Token: token}, secret)
+	if err != nil {
+		return false, err
+	}
+	if a.Status != http.StatusOK {
+		return false, fmt.Errorf("leasegate: POST /revoke: HTTP %d: %s", a.Status, tail(string(a.Body), 512))
+	}
+	return a.Revoked, nil
+}
+
+// RevokeSubject posts {"subject", "issuer"} to /revoke and wants 200.
+func (p *Process) RevokeSubject(ctx context.Context, issuer, subject, secret string) error {
+	a, err := p.Revoke(ctx, RevokeRequest{Subject: subject, Issuer: issuer}, secret)
+	if err != nil {
+		return err
+	}
+	if a.Status != http.StatusOK {
+		return fmt.Errorf("leasegate: POST /revoke subject: HTTP %d: %s", a.Status, tail(string(a.Body), 512))
+	}
+	return nil
+}
+
+// RevokeRequest is POST /revoke's body: a token, its SHA-256, or a
+// subject with its issuer's name.
+type RevokeRequest struct {
+	Token       string `json:"token,omitempty"`
+	TokenSHA256 string `json:"token_sha256,omitempty"`
+	Subject     string `json:"subject,omitempty"`
+	Issuer      string `json:"issuer,omitempty"`
+}
+
+// RevokeAnswer is /revoke's answer, whatever its status. In fleet mode a
+// store that cannot be reached gives 503 with Error
+// "fleet_store_unavailable" and RevokedLocally (SPEC §8).
+type RevokeAnswer struct {
+	Status         int
+	Body           []byte
+	Revoked        bool   `json:"revoked"`
+	Error          string `json:"error"`
+	RevokedLocally bool   `json:"revoked_locally"`
+}
+
+// Revoke posts r to /revoke and returns the answer with any status; an
+// error is a transport failure or a body that is not JSON.
+func (p *Process) Revoke(ctx context.Context, r RevokeRequest, secret string) (RevokeAnswer, error) {
+	body, _ := json.Marshal(r)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.AdminURL()+"/revoke", bytes.NewReader(body))
 	if err != nil {
-		return false, fmt.Errorf("leasegate: POST /revoke: %w", err)
+		return RevokeAnswer{}, fmt.Errorf("leasegate: POST /revoke: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if secret != "" {
@@ -102,20 +147,50 @@ func (p *Process) AdminRevoke(ctx context.Context, token, secret string) (bool, 
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("leasegate: POST /revoke: %w", err)
+		return RevokeAnswer{}, fmt.Errorf("leasegate: POST /revoke: %w", err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("leasegate: POST /revoke: HTTP %d: %s", resp.StatusCode, tail(string(raw), 512))
+	a := RevokeAnswer{Status: resp.StatusCode, Body: raw}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return a, fmt.Errorf("leasegate: POST /revoke: HTTP %d, answer not JSON: %w: %s", resp.StatusCode, err, tail(string(raw), 512))
 	}
-	var out struct {
-		Revoked bool `json:"revoked"`
+	a.Status, a.Body = resp.StatusCode, raw
+	return a, nil
+}
+
+// FleetStatus is the fleet object of GET /config (SPEC §8).
+type FleetStatus struct {
+	Mode                  string  // e.g. connected, standalone, revalidate, deny
+	StoreUp               bool    // fleet.store_up
+	RevocationDelayP99    string  // fleet.revocation_delay_p99, as written
+	RevocationDelayP99Sec float64 // the same in seconds when it is a number or a duration
+	Raw                   map[string]any
+}
+
+// Fleet reads the fleet object from GET /config.
+func (p *Process) Fleet(ctx context.Context) (FleetStatus, error) {
+	cfg, err := p.EffectiveConfig(ctx)
+	if err != nil {
+		return FleetStatus{}, err
 	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return false, fmt.Errorf("leasegate: POST /revoke answer: %w", err)
+	f, ok := cfg["fleet"].(map[string]any)
+	if !ok {
+		return FleetStatus{}, fmt.Errorf("leasegate: GET /config has no fleet object")
 	}
-	return out.Revoked, nil
+	st := FleetStatus{Raw: f}
+	st.Mode, _ = f["mode"].(string)
+	st.StoreUp, _ = f["store_up"].(bool)
+	switch v := f["revocation_delay_p99"].(type) {
+	case float64:
+		st.RevocationDelayP99, st.RevocationDelayP99Sec = fmt.Sprint(v), v
+	case string:
+		st.RevocationDelayP99 = v
+		if d, err := time.ParseDuration(v); err == nil {
+			st.RevocationDelayP99Sec = d.Seconds()
+		}
+	}
+	return st, nil
 }
 
 // AdminGet fetches an admin path and returns the status and body.

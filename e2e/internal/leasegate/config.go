@@ -21,6 +21,7 @@ type Config struct {
 	Lease       Lease           `yaml:"lease,omitempty"`
 	Log         Log             `yaml:"log,omitempty"`
 	Server      Server          `yaml:"server,omitempty"`
+	Fleet       *Fleet          `yaml:"fleet,omitempty"`
 }
 
 // Listen is the listen block.
@@ -85,6 +86,26 @@ type Log struct {
 type Server struct {
 	StartGrace   Duration `yaml:"start_grace,omitempty"`
 	DrainTimeout Duration `yaml:"drain_timeout,omitempty"`
+}
+
+// Fleet is the fleet block (SPEC §8): replicas sharing leases and
+// revocations through Redis.
+type Fleet struct {
+	Redis          FleetRedis `yaml:"redis"`
+	KeyPrefix      string     `yaml:"key_prefix,omitempty"`
+	SecretFile     string     `yaml:"secret_file"`
+	OnStoreLoss    string     `yaml:"on_store_loss,omitempty"` // standalone | revalidate | deny
+	Timeout        Duration   `yaml:"timeout,omitempty"`
+	HealthInterval Duration   `yaml:"health_interval,omitempty"`
+	AllowEviction  bool       `yaml:"allow_eviction,omitempty"`
+}
+
+// FleetRedis is fleet.redis: several addresses mean a Redis Cluster.
+type FleetRedis struct {
+	Addresses    []string `yaml:"addresses"`
+	MasterName   string   `yaml:"master_name,omitempty"`
+	Username     string   `yaml:"username,omitempty"`
+	PasswordFile string   `yaml:"password_file,omitempty"`
 }
 
 // Duration is a time.Duration written the way leasegate reads it ("1.5s"),

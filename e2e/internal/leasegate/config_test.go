@@ -44,10 +44,45 @@ func TestConfigMarshal(t *testing.T) {
 			}
 		})
 	}
-	for _, absent := range []string{"routes:", "realm:", "jwks_uri:", "circuit_breaker:", "negative_ttl:"} {
+	for _, absent := range []string{"routes:", "realm:", "jwks_uri:", "circuit_breaker:", "negative_ttl:", "fleet:"} {
 		if strings.Contains(string(b), absent) {
 			t.Errorf("zero field %s written:\n%s", absent, b)
 		}
+	}
+}
+
+// TestConfigMarshalFleet: the fleet block in SPEC §8's names.
+func TestConfigMarshalFleet(t *testing.T) {
+	c := Config{Fleet: &Fleet{
+		Redis:          FleetRedis{Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}},
+		KeyPrefix:      "lg:",
+		SecretFile:     "/tmp/fleet.key",
+		OnStoreLoss:    "revalidate",
+		Timeout:        Duration(100 * time.Millisecond),
+		HealthInterval: Duration(200 * time.Millisecond),
+	}}
+	b, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Fleet map[string]any `yaml:"fleet"`
+	}
+	if err := yaml.Unmarshal(b, &got); err != nil {
+		t.Fatalf("output is not YAML: %v\n%s", err, b)
+	}
+	f := got.Fleet
+	addrs, _ := f["redis"].(map[string]any)["addresses"].([]any)
+	if len(addrs) != 2 || addrs[1] != "127.0.0.1:2" {
+		t.Errorf("fleet.redis.addresses = %v", addrs)
+	}
+	for k, want := range map[string]any{"key_prefix": "lg:", "secret_file": "/tmp/fleet.key", "on_store_loss": "revalidate", "timeout": "100ms", "health_interval": "200ms"} {
+		if f[k] != want {
+			t.Errorf("fleet.%s = %#v, want %#v", k, f[k], want)
+		}
+	}
+	if _, ok := f["allow_eviction"]; ok {
+		t.Errorf("allow_eviction false written:\n%s", b)
 	}
 }
 
