@@ -2,7 +2,7 @@
 # Issue 9's measurements: the lease-hit path against the no-op gRPC floor,
 # a ghz cross-check, the miss path, and memory per lease.
 #
-#   e2e/cmd/loadgen/bench.sh [hit|ghz|miss|memory|all]...
+#   e2e/cmd/loadgen/bench.sh [hit|ghz|miss|memory|fleet|all]...
 #
 # Environment: RUNS (5), DURATION (10s), WARMUP (2s), OUT (/tmp/leasegate-bench),
 # RATES ("2000 5000": open-loop rates for the 64-stream latency runs),
@@ -71,7 +71,7 @@ start_noop() {
 	NOOP_ADDR=$(cat "$OUT/noop.addr")
 }
 
-# start_leasegate MAX_MEMORY_MB: sets LG_ADDR, LG_ADMIN, LG_PID. Read
+# start_leasegate MAX_MEMORY_MB [EXTRA_YAML]: sets LG_ADDR, LG_ADMIN, LG_PID. Read
 # window 10m (= lease.max), so a primed token stays a hit for the run.
 start_leasegate() {
 	local ports
@@ -101,6 +101,7 @@ lease:
   max_memory_mb: $1
 log: { level: warn }
 tracing: { exporter: none }
+${2:-}
 EOF
 	OTEL_SDK_DISABLED=true "$LG" -config "$OUT/leasegate.yaml" 2>>"$OUT/leasegate.log" &
 	LG_PID=$!
@@ -311,6 +312,49 @@ suite_memory() {
 	cat "$f"
 }
 
+# suite_fleet: the lease-hit path of a fleet replica (real redis-server,
+# fleet mode on, every request a local hit) against a single replica.
+suite_fleet() {
+	local f=$OUT/fleet.jsonl
+	: >"$f"
+	local rport
+	rport=$("$LOADGEN" -free-ports 1)
+	redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >>"$OUT/redis.log" 2>&1 &
+	local redis_pid=$!
+	PIDS+=("$redis_pid")
+	for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	head -c 48 /dev/urandom | base64 >"$OUT/fleet.key"
+	start_issuer 0
+	start_leasegate 256
+	local single_addr=$LG_ADDR single_pid=$LG_PID
+	start_leasegate 256 "fleet: { redis: { addresses: [\"127.0.0.1:$rport\"] }, secret_file: \"$OUT/fleet.key\" }"
+	local fleet_addr=$LG_ADDR fleet_pid=$LG_PID
+	for run in $(seq "$RUNS"); do
+		log "fleet: run $run/$RUNS, (re)validating 10k leases on both"
+		"$LOADGEN" -target "$single_addr" -tokens 10000 -concurrency 16 -prime-only -prime-method DELETE
+		"$LOADGEN" -target "$fleet_addr" -tokens 10000 -concurrency 16 -prime-only -prime-method DELETE
+		for c in 1 16 64; do
+			if ((run % 2)); then
+				measure single/c$c "$single_addr" "$single_pid" "$run" -concurrency "$c" -tokens 10000 >>"$f"
+				measure fleet/c$c "$fleet_addr" "$fleet_pid" "$run" -concurrency "$c" -tokens 10000 >>"$f"
+			else
+				measure fleet/c$c "$fleet_addr" "$fleet_pid" "$run" -concurrency "$c" -tokens 10000 >>"$f"
+				measure single/c$c "$single_addr" "$single_pid" "$run" -concurrency "$c" -tokens 10000 >>"$f"
+			fi
+		done
+	done
+	{
+		cat "$OUT/env.txt"
+		echo
+		"$LOADGEN" -summarize "$f" -ratio fleet=single
+	} >"$OUT/fleet.md"
+	cat "$OUT/fleet.md"
+	stop "$fleet_pid"
+	stop "$single_pid"
+	stop "$ISSUER_PID"
+	stop "$redis_pid"
+}
+
 build
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(all)
@@ -320,7 +364,8 @@ for s in "${suites[@]}"; do
 	ghz) suite_ghz ;;
 	miss) suite_miss ;;
 	memory) suite_memory ;;
+	fleet) suite_fleet ;;
 	all) suite_hit; suite_ghz; suite_miss; suite_memory ;;
-	*) echo "unknown suite $s (hit, ghz, miss, memory, all)" >&2; exit 2 ;;
+	*) echo "unknown suite $s (hit, ghz, miss, memory, fleet, all)" >&2; exit 2 ;;
 	esac
 done
