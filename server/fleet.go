@@ -124,13 +124,17 @@ func (fl *fleetLink) reopen(ctx context.Context) {
 func (fl *fleetLink) hooks() fleet.Hooks {
 	return fleet.Hooks{
 		Revoked: func(r fleet.Revocation) {
-			if r.Self {
-				return // revoked locally before it went to the store
-			}
+			// Our own records too: between the local revoke and the
+			// store write, a local miss can refill the lease from Redis
+			// (the store's index does not hold the record yet). Applied
+			// again now, after the index holds it, nothing can refill it.
 			if r.BySubject {
 				fl.cache.RevokeSubject(r.Issuer, r.Subject)
 			} else {
 				fl.cache.Revoke(r.Key)
+			}
+			if r.Self {
+				return
 			}
 			// Every record is an admin revoke until push revocations
 			// (SPEC §9) write their own source.

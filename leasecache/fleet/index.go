@@ -74,6 +74,28 @@ func (x *index) add(id streamID, kind byte, r *Revocation) {
 	x.addLocked(id, kind, r)
 }
 
+// pin records this replica's own revocation r at id as soon as the log
+// holds it, before the follower reads it back: until then a local miss
+// could refill the revoked lease from the store. The applied position is
+// the follower's and does not move; its own add later is idempotent.
+func (x *index) pin(id streamID, kind byte, r *Revocation) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	switch kind {
+	case recToken:
+		if x.tokens[r.Key].less(id) {
+			x.tokens[r.Key] = id
+		}
+		x.queue = append(x.queue, indexed{id: id, token: r.Key})
+	case recSubject:
+		s := subjectKey{r.Issuer, r.Subject}
+		if x.subjects[s].less(id) {
+			x.subjects[s] = id
+		}
+		x.queue = append(x.queue, indexed{id: id, subject: s, bySub: true})
+	}
+}
+
 func (x *index) addLocked(id streamID, kind byte, r *Revocation) {
 	x.last = id
 	switch kind {

@@ -24,9 +24,11 @@ func (s *Store) Revoke(ctx context.Context, k leasecache.Key) error {
 		return s.unavailable("revoke", k, err)
 	}
 	rec := s.k.sealRecord(s.ks.log, recToken, time.Now(), s.origin, k[:])
-	if _, err := s.appendRecord(ctx, rec); err != nil {
+	id, err := s.appendRecord(ctx, rec)
+	if err != nil {
 		return s.unavailable("revoke", k, err)
 	}
+	s.pin(id, recToken, &Revocation{Key: k})
 	return nil
 }
 
@@ -40,9 +42,11 @@ func (s *Store) RevokeSubject(ctx context.Context, issuer, subject string) error
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	rec := s.k.sealRecord(s.ks.log, recSubject, time.Now(), s.origin, subjectBody(issuer, subject))
-	if _, err := s.appendRecord(ctx, rec); err != nil {
+	id, err := s.appendRecord(ctx, rec)
+	if err != nil {
 		return fmt.Errorf("%w: revoke subject of %s: %w", ErrUnavailable, issuer, err)
 	}
+	s.pin(id, recSubject, &Revocation{BySubject: true, Issuer: issuer, Subject: subject})
 	return nil
 }
 
@@ -96,6 +100,14 @@ func parseEpoch(s string) (uint64, bool) {
 
 func (s *Store) genesis() string {
 	return string(s.k.sealRecord(s.ks.log, recGenesis, time.Now(), s.origin, nil))
+}
+
+// pin puts our own record into the index at once (index.pin); an ID we
+// cannot read leaves it to the follower.
+func (s *Store) pin(raw string, kind byte, r *Revocation) {
+	if id, ok := parseID(raw); ok {
+		s.idx.pin(id, kind, r)
+	}
 }
 
 // appendRecord appends one sealed record and returns its ID.
