@@ -166,47 +166,14 @@ func New(cfg Config) (*Policy, error) {
 		leaseMax: cfg.LeaseMax,
 	}
 	for _, tc := range cfg.Tiers {
-		if tc.Name == "" {
-			errs = append(errs, errors.New("tier with an empty name"))
-			continue
-		}
-		if _, dup := p.byName[tc.Name]; dup {
-			errs = append(errs, fmt.Errorf("tier %q defined twice", tc.Name))
-			continue
-		}
-		if tc.Window < 0 || tc.StaleIfError < 0 {
-			errs = append(errs, fmt.Errorf("tier %q: negative duration", tc.Name))
-		}
-		if tc.Window == 0 && tc.StaleIfError > 0 {
-			errs = append(errs, fmt.Errorf("tier %q: stale_if_error is not allowed on a window-0 tier", tc.Name))
-		}
-		idx := len(p.tiers)
-		p.byName[tc.Name] = idx
-		p.tiers = append(p.tiers, Tier{
-			Name:         tc.Name,
-			Window:       capAt(tc.Window, cfg.LeaseMax),
-			StaleIfError: capAt(tc.StaleIfError, cfg.LeaseMax),
-		})
-		for _, m := range tc.Methods {
-			if other, dup := p.byMethod[m]; dup {
-				errs = append(errs, fmt.Errorf("method %s is in tiers %q and %q", m, p.tiers[other].Name, tc.Name))
-				continue
-			}
-			p.byMethod[m] = idx
-		}
+		errs = append(errs, p.addTier(tc)...)
 	}
 	if len(p.tiers) == 0 {
 		errs = append(errs, errors.New("no tiers defined"))
 		return nil, errors.Join(errs...)
 	}
-	def := cfg.DefaultTier
-	if def == "" {
-		def = TierCritical
-	}
-	if i, ok := p.byName[def]; ok {
-		p.defaultTier = i
-	} else {
-		errs = append(errs, fmt.Errorf("default_tier %q is not a defined tier", def))
+	if err := p.setDefaultTier(cfg.DefaultTier); err != nil {
+		errs = append(errs, err)
 	}
 	for i, t := range p.tiers {
 		if t.Window < p.tiers[p.strictest].Window {
@@ -214,50 +181,105 @@ func New(cfg Config) (*Policy, error) {
 		}
 	}
 	for i, rc := range cfg.Routes {
-		r := Route{
-			Prefix:  rc.Prefix,
-			Methods: rc.Methods,
-			Tier:    rc.Tier,
-			Require: rc.Require,
-		}
-		if err := ValidatePrefix(rc.Prefix); err != nil {
-			errs = append(errs, fmt.Errorf("route %d: %w", i, err))
-		}
-		// One host normaliser for rules, requests and targets alike.
-		var err error
-		if r.Host, err = NormalizeHost(rc.Host); err != nil {
-			errs = append(errs, fmt.Errorf("route %d (%s): host %q: %w", i, rc.Prefix, rc.Host, err))
-		}
-		for _, h := range rc.LocalHosts {
-			n, err := NormalizeLocalHost(h)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("route %d (%s): local_hosts: %w", i, rc.Prefix, err))
-				continue
-			}
-			r.LocalHosts = append(r.LocalHosts, n)
-		}
-		if rc.Tier != "" {
-			if _, ok := p.byName[rc.Tier]; !ok {
-				errs = append(errs, fmt.Errorf("route %d (%s): tier %q is not a defined tier", i, rc.Prefix, rc.Tier))
-			}
-		}
-		if rc.Window != nil {
-			if *rc.Window < 0 {
-				errs = append(errs, fmt.Errorf("route %d (%s): negative window", i, rc.Prefix))
-			}
-			r.Window, r.HasWindow = capAt(*rc.Window, cfg.LeaseMax), true
-		}
-		switch rc.Require {
-		case "", ProfileWLCG, ProfileSciTokens:
-		default:
-			errs = append(errs, fmt.Errorf("route %d (%s): require %q is not one of %s, %s", i, rc.Prefix, rc.Require, ProfileWLCG, ProfileSciTokens))
-		}
+		r, rerrs := p.compileRoute(i, rc)
+		errs = append(errs, rerrs...)
 		p.routes = append(p.routes, r)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// addTier compiles one tier into p, its windows capped at lease.max, and
+// claims its methods. A tier without a name, or defined twice, is left out.
+func (p *Policy) addTier(tc TierConfig) (errs []error) {
+	if tc.Name == "" {
+		return []error{errors.New("tier with an empty name")}
+	}
+	if _, dup := p.byName[tc.Name]; dup {
+		return []error{fmt.Errorf("tier %q defined twice", tc.Name)}
+	}
+	if tc.Window < 0 || tc.StaleIfError < 0 {
+		errs = append(errs, fmt.Errorf("tier %q: negative duration", tc.Name))
+	}
+	if tc.Window == 0 && tc.StaleIfError > 0 {
+		errs = append(errs, fmt.Errorf("tier %q: stale_if_error is not allowed on a window-0 tier", tc.Name))
+	}
+	idx := len(p.tiers)
+	p.byName[tc.Name] = idx
+	p.tiers = append(p.tiers, Tier{
+		Name:         tc.Name,
+		Window:       capAt(tc.Window, p.leaseMax),
+		StaleIfError: capAt(tc.StaleIfError, p.leaseMax),
+	})
+	for _, m := range tc.Methods {
+		if other, dup := p.byMethod[m]; dup {
+			errs = append(errs, fmt.Errorf("method %s is in tiers %q and %q", m, p.tiers[other].Name, tc.Name))
+			continue
+		}
+		p.byMethod[m] = idx
+	}
+	return errs
+}
+
+// setDefaultTier picks the tier for methods no tier lists: name, or
+// "critical" when name is empty.
+func (p *Policy) setDefaultTier(name string) error {
+	def := name
+	if def == "" {
+		def = TierCritical
+	}
+	i, ok := p.byName[def]
+	if !ok {
+		return fmt.Errorf("default_tier %q is not a defined tier", def)
+	}
+	p.defaultTier = i
+	return nil
+}
+
+// compileRoute compiles route i through the normalisers requests go
+// through; its window is capped at lease.max. The route is returned even
+// when it has problems, so every problem of every route is reported.
+func (p *Policy) compileRoute(i int, rc RouteConfig) (Route, []error) {
+	var errs []error
+	r := Route{
+		Prefix:  rc.Prefix,
+		Methods: rc.Methods,
+		Tier:    rc.Tier,
+		Require: rc.Require,
+	}
+	if err := ValidatePrefix(rc.Prefix); err != nil {
+		errs = append(errs, fmt.Errorf("route %d: %w", i, err))
+	}
+	// One host normaliser for rules, requests and targets alike.
+	var err error
+	if r.Host, err = NormalizeHost(rc.Host); err != nil {
+		errs = append(errs, fmt.Errorf("route %d (%s): host %q: %w", i, rc.Prefix, rc.Host, err))
+	}
+	for _, h := range rc.LocalHosts {
+		n, err := NormalizeLocalHost(h)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route %d (%s): local_hosts: %w", i, rc.Prefix, err))
+			continue
+		}
+		r.LocalHosts = append(r.LocalHosts, n)
+	}
+	if _, ok := p.byName[rc.Tier]; rc.Tier != "" && !ok {
+		errs = append(errs, fmt.Errorf("route %d (%s): tier %q is not a defined tier", i, rc.Prefix, rc.Tier))
+	}
+	if rc.Window != nil {
+		if *rc.Window < 0 {
+			errs = append(errs, fmt.Errorf("route %d (%s): negative window", i, rc.Prefix))
+		}
+		r.Window, r.HasWindow = capAt(*rc.Window, p.leaseMax), true
+	}
+	switch rc.Require {
+	case "", ProfileWLCG, ProfileSciTokens:
+	default:
+		errs = append(errs, fmt.Errorf("route %d (%s): require %q is not one of %s, %s", i, rc.Prefix, rc.Require, ProfileWLCG, ProfileSciTokens))
+	}
+	return r, errs
 }
 
 func capAt(d, max time.Duration) time.Duration {
