@@ -25,13 +25,14 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":                  {"server"},
-	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "leasecache"},
+	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "policy/storage", "leasecache"},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
-	"authz":              {"authz/issuer", "policy", "leasecache"},
+	"authz":              {"authz/issuer", "policy", "policy/storage", "leasecache"},
 	"authz/issuer":       {},
 	"internal/testclock": {}, // tests only; make lint checks no production file imports it
 	"policy":             {},
+	"policy/storage":     {"policy"},
 	"leasecache":         {},
 }
 
@@ -41,6 +42,10 @@ var forbiddenDeps = map[string][]string{
 	// STYLE: policy/ and leasecache/ never import protos, gRPC or HTTP.
 	"policy":     {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"leasecache": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+
+	// policy/storage is as pure as the policy it reads.
+	"policy/storage": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+
 	// The decision and HTTP mode know nothing of gRPC or Envoy's protos.
 	"authz":              {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/issuer":       {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
