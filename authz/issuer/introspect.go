@@ -193,7 +193,12 @@ func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, er
 		return Claims{}, i.fault(0, "request failed", err)
 	}
 	defer resp.Body.Close()
+	return i.readAnswer(resp)
+}
 
+// readAnswer reads the issuer's answer: its status, its body (capped) and
+// the claims in it, held to the expected issuer and audiences.
+func (i *Introspector) readAnswer(resp *http.Response) (Claims, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Drain a little so the connection can be reused; the body is not
 		// echoed anywhere (an error page could quote the token).
