@@ -11,6 +11,7 @@ import (
 
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/policy/storage"
 )
 
 // Check decides r. It never returns an allow because of an error: faults
@@ -148,7 +149,7 @@ func lookupLease(o leasecache.Outcome) LeaseOutcome {
 // route that only tightens the tier cannot switch off a broader route's
 // scope check, and two profiles required must both pass. m.Require also
 // holds the requirements of a local Destination's or Source's routes
-// (policy.AddTargets), and AuthorizeStorage checks both paths of a MOVE or
+// (policy.AddTargets), and storage.Authorize checks both paths of a MOVE or
 // a local COPY under each profile; m.LocalHosts carries those routes'
 // local_hosts, so it finds no target local that AddTargets found remote.
 func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer, l *leasecache.Lease) Decision {
@@ -157,7 +158,7 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer
 	if m.Require != 0 {
 		// The same normalised request the routes matched; decide refused
 		// repeated fields, so each has one value.
-		sr := policy.StorageRequest{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.localHosts}
+		sr := storage.Request{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.localHosts}
 		if r.Headers != nil {
 			sr.Destination, _ = r.Headers.Get("destination")
 			sr.Source, _ = r.Headers.Get("source")
@@ -165,7 +166,7 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer
 			sr.Overwrite, _ = r.Headers.Get("overwrite")
 		}
 		for profile := range m.Require.All() {
-			if sd := policy.AuthorizeStorage(profile, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion); !sd.Allow {
+			if sd := storage.Authorize(profile, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion); !sd.Allow {
 				return e.denyStorage(d, sd)
 			}
 		}
@@ -195,7 +196,7 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer
 }
 
 // denyStorage turns a storage denial into the engine's.
-func (e *Engine) denyStorage(d Decision, sd policy.StorageDecision) Decision {
+func (e *Engine) denyStorage(d Decision, sd storage.Decision) Decision {
 	reason := ReasonScope
 	switch sd.Status {
 	case http.StatusBadRequest:

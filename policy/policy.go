@@ -1,8 +1,11 @@
-// Package policy owns leasegate's pure decisions about a request: which lease
-// tier it falls in (method table, route rules, Envoy's per-route hint), how long
-// a lease may be reused for it, the revocation bound that follows from the
-// tiers, and the storage capability-scope rules of WLCG and SciTokens.
-// It does no I/O and imports no protocol packages.
+// Package policy owns leasegate's pure decisions about a request: the one
+// normalised form of it (Normalize, NormalizeHost, ParseTarget) that every
+// rule reads, which lease tier it falls in (method table, route rules,
+// Envoy's per-route hint), how long a lease may be reused for it, which
+// storage profiles its routes require, and the revocation bound that
+// follows from the tiers. The storage capability-scope rules of WLCG and
+// SciTokens, which read the same normalised request, are package
+// policy/storage's. It does no I/O and imports no protocol packages.
 package policy
 
 import (
@@ -77,7 +80,7 @@ type Route struct {
 
 // Match is the outcome of classifying a request.
 type Match struct {
-	Request Request // what was classified, for AuthorizeStorage
+	Request Request // what was classified, for storage.Authorize
 	Tier    *Tier
 	Route   *Route // the first matching route rule, nil when none
 	// Window is min(tier window, first route's window, lease.max); the
@@ -97,6 +100,19 @@ type Match struct {
 	// strictest tier is used then, so a typo never widens a window.
 	HintUnknown bool
 }
+
+// StorageProfile names a family of capability scopes a route can require;
+// package policy/storage enforces them.
+type StorageProfile string
+
+const (
+	// ProfileWLCG is the WLCG Common JWT Profile: storage.read,
+	// storage.create, storage.modify (plus storage.stage and storage.poll,
+	// which only grant metadata requests here).
+	ProfileWLCG StorageProfile = "wlcg_storage"
+	// ProfileSciTokens is the SciTokens profile: read and write.
+	ProfileSciTokens StorageProfile = "scitokens"
+)
 
 // Requirements is a set of storage profiles a request must satisfy, each
 // on its own.

@@ -14,7 +14,7 @@ var ErrInvalidPath = errors.New("invalid request path")
 // Request is one HTTP request as the route rules and the storage rules see
 // it. Only Normalize makes one, so both read the same path and host (SPEC §1:
 // "one and the same normalised request"). The zero Request matches no route
-// prefix and is refused by AuthorizeStorage.
+// prefix and is refused by storage.Authorize.
 type Request struct {
 	method  string
 	host    string // NormalizeHost's form; "" when the request named none
@@ -40,7 +40,7 @@ func (r Request) LiteralPath() string { return r.literal }
 
 // Normalize reads a request's method, host (Host or :authority) and raw
 // request target (path and query as received, not decoded) into the
-// Request that Classify and AuthorizeStorage take. An error wraps
+// Request that Classify and storage.Authorize take. An error wraps
 // ErrInvalidPath or ErrInvalidHost and means 400 invalid_request, before any
 // route is chosen (SPEC §1). For an already clean, lower-case request it
 // does not allocate.
@@ -99,7 +99,7 @@ func normalizeSlow(raw string) (clean, literal string, err error) {
 	if raw == "" || raw[0] != '/' {
 		return "", "", fmt.Errorf("%w: must start with '/'", ErrInvalidPath)
 	}
-	dec, err := decodeOnce(raw)
+	dec, err := DecodeOnce(raw)
 	if err != nil {
 		return "", "", err
 	}
@@ -140,9 +140,11 @@ func cleanTarget(raw string) (string, bool) {
 	return raw, true
 }
 
-// decodeOnce percent-decodes s a single time, refusing the escapes that would
-// change the path's structure after our check ('/', '\', NUL).
-func decodeOnce(s string) (string, error) {
+// DecodeOnce percent-decodes s a single time, refusing the escapes that would
+// change the path's structure after our check ('/', '\', NUL); an error
+// wraps ErrInvalidPath. Normalize decodes request paths with it, and storage
+// scope paths are decoded with it too, so both read an escape alike.
+func DecodeOnce(s string) (string, error) {
 	if strings.IndexByte(s, '%') < 0 {
 		if strings.IndexByte(s, '\\') >= 0 || strings.IndexByte(s, 0) >= 0 {
 			return "", fmt.Errorf("%w: contains '\\' or NUL", ErrInvalidPath)

@@ -123,51 +123,6 @@ func TestAddTargets(t *testing.T) {
 	}
 }
 
-// TestAddTargetsAgreesWithAuthorizeStorage: the storage check covers both
-// ends of a MOVE or COPY for every profile AddTargets accumulated, and a
-// target AddTargets found remote is remote to AuthorizeStorage too.
-func TestAddTargetsAgreesWithAuthorizeStorage(t *testing.T) {
-	p := targetPolicy(t)
-	tests := []struct {
-		name      string
-		method    string
-		path      string
-		dest, src string
-		scope     string
-		allow     bool
-	}{
-		{name: "MOVE into /data/: openid", method: "MOVE", path: "/public/x", dest: "/data/s", scope: "openid"},
-		{name: "MOVE into /data/: the target only", method: "MOVE", path: "/public/x", dest: "/data/s", scope: "storage.modify:/data"},
-		{name: "MOVE into /data/: both ends", method: "MOVE", path: "/public/x", dest: "/data/s", scope: "storage.modify:/data storage.modify:/public", allow: true},
-		{name: "COPY into /data/: read here, write there", method: "COPY", path: "/public/x", dest: "https://dav.example.org/data/s", scope: "storage.read:/public storage.create:/data", allow: false},
-		{name: "COPY into /data/ with modify", method: "COPY", path: "/public/x", dest: "https://dav.example.org/data/s", scope: "storage.read:/public storage.modify:/data", allow: true},
-		{name: "COPY pulling /data/: read there only", method: "COPY", path: "/public/x", src: "/data/s", scope: "storage.read:/data"},
-		{name: "COPY pulling /data/: read there, write here", method: "COPY", path: "/public/x", src: "/data/s", scope: "storage.read:/data storage.modify:/public", allow: true},
-		{name: "COPY push of /data/ to another server", method: "COPY", path: "/data/s", dest: "https://remote.example.net/public/x", scope: "storage.read:/data", allow: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			n, err := Normalize(tc.method, "storage.example.org", tc.path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := p.Classify(n, "")
-			p.AddTargets(&m, mustTarget(t, tc.dest), mustTarget(t, tc.src), targetIssuerHosts)
-			if m.Require == 0 {
-				t.Fatalf("no requirement accumulated")
-			}
-			sr := StorageRequest{Request: n, Destination: tc.dest, Source: tc.src, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: targetIssuerHosts}
-			allowed := true
-			for profile := range m.Require.All() {
-				allowed = allowed && AuthorizeStorage(profile, sr, tc.scope, "/", "").Allow
-			}
-			if allowed != tc.allow {
-				t.Fatalf("allowed = %v, want %v", allowed, tc.allow)
-			}
-		})
-	}
-}
-
 func TestParseTargetDoesNotAllocateForCleanValues(t *testing.T) {
 	for _, v := range []string{"/data/atlas/f", "https://storage.example.org/data/atlas/f", "http://storage.example.org:8443/data/?x=1"} {
 		if n := testing.AllocsPerRun(100, func() { _, _ = ParseTarget(v) }); n != 0 {
@@ -192,6 +147,82 @@ func TestAddTargetsWithoutTargetsDoesNotAllocate(t *testing.T) {
 			p.AddTargets(&m, d, Target{}, targetIssuerHosts)
 		}); a != 0 {
 			t.Errorf("%s: %v allocations, want 0", name, a)
+		}
+	}
+}
+
+func TestDestinationNamesHost(t *testing.T) {
+	tests := []struct {
+		name, dest, host string
+		local, more      []string
+		want             bool
+	}{
+		{name: "path", dest: "/a", host: "h.example.org", want: true},
+		{name: "same host", dest: "https://h.example.org/a", host: "h.example.org", want: true},
+		{name: "same host default port", dest: "https://h.example.org/a", host: "h.example.org:443", want: true},
+		{name: "http default port", dest: "http://h.example.org/a", host: "h.example.org:80", want: true},
+		{name: "explicit ports equal", dest: "https://h.example.org:8443/a", host: "h.example.org:8443", want: true},
+		{name: "leading zero port", dest: "https://h.example.org:08443/a", host: "h.example.org:8443", want: true},
+		{name: "request port unknown", dest: "https://h.example.org:8443/a", host: "h.example.org", want: true},
+		{name: "trailing dot", dest: "https://h.example.org./a", host: "H.Example.Org", want: true},
+		{name: "unknown scheme", dest: "root://h.example.org//a", host: "h.example.org:1094", want: true},
+		{name: "unknown request host", dest: "https://g.example.org/a", host: "", want: true},
+		// SPEC §5: the host decides, not the port.
+		{name: "other port", dest: "https://h.example.org:9443/a", host: "h.example.org:8443", want: true},
+		{name: "https default vs 8443", dest: "https://h.example.org/a", host: "h.example.org:8443", want: true},
+		{name: "unqualified name", dest: "https://h/a", host: "h.example.org", want: true},
+		{name: "other unqualified name", dest: "https://storage/a", host: "h.example.org", want: true},
+		{name: "localhost", dest: "http://localhost:2880/a", host: "h.example.org", want: true},
+		{name: "a .localhost name", dest: "http://dav.localhost/a", host: "h.example.org", want: true},
+		{name: "ipv4 literal", dest: "https://192.0.2.1/a", host: "h.example.org", want: true},
+		{name: "ipv6 literal", dest: "https://[::1]:8443/a", host: "h.example.org", want: true},
+		{name: "ipv6 both sides", dest: "https://[::1]:1/a", host: "[::1]:2", want: true},
+		{name: "route or issuer alias", dest: "https://alias.example.org/a", host: "h.example.org",
+			more: []string{"other.example.org", "alias.example.org"}, want: true},
+		{name: "other host", dest: "https://g.example.org/a", host: "h.example.org", want: false},
+		{name: "other host with a digit at the end", dest: "https://g1.example.org2/a", host: "h.example.org", want: false},
+		{name: "alias of nothing", dest: "https://g.example.org/a", host: "h.example.org",
+			local: []string{"alias.example.org"}, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg, err := ParseTarget(tt.dest)
+			if err != nil {
+				t.Fatalf("ParseTarget(%q): %v", tt.dest, err)
+			}
+			host, err := NormalizeHost(tt.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tg.NamesThisServer(host, tt.local, tt.more); got != tt.want {
+				t.Errorf("NamesThisServer = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestParseTargetRefuses is SPEC §5 for Destination and Source values,
+// including issue 19 class 11 (a fragment moves the operation off the
+// checked path) and class 3 (two values joined by Envoy's headers map).
+func TestParseTargetRefuses(t *testing.T) {
+	for _, d := range []string{
+		"", "  ", "//h/a", "a/b", "https:///a", "https://u@h/a", "https://u:p@h/a", "https://h%41/a", "1http://h/a", "://h/a",
+		"/atlas/protected/victim#/../../scratch/x",
+		"https://storage.example.org/atlas/protected/victim#/../../scratch/x",
+		"/a#", "https://h.example.org#x",
+		"https://h.example.org:x/a", "https://h.example.org:/a", "https://h.example.org:99999/a", "https://[::1/a", "https://::1/a",
+		"https://h..example.org/a", "https://127.1/a", "https://h_ex ample/a",
+		"/a b", "/a\tb", "/a\x00",
+		"/a,/b", "/a, /b", "https://h.example.org/a,https://g.example.org/b", "/a,dav://g/b",
+		"/a%2Fb", "/a%zz", "/a\\b",
+	} {
+		if _, err := ParseTarget(d); err == nil {
+			t.Errorf("ParseTarget(%q) accepted", d)
+		}
+	}
+	for _, d := range []string{"/a,b", "/a,1/b", "https://h.example.org/a,b", "/a;x/b", "https://[2001:db8::1]:8443/a", " /a "} {
+		if _, err := ParseTarget(d); err != nil {
+			t.Errorf("ParseTarget(%q): %v", d, err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/policy/storage"
 )
 
 // validate reports every problem in a decoded, defaulted configuration.
@@ -94,7 +95,7 @@ func (c *Config) checkIssuers(ps *Problems) {
 	}
 	for i, is := range c.Issuers {
 		f := fmt.Sprintf("issuers[%d]", i)
-		if err := policy.ValidateBasePath(is.BasePath); err != nil {
+		if err := storage.ValidateBasePath(is.BasePath); err != nil {
 			c.problem(ps, f+".base_path", fmt.Sprintf("%q: %v", is.BasePath, err))
 		}
 		for j, h := range is.LocalHosts {

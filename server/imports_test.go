@@ -25,14 +25,15 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":                  {"server"},
-	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "leasecache", "leasecache/fleet"},
+	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
 	// authz declares the SharedStore it consumes; it imports the fleet
 	// package for the store's two value types (Position, Outcome) only.
-	"authz":            {"authz/issuer", "policy", "leasecache", "leasecache/fleet"},
+	"authz":            {"authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"authz/issuer":     {},
 	"policy":           {},
+	"policy/storage":   {"policy"},
 	"leasecache":       {},
 	"leasecache/fleet": {"leasecache"},
 	// Test helpers, imported from _test.go files only (make lint).
@@ -46,6 +47,10 @@ var forbiddenDeps = map[string][]string{
 	// STYLE: policy/ and leasecache/ never import protos, gRPC or HTTP.
 	"policy":     {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"leasecache": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+
+	// policy/storage is as pure as the policy it reads.
+	"policy/storage": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+
 	// The decision and HTTP mode know nothing of gRPC or Envoy's protos.
 	"authz":              {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/issuer":       {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},

@@ -23,7 +23,6 @@ const (
 
 const (
 	defaultIntrospectTimeout = 2 * time.Second
-	defaultMaxConns          = 64
 	defaultMaxBodyBytes      = 1 << 20
 )
 
@@ -48,8 +47,8 @@ type IntrospectionConfig struct {
 	Audiences     []string
 	AcceptWLCGAny bool
 	// Transport is optional (tracing, tests). When nil a private
-	// *http.Transport with MaxConnsPerHost=MaxConns is used; when set,
-	// MaxConns is the caller's business.
+	// PooledTransport(MaxConns) is used; when set, MaxConns is the
+	// caller's business.
 	Transport    http.RoundTripper
 	MaxBodyBytes int64 // answer size cap, default 1 MiB
 }
@@ -88,27 +87,14 @@ func NewIntrospector(cfg IntrospectionConfig) (*Introspector, error) {
 		auth:         auth,
 		clientID:     cfg.ClientID,
 		clientSecret: cfg.ClientSecret,
-		timeout:      cfg.Timeout,
-		maxBody:      cfg.MaxBodyBytes,
+		timeout:      cmp.Or(cfg.Timeout, defaultIntrospectTimeout),
+		maxBody:      cmp.Or(cfg.MaxBodyBytes, defaultMaxBodyBytes),
 		expectedIss:  cfg.ExpectedIssuer,
 		aud:          aud,
 	}
-	if i.timeout == 0 {
-		i.timeout = defaultIntrospectTimeout
-	}
-	if i.maxBody == 0 {
-		i.maxBody = defaultMaxBodyBytes
-	}
 	rt := cfg.Transport
 	if rt == nil {
-		maxConns := cfg.MaxConns
-		if maxConns == 0 {
-			maxConns = defaultMaxConns
-		}
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxConnsPerHost = maxConns
-		t.MaxIdleConnsPerHost = maxConns
-		rt = t
+		rt = PooledTransport(cfg.MaxConns)
 	}
 	i.client = &http.Client{
 		Transport: rt,
@@ -207,7 +193,12 @@ func (i *Introspector) Introspect(ctx context.Context, token string) (Claims, er
 		return Claims{}, i.fault(0, "request failed", err)
 	}
 	defer resp.Body.Close()
+	return i.readAnswer(resp)
+}
 
+// readAnswer reads the issuer's answer: its status, its body (capped) and
+// the claims in it, held to the expected issuer and audiences.
+func (i *Introspector) readAnswer(resp *http.Response) (Claims, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Drain a little so the connection can be reused; the body is not
 		// echoed anywhere (an error page could quote the token).

@@ -9,6 +9,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// defaultMaxConns is PooledTransport's per-host bound, and so
+// IntrospectionConfig.MaxConns's default.
+const defaultMaxConns = 64
+
 // PooledTransport is the connection pool of one issuer's calls: at most
 // maxConns connections per host (64 when maxConns ≤ 0), each kept idle up
 // to 90s, with dial and TLS handshake bounded at 5s and the answer's headers
@@ -16,7 +20,7 @@ import (
 // idle connections when done.
 func PooledTransport(maxConns int) *http.Transport {
 	if maxConns <= 0 {
-		maxConns = 64
+		maxConns = defaultMaxConns
 	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,34 +92,20 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, err)
 	}
 
-	if cfg.ClockSkew == 0 {
-		cfg.ClockSkew = defaultClockSkew
-	}
+	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, defaultClockSkew)
+	cfg.RefreshInterval = cmp.Or(cfg.RefreshInterval, defaultRefreshInterval)
+	cfg.MinRefetchInterval = cmp.Or(cfg.MinRefetchInterval, defaultMinRefetchInterval)
+	cfg.FetchTimeout = cmp.Or(cfg.FetchTimeout, defaultFetchTimeout)
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
-	}
-	if cfg.RefreshInterval == 0 {
-		cfg.RefreshInterval = defaultRefreshInterval
-	}
-	if cfg.MinRefetchInterval == 0 {
-		cfg.MinRefetchInterval = defaultMinRefetchInterval
-	}
-	if cfg.FetchTimeout == 0 {
-		cfg.FetchTimeout = defaultFetchTimeout
 	}
 	v := &JWTVerifier{
 		cfg:    cfg,
 		aud:    aud,
 		ctx:    ctx,
-		client: cfg.HTTPClient,
-		log:    cfg.Logger,
+		client: cmp.Or(cfg.HTTPClient, &http.Client{}),
+		log:    cmp.Or(cfg.Logger, slog.Default()),
 		sem:    make(chan struct{}, 1),
-	}
-	if v.client == nil {
-		v.client = &http.Client{}
-	}
-	if v.log == nil {
-		v.log = slog.Default()
 	}
 	// The cache checks its schedule every window; a quarter of the refresh
 	// interval keeps the actual refresh close to the configured one.

@@ -1,4 +1,4 @@
-package policy
+package storage
 
 import (
 	"bytes"
@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/leasegate/leasegate/policy"
+
 	"go.yaml.in/yaml/v3"
 )
 
-// storageCase is one entry of testdata/storage/cases.yaml.
+// storageCase is one entry of testdata/cases.yaml.
 type storageCase struct {
 	Name        string   `yaml:"name"`
 	Why         string   `yaml:"why"`
@@ -42,23 +44,23 @@ type rawStorageRequest struct {
 }
 
 // authorizeRaw is what the engine does with a request on a storage route:
-// Normalize (400 when it refuses), then AuthorizeStorage.
-func authorizeRaw(profile StorageProfile, raw rawStorageRequest, scope, base, ver string) StorageDecision {
-	nr, err := Normalize(raw.Method, raw.Host, raw.Path)
+// policy.Normalize (400 when it refuses), then Authorize.
+func authorizeRaw(profile policy.StorageProfile, raw rawStorageRequest, scope, base, ver string) Decision {
+	nr, err := policy.Normalize(raw.Method, raw.Host, raw.Path)
 	if err != nil {
-		return storageDeny(400, errInvalidRequest, "request path is not acceptable", "")
+		return deny(400, errInvalidRequest, "request path is not acceptable", "")
 	}
-	req := StorageRequest{
+	req := Request{
 		Request: nr, Destination: raw.Destination, Source: raw.Source,
 		IfNoneMatch: raw.IfNoneMatch, Overwrite: raw.Overwrite, RouteLocalHosts: raw.LocalHosts,
 	}
-	return AuthorizeStorage(profile, req, scope, base, ver)
+	return Authorize(profile, req, scope, base, ver)
 }
 
-func (c storageCase) args() (StorageProfile, rawStorageRequest, string, string, string) {
-	profile := StorageProfile(c.Profile)
+func (c storageCase) args() (policy.StorageProfile, rawStorageRequest, string, string, string) {
+	profile := policy.StorageProfile(c.Profile)
 	if profile == "" {
-		profile = ProfileWLCG
+		profile = policy.ProfileWLCG
 	}
 	base := c.Base
 	if base == "" {
@@ -83,7 +85,7 @@ func (c storageCase) args() (StorageProfile, rawStorageRequest, string, string, 
 
 func loadStorageCases(tb testing.TB) []storageCase {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "storage", "cases.yaml"))
+	raw, err := os.ReadFile(filepath.Join("testdata", "cases.yaml"))
 	if err != nil {
 		tb.Fatalf("read golden cases: %v", err)
 	}
@@ -121,7 +123,7 @@ func TestAuthorizeStorageGolden(t *testing.T) {
 
 // checkDecisionShape asserts the invariants every decision keeps, whatever
 // the input: the RFC 6750 code matches the status, only a 403 names a scope.
-func checkDecisionShape(t testing.TB, d StorageDecision) {
+func checkDecisionShape(t testing.TB, d Decision) {
 	t.Helper()
 	if d.Allow {
 		if d.Status != 0 || d.Error != "" || d.Scope != "" {
@@ -177,7 +179,7 @@ func TestIssue7DoneMeans(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.req.Host = "storage.example.org"
-			got := authorizeRaw(ProfileWLCG, tt.req, tt.scope, "/", "1.0")
+			got := authorizeRaw(policy.ProfileWLCG, tt.req, tt.scope, "/", "1.0")
 			if got.Allow != tt.allow {
 				t.Errorf("allow = %v, want %v (%+v)", got.Allow, tt.allow, got)
 			}
@@ -186,7 +188,7 @@ func TestIssue7DoneMeans(t *testing.T) {
 }
 
 func TestAuthorizeStorageUnknownProfileFailsClosed(t *testing.T) {
-	for _, p := range []StorageProfile{"", "WLCG_STORAGE", "oauth"} {
+	for _, p := range []policy.StorageProfile{"", "WLCG_STORAGE", "oauth"} {
 		got := authorizeRaw(p, rawStorageRequest{Method: "GET", Path: "/f"}, "storage.read:/ read:/", "/", "")
 		if got.Allow || got.Status != 403 {
 			t.Errorf("profile %q: got %+v, want a 403", p, got)
@@ -198,7 +200,7 @@ func TestAuthorizeStorageEmptyHostTreatsDestinationAsLocal(t *testing.T) {
 	// Without a Host we cannot tell, so a Destination URI is checked as a
 	// local write: stricter for COPY, and MOVE stays possible.
 	req := rawStorageRequest{Method: "COPY", Path: "/atlas/f", Destination: "https://anywhere.example.net/atlas/g"}
-	got := authorizeRaw(ProfileWLCG, req, "storage.read:/atlas", "/", "")
+	got := authorizeRaw(policy.ProfileWLCG, req, "storage.read:/atlas", "/", "")
 	if got.Allow || got.Scope != "storage.modify:/atlas/g" {
 		t.Errorf("got %+v, want a 403 naming storage.modify:/atlas/g", got)
 	}
@@ -222,92 +224,16 @@ func TestValidateBasePath(t *testing.T) {
 	}
 }
 
-func TestDestinationNamesHost(t *testing.T) {
-	tests := []struct {
-		name, dest, host string
-		local, more      []string
-		want             bool
-	}{
-		{name: "path", dest: "/a", host: "h.example.org", want: true},
-		{name: "same host", dest: "https://h.example.org/a", host: "h.example.org", want: true},
-		{name: "same host default port", dest: "https://h.example.org/a", host: "h.example.org:443", want: true},
-		{name: "http default port", dest: "http://h.example.org/a", host: "h.example.org:80", want: true},
-		{name: "explicit ports equal", dest: "https://h.example.org:8443/a", host: "h.example.org:8443", want: true},
-		{name: "leading zero port", dest: "https://h.example.org:08443/a", host: "h.example.org:8443", want: true},
-		{name: "request port unknown", dest: "https://h.example.org:8443/a", host: "h.example.org", want: true},
-		{name: "trailing dot", dest: "https://h.example.org./a", host: "H.Example.Org", want: true},
-		{name: "unknown scheme", dest: "root://h.example.org//a", host: "h.example.org:1094", want: true},
-		{name: "unknown request host", dest: "https://g.example.org/a", host: "", want: true},
-		// SPEC §5: the host decides, not the port.
-		{name: "other port", dest: "https://h.example.org:9443/a", host: "h.example.org:8443", want: true},
-		{name: "https default vs 8443", dest: "https://h.example.org/a", host: "h.example.org:8443", want: true},
-		{name: "unqualified name", dest: "https://h/a", host: "h.example.org", want: true},
-		{name: "other unqualified name", dest: "https://storage/a", host: "h.example.org", want: true},
-		{name: "localhost", dest: "http://localhost:2880/a", host: "h.example.org", want: true},
-		{name: "a .localhost name", dest: "http://dav.localhost/a", host: "h.example.org", want: true},
-		{name: "ipv4 literal", dest: "https://192.0.2.1/a", host: "h.example.org", want: true},
-		{name: "ipv6 literal", dest: "https://[::1]:8443/a", host: "h.example.org", want: true},
-		{name: "ipv6 both sides", dest: "https://[::1]:1/a", host: "[::1]:2", want: true},
-		{name: "route or issuer alias", dest: "https://alias.example.org/a", host: "h.example.org",
-			more: []string{"other.example.org", "alias.example.org"}, want: true},
-		{name: "other host", dest: "https://g.example.org/a", host: "h.example.org", want: false},
-		{name: "other host with a digit at the end", dest: "https://g1.example.org2/a", host: "h.example.org", want: false},
-		{name: "alias of nothing", dest: "https://g.example.org/a", host: "h.example.org",
-			local: []string{"alias.example.org"}, want: false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tg, err := ParseTarget(tt.dest)
-			if err != nil {
-				t.Fatalf("ParseTarget(%q): %v", tt.dest, err)
-			}
-			host, err := NormalizeHost(tt.host)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := tg.namesHost(host, tt.local, tt.more); got != tt.want {
-				t.Errorf("namesHost = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-// TestParseTargetRefuses is SPEC §5 for Destination and Source values,
-// including issue 19 class 11 (a fragment moves the operation off the
-// checked path) and class 3 (two values joined by Envoy's headers map).
-func TestParseTargetRefuses(t *testing.T) {
-	for _, d := range []string{
-		"", "  ", "//h/a", "a/b", "https:///a", "https://u@h/a", "https://u:p@h/a", "https://h%41/a", "1http://h/a", "://h/a",
-		"/atlas/protected/victim#/../../scratch/x",
-		"https://storage.example.org/atlas/protected/victim#/../../scratch/x",
-		"/a#", "https://h.example.org#x",
-		"https://h.example.org:x/a", "https://h.example.org:/a", "https://h.example.org:99999/a", "https://[::1/a", "https://::1/a",
-		"https://h..example.org/a", "https://127.1/a", "https://h_ex ample/a",
-		"/a b", "/a\tb", "/a\x00",
-		"/a,/b", "/a, /b", "https://h.example.org/a,https://g.example.org/b", "/a,dav://g/b",
-		"/a%2Fb", "/a%zz", "/a\\b",
-	} {
-		if _, err := ParseTarget(d); err == nil {
-			t.Errorf("ParseTarget(%q) accepted", d)
-		}
-	}
-	for _, d := range []string{"/a,b", "/a,1/b", "https://h.example.org/a,b", "/a;x/b", "https://[2001:db8::1]:8443/a", " /a "} {
-		if _, err := ParseTarget(d); err != nil {
-			t.Errorf("ParseTarget(%q): %v", d, err)
-		}
-	}
-}
-
 func BenchmarkAuthorizeStorage(b *testing.B) {
-	nr, err := Normalize("GET", "storage.example.org", "/dcache/vo/atlas/data/run1/AOD.0001.root")
+	nr, err := policy.Normalize("GET", "storage.example.org", "/dcache/vo/atlas/data/run1/AOD.0001.root")
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := StorageRequest{Request: nr}
+	req := Request{Request: nr}
 	scope := "storage.read:/atlas storage.create:/atlas/user/alice storage.modify:/atlas/scratch"
 	b.ReportAllocs()
 	for b.Loop() {
-		if d := AuthorizeStorage(ProfileWLCG, req, scope, "/dcache/vo", "1.0"); !d.Allow {
+		if d := Authorize(policy.ProfileWLCG, req, scope, "/dcache/vo", "1.0"); !d.Allow {
 			b.Fatal("denied: " + d.Description)
 		}
 	}
