@@ -96,7 +96,7 @@ demo: build hydra
 
 ## bench: Go microbenchmarks (see BENCHMARKS.md for the full procedure)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./policy/ ./leasecache/ ./authz/ ./authz/issuer/ ./envoy/ | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./policy/... ./leasecache/ ./authz/ ./authz/issuer/ ./envoy/ | tee bench.out
 
 clean:
 	rm -f $(BIN) bench.out
