@@ -381,7 +381,10 @@ func (rt *Route) matches(r Request) bool {
 // hostMatches compares a rule's host with a request's, both in
 // NormalizeHost's form. A rule without a port matches the host on any port.
 func hostMatches(want, host string) bool {
-	if want == host {
+	// A request that names no host could be for any of them: every host
+	// rule applies, so not even an absent host selects a weaker route
+	// (SPEC §1), as the storage policy counts it as this server.
+	if want == host || host == "" {
 		return true
 	}
 	return hostOnly(want) == want && hostOnly(host) == want

@@ -11,11 +11,17 @@ func dur(d time.Duration) *time.Duration { return &d }
 // rawRequest is a request as a proxy reports it, before Normalize.
 type rawRequest struct {
 	Method, Host, Path, TierHint string
+	NoHost                       bool // send Host as given, even empty
 }
 
 // classify normalises r and classifies it, as the engine does.
 func classify(t testing.TB, p *Policy, r rawRequest) Match {
 	t.Helper()
+	if r.Host == "" && !r.NoHost {
+		// A host-less request meets every host rule; the tables mean a
+		// host that names none of them.
+		r.Host = "client.example.net"
+	}
 	nr, err := Normalize(r.Method, r.Host, r.Path)
 	if err != nil {
 		t.Fatalf("Normalize(%q, %q, %q): %v", r.Method, r.Host, r.Path, err)

@@ -299,7 +299,7 @@ func referenceMatch(routes []Route, method, host, path string) (first int, requi
 					h = h[:j]
 				}
 			}
-			if h != r.Host {
+			if h != r.Host && host != "" { // no host: every host rule applies
 				continue
 			}
 		}

@@ -97,7 +97,7 @@ func TestAddTargets(t *testing.T) {
 		{name: "host rule read against the target's host", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://webdav.example.org/alias/f", wantRequire: sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
 		{name: "issuer local_hosts decide", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "https://webdav.example.org/alias/f", issuerHosts: []string{}, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
 		{name: "IPv6 literal host rule", req: rawRequest{Method: "MOVE", Host: "storage.example.org", Path: "/public/x"}, dest: "http://[2001:DB8:0::1]:80/f", wantRequire: sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
-		{name: "unknown request host: every target is local", req: rawRequest{Method: "MOVE", Path: "/public/x"}, dest: "https://remote.example.net/data/f", wantRequire: wlcg, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
+		{name: "unknown request host: every target is local, every host rule applies", req: rawRequest{Method: "MOVE", Path: "/public/x", NoHost: true}, dest: "https://remote.example.net/data/f", wantRequire: wlcg | sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
 		{name: "a local Source's local_hosts make the Destination local", req: rawRequest{Method: "COPY", Host: "storage.example.org", Path: "/public/x"},
 			dest: "https://dav.example.org/sci/y", src: "/data/z", wantRequire: wlcg | sci, wantTier: TierWrite, wantWindow: 5 * time.Second, wantStale: 30 * time.Second},
 	}
