@@ -81,35 +81,14 @@ func (s *service) install(g *generation) {
 		case <-old.idle:
 		case <-s.stopping: // Run is returning; its drain bounded the checks
 		}
-		old.eng.Close()
-		// A validation can outlive the checks that asked for it (their
-		// deadline came first). Until the issuer timeout bounds it, the old
-		// engine still hears of revokes; then its last connections go.
-		linger := time.NewTimer(flightBound(old.cfg))
-		select {
-		case <-linger.C:
-		case <-s.stopping:
-		}
-		linger.Stop()
+		// A validation that outlives its checks cannot undo a revoke: the
+		// shared cache refuses a fill older than one (revoke generations).
 		old.eng.Close()
 		s.liveMu.Lock()
 		delete(s.live, old)
 		s.applyLeaseMax()
 		s.liveMu.Unlock()
 	}()
-}
-
-// flightBound is how long a validation may still run once its engine is
-// closed: the longest introspection timeout, plus a margin. (A JWKS fetch
-// ends with the engine's context.)
-func flightBound(cfg *Config) time.Duration {
-	var d time.Duration
-	for _, is := range cfg.Issuers {
-		if is.Mode != "jwt" {
-			d = max(d, is.Introspection.Timeout)
-		}
-	}
-	return d + time.Second
 }
 
 // applyLeaseMax gives the shared lease cache the longest lease.max of the
@@ -123,48 +102,29 @@ func (s *service) applyLeaseMax() {
 	s.cache.SetMaxAge(time.Duration(m))
 }
 
-// liveEngines are the engines of every generation not yet closed.
-func (s *service) liveEngines() []*authz.Engine {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	out := make([]*authz.Engine, 0, len(s.live))
-	for g := range s.live {
-		out = append(out, g.eng)
-	}
-	return out
-}
-
 // revoke is an admin revoke of one token; key is the token's SHA-256.
-// The engines share one lease cache, but each must also hear of it, so
-// that a validation it has in flight does not store its pre-revoke
-// answer; an engine a reload just replaced may still have one. In fleet
-// mode the local cache is keyed by the fleet key, and the revoke then
-// goes to the store (errStore: it could not, the local revoke stands).
+// The engines share one lease cache, whose revoke generation also voids
+// any validation still in flight in an engine a reload replaced, so the
+// engine in force revokes for all. In fleet mode the local cache is keyed
+// by the fleet key, and the revoke then goes to the store (errStore: it
+// could not, the local revoke stands).
 func (s *service) revoke(ctx context.Context, key leasecache.Key) (found bool, errStore error) {
 	if s.fleet != nil {
 		key = s.fleet.KeyOf(key)
 	}
-	for _, eng := range s.liveEngines() {
-		found = eng.Revoke(key) || found
-	}
+	found = s.gen.Load().eng.Revoke(key)
 	if s.fleet != nil {
 		errStore = s.fleet.revoke(ctx, key)
 	}
 	return found, errStore
 }
 
-// revokeSubject names the issuer as the configuration in force knows it;
-// replaced engines are told too, for their validations in flight. In
-// fleet mode the revoke then goes to the store, by issuer name.
+// revokeSubject names the issuer as the configuration in force knows it.
+// In fleet mode the revoke then goes to the store, by issuer name.
 func (s *service) revokeSubject(ctx context.Context, issuer, subject string) (errStore, err error) {
 	g := s.gen.Load()
 	if err := g.eng.RevokeSubject(issuer, subject); err != nil {
 		return nil, err
-	}
-	for _, eng := range s.liveEngines() {
-		if eng != g.eng {
-			_ = eng.RevokeSubject(issuer, subject) // an issuer it does not know has nothing in flight
-		}
 	}
 	if s.fleet != nil {
 		name := issuer
