@@ -16,7 +16,7 @@ TESTREDIS   := github.com/leasegate/leasegate/internal/testredis
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
 CYCLONEDX ?= $(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
 
-.PHONY: all build release test lint unit fuzz e2e demo hydra deps bench clean
+.PHONY: all build release test lint unit deploy-test fuzz e2e demo hydra deps bench clean
 
 all: build
 
@@ -38,10 +38,11 @@ release:
 	@ls -l dist
 
 ## test: lint, unit tests with -race, short fuzz runs, then end-to-end against real Hydra and nginx
-test: deps lint unit fuzz e2e
+test: deps lint unit deploy-test fuzz e2e
 
 ## deps: Debian packages the tests drive for real (nginx with auth_request;
-## redis-server and redis-cli for fleet mode)
+## redis-server and redis-cli for fleet mode; prometheus and promtool for
+## the dashboard and alert rules)
 deps:
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
 		echo "installing nginx (Debian) for the HTTP-mode end-to-end test"; \
@@ -51,6 +52,10 @@ deps:
 		{ command -v redis-cli >/dev/null 2>&1 || [ -x /usr/bin/redis-cli ]; } || { \
 		echo "installing redis-server and redis-tools (Debian) for the fleet end-to-end tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; }
+	@{ command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; } && \
+		{ command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ]; } || { \
+		echo "installing prometheus (Debian, with promtool) for the dashboard and alert tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 ## lint: gofmt, go vet and staticcheck on both modules; deadcode on the main
 ## module (it must print nothing); internal/testclock and internal/testredis
@@ -71,6 +76,13 @@ lint:
 
 unit:
 	LEASEGATE_E2E_REQUIRE=1 $(GO) test -race -count=1 ./...
+
+## deploy-test: the deploy/ module (dashboard, alert rules): vet,
+## staticcheck, and its tests with promtool required
+deploy-test:
+	cd deploy && $(GO) vet ./...
+	cd deploy && $(STATICCHECK) ./...
+	cd deploy && LEASEGATE_E2E_REQUIRE=1 $(GO) test -race -count=1 ./...
 
 ## fuzz: every native fuzz target for FUZZTIME (corpora in testdata/fuzz/)
 fuzz:
