@@ -198,6 +198,11 @@ func (p *Policy) addTarget(m *Match, t Target, issuerHosts []string) bool {
 	}
 	m.LocalHosts = hosts
 	m.Require |= here.Require | there.Require
+	// A storage route of the target that does not vouch for its backend
+	// takes conditional creation away.
+	if here.Require != 0 && !here.ConditionalCreate || there.Require != 0 && !there.ConditionalCreate {
+		m.ConditionalCreate = false
+	}
 	m.tighten(&here)
 	if byTargetHost {
 		m.tighten(&there)
