@@ -171,21 +171,19 @@ const (
 )
 
 // conditional is the one judgement of conditional creation (SPEC §5),
-// made once the scopes are known: a PUT allowed as a create relies on
-// If-None-Match: * reaching the backend, because the proxy cannot see
-// whether the file exists. That is every PUT carrying the client's own
-// condition, and a plain PUT on a conditional_create route from a token
-// that may create but not modify the path (the proxy then adds the
-// condition). A token that may modify is never held to it.
+// made once the scopes are known: a PUT allowed as a create holds only if
+// If-None-Match: * reaches the backend, because the proxy cannot see
+// whether the file exists. That is a PUT planned as a create (the client's
+// own condition, or a plain PUT on a conditional_create route, where the
+// proxy adds it) from a token that may not modify every reading of the
+// path. A token that may modify is never held to it.
 func (pl *plan) conditional(checks []storageCheck) bool {
-	switch pl.put {
-	case putCreate:
-		return true
-	case putConditional:
-		for _, c := range checks {
-			if c.have&opModify == 0 {
-				return true
-			}
+	if pl.put == putNone {
+		return false
+	}
+	for _, c := range checks {
+		if c.have&opModify == 0 {
+			return true
 		}
 	}
 	return false
