@@ -58,7 +58,7 @@ import (
 const (
 	examplesRoot = "../examples"
 	examplesDir  = examplesRoot + "/envoy"
-	brokenDir   = "testdata/broken"
+	brokenDir    = "testdata/broken"
 
 	extAuthzFilterName = "envoy.filters.http.ext_authz"
 	routerFilterName   = "envoy.filters.http.router"
