@@ -107,10 +107,11 @@ type Match struct {
 	// LocalHosts are every matching route's local_hosts (and, with
 	// AddTargets, a local target's routes').
 	LocalHosts []string
-	// ConditionalCreate is set when some matching route says
-	// conditional_create and every matching route with a require: does
-	// (AddTargets applies the same to a local target's routes): a
-	// create-only PUT may then be allowed as a conditional one.
+	// ConditionalCreate is the conditional_create of the first matching
+	// route with a require: (the most specific storage area, which names
+	// the backend; a tier-only route has no say, and AddTargets takes it
+	// away when a local target's says no): a create-only PUT may then be
+	// allowed as a conditional one.
 	ConditionalCreate bool
 	// HintUnknown is set when Envoy named a tier that does not exist; the
 	// strictest tier is used then, so a typo never widens a window.
@@ -335,7 +336,7 @@ func capAt(d, max time.Duration) time.Duration {
 // Source also touches that path: pass them to AddTargets.
 func (p *Policy) Classify(r Request, hint string) Match {
 	m := Match{Request: r}
-	vetoed := false // a matching storage route without conditional_create
+	spoken := false // a storage route has said whether creates are conditional
 	for i := range p.routes {
 		rt := &p.routes[i]
 		if !rt.matches(r) {
@@ -346,10 +347,10 @@ func (p *Policy) Classify(r Request, hint string) Match {
 		}
 		m.Require |= requirementOf(rt.Require)
 		m.LocalHosts = appendHosts(m.LocalHosts, rt.LocalHosts)
-		m.ConditionalCreate = m.ConditionalCreate || rt.ConditionalCreate
-		vetoed = vetoed || rt.Require != "" && !rt.ConditionalCreate
+		if rt.Require != "" && !spoken {
+			m.ConditionalCreate, spoken = rt.ConditionalCreate, true
+		}
 	}
-	m.ConditionalCreate = m.ConditionalCreate && !vetoed
 	route := m.Route
 	switch {
 	case hint != "":

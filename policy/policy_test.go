@@ -190,10 +190,11 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-// TestClassifyConditionalCreate: conditional creation holds only where
-// every matching storage route vouches for its backend, so a narrower
-// route onto a backend that ignores If-None-Match (or a broader one) keeps
-// the strict create rule; a tier-only route has no say.
+// TestClassifyConditionalCreate: the first matching storage route (the
+// most specific area, which names the backend) says whether creates are
+// conditional, so a narrower route onto a backend that ignores
+// If-None-Match keeps the strict create rule and a catch-all after it
+// does not take it away; a tier-only route has no say.
 func TestClassifyConditionalCreate(t *testing.T) {
 	p, err := New(Config{Tiers: DefaultTiers(), LeaseMax: time.Minute, Routes: []RouteConfig{
 		{Prefix: "/dcache/xrootd-pool/", Require: ProfileWLCG},
@@ -202,6 +203,7 @@ func TestClassifyConditionalCreate(t *testing.T) {
 		{Prefix: "/xrootd/", Require: ProfileWLCG},
 		{Prefix: "/mixed/", Require: ProfileSciTokens},
 		{Prefix: "/mixed/", Require: ProfileWLCG, ConditionalCreate: true},
+		{Prefix: "/", Require: ProfileWLCG},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +216,7 @@ func TestClassifyConditionalCreate(t *testing.T) {
 		{"/dcache/slow/f", true}, // the tier-only route does not veto
 		{"/dcache/xrootd-pool/f", false},
 		{"/xrootd/atlas/f", false},
-		{"/public/f", false},
+		{"/public/f", false}, // the catch-all says no
 		{"/mixed/f", false}, // the SciTokens route says nothing for its backend
 	}
 	for _, tc := range tests {

@@ -198,8 +198,7 @@ func (p *Policy) addTarget(m *Match, t Target, issuerHosts []string) bool {
 	}
 	m.LocalHosts = hosts
 	m.Require |= here.Require | there.Require
-	// A storage route of the target that does not vouch for its backend
-	// takes conditional creation away.
+	// The target's storage area must vouch for its backend too.
 	if here.Require != 0 && !here.ConditionalCreate || there.Require != 0 && !there.ConditionalCreate {
 		m.ConditionalCreate = false
 	}
