@@ -217,7 +217,7 @@ func TestClassifyConditionalCreate(t *testing.T) {
 		{"/dcache/xrootd-pool/f", false},
 		{"/xrootd/atlas/f", false},
 		{"/public/f", false}, // the catch-all says no
-		{"/mixed/f", false}, // the SciTokens route says nothing for its backend
+		{"/mixed/f", false},  // the SciTokens route says nothing for its backend
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
