@@ -121,7 +121,9 @@ func (g *gridDemo) script(ctx context.Context) error {
 		want gridWant
 		note func() string
 	}{
-		{"davix-get /data/atlas/run42/events.root", func() storage.Result { return c.DavixGet(ctx, url("/data/atlas/run42/events.root"), filepath.Join(g.home, "in.root")) },
+		{"davix-get /data/atlas/run42/events.root", func() storage.Result {
+			return c.DavixGet(ctx, url("/data/atlas/run42/events.root"), filepath.Join(g.home, "in.root"))
+		},
 			gridWant{true, 1}, func() string { return "first use: Hydra asked, lease stored" }},
 		{"davix-ls /data/atlas/run42/", func() storage.Result { return c.DavixLs(ctx, url("/data/atlas/run42/")) },
 			gridWant{true, 0}, func() string { return "read lease hit" }},
@@ -132,10 +134,14 @@ func (g *gridDemo) script(ctx context.Context) error {
 		}, gridWant{true, 0}, func() string { return "on disk: " + g.disk("/data/atlas/user/alice/run42/out.root") }},
 		{"davix-put out.root → /data/atlas/run42/out.root", func() storage.Result { return c.DavixPut(ctx, out, url("/data/atlas/run42/out.root")) },
 			gridWant{false, 0}, func() string { return "403: no storage.modify there; on disk: " + g.disk("/data/atlas/run42/out.root") }},
-		{"davix-get /data/atlasx/secret.root", func() storage.Result { return c.DavixGet(ctx, url("/data/atlasx/secret.root"), filepath.Join(g.home, "x.root")) },
+		{"davix-get /data/atlasx/secret.root", func() storage.Result {
+			return c.DavixGet(ctx, url("/data/atlasx/secret.root"), filepath.Join(g.home, "x.root"))
+		},
 			gridWant{false, 0}, func() string { return "403: /atlas never covers /atlasx" }},
 		{"davix-rm …/alice/run42/out.root", func() storage.Result { return c.DavixRm(ctx, url("/data/atlas/user/alice/run42/out.root")) },
-			gridWant{true, 1}, func() string { return "a DELETE always asks Hydra; on disk: " + g.disk("/data/atlas/user/alice/run42/out.root") }},
+			gridWant{true, 1}, func() string {
+				return "a DELETE always asks Hydra; on disk: " + g.disk("/data/atlas/user/alice/run42/out.root")
+			}},
 		{"davix-put out.root → …/alice/run42/out.root", func() storage.Result {
 			return c.DavixPut(ctx, out, url("/data/atlas/user/alice/run42/out.root"))
 		}, gridWant{true, 0}, func() string { return "the DELETE's validation restarted every window" }},
