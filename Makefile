@@ -42,7 +42,9 @@ test: deps lint unit deploy-test fuzz e2e
 
 ## deps: Debian packages the tests drive for real (nginx with auth_request;
 ## redis-server and redis-cli for fleet mode; prometheus and promtool for
-## the dashboard and alert rules)
+## the dashboard and alert rules; caddy, XRootD with XrdHttp, davix and gfal2
+## for the storage gateway)
+STORAGE_PKGS := caddy xrootd-server xrootd-plugins davix gfal2 gfal2-plugin-http gfal2-plugin-file gfal2-util-scripts python3-gfal2-util openssl
 deps:
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
 		echo "installing nginx (Debian) for the HTTP-mode end-to-end test"; \
@@ -56,6 +58,10 @@ deps:
 		{ command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ]; } || { \
 		echo "installing prometheus (Debian, with promtool) for the dashboard and alert tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@for c in caddy xrootd davix-put gfal-copy openssl; do command -v $$c >/dev/null 2>&1 || missing=1; done; \
+		ls /usr/lib/*/libXrdHttp-5.so >/dev/null 2>&1 || missing=1; \
+		[ -z "$$missing" ] || { echo "installing $(STORAGE_PKGS) (Debian) for the storage-gateway end-to-end tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(STORAGE_PKGS) >/dev/null; }
 
 ## lint: gofmt, go vet and staticcheck on both modules; deadcode on the main
 ## module (it must print nothing); internal/testclock and internal/testredis
@@ -102,8 +108,9 @@ hydra:
 e2e: build hydra
 	cd e2e && LEASEGATE_E2E_REQUIRE=1 LEASEGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 15m ./...
 
-## demo: a scripted walk through leases, revocation and metrics against a real Hydra
-demo: build hydra
+## demo: a scripted walk through leases, revocation and metrics against a real Hydra,
+## then a grid job reading and writing XRootD through leasegate with davix
+demo: deps build hydra
 	cd e2e && $(GO) run ./cmd/demo -leasegate $(CURDIR)/$(BIN)
 
 ## bench: Go microbenchmarks (see BENCHMARKS.md for the full procedure)

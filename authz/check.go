@@ -155,20 +155,26 @@ func lookupLease(o leasecache.Outcome) LeaseOutcome {
 func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer, l *leasecache.Lease) Decision {
 	d.Issuer = is.cfg.Name
 	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
+	var sr storage.Request
+	conditional := false
 	if m.Require != 0 {
 		// The same normalised request the routes matched; decide refused
 		// repeated fields, so each has one value.
-		sr := storage.Request{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.localHosts}
+		sr = storage.Request{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.localHosts,
+			ConditionalCreate: m.ConditionalCreate}
 		if r.Headers != nil {
 			sr.Destination, _ = r.Headers.Get("destination")
 			sr.Source, _ = r.Headers.Get("source")
 			sr.IfNoneMatch, _ = r.Headers.Get("if-none-match")
 			sr.Overwrite, _ = r.Headers.Get("overwrite")
+			sr.Depth, _ = r.Headers.Get("depth")
 		}
 		for profile := range m.Require.All() {
-			if sd := storage.Authorize(profile, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion); !sd.Allow {
+			sd := storage.Authorize(profile, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion)
+			if !sd.Allow {
 				return e.denyStorage(d, sd)
 			}
+			conditional = conditional || sd.Conditional
 		}
 	}
 	d.Allow = true
@@ -191,9 +197,32 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer
 			return e.deny(d, http.StatusUnauthorized, ReasonInvalidToken, ErrCodeInvalidToken, "token claims cannot be passed upstream", "")
 		}
 	}
+	if m.Require != 0 {
+		// Storage routes say what If-None-Match the upstream gets: "*"
+		// when the allow relies on it (storage.Decision.Conditional), else
+		// the client's own, so a proxy that copies the header from this
+		// answer (nginx auth_request_set, Caddy copy_headers) passes it
+		// unchanged.
+		v := sr.IfNoneMatch
+		if conditional {
+			v = IfNoneMatchCreate
+		}
+		if !headerSafe(v) || !passableText(v) {
+			d.Headers = nil
+			return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "If-None-Match header cannot be passed on", "")
+		}
+		d.Headers = append(d.Headers, Header{HeaderIfNoneMatch, v})
+	}
 	d.StripAuthorization = e.strip
 	return d
 }
+
+// The upstream header of a storage decision: If-None-Match: * makes a PUT
+// a create that cannot overwrite (RFC 9110 §13.1.2).
+const (
+	HeaderIfNoneMatch = "if-none-match"
+	IfNoneMatchCreate = "*"
+)
 
 // denyStorage turns a storage denial into the engine's.
 func (e *Engine) denyStorage(d Decision, sd storage.Decision) Decision {

@@ -80,7 +80,10 @@ type Decision struct {
 
 	// Headers are the upstream identity headers, one per configured name,
 	// values empty when the issuer gave none (the adapter must still
-	// overwrite or remove what the client sent under those names).
+	// overwrite or remove what the client sent under those names). On a
+	// storage route (require:) one more follows: HeaderIfNoneMatch, "*"
+	// when the allow holds only for a PUT that cannot overwrite, else the
+	// client's own value; adapters render it like the others.
 	Headers []Header
 	// StripAuthorization asks the proxy to drop Authorization upstream.
 	StripAuthorization bool

@@ -240,13 +240,15 @@ func (s *stack) baseConfig(iss leasegate.Issuer, tiers map[string]leasegate.Tier
 // which also checks that its log holds no token s handed out.
 func (s *stack) startLeasegate(t *testing.T, ctx context.Context, bin string, cfg leasegate.Config, env []string) *leasegate.Process {
 	t.Helper()
-	var logw *testLogWriter
+	return s.startLeasegateOpts(t, ctx, leasegate.Options{Binary: bin, Config: cfg, Dir: t.TempDir(), Env: env})
+}
+
+// startLeasegateOpts is startLeasegate for any Options (a shipped YAML
+// file in ConfigYAML, for one).
+func (s *stack) startLeasegateOpts(t *testing.T, ctx context.Context, opts leasegate.Options) *leasegate.Process {
+	t.Helper()
 	if os.Getenv("LEASEGATE_E2E_VERBOSE") != "" {
-		logw = &testLogWriter{t: t}
-	}
-	opts := leasegate.Options{Binary: bin, Config: cfg, Dir: t.TempDir(), Env: env}
-	if logw != nil {
-		opts.Log = logw
+		opts.Log = &testLogWriter{t: t}
 	}
 	p, err := leasegate.Start(ctx, opts)
 	if err != nil {

@@ -56,8 +56,9 @@ import (
 )
 
 const (
-	examplesDir = "../examples/envoy"
-	brokenDir   = "testdata/broken"
+	examplesRoot = "../examples"
+	examplesDir  = examplesRoot + "/envoy"
+	brokenDir    = "testdata/broken"
 
 	extAuthzFilterName = "envoy.filters.http.ext_authz"
 	routerFilterName   = "envoy.filters.http.router"
@@ -308,14 +309,23 @@ func underscoreHeadersProblem(hcm *hcmv3.HttpConnectionManager) error {
 	}
 }
 
+// exampleDirs hold Envoy bootstraps only; the storage gateway's
+// leasegate.yaml beside its Envoy config is leasegate's.
+var exampleDirs = []string{examplesDir, examplesRoot + "/storage/envoy"}
+
 func exampleFiles(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(examplesDir, "*.yaml"))
-	if err != nil {
-		t.Fatalf("glob examples: %v", err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no examples in %s", examplesDir)
+	var files []string
+	for _, dir := range exampleDirs {
+		found, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			t.Fatalf("glob examples: %v", err)
+		}
+		found = slices.DeleteFunc(found, func(f string) bool { return filepath.Base(f) == "leasegate.yaml" })
+		if len(found) == 0 {
+			t.Fatalf("no examples in %s", dir)
+		}
+		files = append(files, found...)
 	}
 	return files
 }
@@ -522,7 +532,7 @@ func TestWalkMessagesDescendsIntoNestedAnys(t *testing.T) {
 // exampleExpectation is what one example must configure beyond the
 // properties every example shares.
 type exampleExpectation struct {
-	file string
+	file string // relative to examplesRoot
 	// service is "grpc" or "http": the ext_authz transport.
 	service string
 	// tierRoutes maps a route prefix to the leasegate.tier context extension
@@ -531,17 +541,21 @@ type exampleExpectation struct {
 }
 
 var exampleExpectations = []exampleExpectation{
-	{file: "front-proxy.yaml", service: "grpc", tierRoutes: map[string]string{"/admin/": "critical"}},
-	{file: "sidecar.yaml", service: "grpc", tierRoutes: map[string]string{"/admin/": "critical"}},
-	{file: "storage-gateway.yaml", service: "grpc"},
-	{file: "http-service.yaml", service: "http"},
+	{file: "envoy/front-proxy.yaml", service: "grpc", tierRoutes: map[string]string{"/admin/": "critical"}},
+	{file: "envoy/sidecar.yaml", service: "grpc", tierRoutes: map[string]string{"/admin/": "critical"}},
+	{file: "envoy/storage-gateway.yaml", service: "grpc"},
+	{file: "envoy/http-service.yaml", service: "http"},
+	{file: "storage/envoy/xrootd-gateway.yaml", service: "grpc"},
 }
 
 func TestEveryExampleHasExpectations(t *testing.T) {
 	for _, file := range exampleFiles(t) {
-		base := filepath.Base(file)
-		if !slices.ContainsFunc(exampleExpectations, func(e exampleExpectation) bool { return e.file == base }) {
-			t.Errorf("%s is not listed in exampleExpectations", base)
+		rel, err := filepath.Rel(examplesRoot, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(exampleExpectations, func(e exampleExpectation) bool { return e.file == filepath.ToSlash(rel) }) {
+			t.Errorf("%s is not listed in exampleExpectations", rel)
 		}
 	}
 }
@@ -549,7 +563,7 @@ func TestEveryExampleHasExpectations(t *testing.T) {
 func TestExamplesKeepLeasegateProperties(t *testing.T) {
 	for _, ex := range exampleExpectations {
 		t.Run(ex.file, func(t *testing.T) {
-			b, err := loadBootstrap(filepath.Join(examplesDir, ex.file))
+			b, err := loadBootstrap(filepath.Join(examplesRoot, ex.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -725,8 +739,11 @@ func checkExtAuthz(t *testing.T, a *extauthzv3.ExtAuthz, service string, cluster
 			t.Errorf("path_prefix = %q, path_override = %q; want /authz and no override", h.GetPathPrefix(), h.GetPathOverride())
 		}
 		checkExact(t, "allowed_headers", a.GetAllowedHeaders(),
-			"authorization", "destination", "source", "overwrite", "if-none-match", "x-request-id")
-		checkExact(t, "allowed_upstream_headers", h.GetAuthorizationResponse().GetAllowedUpstreamHeaders(), identityHeaders...)
+			"authorization", "destination", "source", "overwrite", "if-none-match", "depth", "x-request-id")
+		// The storage decision's If-None-Match overwrites the client's
+		// (SPEC §5, conditional create).
+		checkExact(t, "allowed_upstream_headers", h.GetAuthorizationResponse().GetAllowedUpstreamHeaders(),
+			append(slices.Clone(identityHeaders), "if-none-match")...)
 		checkExact(t, "allowed_client_headers", h.GetAuthorizationResponse().GetAllowedClientHeaders(),
 			"www-authenticate", "retry-after", "content-type")
 	default:
@@ -828,5 +845,42 @@ func routeName(r *routev3.Route) string {
 		return m.GetPrefix()
 	default:
 		return r.GetName()
+	}
+}
+
+// TestStorageExamplesPassConditionalCreate: the storage gateways' Check
+// requests carry the headers the storage policy reads (Depth for PROPFIND
+// Depth: 0 under storage.create, If-None-Match for a create), and nothing
+// removes the If-None-Match the CheckResponse sets or the client's own,
+// which reaches the backend when leasegate leaves it alone (SPEC §5).
+func TestStorageExamplesPassConditionalCreate(t *testing.T) {
+	for _, file := range []string{"envoy/storage-gateway.yaml", "storage/envoy/xrootd-gateway.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			b, err := loadBootstrap(filepath.Join(examplesRoot, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, hcm := range findAll[*hcmv3.HttpConnectionManager](t, b) {
+				a := extAuthzOf(t, hcm)
+				if a.GetWithRequestBody() != nil {
+					t.Error("with_request_body is set: uploads would be buffered for the check")
+				}
+				if ah := a.GetAllowedHeaders(); ah != nil {
+					for _, h := range []string{"authorization", "depth", "if-none-match", "destination", "source", "overwrite"} {
+						if !slices.ContainsFunc(ah.GetPatterns(), func(m *matcherv3.StringMatcher) bool { return m.GetExact() == h }) {
+							t.Errorf("allowed_headers lacks %s", h)
+						}
+					}
+				}
+				for _, ext := range hcm.GetEarlyHeaderMutationExtensions() {
+					hm := unpack[*earlymutationv3.HeaderMutation](t, "early_header_mutation", ext.GetTypedConfig())
+					for _, m := range hm.GetMutations() {
+						if r := strings.ToLower(m.GetRemove()); r == "if-none-match" || r == "depth" {
+							t.Errorf("early header mutation removes %s", r)
+						}
+					}
+				}
+			}
+		})
 	}
 }

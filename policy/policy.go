@@ -16,6 +16,10 @@ import (
 	"time"
 )
 
+// errConditionalCreate is why a route's conditional_create is refused: it
+// relaxes the WLCG create rule only (SciTokens' write also modifies).
+var errConditionalCreate = errors.New("conditional_create needs require: " + string(ProfileWLCG))
+
 // Built-in tier names. Operators may define more.
 const (
 	TierRead     = "read"
@@ -48,6 +52,11 @@ type RouteConfig struct {
 	// LocalHosts are other names of this server for requests on this
 	// route: a Destination or Source on one is local, not remote (SPEC §5).
 	LocalHosts []string
+	// ConditionalCreate is the operator's assertion that the backend
+	// behind the route honours If-None-Match: * on PUT, so a
+	// storage.create-only PUT may be allowed as a conditional one (SPEC
+	// §5). Only with Require ProfileWLCG.
+	ConditionalCreate bool
 }
 
 // Config is everything New needs.
@@ -76,6 +85,8 @@ type Route struct {
 	HasWindow  bool
 	Require    StorageProfile
 	LocalHosts []string // NormalizeHost's form
+	// ConditionalCreate: see RouteConfig.
+	ConditionalCreate bool
 }
 
 // Match is the outcome of classifying a request.
@@ -96,6 +107,12 @@ type Match struct {
 	// LocalHosts are every matching route's local_hosts (and, with
 	// AddTargets, a local target's routes').
 	LocalHosts []string
+	// ConditionalCreate is the conditional_create of the first matching
+	// route with a require: (the most specific storage area, which names
+	// the backend; a tier-only route has no say, and AddTargets takes it
+	// away when a local target's says no): a create-only PUT may then be
+	// allowed as a conditional one.
+	ConditionalCreate bool
 	// HintUnknown is set when Envoy named a tier that does not exist; the
 	// strictest tier is used then, so a typo never widens a window.
 	HintUnknown bool
@@ -260,10 +277,11 @@ func (p *Policy) setDefaultTier(name string) error {
 func (p *Policy) compileRoute(i int, rc RouteConfig) (Route, []error) {
 	var errs []error
 	r := Route{
-		Prefix:  rc.Prefix,
-		Methods: rc.Methods,
-		Tier:    rc.Tier,
-		Require: rc.Require,
+		Prefix:            rc.Prefix,
+		Methods:           rc.Methods,
+		Tier:              rc.Tier,
+		Require:           rc.Require,
+		ConditionalCreate: rc.ConditionalCreate,
 	}
 	if err := ValidatePrefix(rc.Prefix); err != nil {
 		errs = append(errs, fmt.Errorf("route %d: %w", i, err))
@@ -295,6 +313,9 @@ func (p *Policy) compileRoute(i int, rc RouteConfig) (Route, []error) {
 	default:
 		errs = append(errs, fmt.Errorf("route %d (%s): require %q is not one of %s, %s", i, rc.Prefix, rc.Require, ProfileWLCG, ProfileSciTokens))
 	}
+	if rc.ConditionalCreate && rc.Require != ProfileWLCG {
+		errs = append(errs, fmt.Errorf("route %d (%s): %s", i, rc.Prefix, errConditionalCreate))
+	}
 	return r, errs
 }
 
@@ -315,6 +336,7 @@ func capAt(d, max time.Duration) time.Duration {
 // Source also touches that path: pass them to AddTargets.
 func (p *Policy) Classify(r Request, hint string) Match {
 	m := Match{Request: r}
+	spoken := false // a storage route has said whether creates are conditional
 	for i := range p.routes {
 		rt := &p.routes[i]
 		if !rt.matches(r) {
@@ -325,6 +347,9 @@ func (p *Policy) Classify(r Request, hint string) Match {
 		}
 		m.Require |= requirementOf(rt.Require)
 		m.LocalHosts = appendHosts(m.LocalHosts, rt.LocalHosts)
+		if rt.Require != "" && !spoken {
+			m.ConditionalCreate, spoken = rt.ConditionalCreate, true
+		}
 	}
 	route := m.Route
 	switch {

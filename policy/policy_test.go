@@ -169,6 +169,11 @@ func TestNewRejects(t *testing.T) {
 			cfg:  Config{Tiers: DefaultTiers()},
 			want: []string{"lease.max must be positive"},
 		},
+		{
+			name: "conditional_create without wlcg_storage",
+			cfg:  Config{LeaseMax: time.Minute, Tiers: DefaultTiers(), Routes: []RouteConfig{{Prefix: "/a/", Require: ProfileSciTokens, ConditionalCreate: true}}},
+			want: []string{"route 0 (/a/): conditional_create needs require: wlcg_storage"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -183,6 +188,55 @@ func TestNewRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClassifyConditionalCreate: the first matching storage route (the
+// most specific area, which names the backend) says whether creates are
+// conditional, so a narrower route onto a backend that ignores
+// If-None-Match keeps the strict create rule and a catch-all after it
+// does not take it away; a tier-only route has no say.
+func TestClassifyConditionalCreate(t *testing.T) {
+	p, err := New(Config{Tiers: DefaultTiers(), LeaseMax: time.Minute, Routes: []RouteConfig{
+		{Prefix: "/dcache/xrootd-pool/", Require: ProfileWLCG},
+		{Prefix: "/dcache/slow/", Tier: TierCritical},
+		{Prefix: "/dcache/", Require: ProfileWLCG, ConditionalCreate: true},
+		{Prefix: "/xrootd/", Require: ProfileWLCG},
+		{Prefix: "/mixed/", Require: ProfileSciTokens},
+		{Prefix: "/mixed/", Require: ProfileWLCG, ConditionalCreate: true},
+		{Prefix: "/", Require: ProfileWLCG},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/dcache/atlas/f", true},
+		{"/dcache/slow/f", true}, // the tier-only route does not veto
+		{"/dcache/xrootd-pool/f", false},
+		{"/xrootd/atlas/f", false},
+		{"/public/f", false}, // the catch-all says no
+		{"/mixed/f", false},  // the SciTokens route says nothing for its backend
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			if got := classify(t, p, rawRequest{Method: "PUT", Path: tc.path}).ConditionalCreate; got != tc.want {
+				t.Errorf("ConditionalCreate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("a local target's storage route vetoes", func(t *testing.T) {
+		m := classify(t, p, rawRequest{Method: "PUT", Path: "/dcache/atlas/f"})
+		dst, err := ParseTarget("/xrootd/atlas/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.AddTargets(&m, dst, Target{}, nil)
+		if m.ConditionalCreate {
+			t.Error("ConditionalCreate survived a Destination under a route without it")
+		}
+	})
 }
 
 func BenchmarkClassify(b *testing.B) {

@@ -198,6 +198,10 @@ func (p *Policy) addTarget(m *Match, t Target, issuerHosts []string) bool {
 	}
 	m.LocalHosts = hosts
 	m.Require |= here.Require | there.Require
+	// The target's storage area must vouch for its backend too.
+	if here.Require != 0 && !here.ConditionalCreate || there.Require != 0 && !there.ConditionalCreate {
+		m.ConditionalCreate = false
+	}
 	m.tighten(&here)
 	if byTargetHost {
 		m.tighten(&there)

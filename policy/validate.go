@@ -121,6 +121,9 @@ func (v *validator) checkRoute(f string, r RouteConfig) {
 	default:
 		v.add(f+".require", fmt.Sprintf("%q is not %s or %s", r.Require, ProfileWLCG, ProfileSciTokens))
 	}
+	if r.ConditionalCreate && r.Require != ProfileWLCG {
+		v.add(f+".conditional_create", errConditionalCreate.Error())
+	}
 	for _, m := range r.Methods {
 		v.checkMethod(f+".methods", m)
 	}

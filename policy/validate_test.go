@@ -73,6 +73,18 @@ func TestValidate(t *testing.T) {
 				{"routes[1].methods", `"" is not an HTTP method token`},
 			},
 		},
+		{
+			name: "conditional_create only with wlcg_storage",
+			cfg: Config{LeaseMax: time.Minute, Tiers: DefaultTiers(), Routes: []RouteConfig{
+				{Prefix: "/wlcg/", Require: ProfileWLCG, ConditionalCreate: true},
+				{Prefix: "/sci/", Require: ProfileSciTokens, ConditionalCreate: true},
+				{Prefix: "/none/", ConditionalCreate: true},
+			}},
+			want: []ConfigProblem{
+				{"routes[1].conditional_create", "conditional_create needs require: wlcg_storage"},
+				{"routes[2].conditional_create", "conditional_create needs require: wlcg_storage"},
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,7 +105,8 @@ func FuzzValidateCoversNew(f *testing.F) {
 	f.Add("", "GET", "nope", "b/", "bad host", "a:1", "gold", "x509", int64(-1), int64(5), int64(0), int64(-5))
 	f.Add("critical", "DELETE", "", "/x/", "h.example", "", "read", "wlcg_storage", int64(0), int64(5), int64(10), int64(3))
 	f.Fuzz(func(t *testing.T, name, method, def, prefix, host, local, tier, require string, window, stale, leaseMax, routeWindow int64) {
-		rc := RouteConfig{Prefix: prefix, Host: host, Tier: tier, Require: StorageProfile(require), Methods: []string{method}}
+		rc := RouteConfig{Prefix: prefix, Host: host, Tier: tier, Require: StorageProfile(require), Methods: []string{method},
+			ConditionalCreate: routeWindow%2 != 0}
 		if local != "" {
 			rc.LocalHosts = []string{local}
 		}

@@ -165,6 +165,11 @@ type RouteConfig struct {
 	// LocalHosts are other names of this server on the route (SPEC §5).
 	// Default none.
 	LocalHosts []string `yaml:"local_hosts"`
+	// ConditionalCreate says the backend honours If-None-Match: * on PUT,
+	// so a storage.create-only plain PUT is allowed with that condition
+	// added upstream (SPEC §5); only with require: wlcg_storage. Default
+	// false.
+	ConditionalCreate bool `yaml:"conditional_create"`
 }
 
 // LeaseConfig sizes the lease cache (leasecache.Config in YAML).

@@ -21,6 +21,7 @@ func (c *Config) PolicyConfig() policy.Config {
 		pc.Routes = append(pc.Routes, policy.RouteConfig{
 			Prefix: r.Prefix, Host: r.Host, Methods: r.Methods, Tier: r.Tier,
 			Window: r.Window, Require: policy.StorageProfile(r.Require), LocalHosts: r.LocalHosts,
+			ConditionalCreate: r.ConditionalCreate,
 		})
 	}
 	return pc

@@ -34,8 +34,9 @@ func allDigits(s string) bool {
 }
 
 // grantStorage walks the token's scopes once: it validates every scope of the
-// profile's grammar (any malformed one invalidates the token) and marks the
-// checks that some scope grants. Scopes of other grammars are ignored.
+// profile's grammar (any malformed one invalidates the token) and records on
+// each check what the scopes covering its path grant. Scopes of other
+// grammars are ignored.
 func grantStorage(profile policy.StorageProfile, scope string, checks []storageCheck) error {
 	for scope != "" {
 		var tok string
@@ -52,8 +53,8 @@ func grantStorage(profile policy.StorageProfile, scope string, checks []storageC
 		}
 		for i := range checks {
 			c := &checks[i]
-			if !c.granted && !c.outside && ops&c.op != 0 && scopeCovers(spath, c.rel) {
-				c.granted = true
+			if !c.outside && c.have&ops != ops && scopeCovers(spath, c.rel) {
+				c.have |= ops
 			}
 		}
 	}

@@ -26,6 +26,9 @@ type Request struct {
 	Destination string // WebDAV Destination header (absolute URI or absolute path)
 	Source      string // third-party-copy Source header (pull)
 	IfNoneMatch string
+	// Depth is the WebDAV Depth header: a PROPFIND with "0" reads one
+	// entry's metadata, which a client needs before an upload.
+	Depth string
 	// Overwrite is the WebDAV Overwrite header. Only "F" changes anything: a
 	// COPY that may not replace an existing file is a create, not a modify.
 	// Absent means "T" (RFC 4918 §10.6).
@@ -34,6 +37,10 @@ type Request struct {
 	// (SPEC §5 local_hosts): the matching routes' (policy.Match.LocalHosts)
 	// and the issuer's, in policy.NormalizeHost's form.
 	RouteLocalHosts, IssuerLocalHosts []string
+	// ConditionalCreate is policy.Match.ConditionalCreate: the backend
+	// honours If-None-Match: *, so a create-only PUT may be allowed as a
+	// conditional one.
+	ConditionalCreate bool
 }
 
 // Decision is the outcome of Authorize. It carries what an RFC 6750
@@ -50,6 +57,10 @@ type Decision struct {
 	// scope could grant the request: a method outside the table or a path
 	// outside the issuer's base path.
 	Scope string
+	// Conditional, on an allow, says the allow holds only for a PUT that
+	// cannot overwrite: the upstream request must carry If-None-Match: *
+	// (see conditional).
+	Conditional bool
 }
 
 // RFC 6750 error codes.
@@ -71,11 +82,13 @@ const (
 
 // storageCheck is one (operation, path) pair a request needs granted.
 type storageCheck struct {
-	op      storageOp
-	rel     string // normalized path relative to the base path
-	outside bool   // the path is outside the base path: nothing can grant it
-	granted bool
+	op      storageOp // any one of these grants the check
+	rel     string    // normalized path relative to the base path
+	outside bool      // the path is outside the base path: nothing can grant it
+	have    storageOp // what the token's scopes grant on rel
 }
+
+func (c *storageCheck) granted() bool { return !c.outside && c.have&c.op != 0 }
 
 // Authorize decides a storage request against the token's scope string
 // (space-separated, as in introspection `scope` or the JWT scope claim).
@@ -121,7 +134,7 @@ func Authorize(profile policy.StorageProfile, req Request, scope string, basePat
 		return *planDeny
 	}
 	for _, c := range checks {
-		if c.granted {
+		if c.granted() {
 			continue
 		}
 		if c.outside {
@@ -129,7 +142,7 @@ func Authorize(profile policy.StorageProfile, req Request, scope string, basePat
 		}
 		return deny(403, errInsufficientScope, "token scopes do not cover this operation and path", scopeHint(profile, c))
 	}
-	return Decision{Allow: true}
+	return Decision{Allow: true, Conditional: pl.conditional(checks)}
 }
 
 func deny(status int, code, desc, scope string) Decision {
@@ -145,6 +158,35 @@ type plan struct {
 	base   string
 	checks [maxChecks]storageCheck
 	n      int
+	put    putKind
+}
+
+// putKind is how a PUT was planned.
+type putKind uint8
+
+const (
+	putNone        putKind = iota // not a create-capable PUT: modify needed
+	putCreate                     // If-None-Match: * from the client: a create
+	putConditional                // conditional_create route: a create if need be
+)
+
+// conditional is the one judgement of conditional creation (SPEC §5),
+// made once the scopes are known: a PUT allowed as a create holds only if
+// If-None-Match: * reaches the backend, because the proxy cannot see
+// whether the file exists. That is a PUT planned as a create (the client's
+// own condition, or a plain PUT on a conditional_create route, where the
+// proxy adds it) from a token that may not modify every reading of the
+// path. A token that may modify is never held to it.
+func (pl *plan) conditional(checks []storageCheck) bool {
+	if pl.put == putNone {
+		return false
+	}
+	for _, c := range checks {
+		if c.have&opModify == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // add needs op granted on both readings of a path: clean (no ;parameters)
@@ -179,18 +221,31 @@ func planStorage(req Request, base string) (plan, *Decision) {
 	here, lit := r.Path(), r.LiteralPath()
 	bad := ""
 	switch r.Method() {
-	case "GET", "PROPFIND":
+	case "GET":
 		pl.add(opRead, here, lit)
+	case "PROPFIND":
+		if strings.TrimSpace(req.Depth) == "0" {
+			// One entry's metadata, as a client stats an upload's
+			// target first: create may do it too.
+			pl.add(opRead|opCreate, here, lit)
+		} else {
+			pl.add(opRead, here, lit)
+		}
 	case "HEAD", "OPTIONS":
 		pl.add(opStat, here, lit)
 	case "MKCOL":
 		pl.add(opCreate, here, lit)
 	case "PUT":
 		// Only If-None-Match: * guarantees nothing is replaced; the gateway
-		// cannot see whether the file exists.
-		if strings.TrimSpace(req.IfNoneMatch) == "*" {
+		// cannot see whether the file exists (see conditional).
+		switch {
+		case strings.TrimSpace(req.IfNoneMatch) == "*":
+			pl.put = putCreate
 			pl.add(opCreate, here, lit)
-		} else {
+		case req.ConditionalCreate:
+			pl.put = putConditional
+			pl.add(opCreate, here, lit)
+		default:
 			pl.add(opModify, here, lit)
 		}
 	case "DELETE", "PATCH":

@@ -30,12 +30,14 @@ func FuzzAuthorizeStorage(f *testing.F) {
 				bi = i
 			}
 		}
-		f.Add(profile == policy.ProfileSciTokens, req.Method, req.Path, req.Destination, req.Source, req.IfNoneMatch, req.Overwrite, scope, uint8(bi), ver)
+		f.Add(profile == policy.ProfileSciTokens, req.Method, req.Path, req.Destination, req.Source, req.IfNoneMatch, req.Overwrite, scope, uint8(bi), ver,
+			req.Depth, req.ConditionalCreate)
 	}
-	f.Add(false, "GET", "/a/%2e%2e/b", "", "", "", "", "storage.read:/a", uint8(0), "")
-	f.Add(true, "MOVE", "/a/x", "/a/../b/y", "", "", "", "write:/a", uint8(3), "")
+	f.Add(false, "GET", "/a/%2e%2e/b", "", "", "", "", "storage.read:/a", uint8(0), "", "", false)
+	f.Add(true, "MOVE", "/a/x", "/a/../b/y", "", "", "", "write:/a", uint8(3), "", "", false)
+	f.Add(false, "PUT", "/a/x;v=1", "", "", "", "", "storage.create:/a storage.modify:/a/x", uint8(0), "", "", true)
 
-	f.Fuzz(func(t *testing.T, sci bool, method, rawPath, dest, src, inm, overwrite, scope string, baseIdx uint8, ver string) {
+	f.Fuzz(func(t *testing.T, sci bool, method, rawPath, dest, src, inm, overwrite, scope string, baseIdx uint8, ver, depth string, cc bool) {
 		profile := policy.ProfileWLCG
 		if sci {
 			profile = policy.ProfileSciTokens
@@ -44,11 +46,15 @@ func FuzzAuthorizeStorage(f *testing.F) {
 		req := rawStorageRequest{
 			Method: method, Path: rawPath, Host: "storage.example.org",
 			Destination: dest, Source: src, IfNoneMatch: inm, Overwrite: overwrite,
+			Depth: depth, ConditionalCreate: cc,
 		}
 		d := authorizeRaw(profile, req, scope, base, ver)
 		checkDecisionShape(t, d)
 		if !d.Allow {
 			return
+		}
+		if d.Conditional && method != "PUT" {
+			t.Fatalf("a %s allowed as a conditional create", method)
 		}
 
 		grants := oracleScopes(t, profile, scope)
@@ -87,16 +93,49 @@ func FuzzAuthorizeStorage(f *testing.F) {
 			create = "write"
 			write = "write"
 		}
+		// covered reports whether a grant of verb covers every reading.
+		covered := func(verb string) bool {
+			for _, abs := range p {
+				ok := false
+				for _, g := range grants {
+					sp := strings.TrimSuffix(path.Join(base, g.path), "/")
+					if g.verb == verb && (sp == "" || abs == sp || strings.HasPrefix(abs, sp+"/")) {
+						ok = true
+					}
+				}
+				if !ok {
+					return false
+				}
+			}
+			return true
+		}
 		switch method {
-		case "GET", "PROPFIND":
+		case "GET":
 			needBoth(p, read)
+		case "PROPFIND":
+			if strings.TrimSpace(depth) == "0" {
+				needBoth(p, read, create, write)
+			} else {
+				needBoth(p, read)
+			}
 		case "HEAD", "OPTIONS":
 			needBoth(p, oracleAnyVerb(sci)...)
 		case "PUT":
-			if strings.TrimSpace(inm) == "*" {
+			// An allowed PUT that only create covers must reach the
+			// backend as a conditional one; the oracle is looser where
+			// the package is stricter (a modify scope on one reading
+			// only still counts as needing the condition).
+			switch {
+			case strings.TrimSpace(inm) == "*" || cc && !sci:
 				needBoth(p, create, write)
-			} else {
+				if !covered(write) && !d.Conditional {
+					t.Fatalf("create-only PUT %q allowed unconditionally; scopes %q", rawPath, scope)
+				}
+			default:
 				needBoth(p, write)
+				if d.Conditional {
+					t.Fatalf("PUT allowed by modify marked conditional")
+				}
 			}
 		case "MKCOL":
 			needBoth(p, create, write)

@@ -13,25 +13,30 @@ import (
 
 // storageCase is one entry of testdata/cases.yaml.
 type storageCase struct {
-	Name        string   `yaml:"name"`
-	Why         string   `yaml:"why"`
-	Profile     string   `yaml:"profile"`
-	Base        string   `yaml:"base"`
-	Method      string   `yaml:"method"`
-	Path        string   `yaml:"path"`
-	Host        string   `yaml:"host"`
-	Destination string   `yaml:"destination"`
-	Source      string   `yaml:"source"`
-	IfNoneMatch string   `yaml:"if_none_match"`
-	Overwrite   string   `yaml:"overwrite"`
-	Scope       string   `yaml:"scope"`
-	WLCGVer     string   `yaml:"wlcg_ver"`
-	LocalHosts  []string `yaml:"local_hosts"`
-	Want        struct {
-		Allow  bool   `yaml:"allow"`
-		Status int    `yaml:"status"`
-		Error  string `yaml:"error"`
-		Scope  string `yaml:"scope"`
+	Name        string `yaml:"name"`
+	Why         string `yaml:"why"`
+	Profile     string `yaml:"profile"`
+	Base        string `yaml:"base"`
+	Method      string `yaml:"method"`
+	Path        string `yaml:"path"`
+	Host        string `yaml:"host"`
+	Destination string `yaml:"destination"`
+	Source      string `yaml:"source"`
+	IfNoneMatch string `yaml:"if_none_match"`
+	Overwrite   string `yaml:"overwrite"`
+	Depth       string `yaml:"depth"`
+	// Conditional is the route's conditional_create.
+	ConditionalCreate bool     `yaml:"conditional_create"`
+	Scope             string   `yaml:"scope"`
+	WLCGVer           string   `yaml:"wlcg_ver"`
+	LocalHosts        []string `yaml:"local_hosts"`
+	Want              struct {
+		Allow bool `yaml:"allow"`
+		// Conditional: allowed only with If-None-Match: * upstream.
+		Conditional bool   `yaml:"conditional"`
+		Status      int    `yaml:"status"`
+		Error       string `yaml:"error"`
+		Scope       string `yaml:"scope"`
 	} `yaml:"want"`
 }
 
@@ -40,6 +45,8 @@ type storageCase struct {
 type rawStorageRequest struct {
 	Method, Path, Host                          string
 	Destination, Source, IfNoneMatch, Overwrite string
+	Depth                                       string
+	ConditionalCreate                           bool
 	LocalHosts                                  []string
 }
 
@@ -53,6 +60,7 @@ func authorizeRaw(profile policy.StorageProfile, raw rawStorageRequest, scope, b
 	req := Request{
 		Request: nr, Destination: raw.Destination, Source: raw.Source,
 		IfNoneMatch: raw.IfNoneMatch, Overwrite: raw.Overwrite, RouteLocalHosts: raw.LocalHosts,
+		Depth: raw.Depth, ConditionalCreate: raw.ConditionalCreate,
 	}
 	return Authorize(profile, req, scope, base, ver)
 }
@@ -78,6 +86,9 @@ func (c storageCase) args() (policy.StorageProfile, rawStorageRequest, string, s
 		Source:      c.Source,
 		IfNoneMatch: c.IfNoneMatch,
 		Overwrite:   c.Overwrite,
+		Depth:       c.Depth,
+
+		ConditionalCreate: c.ConditionalCreate,
 	}
 	req.LocalHosts = c.LocalHosts
 	return profile, req, c.Scope, base, c.WLCGVer
@@ -111,10 +122,10 @@ func TestAuthorizeStorageGolden(t *testing.T) {
 		seen[c.Name] = true
 		t.Run(c.Name, func(t *testing.T) {
 			got := authorizeRaw(c.args())
-			if got.Allow != c.Want.Allow || got.Status != c.Want.Status || got.Error != c.Want.Error || got.Scope != c.Want.Scope {
-				t.Errorf("got allow=%v status=%d error=%q scope=%q (%s)\nwant allow=%v status=%d error=%q scope=%q",
-					got.Allow, got.Status, got.Error, got.Scope, got.Description,
-					c.Want.Allow, c.Want.Status, c.Want.Error, c.Want.Scope)
+			if got.Allow != c.Want.Allow || got.Conditional != c.Want.Conditional || got.Status != c.Want.Status || got.Error != c.Want.Error || got.Scope != c.Want.Scope {
+				t.Errorf("got allow=%v conditional=%v status=%d error=%q scope=%q (%s)\nwant allow=%v conditional=%v status=%d error=%q scope=%q",
+					got.Allow, got.Conditional, got.Status, got.Error, got.Scope, got.Description,
+					c.Want.Allow, c.Want.Conditional, c.Want.Status, c.Want.Error, c.Want.Scope)
 			}
 			checkDecisionShape(t, got)
 		})
@@ -125,6 +136,9 @@ func TestAuthorizeStorageGolden(t *testing.T) {
 // the input: the RFC 6750 code matches the status, only a 403 names a scope.
 func checkDecisionShape(t testing.TB, d Decision) {
 	t.Helper()
+	if d.Conditional && !d.Allow {
+		t.Errorf("a denial marked conditional: %+v", d)
+	}
 	if d.Allow {
 		if d.Status != 0 || d.Error != "" || d.Scope != "" {
 			t.Errorf("allowed decision carries denial fields: %+v", d)

@@ -219,12 +219,17 @@ type echoed struct {
 	Method  string              `json:"method"`
 	URI     string              `json:"uri"`
 	Headers map[string][]string `json:"headers"`
+	// IfNoneMatch and Authorization as the upstream received them (nil
+	// when absent).
+	IfNoneMatch   []string `json:"if_none_match"`
+	Authorization []string `json:"authorization"`
 }
 
 func newEchoUpstream(t *testing.T) *echoUpstream {
 	up := &echoUpstream{}
 	up.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e := echoed{Method: r.Method, URI: r.RequestURI, Headers: map[string][]string{}}
+		e := echoed{Method: r.Method, URI: r.RequestURI, Headers: map[string][]string{},
+			IfNoneMatch: r.Header.Values("If-None-Match"), Authorization: r.Header.Values("Authorization")}
 		for k, v := range r.Header {
 			// Underscore spellings too: some backends fold "_" into "-".
 			if lk := strings.ToLower(k); strings.HasPrefix(strings.ReplaceAll(lk, "_", "-"), "x-auth-") {
@@ -257,11 +262,17 @@ type e2eStack struct {
 
 func newE2EStack(t *testing.T) *e2eStack {
 	t.Helper()
+	return newModeStack(t, ModeNginx, []policy.RouteConfig{{Prefix: "/store/", Require: policy.ProfileSciTokens}})
+}
+
+// newModeStack is newE2EStack for any HTTP mode and routes.
+func newModeStack(t *testing.T, mode string, routes []policy.RouteConfig) *e2eStack {
+	t.Helper()
 	s := &e2eStack{issuer: newNginxIssuer(t), upstream: newEchoUpstream(t)}
 	pol, err := policy.New(policy.Config{
 		Tiers:    policy.DefaultTiers(),
 		LeaseMax: 10 * time.Minute,
-		Routes:   []policy.RouteConfig{{Prefix: "/store/", Require: policy.ProfileSciTokens}},
+		Routes:   routes,
 	})
 	if err != nil {
 		t.Fatalf("policy: %v", err)
@@ -290,7 +301,7 @@ func newE2EStack(t *testing.T) *e2eStack {
 	}
 	t.Cleanup(eng.Close)
 	h, err := New(Config{
-		Mode: ModeNginx, Realm: e2eRealm, Logger: logger,
+		Mode: mode, Realm: e2eRealm, Logger: logger,
 		Engine: func() Checker { return eng },
 	})
 	if err != nil {

@@ -3,8 +3,12 @@
 // obtains real tokens, sends Envoy-shaped ext_authz checks and prints what
 // happened to each (tier, lease outcome, decision, issuer calls so far,
 // latency); then revokes tokens at Hydra and in leasegate's admin API and
-// shows the revocation bound at work. It builds nothing: `make demo` builds
-// Hydra and leasegate first.
+// shows the revocation bound at work. Then it tells the grid story: a job
+// reads and writes a storage element (XRootD behind nginx, from
+// examples/storage/nginx) through leasegate with davix, the issuer's
+// introspection count beside each step. It builds nothing: `make demo`
+// builds Hydra and leasegate first (and `make deps` installs XRootD,
+// nginx and davix).
 //
 //	cd e2e && go run ./cmd/demo -leasegate ../leasegate
 //

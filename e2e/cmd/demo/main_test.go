@@ -11,6 +11,7 @@ import (
 
 	"github.com/leasegate/leasegate/e2e/internal/hydra"
 	"github.com/leasegate/leasegate/e2e/internal/leasegate"
+	"github.com/leasegate/leasegate/e2e/internal/storage"
 )
 
 // TestDemo runs the whole scripted demo (what `make demo` runs), so the
@@ -33,8 +34,11 @@ func TestDemo(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	if err := storage.Ensure(ctx); err != nil {
+		missing("XRootD, nginx and davix", err)
+	}
 	bin, err := leasegate.Binary(ctx, t.TempDir())
 	if err != nil {
 		missing("leasegate binary", err)
@@ -51,6 +55,10 @@ func TestDemo(t *testing.T) {
 		"next read goes to Hydra",
 		"/metrics",
 		"/config",
+		"A grid job on a storage element",
+		"a DELETE always asks Hydra",
+		"DELETE asks Hydra: 401 at once; on disk: \"events of run 42\"",
+		"window closed: Hydra says inactive",
 		"expectations held",
 		"stopping Hydra",
 	} {

@@ -50,3 +50,19 @@ func formatLatency(d time.Duration) string {
 	}
 	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 }
+
+const gridFormat = "%4s  %-46s %-7s %-13s %5s %6s  %s\n"
+
+func (t *table) gridHeader() {
+	fmt.Fprintf(t.w, gridFormat, "step", "client operation", "token", "result", "calls", "total", "(introspections at Hydra: this step, since step 1)")
+	fmt.Fprintf(t.w, gridFormat, "----", strings.Repeat("-", 46), "-------", strings.Repeat("-", 13), "-----", "------", "")
+}
+
+// gridRow is one grid client operation: its result, the introspections it
+// caused at Hydra (0: answered from the lease) and the total so far.
+func (t *table) gridRow(step int, op, token, result string, calls, total int64, note string) {
+	if len(op) > 46 {
+		op = op[:45] + "…"
+	}
+	fmt.Fprintf(t.w, gridFormat, fmt.Sprint(step), op, token, result, fmt.Sprint(calls), fmt.Sprint(total), note)
+}

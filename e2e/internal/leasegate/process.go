@@ -37,6 +37,10 @@ type Options struct {
 	Binary string
 	// Config is written to Dir/leasegate.yaml before the start.
 	Config Config
+	// ConfigYAML, when set, is written instead of Config, as is (a shipped
+	// example with its addresses changed); its listen addresses should be
+	// 127.0.0.1:0.
+	ConfigYAML []byte
 	// Dir holds the config file; it must exist.
 	Dir string
 	// Env holds KEY=VALUE entries added to a minimal environment (PATH,
@@ -89,7 +93,11 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		http:       &http.Client{Timeout: 10 * time.Second},
 		done:       make(chan struct{}),
 	}
-	if err := p.WriteConfig(cfg); err != nil {
+	write := func() error { return p.WriteConfig(cfg) }
+	if o.ConfigYAML != nil {
+		write = func() error { return p.WriteConfigYAML(o.ConfigYAML) }
+	}
+	if err := write(); err != nil {
 		return nil, err
 	}
 
