@@ -16,6 +16,7 @@ import (
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // adminHandler serves the admin API (SPEC §6).
@@ -55,7 +56,7 @@ const redacted = "[redacted]"
 // config and the policy shown always belong together.
 func (g *generation) effectiveConfig() (map[string]any, error) {
 	cfg := *g.cfg
-	cfg.Issuers = append([]IssuerConfig(nil), cfg.Issuers...)
+	cfg.Issuers = append([]config.IssuerConfig(nil), cfg.Issuers...)
 	for i := range cfg.Issuers {
 		in := &cfg.Issuers[i].Introspection
 		if in.ClientSecret != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // fleetLink is this replica's link to the fleet's store (SPEC §8): the
@@ -43,8 +44,8 @@ var _ authz.SharedStore = (*fleetLink)(nil)
 // openFleet opens the store. It refuses to start on a configuration,
 // an answer (AUTH, ACL, TLS) or an eviction policy the store refuses;
 // when the store cannot be reached it starts cut off and retries.
-func (s *service) openFleet(ctx context.Context, cfg *Config) error {
-	fc := cfg.fleetConfig()
+func (s *service) openFleet(ctx context.Context, cfg *config.Config) error {
+	fc := cfg.FleetStoreConfig()
 	fl := &fleetLink{
 		cfg:   *fc,
 		loss:  authz.StoreLoss(cfg.Fleet.OnStoreLoss),

@@ -10,6 +10,7 @@ import (
 	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/config"
 	"github.com/leasegate/leasegate/server/forwardauth"
 )
 
@@ -18,7 +19,7 @@ import (
 // swaps it in whole, so neither a check nor an admin call can see the
 // config of one generation with the policy or engine of another.
 type generation struct {
-	cfg *Config
+	cfg *config.Config
 	pol *policy.Policy
 	eng *authz.Engine
 
@@ -28,7 +29,7 @@ type generation struct {
 	idleOnce sync.Once
 }
 
-func newGeneration(cfg *Config, pol *policy.Policy, eng *authz.Engine) *generation {
+func newGeneration(cfg *config.Config, pol *policy.Policy, eng *authz.Engine) *generation {
 	return &generation{cfg: cfg, pol: pol, eng: eng, idle: make(chan struct{})}
 }
 

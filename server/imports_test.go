@@ -24,8 +24,12 @@ const module = "github.com/leasegate/leasegate"
 // does not exist, so authz/issuer, already allowed below authz, gets its
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
-	".":                  {"server"},
-	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	".":      {"server", "server/config"},
+	"server": {"server/config", "server/telemetry", "envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	// The YAML configuration: it decodes and places problems, and runs the
+	// checks of the packages that own each field (tracing: server/telemetry).
+	"server/config":      {"server/telemetry", "authz", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/telemetry":   {},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
 	// authz declares the SharedStore it consumes; it imports the fleet

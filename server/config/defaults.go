@@ -1,4 +1,4 @@
-package server
+package config
 
 import (
 	"cmp"
@@ -11,7 +11,7 @@ import (
 	"github.com/leasegate/leasegate/policy"
 )
 
-// Defaults of the settings server owns: listeners, realm, logging,
+// Defaults of the settings the server owns: listeners, realm, logging,
 // start-up and drain.
 const (
 	defaultGRPC       = ":9001"
@@ -72,9 +72,9 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// fleetConfig is the fleet store's view of the fleet section; nil
+// FleetStoreConfig is the fleet store's view of the fleet section; nil
 // without one.
-func (c *Config) fleetConfig() *fleet.Config {
+func (c *Config) FleetStoreConfig() *fleet.Config {
 	f := c.Fleet
 	if f == nil {
 		return nil
