@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/policy/storage"
@@ -152,13 +153,13 @@ func lookupLease(o leasecache.Outcome) LeaseOutcome {
 // (policy.AddTargets), and storage.Authorize checks both paths of a MOVE or
 // a local COPY under each profile; m.LocalHosts carries those routes'
 // local_hosts, so it finds no target local that AddTargets found remote.
-func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer, l *leasecache.Lease) Decision {
-	d.Issuer = is.cfg.Name
-	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
+func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer, l *leasecache.Lease) Decision {
+	d.Issuer = is.Config.Name
+	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.Config.Issuer}
 	if m.Require != 0 {
 		// The same normalised request the routes matched; decide refused
 		// repeated fields, so each has one value.
-		sr := storage.Request{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.localHosts}
+		sr := storage.Request{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.LocalHosts}
 		if r.Headers != nil {
 			sr.Destination, _ = r.Headers.Get("destination")
 			sr.Source, _ = r.Headers.Get("source")
@@ -166,7 +167,7 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer
 			sr.Overwrite, _ = r.Headers.Get("overwrite")
 		}
 		for profile := range m.Require.All() {
-			if sd := storage.Authorize(profile, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion); !sd.Allow {
+			if sd := storage.Authorize(profile, sr, l.Scope, is.Config.BasePath, l.WLCGVersion); !sd.Allow {
 				return e.denyStorage(d, sd)
 			}
 		}
@@ -181,7 +182,7 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer
 		{e.upstream.Subject, l.Subject},
 		{e.upstream.ClientID, l.ClientID},
 		{e.upstream.Scope, l.Scope},
-		{e.upstream.Issuer, is.cfg.Issuer},
+		{e.upstream.Issuer, is.Config.Issuer},
 	}
 	for _, h := range d.Headers {
 		if !headerSafe(h.Value) {

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
 )
@@ -159,9 +160,9 @@ func (e *Engine) sharedLookup(ctx context.Context, key leasecache.Key, w time.Du
 // the holder's answer, at most the issuer timeout and until deadline (the
 // leading caller's), and validate on our own when none comes. after is
 // the validated_at of the lease whose window closed (zero for none).
-func (e *Engine) validateFleet(ctx context.Context, is *trustedIssuer, tok string, key leasecache.Key, gen uint64, pos fleet.Position, deadline time.Time, after time.Time) *result {
+func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string, key leasecache.Key, gen uint64, pos fleet.Position, deadline time.Time, after time.Time) *result {
 	f := e.fleet
-	timeout := is.timeout()
+	timeout := is.Timeout()
 	actx, span := e.fleetSpan(ctx, "fleet.acquire")
 	won, err := f.store.Acquire(actx, key, timeout)
 	endSpan(span, attribute.Bool("leasegate.fleet.won", won))
@@ -222,13 +223,4 @@ func (e *Engine) waitFleet(ctx context.Context, key leasecache.Key, gen uint64, 
 		return &result{reason: ReasonNegative, desc: "token is not active"}
 	}
 	return nil
-}
-
-// timeout is the longest one validation with the issuer takes: the
-// fleet lock's lifetime and a waiter's patience.
-func (is *trustedIssuer) timeout() time.Duration {
-	if t := is.cfg.Introspection.Timeout; t > 0 {
-		return t
-	}
-	return 2 * time.Second // issuer.IntrospectionConfig's default
 }

@@ -10,14 +10,15 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/policy/storage"
 	"github.com/leasegate/leasegate/server/telemetry"
 )
 
 // validate reports every problem in a decoded, defaulted configuration.
-// What a package owns it checks itself: the issuers authz
-// (authz.ValidateIssuers), tiers, routes and lease.max the policy
+// What a package owns it checks itself: the issuers authz/trust
+// (trust.ValidateIssuers), tiers, routes and lease.max the policy
 // (policy.Config.Validate), the rest of lease the cache
 // (leasecache.Config.Validate); validate prefixes their field paths and
 // finds the lines. The checks here are of what no package below server
@@ -83,7 +84,7 @@ func (c *Config) checkAddr(ps *Problems, field, addr string, optional bool) {
 	}
 }
 
-// checkIssuers runs the engine's own issuer checks (authz.ValidateIssuers,
+// checkIssuers runs the engine's own issuer checks (trust.ValidateIssuers,
 // which authz.New runs too), so -check refuses exactly what start-up would
 // (SPEC §6). Before them come the checks of issuer keys authz does not
 // check yet: at least one issuer, base_path and local_hosts (which
@@ -108,7 +109,7 @@ func (c *Config) checkIssuers(ps *Problems) {
 			c.problem(ps, f+".clock_skew", "must be between 0 and 10m")
 		}
 	}
-	for _, p := range authz.ValidateIssuers(c.AuthzIssuers()) {
+	for _, p := range trust.ValidateIssuers(c.AuthzIssuers()) {
 		f := fmt.Sprintf("issuers[%d]", p.Issuer)
 		if p.Field != "" {
 			f += "." + p.Field
