@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
@@ -35,17 +36,17 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 		d.Lease = LeaseNone
 		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "request has no method", "")
 	}
-	nr, problem := normalize(r)
+	nr, problem := request.Normalize(r.Method, r.Host, r.Path, r.Headers)
 	if problem != "" {
 		d.Lease = LeaseNone
 		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, problem, "")
 	}
-	m := e.policy.Classify(nr.req, r.TierHint)
+	m := e.policy.Classify(nr.Req, r.TierHint)
 	// A MOVE or COPY also touches its Destination or Source: on this
 	// server, the target's routes add their require: and may shorten the
 	// window, whatever the method (SPEC §1: no spelling may select a
 	// weaker route).
-	e.policy.AddTargets(&m, nr.destination, nr.source, e.localHosts)
+	e.policy.AddTargets(&m, nr.Destination, nr.Source, e.localHosts)
 	d.Tier = m.Tier.Name
 	if m.HintUnknown {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "unknown leasegate.tier from the proxy; using the strictest tier",
@@ -58,7 +59,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	if r.Headers != nil {
 		auth, n = r.Headers.Get("authorization")
 	}
-	tok, tokProblem := extractToken(auth, n)
+	tok, tokProblem := request.BearerToken(auth, n)
 	if tokProblem != "" {
 		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, string(tokProblem), "")
 	}

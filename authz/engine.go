@@ -12,17 +12,15 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
 
-// Headers gives the engine read access to a request's headers.
-type Headers interface {
-	// Get returns the value of the header with the given lower-case name
-	// and how many fields of that name the request carried.
-	Get(name string) (value string, n int)
-}
+// Headers gives the engine read access to a request's headers; authz/request
+// reads them.
+type Headers = request.Headers
 
 // Request is what the engine needs from an HTTP request, whatever the proxy.
 type Request struct {

@@ -34,7 +34,9 @@ var allowedImports = map[string][]string{
 	"server/forwardauth": {"authz"},
 	// authz declares the SharedStore it consumes; it imports the fleet
 	// package for the store's two value types (Position, Outcome) only.
-	"authz": {"authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"authz": {"authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	// Reading a request: its normal form, single fields, bearer token.
+	"authz/request": {"policy"},
 	// The trusted issuers: their config, checks, clients and breaker.
 	"authz/trust":      {"authz/issuer", "policy"},
 	"authz/issuer":     {},
@@ -54,7 +56,8 @@ var forbiddenDeps = map[string][]string{
 	"policy":     {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"leasecache": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 
-	// policy/storage is as pure as the policy it reads.
+	// policy/storage and authz/request are as pure as the policy they read.
+	"authz/request":  {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"policy/storage": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 
 	// The decision and HTTP mode know nothing of gRPC or Envoy's protos.
