@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
@@ -72,8 +73,8 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	var lease leasecache.Lease
 	var outcome leasecache.Outcome
 	if e.fleet != nil {
-		key = e.fleet.store.KeyOf(key)
-		if e.fleet.lost() {
+		key = e.fleet.KeyOf(key)
+		if e.fleet.Lost() {
 			return e.storeLost(ctx, d, r, m, tok, key)
 		}
 		lease, outcome = e.lookup(ctx, key, m.Window)
@@ -82,7 +83,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 			if outcome == leasecache.WindowClosed {
 				after = lease.ValidatedAt
 			}
-			if sl, so := e.sharedLookup(ctx, key, m.Window, after); so != leasecache.Miss {
+			if sl, so := e.fleet.Lookup(ctx, key, m.Window, after); so != leasecache.Miss {
 				lease, outcome = sl, so
 			}
 		}
@@ -107,7 +108,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 // revalidate (no hits: validate, coalesced here; a negative lease still
 // refuses, and stale_if_error still applies to the local lease) or deny.
 func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key) Decision {
-	if e.fleet.loss == StoreLossDeny {
+	if e.fleet.Loss() == fleetmode.StoreLossDeny {
 		return e.unavailable(d, ReasonFleetUnavailable, "the fleet's lease store is unavailable", time.Second)
 	}
 	lease, outcome := e.lookup(ctx, key, m.Window)

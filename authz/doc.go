@@ -2,9 +2,10 @@
 // goes to, lease use, coalescing and failure handling, and the storage
 // rules applied before an allow. Reading the request (normal form, single
 // fields, bearer token) is authz/request; the trusted issuers (their
-// config, clients and circuit breakers) are authz/trust; the clients that
-// ask an issuer about a token live in authz/issuer. It knows nothing about
-// Envoy.
+// config, clients and circuit breakers) are authz/trust; the steps of a
+// lease miss that go through the fleet's store are authz/fleetmode; the
+// clients that ask an issuer about a token live in authz/issuer. It knows
+// nothing about Envoy.
 //
 // The engine is split by phase: engine.go builds it and holds the admin
 // operations (Close, Ready, Probe, Revoke, RevokeSubject); check.go is a

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
@@ -65,7 +66,7 @@ type Config struct {
 	Metrics            *Metrics // nil: no metrics
 	// Fleet, when set, shares leases, negative leases and coalescing
 	// with the other replicas (SPEC §8); nil is a single replica.
-	Fleet *FleetConfig
+	Fleet *fleetmode.Config
 }
 
 // Engine decides requests. Safe for concurrent use.
@@ -79,7 +80,7 @@ type Engine struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	metrics  *Metrics
-	fleet    *fleetState // nil: not in fleet mode
+	fleet    *fleetmode.Mode // nil: not in fleet mode
 
 	byIss  map[string]*trust.Issuer
 	byName map[string]*trust.Issuer
@@ -120,13 +121,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = noop.NewTracerProvider()
 	}
-	fs, err := newFleetState(cfg.Fleet)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Engine{
-		fleet:    fs,
 		realm:    cfg.Realm,
 		policy:   cfg.Policy,
 		cache:    cfg.Cache,
@@ -139,6 +135,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		byIss:    map[string]*trust.Issuer{},
 		byName:   map[string]*trust.Issuer{},
 		cancel:   cancel,
+	}
+	var err error
+	e.fleet, err = fleetmode.New(cfg.Fleet, fleetmode.Local{
+		Cache: e.cache, Tracer: e.tracer, Log: e.log, Now: e.now, OnLookup: e.metrics.observeFleetLookup,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
 	}
 	for _, ic := range cfg.Issuers {
 		is, err := trust.New(ctx, ic, e.now, e.log, cfg.TracerProvider)

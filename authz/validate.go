@@ -81,7 +81,7 @@ func (e *Engine) flight(ctx context.Context, is *trust.Issuer, tok string, key l
 	var pos fleet.Position
 	var deadline, after time.Time
 	if e.fleet != nil {
-		pos = e.fleet.store.Position() // the fence, read with gen
+		pos = e.fleet.Position() // the fence, read with gen
 		deadline, _ = ctx.Deadline()
 		if haveOld {
 			after = old.ValidatedAt
@@ -120,6 +120,35 @@ func (e *Engine) flight(ctx context.Context, is *trust.Issuer, tok string, key l
 		}
 	case <-early:
 	case <-ctx.Done():
+	}
+	return res
+}
+
+// validateFleet is one coalesced flight in fleet mode: take the fleet's
+// lock for key; holding it, validate and share the answer; else wait for
+// the holder's answer, at most the issuer timeout and until deadline (the
+// leading caller's), and validate on our own when none comes. after is
+// the validated_at of the lease whose window closed (zero for none).
+func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string, key leasecache.Key, gen uint64, pos fleet.Position, deadline time.Time, after time.Time) *result {
+	f := e.fleet
+	timeout := is.Timeout()
+	won, err := f.Acquire(ctx, key, timeout)
+	if err == nil && !won {
+		switch l, o := f.Wait(ctx, key, gen, timeout, deadline, after); o {
+		case fleet.Hit:
+			e.metrics.observeCoalesced()
+			return &result{lease: l, active: true}
+		case fleet.Negative:
+			e.metrics.observeCoalesced()
+			return &result{reason: ReasonNegative, desc: "token is not active"}
+		}
+	}
+	res := e.validateWithIssuer(ctx, is, tok, key, gen)
+	if res.kept {
+		f.Share(ctx, key, res.lease, res.active, pos)
+	}
+	if won {
+		f.Release(ctx, key)
 	}
 	return res
 }

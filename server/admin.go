@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/server/config"
@@ -35,7 +35,7 @@ func (s *service) adminHandler() http.Handler {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 		case !s.ready.Load():
 			http.Error(w, "issuers not reached yet", http.StatusServiceUnavailable)
-		case s.fleet != nil && s.fleet.loss == authz.StoreLossDeny && !s.fleet.Up():
+		case s.fleet != nil && s.fleet.loss == fleetmode.StoreLossDeny && !s.fleet.Up():
 			http.Error(w, "fleet store unavailable (on_store_loss: deny)", http.StatusServiceUnavailable)
 		case s.fleet != nil:
 			io.WriteString(w, "ready (fleet: "+s.fleet.mode()+")\n")

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
 	"github.com/leasegate/leasegate/server/config"
@@ -25,7 +25,7 @@ import (
 // serves every config generation.
 type fleetLink struct {
 	cfg   fleet.Config
-	loss  authz.StoreLoss
+	loss  fleetmode.StoreLoss
 	keyer *fleet.Keyer // KeyOf works before the store is open
 	store atomic.Pointer[fleet.Store]
 	cache *leasecache.Cache
@@ -39,7 +39,7 @@ type fleetLink struct {
 	wg     sync.WaitGroup
 }
 
-var _ authz.SharedStore = (*fleetLink)(nil)
+var _ fleetmode.SharedStore = (*fleetLink)(nil)
 
 // openFleet opens the store. It refuses to start on a configuration,
 // an answer (AUTH, ACL, TLS) or an eviction policy the store refuses;
@@ -48,7 +48,7 @@ func (s *service) openFleet(ctx context.Context, cfg *config.Config) error {
 	fc := cfg.FleetStoreConfig()
 	fl := &fleetLink{
 		cfg:   *fc,
-		loss:  authz.StoreLoss(cfg.Fleet.OnStoreLoss),
+		loss:  fleetmode.StoreLoss(cfg.Fleet.OnStoreLoss),
 		keyer: fleet.NewKeyer(fc.Secret),
 		cache: s.cache,
 		log:   s.log,

@@ -25,16 +25,18 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":      {"server", "server/config"},
-	"server": {"server/config", "server/telemetry", "envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server": {"server/config", "server/telemetry", "envoy", "server/forwardauth", "authz", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
-	"server/config":      {"server/telemetry", "authz", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/config":      {"server/telemetry", "authz", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"server/telemetry":   {},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
-	// authz declares the SharedStore it consumes; it imports the fleet
-	// package for the store's two value types (Position, Outcome) only.
-	"authz": {"authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	// authz imports the fleet package for the store's two value types
+	// (Position, Outcome) only.
+	"authz": {"authz/fleetmode", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	// The engine's fleet mode declares the SharedStore it consumes.
+	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
 	// Reading a request: its normal form, single fields, bearer token.
 	"authz/request": {"policy"},
 	// The trusted issuers: their config, checks, clients and breaker.
@@ -62,6 +64,7 @@ var forbiddenDeps = map[string][]string{
 
 	// The decision and HTTP mode know nothing of gRPC or Envoy's protos.
 	"authz":              {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"authz/fleetmode":    {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/trust":        {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/issuer":       {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"server/forwardauth": {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/server/config"
@@ -300,7 +301,7 @@ func (s *service) newEngine(cfg *config.Config, pol *policy.Policy) (*authz.Engi
 		Issuers:            cfg.AuthzIssuers(),
 	}
 	if s.fleet != nil {
-		ac.Fleet = &authz.FleetConfig{
+		ac.Fleet = &fleetmode.Config{
 			Store:       s.fleet,
 			OnStoreLoss: s.fleet.loss,
 			NegativeTTL: cfg.Lease.NegativeTTL,

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/policy/storage"
@@ -152,7 +152,7 @@ func (c *Config) checkFleet(ps *Problems) {
 	if fc == nil {
 		return
 	}
-	if l := authz.StoreLoss(c.Fleet.OnStoreLoss); !l.Valid() {
+	if l := fleetmode.StoreLoss(c.Fleet.OnStoreLoss); !l.Valid() {
 		c.problem(ps, "fleet.on_store_loss", fmt.Sprintf("%q is not standalone, revalidate or deny", l))
 	}
 	for _, p := range fc.Validate() {

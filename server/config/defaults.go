@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
@@ -68,7 +69,7 @@ func (c *Config) applyDefaults() {
 		fc := fleet.Config{KeyPrefix: f.KeyPrefix, Timeout: f.Timeout, HealthInterval: f.HealthInterval}
 		fc.SetDefaults()
 		f.KeyPrefix, f.Timeout, f.HealthInterval = fc.KeyPrefix, fc.Timeout, fc.HealthInterval
-		f.OnStoreLoss = cmp.Or(f.OnStoreLoss, string(authz.StoreLossStandalone))
+		f.OnStoreLoss = cmp.Or(f.OnStoreLoss, string(fleetmode.StoreLossStandalone))
 	}
 }
 
