@@ -35,10 +35,10 @@ func (s *service) adminHandler() http.Handler {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 		case !s.ready.Load():
 			http.Error(w, "issuers not reached yet", http.StatusServiceUnavailable)
-		case s.fleet != nil && s.fleet.loss == fleetmode.StoreLossDeny && !s.fleet.Up():
+		case s.fleet != nil && s.fleet.Loss() == fleetmode.StoreLossDeny && !s.fleet.Up():
 			http.Error(w, "fleet store unavailable (on_store_loss: deny)", http.StatusServiceUnavailable)
 		case s.fleet != nil:
-			io.WriteString(w, "ready (fleet: "+s.fleet.mode()+")\n")
+			io.WriteString(w, "ready (fleet: "+s.fleet.Mode()+")\n")
 		default:
 			io.WriteString(w, "ready\n")
 		}
@@ -121,9 +121,9 @@ func (s *service) serveConfig(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if f, ok := out["fleet"].(map[string]any); ok && s.fleet != nil {
-		f["revocation_delay_p99"] = s.fleet.delayP99().String()
+		f["revocation_delay_p99"] = s.fleet.DelayP99().String()
 		f["store_up"] = s.fleet.Up()
-		f["mode"] = s.fleet.mode()
+		f["mode"] = s.fleet.Mode()
 	}
 	writeJSON(w, http.StatusOK, out)
 }

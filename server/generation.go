@@ -115,7 +115,7 @@ func (s *service) revoke(ctx context.Context, key leasecache.Key) (found bool, e
 	}
 	found = s.gen.Load().eng.Revoke(key)
 	if s.fleet != nil {
-		errStore = s.fleet.revoke(ctx, key)
+		errStore = s.fleet.Revoke(ctx, key)
 	}
 	return found, errStore
 }
@@ -135,7 +135,7 @@ func (s *service) revokeSubject(ctx context.Context, issuer, subject string) (er
 				break
 			}
 		}
-		errStore = s.fleet.revokeSubject(ctx, name, subject)
+		errStore = s.fleet.RevokeSubject(ctx, name, subject)
 	}
 	return errStore, nil
 }

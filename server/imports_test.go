@@ -25,11 +25,13 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":      {"server", "server/config"},
-	"server": {"server/config", "server/telemetry", "envoy", "server/forwardauth", "authz", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "authz", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
-	"server/config":      {"server/telemetry", "authz", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
-	"server/telemetry":   {},
+	"server/config":    {"server/telemetry", "authz", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/telemetry": {},
+	// The replica's link to the fleet's store, kept across generations.
+	"server/fleetlink":   {"authz/fleetmode", "leasecache", "leasecache/fleet"},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
 	// authz imports the fleet package for the store's two value types

@@ -29,6 +29,7 @@ import (
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/server/config"
+	"github.com/leasegate/leasegate/server/fleetlink"
 	"github.com/leasegate/leasegate/server/telemetry"
 )
 
@@ -61,7 +62,7 @@ type service struct {
 	log      *slog.Logger
 	gen      atomic.Pointer[generation]
 	cache    *leasecache.Cache
-	fleet    *fleetLink // nil without fleet:
+	fleet    *fleetlink.Link // nil without fleet:
 	metrics  *authz.Metrics
 	reloads  *prometheus.CounterVec
 	reg      *prometheus.Registry
@@ -161,7 +162,7 @@ func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 		return nil, err
 	}
 	if cfg.Fleet != nil {
-		if err := s.openFleet(s.ctx, cfg); err != nil {
+		if s.fleet, err = fleetlink.Open(s.ctx, cfg.FleetStoreConfig(), fleetmode.StoreLoss(cfg.Fleet.OnStoreLoss), s.cache, s.log, s.reg); err != nil {
 			return nil, err
 		}
 	}
@@ -189,7 +190,7 @@ func (s *service) close() {
 		g.eng.Close()
 	}
 	if s.fleet != nil {
-		s.fleet.close()
+		s.fleet.Close()
 	}
 	if s.cache != nil {
 		s.cache.Close()
@@ -303,7 +304,7 @@ func (s *service) newEngine(cfg *config.Config, pol *policy.Policy) (*authz.Engi
 	if s.fleet != nil {
 		ac.Fleet = &fleetmode.Config{
 			Store:       s.fleet,
-			OnStoreLoss: s.fleet.loss,
+			OnStoreLoss: s.fleet.Loss(),
 			NegativeTTL: cfg.Lease.NegativeTTL,
 			LeaseMax:    cfg.Lease.Max,
 		}
