@@ -47,7 +47,9 @@ var allowedImports = map[string][]string{
 	"policy":           {},
 	"policy/storage":   {"policy"},
 	"leasecache":       {},
-	"leasecache/fleet": {"leasecache"},
+	"leasecache/fleet": {"leasecache", "leasecache/fleet/revlog"},
+	// The revocation log: records, follower, fence index.
+	"leasecache/fleet/revlog": {"leasecache"},
 	// Test helpers, imported from _test.go files only (make lint).
 	"internal/testclock": {},
 	"internal/testredis": {},
