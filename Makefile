@@ -65,7 +65,8 @@ deps:
 
 ## lint: gofmt, go vet and staticcheck on both modules; deadcode on the main
 ## module (it must print nothing); internal/testclock and internal/testredis
-## imported by tests only.
+## imported by tests only; no production package over 1,500 lines and no
+## production function over 80 (internal/tools/linelimit).
 ## deadcode skips e2e/: its packages are test harness, and helpers that only
 ## tests call are what deadcode reports.
 lint:
@@ -79,6 +80,7 @@ lint:
 		if [ -n "$$out" ]; then echo "deadcode: unreachable code:"; echo "$$out"; exit 1; fi
 	@bad=$$($(GO) list -f '{{range .Imports}}{{if or (eq . "$(TESTCLOCK)") (eq . "$(TESTREDIS)")}}{{$$.ImportPath}} {{end}}{{end}}' ./...) || exit 1; \
 		if [ -n "$$bad" ]; then echo "internal/testclock and internal/testredis are for _test.go files; imported by: $$bad"; exit 1; fi
+	$(GO) run ./internal/tools/linelimit
 
 unit:
 	LEASEGATE_E2E_REQUIRE=1 $(GO) test -race -count=1 ./...

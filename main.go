@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/leasegate/leasegate/server"
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,9 +33,9 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	cfg, err := server.Load(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
-		var ps *server.Problems
+		var ps *config.Problems
 		if errors.As(err, &ps) {
 			fmt.Fprintln(os.Stderr, ps.Error())
 			fmt.Fprintf(os.Stderr, "%d problem(s) in %s\n", len(ps.List), *configPath)

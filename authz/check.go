@@ -9,6 +9,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/leasegate/leasegate/authz/fleetmode"
+	"github.com/leasegate/leasegate/authz/request"
+	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/policy/storage"
@@ -34,17 +37,17 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 		d.Lease = LeaseNone
 		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "request has no method", "")
 	}
-	nr, problem := normalize(r)
+	nr, problem := request.Normalize(r.Method, r.Host, r.Path, r.Headers)
 	if problem != "" {
 		d.Lease = LeaseNone
 		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, problem, "")
 	}
-	m := e.policy.Classify(nr.req, r.TierHint)
+	m := e.policy.Classify(nr.Req, r.TierHint)
 	// A MOVE or COPY also touches its Destination or Source: on this
 	// server, the target's routes add their require: and may shorten the
 	// window, whatever the method (SPEC §1: no spelling may select a
 	// weaker route).
-	e.policy.AddTargets(&m, nr.destination, nr.source, e.localHosts)
+	e.policy.AddTargets(&m, nr.Destination, nr.Source, e.localHosts)
 	d.Tier = m.Tier.Name
 	if m.HintUnknown {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "unknown leasegate.tier from the proxy; using the strictest tier",
@@ -57,7 +60,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	if r.Headers != nil {
 		auth, n = r.Headers.Get("authorization")
 	}
-	tok, tokProblem := extractToken(auth, n)
+	tok, tokProblem := request.BearerToken(auth, n)
 	if tokProblem != "" {
 		return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, string(tokProblem), "")
 	}
@@ -70,8 +73,8 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	var lease leasecache.Lease
 	var outcome leasecache.Outcome
 	if e.fleet != nil {
-		key = e.fleet.store.KeyOf(key)
-		if e.fleet.lost() {
+		key = e.fleet.KeyOf(key)
+		if e.fleet.Lost() {
 			return e.storeLost(ctx, d, r, m, tok, key)
 		}
 		lease, outcome = e.lookup(ctx, key, m.Window)
@@ -80,7 +83,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 			if outcome == leasecache.WindowClosed {
 				after = lease.ValidatedAt
 			}
-			if sl, so := e.sharedLookup(ctx, key, m.Window, after); so != leasecache.Miss {
+			if sl, so := e.fleet.Lookup(ctx, key, m.Window, after); so != leasecache.Miss {
 				lease, outcome = sl, so
 			}
 		}
@@ -105,7 +108,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 // revalidate (no hits: validate, coalesced here; a negative lease still
 // refuses, and stale_if_error still applies to the local lease) or deny.
 func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key) Decision {
-	if e.fleet.loss == StoreLossDeny {
+	if e.fleet.Loss() == fleetmode.StoreLossDeny {
 		return e.unavailable(d, ReasonFleetUnavailable, "the fleet's lease store is unavailable", time.Second)
 	}
 	lease, outcome := e.lookup(ctx, key, m.Window)
@@ -152,15 +155,15 @@ func lookupLease(o leasecache.Outcome) LeaseOutcome {
 // (policy.AddTargets), and storage.Authorize checks both paths of a MOVE or
 // a local COPY under each profile; m.LocalHosts carries those routes'
 // local_hosts, so it finds no target local that AddTargets found remote.
-func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer, l *leasecache.Lease) Decision {
-	d.Issuer = is.cfg.Name
-	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.cfg.Issuer}
+func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer, l *leasecache.Lease) Decision {
+	d.Issuer = is.Config.Name
+	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.Config.Issuer}
 	var sr storage.Request
 	conditional := false
 	if m.Require != 0 {
 		// The same normalised request the routes matched; decide refused
 		// repeated fields, so each has one value.
-		sr = storage.Request{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.localHosts,
+		sr = storage.Request{Request: m.Request, RouteLocalHosts: m.LocalHosts, IssuerLocalHosts: is.LocalHosts,
 			ConditionalCreate: m.ConditionalCreate}
 		if r.Headers != nil {
 			sr.Destination, _ = r.Headers.Get("destination")
@@ -170,7 +173,7 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer
 			sr.Depth, _ = r.Headers.Get("depth")
 		}
 		for profile := range m.Require.All() {
-			sd := storage.Authorize(profile, sr, l.Scope, is.cfg.BasePath, l.WLCGVersion)
+			sd := storage.Authorize(profile, sr, l.Scope, is.Config.BasePath, l.WLCGVersion)
 			if !sd.Allow {
 				return e.denyStorage(d, sd)
 			}
@@ -187,7 +190,7 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trustedIssuer
 		{e.upstream.Subject, l.Subject},
 		{e.upstream.ClientID, l.ClientID},
 		{e.upstream.Scope, l.Scope},
-		{e.upstream.Issuer, is.cfg.Issuer},
+		{e.upstream.Issuer, is.Config.Issuer},
 	}
 	for _, h := range d.Headers {
 		if !headerSafe(h.Value) {

@@ -9,6 +9,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
@@ -74,7 +75,7 @@ func TestValidateIssuers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			intro, jwt := validIntrospection(), validJWT()
 			tc.mod(&intro, &jwt)
-			ps := ValidateIssuers([]IssuerConfig{intro, jwt})
+			ps := trust.ValidateIssuers([]IssuerConfig{intro, jwt})
 			if tc.field == "" {
 				if len(ps) > 0 {
 					t.Fatalf("refused: %v", ps)
@@ -130,7 +131,7 @@ func TestNewAgreesWithValidateIssuers(t *testing.T) {
 		}),
 	} {
 		t.Run(name, func(t *testing.T) {
-			ps := ValidateIssuers(issuers)
+			ps := trust.ValidateIssuers(issuers)
 			eng, err := New(context.Background(), Config{Policy: pol, Cache: cache, Issuers: issuers, Logger: discardLogger()})
 			if err == nil {
 				eng.Close()

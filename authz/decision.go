@@ -20,6 +20,9 @@ const (
 	ReasonScope             Reason = "insufficient_scope"
 	ReasonIssuerUnavailable Reason = "issuer_unavailable"
 	ReasonCanceled          Reason = "canceled"
+	// ReasonFleetUnavailable: on_store_loss is deny and the fleet's store
+	// is down.
+	ReasonFleetUnavailable Reason = "fleet_store_unavailable"
 )
 
 // LeaseOutcome says how the lease cache took part in a decision.

@@ -6,25 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/authz/fleetmode"
+	"github.com/leasegate/leasegate/authz/request"
+	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
 
-// Headers gives the engine read access to a request's headers.
-type Headers interface {
-	// Get returns the value of the header with the given lower-case name
-	// and how many fields of that name the request carried.
-	Get(name string) (value string, n int)
-}
+// Headers gives the engine read access to a request's headers; authz/request
+// reads them.
+type Headers = request.Headers
 
 // Request is what the engine needs from an HTTP request, whatever the proxy.
 type Request struct {
@@ -36,44 +33,19 @@ type Request struct {
 	Headers   Headers
 }
 
-// Mode is how an issuer's tokens are validated.
-type Mode string
+// IssuerConfig is one trusted issuer. authz/trust owns it: its checks
+// (trust.ValidateIssuers) and the clients built from it.
+type IssuerConfig = trust.IssuerConfig
 
+// Mode is how an issuer's tokens are validated (trust.Mode).
+type Mode = trust.Mode
+
+// The modes, as trust names them.
 const (
-	ModeIntrospection    Mode = "introspection"
-	ModeJWT              Mode = "jwt"
-	ModeJWTIntrospection Mode = "jwt+introspection"
+	ModeIntrospection    = trust.ModeIntrospection
+	ModeJWT              = trust.ModeJWT
+	ModeJWTIntrospection = trust.ModeJWTIntrospection
 )
-
-// IssuerConfig is one trusted issuer.
-type IssuerConfig struct {
-	Name             string
-	Issuer           string // the exact iss value
-	Mode             Mode
-	DefaultForOpaque bool
-	Introspection    issuer.IntrospectionConfig // for the introspection modes
-	JWT              issuer.JWTConfig           // for the jwt modes
-	// Audiences, when set, must meet the token's aud; AcceptWLCGAny also
-	// accepts issuer.WLCGAnyAudience. The one check runs where the token's
-	// claims are first read: on the signed JWT in the jwt modes (before
-	// the issuer is asked), on the answer in introspection mode. When
-	// Audiences is nil, JWT.Audiences is used; JWT.AcceptWLCGAny counts too.
-	// The jwt modes require them (RFC 9068 §4) unless AcceptAnyAudience.
-	Audiences     []string
-	AcceptWLCGAny bool
-	// AcceptAnyAudience is the explicit opt-out for a jwt issuer without
-	// Audiences; only then is "no audiences" read as "any audience".
-	AcceptAnyAudience bool
-
-	BasePath string // storage scope paths are relative to it
-	// LocalHosts are other names of the storage this issuer's tokens are
-	// used on: a Destination or Source on one is local (SPEC §5).
-	LocalHosts []string
-	// BreakerFailures consecutive issuer faults open the circuit for
-	// BreakerOpenFor.
-	BreakerFailures int
-	BreakerOpenFor  time.Duration
-}
 
 // UpstreamHeaderNames are the header names identity is passed upstream in.
 type UpstreamHeaderNames struct {
@@ -94,17 +66,7 @@ type Config struct {
 	Metrics            *Metrics // nil: no metrics
 	// Fleet, when set, shares leases, negative leases and coalescing
 	// with the other replicas (SPEC §8); nil is a single replica.
-	Fleet *FleetConfig
-}
-
-type trustedIssuer struct {
-	cfg        IssuerConfig
-	localHosts []string // cfg.LocalHosts in policy.NormalizeHost's form
-	intro      *issuer.Introspector
-	jwt        *issuer.JWTVerifier
-	breaker    *breaker
-	reached    atomic.Bool
-	pools      []*http.Transport // the issuer's connection pools, for Close
+	Fleet *fleetmode.Config
 }
 
 // Engine decides requests. Safe for concurrent use.
@@ -118,11 +80,11 @@ type Engine struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	metrics  *Metrics
-	fleet    *fleetState // nil: not in fleet mode
+	fleet    *fleetmode.Mode // nil: not in fleet mode
 
-	byIss  map[string]*trustedIssuer
-	byName map[string]*trustedIssuer
-	opaque *trustedIssuer
+	byIss  map[string]*trust.Issuer
+	byName map[string]*trust.Issuer
+	opaque *trust.Issuer
 	// localHosts are every issuer's local_hosts: whether a Destination or
 	// Source names this server is needed before the lease lookup, when
 	// the token's issuer is not known yet (policy.AddTargets).
@@ -137,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Policy == nil || cfg.Cache == nil {
 		return nil, errors.New("authz: Policy and Cache are required")
 	}
-	if ps := ValidateIssuers(cfg.Issuers); len(ps) > 0 {
+	if ps := trust.ValidateIssuers(cfg.Issuers); len(ps) > 0 {
 		errs := make([]error, len(ps))
 		for i, p := range ps {
 			errs[i] = p
@@ -159,13 +121,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = noop.NewTracerProvider()
 	}
-	fs, err := newFleetState(cfg.Fleet)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Engine{
-		fleet:    fs,
 		realm:    cfg.Realm,
 		policy:   cfg.Policy,
 		cache:    cfg.Cache,
@@ -175,64 +132,32 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		log:      cfg.Logger,
 		tracer:   cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
 		metrics:  cfg.Metrics,
-		byIss:    map[string]*trustedIssuer{},
-		byName:   map[string]*trustedIssuer{},
+		byIss:    map[string]*trust.Issuer{},
+		byName:   map[string]*trust.Issuer{},
 		cancel:   cancel,
 	}
+	var err error
+	e.fleet, err = fleetmode.New(cfg.Fleet, fleetmode.Local{
+		Cache: e.cache, Tracer: e.tracer, Log: e.log, Now: e.now, OnLookup: e.metrics.observeFleetLookup,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	for _, ic := range cfg.Issuers {
-		is, err := e.newIssuer(ctx, ic, cfg.TracerProvider)
+		is, err := trust.New(ctx, ic, e.now, e.log, cfg.TracerProvider)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("issuer %s: %w", ic.Name, err)
 		}
 		e.byIss[ic.Issuer] = is
 		e.byName[ic.Name] = is
-		e.localHosts = append(e.localHosts, is.localHosts...)
+		e.localHosts = append(e.localHosts, is.LocalHosts...)
 		if ic.DefaultForOpaque {
 			e.opaque = is
 		}
 	}
 	return e, nil
-}
-
-func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.TracerProvider) (*trustedIssuer, error) {
-	is := &trustedIssuer{cfg: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, e.now)}
-	for _, h := range ic.LocalHosts {
-		n, err := policy.NormalizeLocalHost(h)
-		if err != nil {
-			return nil, fmt.Errorf("local_hosts: %w", err)
-		}
-		is.localHosts = append(is.localHosts, n)
-	}
-	if ic.wantsIntrospection() {
-		c := ic.introspectionConfig()
-		if c.Transport == nil {
-			pool := issuer.PooledTransport(c.MaxConns)
-			is.pools = append(is.pools, pool)
-			c.Transport = issuer.TracedTransport(pool, tp, "introspect "+ic.Name)
-		}
-		var err error
-		if is.intro, err = issuer.NewIntrospector(c); err != nil {
-			return nil, err
-		}
-	}
-	if ic.wantsJWT() {
-		c := ic.jwtConfig()
-		c.Clock, c.Logger = e.now, e.log
-		if c.HTTPClient == nil {
-			pool := issuer.PooledTransport(4)
-			is.pools = append(is.pools, pool)
-			c.HTTPClient = &http.Client{Transport: issuer.TracedTransport(pool, tp, "jwks "+ic.Name)}
-		}
-		var err error
-		if is.jwt, err = issuer.NewJWTVerifier(ctx, c); err != nil {
-			return nil, err
-		}
-	}
-	if is.intro == nil && is.jwt == nil {
-		return nil, fmt.Errorf("mode %q is not introspection, jwt or jwt+introspection", ic.Mode)
-	}
-	return is, nil
 }
 
 // Close stops background work (JWKS refresh) and closes the issuers' idle
@@ -241,46 +166,26 @@ func (e *Engine) newIssuer(ctx context.Context, ic IssuerConfig, tp trace.Tracer
 func (e *Engine) Close() {
 	e.cancel()
 	for _, is := range e.byName {
-		for _, p := range is.pools {
-			p.CloseIdleConnections()
-		}
+		is.Close()
 	}
 }
 
 // Ready reports whether every issuer has been reached at least once.
 func (e *Engine) Ready() bool {
 	for _, is := range e.byName {
-		if !is.reached.Load() {
+		if !is.Reached() {
 			return false
 		}
 	}
 	return true
 }
 
-// probeToken is sent to introspection endpoints to see that they answer; it
-// is not a real token and its answer (inactive) is ignored.
-const probeToken = "leasegate-readiness-probe"
-
 // Probe contacts every issuer not yet reached; Ready turns true once all
 // have answered.
 func (e *Engine) Probe(ctx context.Context) {
 	for _, is := range e.byName {
-		if is.reached.Load() {
-			continue
-		}
-		ok := true
-		if is.jwt != nil && !is.jwt.Ready() {
-			ok = false
-		}
-		if is.intro != nil {
-			_, err := is.intro.Introspect(ctx, probeToken)
-			var ie *issuer.IssuerError
-			if err != nil && (!errors.As(err, &ie) || ie.Status == 0) {
-				ok = false
-			}
-		}
-		if ok {
-			is.reached.Store(true)
+		if !is.Reached() {
+			is.Probe(ctx)
 		}
 	}
 }
@@ -302,7 +207,7 @@ func (e *Engine) RevokeSubject(issuer, subject string) error {
 	if is == nil {
 		return fmt.Errorf("revoke: unknown issuer %q", issuer)
 	}
-	e.cache.RevokeSubject(is.cfg.Name, subject)
+	e.cache.RevokeSubject(is.Config.Name, subject)
 	return nil
 }
 

@@ -35,7 +35,7 @@ func newEngJWT(t *testing.T, mode Mode, o engOpts) *engJWT {
 		}
 	}
 	env := newEngEnv(t, o)
-	waitReady(t, env.eng.byName[engIssuerName].jwt)
+	waitReady(t, env.eng.byName[engIssuerName].JWT)
 	return &engJWT{engEnv: env, key: key, jwks: jwks}
 }
 

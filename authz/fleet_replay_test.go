@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/internal/testclock"
 	"github.com/leasegate/leasegate/internal/testredis"
@@ -47,7 +48,7 @@ var fleetReplaySecret = []byte("authz-fleet-replay-secret-0123456789abcdef")
 
 // countingStore is a SharedStore that counts what the engine asks.
 type countingStore struct {
-	authz.SharedStore
+	fleetmode.SharedStore
 	hits, misses, errors, acquires atomic.Int64
 }
 
@@ -126,7 +127,7 @@ func fleetReplayEngine(t testing.TB, clock *testclock.Clock, pol *policy.Policy,
 			BreakerOpenFor:  time.Second,
 		}},
 		Upstream: authz.UpstreamHeaderNames{Subject: "x-auth-subject"},
-		Fleet:    &authz.FleetConfig{Store: cs, NegativeTTL: 10 * time.Second, LeaseMax: 10 * time.Minute},
+		Fleet:    &fleetmode.Config{Store: cs, NegativeTTL: 10 * time.Second, LeaseMax: 10 * time.Minute},
 		Now:      clock.Now,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

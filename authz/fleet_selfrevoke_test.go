@@ -6,6 +6,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/leasegate/leasegate/authz/fleetmode"
 )
 
 // A subject revoke on replica A, with a request for the subject's token on
@@ -15,7 +17,7 @@ import (
 // everywhere after an admin revoke). Found by review: A used to skip its
 // own log record, so the refilled lease survived.
 func TestFleetSubjectRevokeBeatsSelfRefill(t *testing.T) {
-	a, b, _ := fleetPair(t, StoreLossStandalone)
+	a, b, _ := fleetPair(t, fleetmode.StoreLossStandalone)
 	_ = b
 	const tok = "review-subject-refill"
 	a.iss.setAnswer(tok, a.active(nil))
@@ -44,7 +46,7 @@ func TestFleetSubjectRevokeBeatsSelfRefill(t *testing.T) {
 // The same for a token revoke: a request between the local revoke and the
 // store's DEL.
 func TestFleetTokenRevokeBeatsSelfRefill(t *testing.T) {
-	a, _, _ := fleetPair(t, StoreLossStandalone)
+	a, _, _ := fleetPair(t, fleetmode.StoreLossStandalone)
 	const tok = "review-token-refill"
 	a.iss.setAnswer(tok, a.active(nil))
 	a.check("GET", "/f", tok)
@@ -69,7 +71,7 @@ func TestFleetTokenRevokeBeatsSelfRefill(t *testing.T) {
 func TestFleetSubjectRevokeRefusedOnReturn(t *testing.T) {
 	hits := 0
 	for i := 0; i < 10; i++ {
-		a, _, _ := fleetPair(t, StoreLossStandalone)
+		a, _, _ := fleetPair(t, fleetmode.StoreLossStandalone)
 		const tok = "review-subject-after"
 		a.iss.setAnswer(tok, a.active(nil))
 		a.check("GET", "/f", tok)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/internal/testredis"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
@@ -35,8 +36,8 @@ type replica struct {
 }
 
 // fleetPair starts Redis and two replicas on it; mod changes each
-// engine's FleetConfig (on_store_loss).
-func fleetPair(t testing.TB, loss StoreLoss) (a, b *replica, rs *testredis.Server) {
+// engine's fleetmode.Config (on_store_loss).
+func fleetPair(t testing.TB, loss fleetmode.StoreLoss) (a, b *replica, rs *testredis.Server) {
 	t.Helper()
 	rs = testredis.Start(t)
 	a = newReplica(t, rs.Addr(), loss, nil)
@@ -46,7 +47,7 @@ func fleetPair(t testing.TB, loss StoreLoss) (a, b *replica, rs *testredis.Serve
 
 // newReplica builds a replica; iss, when set, is the issuer of another
 // replica to share (the env's own otherwise).
-func newReplica(t testing.TB, addr string, loss StoreLoss, iss *engIssuerServer) *replica {
+func newReplica(t testing.TB, addr string, loss fleetmode.StoreLoss, iss *engIssuerServer) *replica {
 	t.Helper()
 	var cache atomic.Pointer[leasecache.Cache]
 	hooks := fleet.Hooks{
@@ -74,7 +75,7 @@ func newReplica(t testing.TB, addr string, loss StoreLoss, iss *engIssuerServer)
 	}
 	t.Cleanup(st.Close)
 	o := engOpts{config: func(c *Config) {
-		c.Fleet = &FleetConfig{Store: st, OnStoreLoss: loss, NegativeTTL: 10 * time.Second, LeaseMax: 10 * time.Minute}
+		c.Fleet = &fleetmode.Config{Store: st, OnStoreLoss: loss, NegativeTTL: 10 * time.Second, LeaseMax: 10 * time.Minute}
 	}}
 	if iss != nil {
 		o.issuer = func(ic *IssuerConfig) { ic.Introspection.Endpoint = iss.URL + "/introspect" }
@@ -105,7 +106,7 @@ func (r *replica) revoke(t *testing.T, tok string) {
 }
 
 func TestFleetSharedLease(t *testing.T) {
-	a, b, _ := fleetPair(t, StoreLossStandalone)
+	a, b, _ := fleetPair(t, fleetmode.StoreLossStandalone)
 	const tok = "fleet-shared-token"
 	a.iss.setAnswer(tok, a.active(nil))
 	if d := a.check("GET", "/f", tok); !d.Allow || d.Lease != LeaseMiss {
@@ -131,7 +132,7 @@ func TestFleetSharedLease(t *testing.T) {
 }
 
 func TestFleetSharedNegative(t *testing.T) {
-	a, b, _ := fleetPair(t, StoreLossStandalone)
+	a, b, _ := fleetPair(t, fleetmode.StoreLossStandalone)
 	const tok = "fleet-inactive-token"
 	if d := a.check("GET", "/f", tok); d.Allow || d.Status != http.StatusUnauthorized {
 		t.Fatalf("A: %+v", d)
@@ -151,7 +152,7 @@ func TestFleetSharedNegative(t *testing.T) {
 // TestFleetCoalescing: 30 concurrent misses over two replicas, one
 // issuer call.
 func TestFleetCoalescing(t *testing.T) {
-	a, b, _ := fleetPair(t, StoreLossStandalone)
+	a, b, _ := fleetPair(t, fleetmode.StoreLossStandalone)
 	const tok = "fleet-coalesced-token"
 	a.iss.setAnswer(tok, a.active(nil))
 	release := make(chan struct{})
@@ -203,7 +204,7 @@ func TestFleetRevocation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			a, b, _ := fleetPair(t, StoreLossStandalone)
+			a, b, _ := fleetPair(t, fleetmode.StoreLossStandalone)
 			tok := "fleet-revoked-" + c.name
 			a.iss.setAnswer(tok, a.active(nil))
 			a.check("GET", "/f", tok)
@@ -236,16 +237,16 @@ func TestFleetRevocation(t *testing.T) {
 // outlives its deadline.
 func TestFleetStoreLoss(t *testing.T) {
 	cases := []struct {
-		loss StoreLoss
+		loss fleetmode.StoreLoss
 		// a lease cached before the loss: hit (standalone), issuer
 		// (revalidate), 503 (deny)
 		wantLease  LeaseOutcome
 		wantStatus int
 		wantCalls  int64
 	}{
-		{StoreLossStandalone, LeaseHit, http.StatusOK, 1},
-		{StoreLossRevalidate, LeaseMiss, http.StatusOK, 2},
-		{StoreLossDeny, LeaseNone, http.StatusServiceUnavailable, 1},
+		{fleetmode.StoreLossStandalone, LeaseHit, http.StatusOK, 1},
+		{fleetmode.StoreLossRevalidate, LeaseMiss, http.StatusOK, 2},
+		{fleetmode.StoreLossDeny, LeaseNone, http.StatusServiceUnavailable, 1},
 	}
 	for _, c := range cases {
 		t.Run(string(c.loss), func(t *testing.T) {
@@ -276,7 +277,7 @@ func TestFleetStoreLoss(t *testing.T) {
 			if d.Lease != c.wantLease || d.Status != c.wantStatus || a.calls()-before != c.wantCalls-1 {
 				t.Fatalf("%s: %+v (calls +%d); want lease %s status %d calls +%d", c.loss, d, a.calls()-before, c.wantLease, c.wantStatus, c.wantCalls-1)
 			}
-			if c.loss == StoreLossDeny && d.Reason != ReasonFleetUnavailable {
+			if c.loss == fleetmode.StoreLossDeny && d.Reason != ReasonFleetUnavailable {
 				t.Errorf("reason %s, want %s", d.Reason, ReasonFleetUnavailable)
 			}
 		})
@@ -297,7 +298,7 @@ func rawClient(t *testing.T, addr string) rueidis.Client {
 // TestFleetForgedValue: a value someone wrote into Redis is a miss on
 // the replica that reads it, counted, and never an allow.
 func TestFleetForgedValue(t *testing.T) {
-	a, b, rs := fleetPair(t, StoreLossStandalone)
+	a, b, rs := fleetPair(t, fleetmode.StoreLossStandalone)
 	raw := rawClient(t, rs.Addr())
 	ctx := context.Background()
 	const tok = "fleet-forged-token"
@@ -327,7 +328,7 @@ func TestFleetForgedValue(t *testing.T) {
 // TestFleetStoreHoldsNoToken: after leases, a negative lease and
 // revocations, nothing in Redis is a token or the plain SHA-256 of one.
 func TestFleetStoreHoldsNoToken(t *testing.T) {
-	a, b, rs := fleetPair(t, StoreLossStandalone)
+	a, b, rs := fleetPair(t, fleetmode.StoreLossStandalone)
 	toks := []string{"fleet-scan-good-token", "fleet-scan-bad-token"}
 	a.iss.setAnswer(toks[0], a.active(nil))
 	for _, tok := range toks {
@@ -375,7 +376,7 @@ func TestFleetStoreHoldsNoToken(t *testing.T) {
 // local hit path, which never reaches the store (the fleet key is one
 // HMAC more per request).
 func BenchmarkFleetCheckHit(b *testing.B) {
-	for _, loss := range []StoreLoss{StoreLossStandalone, StoreLossDeny} {
+	for _, loss := range []fleetmode.StoreLoss{fleetmode.StoreLossStandalone, fleetmode.StoreLossDeny} {
 		b.Run(string(loss), func(b *testing.B) {
 			a, _, _ := fleetPair(b, loss)
 			a.eng.log = slogDiscard()
@@ -399,7 +400,7 @@ func BenchmarkFleetCheckHit(b *testing.B) {
 // BenchmarkFleetCheckStoreHit: a local miss answered from the store (one
 // GET on loopback Redis, MAC check, local fill), no issuer call.
 func BenchmarkFleetCheckStoreHit(b *testing.B) {
-	a, rb, _ := fleetPair(b, StoreLossStandalone)
+	a, rb, _ := fleetPair(b, fleetmode.StoreLossStandalone)
 	a.eng.log, rb.eng.log = slogDiscard(), slogDiscard()
 	const tok = "ory_at_bench-store-hit"
 	a.iss.setAnswer(tok, a.active(nil))

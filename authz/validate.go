@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
 	"github.com/leasegate/leasegate/policy"
@@ -39,8 +39,39 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	if is == nil {
 		return e.deny(d, http.StatusUnauthorized, ReasonUnknownIssuer, ErrCodeInvalidToken, "token issuer is not accepted", "")
 	}
-	d.Issuer = is.cfg.Name
+	d.Issuer = is.Config.Name
+	res := e.flight(ctx, is, tok, key, old, haveOld)
+	if res == nil {
+		return e.unavailable(d, ReasonCanceled, "issuer did not answer in time", time.Second)
+	}
 
+	switch {
+	case res.err != nil:
+		// m.Window, not the tier's: a route that sets window 0 gets no stale
+		// allowance either (every request there must be validated fresh),
+		// nor does a MOVE or COPY into one. m.StaleIfError is the smaller
+		// of the request's and a local target's tier's.
+		stale := m.StaleIfError
+		if haveOld && stale > 0 && m.Window > 0 && old.Issuer == is.Config.Name {
+			// A validation "in the future" (the clock stepped back since the
+			// lookup) has no age to judge: SPEC §1, never a longer allowance.
+			now := e.now()
+			if age := now.Sub(old.ValidatedAt); age >= 0 && age < stale && !issuer.Expired(old.Expiry, now) {
+				d.Lease = LeaseStale
+				return e.allow(d, r, m, is, &old)
+			}
+		}
+		return e.unavailable(d, ReasonIssuerUnavailable, "token issuer is unavailable", res.retryAfter)
+	case !res.active:
+		return e.deny(d, http.StatusUnauthorized, res.reason, ErrCodeInvalidToken, res.desc, "")
+	}
+	return e.allow(d, r, m, is, &res.lease)
+}
+
+// flight joins (or leads) the coalesced validation of tok at is and waits
+// for its result; nil when the caller's time ran out first. old is the
+// lease whose window closed, when haveOld.
+func (e *Engine) flight(ctx context.Context, is *trust.Issuer, tok string, key leasecache.Key, old leasecache.Lease, haveOld bool) *result {
 	// SPEC §1: "A request that arrives after an admin revoke of its token
 	// (or subject) is never answered from an issuer call that started
 	// before that revoke". Every revoke advances the cache's generation,
@@ -50,14 +81,14 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 	var pos fleet.Position
 	var deadline, after time.Time
 	if e.fleet != nil {
-		pos = e.fleet.store.Position() // the fence, read with gen
+		pos = e.fleet.Position() // the fence, read with gen
 		deadline, _ = ctx.Deadline()
 		if haveOld {
 			after = old.ValidatedAt
 		}
 	}
 	leader := false
-	ch := e.group.DoChan(flightKey(is.cfg.Name, key, gen), func() (any, error) {
+	ch := e.group.DoChan(flightKey(is.Config.Name, key, gen), func() (any, error) {
 		leader = true
 		// The shared call outlives any one caller: a caller with a short
 		// deadline gets its 503 on time while the answer still fills the
@@ -78,42 +109,48 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 		defer t.Stop()
 		early = t.C
 	}
-	var res *result
+	var res *result // nil: no answer in time
 	select {
 	case v := <-ch:
 		if res, _ = v.Val.(*result); res == nil {
-			res = &result{err: fmt.Errorf("validate with %s: no result: %w", is.cfg.Name, issuer.ErrIssuerUnavailable)}
+			res = &result{err: fmt.Errorf("validate with %s: no result: %w", is.Config.Name, issuer.ErrIssuerUnavailable)}
 		}
 		if !leader {
 			e.metrics.observeCoalesced()
 		}
 	case <-early:
-		return e.unavailable(d, ReasonCanceled, "issuer did not answer in time", time.Second)
 	case <-ctx.Done():
-		return e.unavailable(d, ReasonCanceled, "issuer did not answer in time", time.Second)
 	}
+	return res
+}
 
-	switch {
-	case res.err != nil:
-		// m.Window, not the tier's: a route that sets window 0 gets no stale
-		// allowance either (every request there must be validated fresh),
-		// nor does a MOVE or COPY into one. m.StaleIfError is the smaller
-		// of the request's and a local target's tier's.
-		stale := m.StaleIfError
-		if haveOld && stale > 0 && m.Window > 0 && old.Issuer == is.cfg.Name {
-			// A validation "in the future" (the clock stepped back since the
-			// lookup) has no age to judge: SPEC §1, never a longer allowance.
-			now := e.now()
-			if age := now.Sub(old.ValidatedAt); age >= 0 && age < stale && !issuer.Expired(old.Expiry, now) {
-				d.Lease = LeaseStale
-				return e.allow(d, r, m, is, &old)
-			}
+// validateFleet is one coalesced flight in fleet mode: take the fleet's
+// lock for key; holding it, validate and share the answer; else wait for
+// the holder's answer, at most the issuer timeout and until deadline (the
+// leading caller's), and validate on our own when none comes. after is
+// the validated_at of the lease whose window closed (zero for none).
+func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string, key leasecache.Key, gen uint64, pos fleet.Position, deadline time.Time, after time.Time) *result {
+	f := e.fleet
+	timeout := is.Timeout()
+	won, err := f.Acquire(ctx, key, timeout)
+	if err == nil && !won {
+		switch l, o := f.Wait(ctx, key, gen, timeout, deadline, after); o {
+		case fleet.Hit:
+			e.metrics.observeCoalesced()
+			return &result{lease: l, active: true}
+		case fleet.Negative:
+			e.metrics.observeCoalesced()
+			return &result{reason: ReasonNegative, desc: "token is not active"}
 		}
-		return e.unavailable(d, ReasonIssuerUnavailable, "token issuer is unavailable", res.retryAfter)
-	case !res.active:
-		return e.deny(d, http.StatusUnauthorized, res.reason, ErrCodeInvalidToken, res.desc, "")
 	}
-	return e.allow(d, r, m, is, &res.lease)
+	res := e.validateWithIssuer(ctx, is, tok, key, gen)
+	if res.kept {
+		f.Share(ctx, key, res.lease, res.active, pos)
+	}
+	if won {
+		f.Release(ctx, key)
+	}
+	return res
 }
 
 // flightKey coalesces validations of one token at one issuer that started
@@ -128,7 +165,7 @@ func flightKey(issuer string, key leasecache.Key, gen uint64) string {
 }
 
 // pickIssuer: a JWT by its iss claim, an opaque token to default_for_opaque.
-func (e *Engine) pickIssuer(tok string) *trustedIssuer {
+func (e *Engine) pickIssuer(tok string) *trust.Issuer {
 	if iss, ok := issuer.PeekIssuer(tok); ok {
 		return e.byIss[iss]
 	}
@@ -137,17 +174,17 @@ func (e *Engine) pickIssuer(tok string) *trustedIssuer {
 
 // validateWithIssuer runs once per coalesced flight; gen is the cache's
 // revocation generation read before it started.
-func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok string, key leasecache.Key, gen uint64) (res *result) {
-	name := is.cfg.Name
+func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok string, key leasecache.Key, gen uint64) (res *result) {
+	name := is.Config.Name
 	start := time.Now()
 	defer e.panicAsFault(ctx, name, key, start, &res)
 	validatedAt := e.now()
-	claims, err := e.verify(ctx, is, tok)
+	claims, err := is.Verify(ctx, tok)
 	took := time.Since(start)
 	if err != nil {
 		return e.notValidated(ctx, is, key, gen, err, took)
 	}
-	is.reached.Store(true)
+	is.MarkReached()
 	if !claims.Active {
 		e.metrics.observeIssuer(name, "inactive", took)
 		return &result{reason: ReasonInactive, desc: "token is not active", kept: e.storeNegative(ctx, key, gen)}
@@ -188,15 +225,15 @@ func (e *Engine) panicAsFault(ctx context.Context, name string, key leasecache.K
 // notValidated is the result of a verification that failed with err: the
 // breaker refused the call, the token was refused (a negative lease since
 // gen), or the issuer failed.
-func (e *Engine) notValidated(ctx context.Context, is *trustedIssuer, key leasecache.Key, gen uint64, err error, took time.Duration) *result {
-	name := is.cfg.Name
-	var open *circuitOpenError
+func (e *Engine) notValidated(ctx context.Context, is *trust.Issuer, key leasecache.Key, gen uint64, err error, took time.Duration) *result {
+	name := is.Config.Name
+	var open *trust.CircuitOpenError
 	var ie *issuer.IssuerError
 	var te *issuer.TokenError
 	switch {
 	case errors.As(err, &open):
 		e.metrics.observeIssuer(name, "circuit_open", 0)
-		return &result{err: err, retryAfter: open.wait}
+		return &result{err: err, retryAfter: open.Wait}
 	case errors.As(err, &te) || errors.Is(err, issuer.ErrInvalidToken):
 		e.metrics.observeIssuer(name, "invalid", took)
 		kept := e.storeNegative(ctx, key, gen)
@@ -210,7 +247,7 @@ func (e *Engine) notValidated(ctx context.Context, is *trustedIssuer, key leasec
 	if errors.As(err, &ie) {
 		retry = ie.RetryAfter
 		if ie.Status != 0 {
-			is.reached.Store(true)
+			is.MarkReached()
 		}
 	}
 	e.metrics.observeIssuer(name, "error", took)
@@ -255,81 +292,4 @@ func tokenReason(err error) Reason {
 		return ReasonAudience
 	}
 	return ReasonInvalidToken
-}
-
-// verify asks the issuer in its mode. jwt+introspection verifies locally
-// first, so forged, expired or foreign tokens never reach the issuer.
-// Local verification runs before and outside the circuit breaker: SPEC §2,
-// "A token refused locally (forged, expired, wrong audience) neither
-// resets nor trips it, and is refused with 401 even while the breaker is
-// open". JWKS fetches are not breaker calls either: the verifier already
-// bounds them (one on-demand fetch per MinRefetchInterval), and an open
-// breaker must not stop tokens whose keys are known.
-func (e *Engine) verify(ctx context.Context, is *trustedIssuer, tok string) (issuer.Claims, error) {
-	var local issuer.Claims
-	if is.jwt != nil {
-		c, err := is.jwt.Verify(ctx, tok)
-		if err != nil || is.intro == nil {
-			return c, err
-		}
-		local = c
-	}
-	c, err := e.introspect(ctx, is, tok)
-	if err != nil || !c.Active || is.jwt == nil {
-		return c, err
-	}
-	// Both agree the token is good; the signed claims fill what the
-	// introspection answer left out.
-	c.Subject = cmp.Or(c.Subject, local.Subject)
-	c.ClientID = cmp.Or(c.ClientID, local.ClientID)
-	c.Scope = cmp.Or(c.Scope, local.Scope)
-	c.WLCGVersion = cmp.Or(c.WLCGVersion, local.WLCGVersion)
-	if c.Expiry.IsZero() || (!local.Expiry.IsZero() && local.Expiry.Before(c.Expiry)) {
-		c.Expiry = local.Expiry
-	}
-	if len(c.Audience) == 0 {
-		c.Audience = local.Audience
-	}
-	return c, nil
-}
-
-// circuitOpenError: the breaker refused the issuer call.
-type circuitOpenError struct {
-	issuer string
-	wait   time.Duration
-}
-
-func (e *circuitOpenError) Error() string {
-	return fmt.Sprintf("validate with %s: circuit open", e.issuer)
-}
-
-func (e *circuitOpenError) Unwrap() error { return issuer.ErrIssuerUnavailable }
-
-// introspect is the one issuer call the circuit breaker wraps (SPEC §2:
-// "The circuit breaker counts issuer calls only"). An answer about the
-// token, whatever it says, is a success; no usable answer is a failure.
-func (e *Engine) introspect(ctx context.Context, is *trustedIssuer, tok string) (issuer.Claims, error) {
-	if ok, wait := is.breaker.allow(); !ok {
-		return issuer.Claims{}, &circuitOpenError{issuer: is.cfg.Name, wait: wait}
-	}
-	answered := false
-	defer func() {
-		// A panic in the call is a failed call; a half-open probe that
-		// never reported would keep the breaker refusing forever.
-		if !answered {
-			is.breaker.failure(0)
-		}
-	}()
-	c, err := is.intro.Introspect(ctx, tok)
-	answered = true
-	var ie *issuer.IssuerError
-	switch {
-	case err == nil, errors.Is(err, issuer.ErrInvalidToken):
-		is.breaker.success()
-	case errors.As(err, &ie):
-		is.breaker.failure(ie.RetryAfter)
-	default:
-		is.breaker.failure(0)
-	}
-	return c, err
 }

@@ -13,9 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // adminHandler serves the admin API (SPEC §6).
@@ -34,10 +35,10 @@ func (s *service) adminHandler() http.Handler {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 		case !s.ready.Load():
 			http.Error(w, "issuers not reached yet", http.StatusServiceUnavailable)
-		case s.fleet != nil && s.fleet.loss == authz.StoreLossDeny && !s.fleet.Up():
+		case s.fleet != nil && s.fleet.Loss() == fleetmode.StoreLossDeny && !s.fleet.Up():
 			http.Error(w, "fleet store unavailable (on_store_loss: deny)", http.StatusServiceUnavailable)
 		case s.fleet != nil:
-			io.WriteString(w, "ready (fleet: "+s.fleet.mode()+")\n")
+			io.WriteString(w, "ready (fleet: "+s.fleet.Mode()+")\n")
 		default:
 			io.WriteString(w, "ready\n")
 		}
@@ -55,7 +56,7 @@ const redacted = "[redacted]"
 // config and the policy shown always belong together.
 func (g *generation) effectiveConfig() (map[string]any, error) {
 	cfg := *g.cfg
-	cfg.Issuers = append([]IssuerConfig(nil), cfg.Issuers...)
+	cfg.Issuers = append([]config.IssuerConfig(nil), cfg.Issuers...)
 	for i := range cfg.Issuers {
 		in := &cfg.Issuers[i].Introspection
 		if in.ClientSecret != "" {
@@ -120,9 +121,9 @@ func (s *service) serveConfig(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if f, ok := out["fleet"].(map[string]any); ok && s.fleet != nil {
-		f["revocation_delay_p99"] = s.fleet.delayP99().String()
+		f["revocation_delay_p99"] = s.fleet.DelayP99().String()
 		f["store_up"] = s.fleet.Up()
-		f["mode"] = s.fleet.mode()
+		f["mode"] = s.fleet.Mode()
 	}
 	writeJSON(w, http.StatusOK, out)
 }

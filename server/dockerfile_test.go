@@ -2,7 +2,7 @@ package server_test
 
 // The image is checked here without an engine (issue 14 item 6): the
 // Dockerfile's shape is read as text, and the configuration it bakes in
-// goes through server.Parse, the checks `leasegate -check` runs.
+// goes through config.Parse, the checks `leasegate -check` runs.
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/leasegate/leasegate/server"
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.
@@ -321,7 +321,7 @@ func TestContainerConfigPassesCheck(t *testing.T) {
 		}
 	}
 
-	cfg, err := server.Parse(file, data, lookup(containerEnv))
+	cfg, err := config.Parse(file, data, lookup(containerEnv))
 	if err != nil {
 		t.Fatalf("-check refuses the image's config:\n%v", err)
 	}
@@ -363,7 +363,7 @@ func TestContainerConfigPassesCheck(t *testing.T) {
 				} else {
 					env[v] = ""
 				}
-				_, err := server.Parse(file, data, lookup(env))
+				_, err := config.Parse(file, data, lookup(env))
 				if err == nil {
 					t.Errorf("%s %s: -check accepts the config", v, how)
 					continue

@@ -34,6 +34,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // These tests prove SPEC §2's failure rule through the real server over
@@ -525,7 +527,7 @@ func startConfiguredOpts(t testing.TB, yamlText string, tp trace.TracerProvider,
 	if err := os.WriteFile(cfgPath, []byte(yamlText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

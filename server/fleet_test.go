@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/leasegate/leasegate/internal/testredis"
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // Fleet mode through Run: replicas are whole servers sharing one fake
@@ -232,7 +233,7 @@ fleet:
   timeout: -1s
   unknown: 1
 `
-	_, err := Parse("fleet.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
+	_, err := config.Parse("fleet.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err == nil {
 		t.Fatal("accepted")
 	}

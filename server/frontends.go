@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/leasegate/leasegate/envoy"
+	"github.com/leasegate/leasegate/server/config"
 	"github.com/leasegate/leasegate/server/forwardauth"
 )
 
@@ -30,7 +31,7 @@ type frontEnds struct {
 	http  *http.Server
 }
 
-func (s *service) newFrontEnds(cfg *Config) (*frontEnds, error) {
+func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
 	g, err := s.grpcServer(cfg)
 	if err != nil {
 		return nil, err
@@ -74,7 +75,7 @@ func serveErr(name string, err error) error {
 
 // httpModeServer serves the forwardauth handler, each request in an
 // OpenTelemetry server span.
-func (s *service) httpModeServer(cfg *Config) (*http.Server, error) {
+func (s *service) httpModeServer(cfg *config.Config) (*http.Server, error) {
 	h, err := forwardauth.New(forwardauth.Config{
 		Mode:   cfg.Listen.HTTPMode,
 		Realm:  cfg.Realm,
@@ -92,7 +93,7 @@ func (s *service) httpModeServer(cfg *Config) (*http.Server, error) {
 	}, nil
 }
 
-func (s *service) grpcServer(cfg *Config) (*grpc.Server, error) {
+func (s *service) grpcServer(cfg *config.Config) (*grpc.Server, error) {
 	g := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(s.tp),

@@ -10,6 +10,7 @@ import (
 	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/config"
 	"github.com/leasegate/leasegate/server/forwardauth"
 )
 
@@ -18,7 +19,7 @@ import (
 // swaps it in whole, so neither a check nor an admin call can see the
 // config of one generation with the policy or engine of another.
 type generation struct {
-	cfg *Config
+	cfg *config.Config
 	pol *policy.Policy
 	eng *authz.Engine
 
@@ -28,7 +29,7 @@ type generation struct {
 	idleOnce sync.Once
 }
 
-func newGeneration(cfg *Config, pol *policy.Policy, eng *authz.Engine) *generation {
+func newGeneration(cfg *config.Config, pol *policy.Policy, eng *authz.Engine) *generation {
 	return &generation{cfg: cfg, pol: pol, eng: eng, idle: make(chan struct{})}
 }
 
@@ -114,7 +115,7 @@ func (s *service) revoke(ctx context.Context, key leasecache.Key) (found bool, e
 	}
 	found = s.gen.Load().eng.Revoke(key)
 	if s.fleet != nil {
-		errStore = s.fleet.revoke(ctx, key)
+		errStore = s.fleet.Revoke(ctx, key)
 	}
 	return found, errStore
 }
@@ -134,7 +135,7 @@ func (s *service) revokeSubject(ctx context.Context, issuer, subject string) (er
 				break
 			}
 		}
-		errStore = s.fleet.revokeSubject(ctx, name, subject)
+		errStore = s.fleet.RevokeSubject(ctx, name, subject)
 	}
 	return errStore, nil
 }

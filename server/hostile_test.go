@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/request"
 )
 
 // Hostile CheckRequests over real gRPC: each is denied with the status
@@ -71,8 +71,8 @@ func TestHostileRequests(t *testing.T) {
 		{name: "empty method, raw headers", req: rawRequest(raw(":path", "/f"), raw("authorization", "Bearer good")), status: 400, error: "invalid_request"},
 		{name: "1 MiB Authorization", req: envoyRequest("GET", "/f", strings.Repeat("A", 1<<20)), status: 400, error: "invalid_request"},
 		{name: "1 MiB Authorization, raw", req: rawRequest(raw(":method", "GET"), raw("authorization", "Bearer "+strings.Repeat("A", 1<<20))), status: 400, error: "invalid_request"},
-		{name: "token of 16 KiB + 1", req: envoyRequest("GET", "/f", strings.Repeat("A", authz.MaxBearerTokenBytes+1)), status: 400, error: "invalid_request"},
-		{name: "token of 16 KiB, unknown to the issuer", req: envoyRequest("GET", "/f", strings.Repeat("B", authz.MaxBearerTokenBytes)), status: 401, error: "invalid_token"},
+		{name: "token of 16 KiB + 1", req: envoyRequest("GET", "/f", strings.Repeat("A", request.MaxBearerTokenBytes+1)), status: 400, error: "invalid_request"},
+		{name: "token of 16 KiB, unknown to the issuer", req: envoyRequest("GET", "/f", strings.Repeat("B", request.MaxBearerTokenBytes)), status: 401, error: "invalid_token"},
 		{name: "10,000 headers", req: manyHeaders(10_000, "good", false), status: 200},
 		{name: "10,001 headers", req: manyHeaders(10_001, "good", false), status: 400, error: "invalid_request"},
 		{name: "10,000 raw headers", req: manyHeaders(10_000, "good", true), status: 200},

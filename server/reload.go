@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // reload re-reads the config file and builds a whole new generation
@@ -18,20 +19,20 @@ func (s *service) reload() {
 	old := s.gen.Load()
 	path := s.opts.ConfigPath
 	if path == "" {
-		path = old.cfg.path
+		path = old.cfg.Path()
 	}
 	refuse := func(err error) {
 		s.reloads.WithLabelValues("refused").Inc()
 		s.log.Error("reload refused; keeping the running configuration", slog.String("config", path), slog.String("error", err.Error()))
 	}
-	cfg, err := Load(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		refuse(err)
 		return
 	}
 	keys := restartOnly(old.cfg, cfg)
-	cfg.keepRestartOnly(old.cfg)
-	if cfg.adminOpen() {
+	keepRestartOnly(cfg, old.cfg)
+	if cfg.AdminOpen() {
 		// The new file may move the admin listener to loopback and drop
 		// the secret; the listener stays where it is until a restart.
 		refuse(fmt.Errorf("listen.admin stays %s until a restart, and a non-loopback admin listener needs admin.secret", cfg.Listen.Admin))
@@ -65,7 +66,7 @@ func (s *service) reload() {
 // logging, tracing, the gRPC stream limit, the realm (the gRPC and HTTP
 // front ends build some answers themselves), and the fleet (its store is
 // opened once).
-func restartOnly(a, b *Config) []string {
+func restartOnly(a, b *config.Config) []string {
 	var keys []string
 	add := func(changed bool, key string) {
 		if changed {
@@ -88,7 +89,7 @@ func restartOnly(a, b *Config) []string {
 // keepRestartOnly puts back the running values of the settings restartOnly
 // lists, so a reloaded config says what is in force (GET /config) and the
 // new engine answers with the realm the front ends still use.
-func (c *Config) keepRestartOnly(running *Config) {
+func keepRestartOnly(c, running *config.Config) {
 	c.Listen = running.Listen
 	c.Lease.MaxMemoryMB = running.Lease.MaxMemoryMB
 	c.Lease.NegativeTTL = running.Lease.NegativeTTL

@@ -1,6 +1,6 @@
-// Package server is the leasegate process: configuration loading and
-// validation, the gRPC (ext_authz v3 + health), HTTP-mode and admin
-// listeners, OpenTelemetry and Prometheus setup, reload and graceful drain.
+// Package server is the leasegate process: the gRPC (ext_authz v3 +
+// health), HTTP-mode and admin listeners, Prometheus setup, reload and
+// graceful drain, on a configuration server/config loads.
 // It wires the other packages — the adapters envoy (gRPC) and forwardauth
 // (HTTP mode) to the engine in authz — and holds no protocol logic of its
 // own; nothing below it reads flags or environment.
@@ -25,14 +25,18 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/config"
+	"github.com/leasegate/leasegate/server/fleetlink"
+	"github.com/leasegate/leasegate/server/telemetry"
 )
 
 // Options are Run's inputs besides the context.
 type Options struct {
 	ConfigPath string
-	Config     *Config // already loaded; Run loads ConfigPath when nil
+	Config     *config.Config // already loaded; Run loads ConfigPath when nil
 	Version    string
 	// Reload delivers reload requests (SIGHUP, wired by main).
 	Reload <-chan os.Signal
@@ -58,7 +62,7 @@ type service struct {
 	log      *slog.Logger
 	gen      atomic.Pointer[generation]
 	cache    *leasecache.Cache
-	fleet    *fleetLink // nil without fleet:
+	fleet    *fleetlink.Link // nil without fleet:
 	metrics  *authz.Metrics
 	reloads  *prometheus.CounterVec
 	reg      *prometheus.Registry
@@ -106,7 +110,7 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 	cfg := opts.Config
 	if cfg == nil {
 		var err error
-		if cfg, err = Load(opts.ConfigPath); err != nil {
+		if cfg, err = config.Load(opts.ConfigPath); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -125,7 +129,7 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 	s.tp, s.flush = opts.TracerProvider, func(context.Context) error { return nil }
 	if s.tp == nil {
 		var err error
-		if s.tp, s.flush, err = setupTracing(ctx, cfg.Tracing, opts.Version, opts.Getenv); err != nil {
+		if s.tp, s.flush, err = telemetry.Setup(ctx, cfg.Tracing, opts.Version, opts.Getenv); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -140,7 +144,7 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 
 // buildState builds the policy, the lease cache, the metrics, the first
 // generation and the front ends serving it.
-func (s *service) buildState(cfg *Config) (*frontEnds, error) {
+func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 	pol, err := policy.New(cfg.PolicyConfig())
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -158,7 +162,7 @@ func (s *service) buildState(cfg *Config) (*frontEnds, error) {
 		return nil, err
 	}
 	if cfg.Fleet != nil {
-		if err := s.openFleet(s.ctx, cfg); err != nil {
+		if s.fleet, err = fleetlink.Open(s.ctx, cfg.FleetStoreConfig(), fleetmode.StoreLoss(cfg.Fleet.OnStoreLoss), s.cache, s.log, s.reg); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +190,7 @@ func (s *service) close() {
 		g.eng.Close()
 	}
 	if s.fleet != nil {
-		s.fleet.close()
+		s.fleet.Close()
 	}
 	if s.cache != nil {
 		s.cache.Close()
@@ -197,7 +201,7 @@ func (s *service) close() {
 type listeners struct{ grpc, admin, http net.Listener }
 
 // listen binds every listener or none.
-func listen(ctx context.Context, cfg *Config) (listeners, error) {
+func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
 	var ls listeners
 	lc := net.ListenConfig{}
 	var err error
@@ -279,7 +283,7 @@ func (s *service) flushTelemetry() {
 	}
 }
 
-func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, error) {
+func (s *service) newEngine(cfg *config.Config, pol *policy.Policy) (*authz.Engine, error) {
 	ac := authz.Config{
 		Realm:  cfg.Realm,
 		Policy: pol,
@@ -295,12 +299,12 @@ func (s *service) newEngine(cfg *Config, pol *policy.Policy) (*authz.Engine, err
 		Logger:             s.log,
 		TracerProvider:     s.tp,
 		Metrics:            s.metrics,
-		Issuers:            cfg.authzIssuers(),
+		Issuers:            cfg.AuthzIssuers(),
 	}
 	if s.fleet != nil {
-		ac.Fleet = &authz.FleetConfig{
+		ac.Fleet = &fleetmode.Config{
 			Store:       s.fleet,
-			OnStoreLoss: s.fleet.loss,
+			OnStoreLoss: s.fleet.Loss(),
 			NegativeTTL: cfg.Lease.NegativeTTL,
 			LeaseMax:    cfg.Lease.Max,
 		}
@@ -359,7 +363,7 @@ func (s *service) registerServerMetrics() error {
 	return nil
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
 	ho := &slog.HandlerOptions{Level: level}

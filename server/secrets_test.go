@@ -18,6 +18,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/leasegate/leasegate/server/config"
 )
 
 // SPEC §1/§6: no token, secret or full token hash ever reaches a log line,
@@ -315,7 +317,7 @@ issuers:
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("leasegate.yaml", []byte(fmt.Sprintf(base, tc.admin, tc.extra)), lookup)
+			cfg, err := config.Parse("leasegate.yaml", []byte(fmt.Sprintf(base, tc.admin, tc.extra)), lookup)
 			if tc.problem == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -325,7 +327,7 @@ issuers:
 				}
 				return
 			}
-			var ps *Problems
+			var ps *config.Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("err = %v, want *Problems naming %s", err, tc.problem)
 			}

@@ -9,7 +9,7 @@ import (
 
 // maxJWSBytes bounds the compact JWS the JWT parser and PeekIssuer will
 // look at, for callers that did not apply the engine's
-// MaxBearerTokenBytes first; through the engine the lower limit holds.
+// request.MaxBearerTokenBytes first; through the engine the lower limit holds.
 const maxJWSBytes = 64 << 10
 
 // allowedAlgs are the asymmetric JWS algorithms accepted. "none" and HS*

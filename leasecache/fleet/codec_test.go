@@ -1,10 +1,12 @@
 package fleet
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/leasecache/fleet/revlog"
 )
 
 var codecSecret = []byte("codec-test-secret-0123456789abcdef")
@@ -31,7 +33,7 @@ func TestValueRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pos := Position{epoch: 42, id: streamID{1700000000000, 3}}
+	pos := testPosition(42, 1700000000000, 3)
 	v := k.sealValue("p:l:{x}", kindLease, pos, enc)
 	kind, gotPos, got, err := k.openValue("p:l:{x}", v)
 	if err != nil || kind != kindLease || gotPos != pos || got.Subject != "alice" || !got.ValidatedAt.Equal(l.ValidatedAt) {
@@ -47,78 +49,16 @@ func TestValueRoundTrip(t *testing.T) {
 	t.Logf("value: %d bytes for a lease of %d, %d for a negative lease", len(v), len(enc), len(n))
 }
 
-func TestRecordRoundTrip(t *testing.T) {
-	k := NewKeyer(codecSecret)
-	at := time.Unix(1700000000, 123)
-	origin := [8]byte{1, 2, 3}
-	key := k.KeyOf(leasecache.KeyOf("t"))
-	r, kind, o, ok := k.openRecord("log", k.sealRecord("log", recToken, at, origin, key[:]))
-	if !ok || kind != recToken || o != origin || r.Key != key || !r.At.Equal(at) || r.BySubject {
-		t.Fatalf("token record: %v %v %+v", ok, kind, r)
-	}
-	r, kind, _, ok = k.openRecord("log", k.sealRecord("log", recSubject, at, origin, subjectBody("hydra", "alice")))
-	if !ok || kind != recSubject || !r.BySubject || r.Issuer != "hydra" || r.Subject != "alice" {
-		t.Fatalf("subject record: %v %v %+v", ok, kind, r)
-	}
-	if _, _, _, ok := k.openRecord("other log", k.sealRecord("log", recGenesis, at, origin, nil)); ok {
-		t.Error("a record opened under another log's name")
-	}
-	v := k.sealValue("log", kindNegative, Position{}, nil)
-	if _, _, _, ok := k.openRecord("log", v); ok {
-		t.Error("a value's MAC passed as a record's: the subkeys are not separate")
-	}
-}
-
-func TestIndex(t *testing.T) {
-	x := newIndex(time.Minute)
-	x.epoch = 7
-	k1, k2 := leasecache.Key{1}, leasecache.Key{2}
-	at := func(ms uint64) streamID { return streamID{ms, 0} }
-	x.add(at(1000), recToken, &Revocation{Key: k1})
-	x.add(at(2000), recSubject, &Revocation{BySubject: true, Issuer: "i", Subject: "s"})
-	cases := []struct {
-		name  string
-		k     leasecache.Key
-		pos   Position
-		sub   string
-		lease bool
-		void  bool
-	}{
-		{"fenced before the token's revoke", k1, Position{7, at(999)}, "", true, true},
-		{"fenced at it", k1, Position{7, at(1000)}, "", true, false},
-		{"another token", k2, Position{7, at(999)}, "", true, false},
-		{"subject, before", k2, Position{7, at(1500)}, "s", true, true},
-		{"subject, negative lease", k2, Position{7, at(1500)}, "s", false, false},
-		{"subject, after", k2, Position{7, at(2000)}, "s", true, false},
-		{"another epoch", k2, Position{8, at(5000)}, "", true, true},
-	}
-	for _, c := range cases {
-		if got := x.voids(c.k, c.pos, "i", c.sub, c.lease); got != c.void {
-			t.Errorf("%s: voids %v, want %v", c.name, got, c.void)
-		}
-	}
-	// A minute later both records are pruned: the floor takes their place.
-	x.add(at(2000+61_000), 0, nil)
-	if len(x.tokens)+len(x.subjects) != 0 {
-		t.Fatalf("not pruned: %v %v", x.tokens, x.subjects)
-	}
-	if !x.voids(k1, Position{7, at(1999)}, "", "", false) || x.voids(k1, Position{7, at(2000)}, "", "", false) {
-		t.Error("the floor does not stand for the pruned records")
-	}
-}
-
-// FuzzOpen: whatever a writer to Redis puts there, opening it never
-// panics; and whatever a sealed body holds, the parsers agree with
-// leasecache's decoder.
+// FuzzOpen: whatever a writer to Redis puts there, opening a value never
+// panics; and whatever a sealed body holds, the parser agrees with
+// leasecache's decoder (records: revlog's FuzzOpenRecord).
 func FuzzOpen(f *testing.F) {
 	k := NewKeyer(codecSecret)
 	enc, _ := leasecache.EncodeLease(testLease("alice"))
 	f.Add(k.sealValue("key", kindLease, Position{}, enc), byte(kindLease))
-	f.Add(k.sealRecord("key", recSubject, time.Now(), [8]byte{}, subjectBody("i", "s")), byte(recSubject))
 	f.Add([]byte{}, byte(0))
 	f.Fuzz(func(t *testing.T, b []byte, kind byte) {
 		_, _, _, _ = k.openValue("key", b)
-		_, _, _, _ = k.openRecord("key", b)
 		v := k.sealValue("key", kind, Position{}, b)
 		_, _, _, err := k.openValue("key", v)
 		_, decErr := leasecache.DecodeLease(b)
@@ -130,10 +70,30 @@ func FuzzOpen(f *testing.F) {
 		case kind != kindLease && kind != kindNegative && err == nil:
 			t.Fatalf("kind %d opened", kind)
 		}
-		r := k.sealRecord("key", kind, time.Unix(1, 0), [8]byte{}, b)
-		_, _, _, _ = k.openRecord("key", r)
 	})
 }
+
+// A value's MAC is never a record's: each use has its own subkey.
+func TestSubkeysSeparate(t *testing.T) {
+	k := NewKeyer(codecSecret)
+	v := k.sealValue("log", kindNegative, Position{}, nil)
+	if k.record.Verify(v[len(v)-tagLen:], []byte("log"), v[:len(v)-tagLen]) {
+		t.Error("a value's MAC passed as a record's: the subkeys are not separate")
+	}
+	if !k.value.Verify(v[len(v)-tagLen:], []byte("log"), v[:len(v)-tagLen]) {
+		t.Error("the value's own MAC does not verify")
+	}
+}
+
+// testPosition is the Position at log ID ms-seq of epoch.
+func testPosition(epoch, ms, seq uint64) Position {
+	b := binary.BigEndian.AppendUint64(nil, epoch)
+	b = binary.BigEndian.AppendUint64(b, ms)
+	return revlog.ReadPosition(binary.BigEndian.AppendUint64(b, seq))
+}
+
+// epochOf is the log epoch of p.
+func epochOf(p Position) uint64 { return binary.BigEndian.Uint64(p.Append(nil)) }
 
 func testLease(subject string) leasecache.Lease {
 	now := time.Now()

@@ -49,4 +49,7 @@
 // of its subject) that the reader has applied. The check needs no clock
 // shared between replicas: log IDs are the order. See Lookup for the one
 // step the caller adds, the local cache's revocation generation.
+//
+// The log itself (records, appending, the follower, the fence index) is
+// leasecache/fleet/revlog; a Store owns one.
 package fleet

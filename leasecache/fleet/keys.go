@@ -80,17 +80,20 @@ func (k *Keyer) KeyOf(tokenSHA leasecache.Key) leasecache.Key {
 // tagLen is the MAC length kept: 128 bits, HMAC-SHA256 truncated.
 const tagLen = 16
 
-// tag appends the MAC of parts under p to dst.
-func (p *pool) tag(dst []byte, parts ...[]byte) []byte {
+// Tag appends the MAC of parts under p to dst.
+func (p *pool) Tag(dst []byte, parts ...[]byte) []byte {
 	sum := p.sum(parts...)
 	return append(dst, sum[:tagLen]...)
 }
 
-// verify reports whether mac is the MAC of parts, in constant time.
-func (p *pool) verify(mac []byte, parts ...[]byte) bool {
+// Verify reports whether mac is the MAC of parts, in constant time.
+func (p *pool) Verify(mac []byte, parts ...[]byte) bool {
 	var buf [tagLen]byte
-	return len(mac) == tagLen && subtle.ConstantTimeCompare(p.tag(buf[:0], parts...), mac) == 1
+	return len(mac) == tagLen && subtle.ConstantTimeCompare(p.Tag(buf[:0], parts...), mac) == 1
 }
+
+// Len is the length of a MAC: p is the revocation log's revlog.MAC.
+func (p *pool) Len() int { return tagLen }
 
 var b64 = base64.RawURLEncoding
 

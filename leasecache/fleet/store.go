@@ -15,6 +15,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/leasecache/fleet/revlog"
 )
 
 var (
@@ -84,6 +85,10 @@ func (o Outcome) String() string {
 	}
 }
 
+// Revocation is one record of the revocation log, as a follower hands it
+// to Hooks.Revoked (revlog.Revocation).
+type Revocation = revlog.Revocation
+
 // Hooks are the caller's side of the fan-out. Each is called from the
 // Store's background goroutines, never concurrently with itself, never
 // after Close returns; each must be quick (the follower waits for it).
@@ -115,15 +120,13 @@ type Stats struct {
 // Store is one replica's handle on the fleet's shared store. Safe for
 // concurrent use. Every call is bounded by Config.Timeout on top of ctx.
 type Store struct {
-	cfg    Config
-	c      rueidis.Client
-	k      *Keyer
-	ks     keys
-	hooks  Hooks
-	origin [8]byte // this Store, in its records
-	owner  string  // this Store, in its locks
-	idx    *index
-	delays delayRing
+	cfg   Config
+	c     rueidis.Client
+	k     *Keyer
+	ks    keys
+	hooks Hooks
+	owner string // this Store, in its locks
+	log   *revlog.Log
 	// retention is how long the log keeps records: LeaseMax +
 	// RetentionMargin.
 	retention time.Duration
@@ -132,7 +135,7 @@ type Store struct {
 	upMu            sync.Mutex
 	upSaid          bool
 
-	stats struct{ revocations, forgedValues, forgedRecords, revokedValues, lost atomic.Uint64 }
+	stats struct{ forgedValues, revokedValues atomic.Uint64 }
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -169,19 +172,23 @@ func Open(ctx context.Context, cfg Config, hooks Hooks) (*Store, error) {
 		k:     NewKeyer(cfg.Secret),
 		ks:    newKeys(cfg.KeyPrefix),
 		hooks: hooks,
-		idx:   newIndex(cfg.LeaseMax + RetentionMargin),
 
 		retention: cfg.LeaseMax + RetentionMargin,
 	}
-	_, _ = rand.Read(s.origin[:])
-	s.owner = hex.EncodeToString(s.origin[:])
+	var origin [8]byte // this Store, in its records
+	_, _ = rand.Read(origin[:])
+	s.owner = hex.EncodeToString(origin[:])
+	s.log = revlog.New(revlog.Config{
+		Client: c, MAC: s.k.record, LogKey: s.ks.log, EpochKey: s.ks.epoch, Origin: origin,
+		Timeout: cfg.Timeout, Retention: s.retention,
+	}, revlog.Hooks{Revoked: hooks.Revoked, Lost: hooks.Lost, Delay: hooks.Delay, Synced: s.setSynced})
 	if !cfg.AllowEviction {
 		if err := s.checkEviction(ctx); err != nil {
 			c.Close()
 			return nil, err
 		}
 	}
-	if err := s.resync(ctx); err != nil {
+	if err := s.log.Resync(ctx); err != nil {
 		c.Close()
 		return nil, openErr("read the revocation log", err)
 	}
@@ -192,7 +199,7 @@ func Open(ctx context.Context, cfg Config, hooks Hooks) (*Store, error) {
 	s.cancel = cancel
 	s.wg.Add(2)
 	go s.health(bg)
-	go s.follow(bg)
+	go func() { defer s.wg.Done(); s.log.Follow(bg) }()
 	return s, nil
 }
 
@@ -214,7 +221,7 @@ func (s *Store) KeyOf(tokenSHA leasecache.Key) leasecache.Key { return s.k.KeyOf
 // leasecache's Generation, before the validation, and pass it to Store or
 // StoreNegative with the validation's answer. The zero Position is
 // refused (like a zero Lease.Gen in leasecache).
-func (s *Store) Position() Position { return s.idx.position() }
+func (s *Store) Position() Position { return s.log.Position() }
 
 // Up reports whether the store answers its pings and this replica follows
 // the revocation log (it has applied everything the log holds, give or
@@ -225,24 +232,26 @@ func (s *Store) Up() bool { return s.healthy.Load() && s.synced.Load() }
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
+	ls := s.log.Stats()
 	return Stats{
-		Revocations:   s.stats.revocations.Load(),
+		Revocations:   ls.Revocations,
 		ForgedValues:  s.stats.forgedValues.Load(),
-		ForgedRecords: s.stats.forgedRecords.Load(),
+		ForgedRecords: ls.ForgedRecords,
 		RevokedValues: s.stats.revokedValues.Load(),
-		Lost:          s.stats.lost.Load(),
+		Lost:          ls.Lost,
 	}
 }
 
 // DelayP99 is the 99th percentile of the last revocation delays observed
 // (records from other replicas), 0 before the first.
-func (s *Store) DelayP99() time.Duration { return s.delays.quantile(0.99) }
+func (s *Store) DelayP99() time.Duration {
+	d, _ := s.log.DelayQuantile(0.99)
+	return d
+}
 
 // DelayQuantile is DelayP99 for any quantile q in [0, 1], with the number
 // of delays it is computed over.
-func (s *Store) DelayQuantile(q float64) (time.Duration, int) {
-	return s.delays.quantile(q), s.delays.len()
-}
+func (s *Store) DelayQuantile(q float64) (time.Duration, int) { return s.log.DelayQuantile(q) }
 
 func (s *Store) setHealthy(v bool) { s.healthy.Store(v); s.sayUp() }
 func (s *Store) setSynced(v bool)  { s.synced.Store(v); s.sayUp() }
@@ -306,7 +315,7 @@ func (s *Store) read(k leasecache.Key, key string, b []byte) (leasecache.Lease, 
 		s.stats.forgedValues.Add(1)
 		return leasecache.Lease{}, Forged
 	}
-	if s.idx.voids(k, pos, l.Issuer, l.Subject, kind == kindLease) {
+	if s.log.Voids(k, pos, l.Issuer, l.Subject, kind == kindLease) {
 		s.stats.revokedValues.Add(1)
 		return leasecache.Lease{}, Revoked
 	}
@@ -345,7 +354,7 @@ func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte
 	if !s.Up() {
 		return s.unavailable("store", k, errDown)
 	}
-	if s.idx.voids(k, pos, issuer, subject, kind == kindLease) {
+	if s.log.Voids(k, pos, issuer, subject, kind == kindLease) {
 		return fmt.Errorf("fleet: store %s: %w", k.Prefix(), leasecache.ErrRevokedSince)
 	}
 	ctx, cancel := s.bound(ctx)

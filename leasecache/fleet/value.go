@@ -1,44 +1,16 @@
 package fleet
 
 import (
-	"encoding/binary"
 	"errors"
-	"strconv"
-	"strings"
 
 	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/leasecache/fleet/revlog"
 )
 
-// streamID is a Redis stream entry ID, ms-seq, on the server's clock.
-type streamID struct{ ms, seq uint64 }
-
-func parseID(s string) (streamID, bool) {
-	a, b, ok := strings.Cut(s, "-")
-	if !ok {
-		return streamID{}, false
-	}
-	ms, err1 := strconv.ParseUint(a, 10, 64)
-	seq, err2 := strconv.ParseUint(b, 10, 64)
-	return streamID{ms, seq}, err1 == nil && err2 == nil
-}
-
-func (a streamID) less(b streamID) bool {
-	return a.ms < b.ms || a.ms == b.ms && a.seq < b.seq
-}
-
-func (a streamID) String() string {
-	return strconv.FormatUint(a.ms, 10) + "-" + strconv.FormatUint(a.seq, 10)
-}
-
-// Position is how far into the revocation log a replica had applied:
-// the log's epoch and the ID of the last record applied. Read it with
-// (*Store).Position before a validation starts and store the validation's
-// answer with it: a reader refuses the answer if it has applied a
-// revocation of the same token (or subject) past that position.
-type Position struct {
-	epoch uint64
-	id    streamID
-}
+// Position is how far into the revocation log a replica had applied
+// (revlog.Position): read it with (*Store).Position before a validation
+// starts and store the validation's answer with it.
+type Position = revlog.Position
 
 // Value layout, version 1:
 //
@@ -56,19 +28,17 @@ const (
 	valueVersion = 1
 	kindLease    = 1
 	kindNegative = 2
-	valueHeader  = 26
+	valueHeader  = 2 + revlog.PositionLen
 )
 
 var errForged = errors.New("fleet: value fails its MAC or does not parse")
 
 func (k *Keyer) sealValue(redisKey string, kind byte, pos Position, lease []byte) []byte {
-	b := make([]byte, valueHeader, valueHeader+len(lease)+tagLen)
+	b := make([]byte, 2, valueHeader+len(lease)+tagLen)
 	b[0], b[1] = valueVersion, kind
-	binary.BigEndian.PutUint64(b[2:], pos.epoch)
-	binary.BigEndian.PutUint64(b[10:], pos.id.ms)
-	binary.BigEndian.PutUint64(b[18:], pos.id.seq)
+	b = pos.Append(b)
 	b = append(b, lease...)
-	return k.value.tag(b, []byte(redisKey), b)
+	return k.value.Tag(b, []byte(redisKey), b)
 }
 
 // openValue checks and reads a value. The lease shares b's memory.
@@ -77,12 +47,11 @@ func (k *Keyer) openValue(redisKey string, b []byte) (kind byte, pos Position, l
 		return 0, pos, l, errForged
 	}
 	body, mac := b[:len(b)-tagLen], b[len(b)-tagLen:]
-	if !k.value.verify(mac, []byte(redisKey), body) || body[0] != valueVersion {
+	if !k.value.Verify(mac, []byte(redisKey), body) || body[0] != valueVersion {
 		return 0, pos, l, errForged
 	}
 	kind = body[1]
-	pos.epoch = binary.BigEndian.Uint64(body[2:])
-	pos.id = streamID{binary.BigEndian.Uint64(body[10:]), binary.BigEndian.Uint64(body[18:])}
+	pos = revlog.ReadPosition(body[2:])
 	rest := body[valueHeader:]
 	switch kind {
 	case kindLease:

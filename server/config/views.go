@@ -1,4 +1,4 @@
-package server
+package config
 
 import (
 	"fmt"
@@ -70,9 +70,9 @@ func tierNames(set map[string]policy.TierConfig) []string {
 	return names
 }
 
-// authzIssuers is the engine's view of the issuers: what -check validates
+// AuthzIssuers is the engine's view of the issuers: what -check validates
 // is what start-up builds.
-func (c *Config) authzIssuers() []authz.IssuerConfig {
+func (c *Config) AuthzIssuers() []authz.IssuerConfig {
 	out := make([]authz.IssuerConfig, 0, len(c.Issuers))
 	for _, is := range c.Issuers {
 		in := is.Introspection

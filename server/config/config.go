@@ -1,4 +1,8 @@
-package server
+// Package config is leasegate's YAML configuration (SPEC §7): strict
+// decoding with every problem at its line, ${VAR} and *_file secrets, the
+// defaults the server owns, and each package's own checks with their field
+// paths prefixed. Nothing here opens a listener or a connection.
+package config
 
 import (
 	"cmp"
@@ -7,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/leasegate/leasegate/server/telemetry"
 )
 
 // Config is the whole YAML configuration (SPEC §7). Field names are the
@@ -15,9 +21,9 @@ import (
 // tier table is policy's (policy.DefaultTiers); the checks are the owning
 // package's wherever it has them (see validate).
 //
-// Files: config.go the types and Parse; configload.go decoding and line
-// mapping; configdefaults.go the defaults; configsecrets.go the secrets;
-// configcheck.go validation.
+// Files: config.go the types and Parse; load.go decoding and line
+// mapping; defaults.go the defaults; secrets.go the secrets; check.go
+// validation; views.go what the other packages are given.
 type Config struct {
 	Listen ListenConfig `yaml:"listen"`
 	// Realm is the realm of every WWW-Authenticate challenge; no quotes,
@@ -33,13 +39,13 @@ type Config struct {
 	DefaultTier string `yaml:"default_tier"`
 	// Routes override the tier, window or storage rules under a path
 	// prefix. Default none.
-	Routes   []RouteConfig  `yaml:"routes"`
-	Lease    LeaseConfig    `yaml:"lease"`
-	Upstream UpstreamConfig `yaml:"upstream"`
-	Admin    AdminConfig    `yaml:"admin"`
-	Tracing  TracingConfig  `yaml:"tracing"`
-	Log      LogConfig      `yaml:"log"`
-	Server   ServerConfig   `yaml:"server"`
+	Routes   []RouteConfig    `yaml:"routes"`
+	Lease    LeaseConfig      `yaml:"lease"`
+	Upstream UpstreamConfig   `yaml:"upstream"`
+	Admin    AdminConfig      `yaml:"admin"`
+	Tracing  telemetry.Config `yaml:"tracing"`
+	Log      LogConfig        `yaml:"log"`
+	Server   ServerConfig     `yaml:"server"`
 	// Fleet shares leases and revocations with the other replicas through
 	// Redis (SPEC §8). Absent: a single replica. Restart-only.
 	Fleet *FleetConfig `yaml:"fleet"`
@@ -216,23 +222,6 @@ type AdminConfig struct {
 	SecretFile string `yaml:"secret_file"`
 }
 
-// TracingConfig overrides the standard OTEL_* environment when set; each
-// field defaults to "": the environment's value.
-type TracingConfig struct {
-	// Exporter is otlp, console or none.
-	Exporter string `yaml:"exporter"`
-	// Endpoint is the collector's absolute http(s) URL.
-	Endpoint string `yaml:"endpoint"`
-	// Protocol is grpc or http/protobuf.
-	Protocol string `yaml:"protocol"`
-	// Sampler is an OTEL_TRACES_SAMPLER name.
-	Sampler string `yaml:"sampler"`
-	// SamplerArg is the sampler's argument; only with Sampler.
-	SamplerArg *string `yaml:"sampler_arg"`
-	// ServiceName is the service.name resource attribute.
-	ServiceName string `yaml:"service_name"`
-}
-
 // LogConfig configures the slog logger.
 type LogConfig struct {
 	// Level is debug, info, warn or error. Default "info".
@@ -365,6 +354,9 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	}
 	return cfg, nil
 }
+
+// Path is the file the configuration was read from.
+func (c *Config) Path() string { return c.path }
 
 // problem records msg at field's line, or the nearest enclosing field's.
 func (c *Config) problem(ps *Problems, field, msg string) {

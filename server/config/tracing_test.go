@@ -1,4 +1,4 @@
-package server
+package config
 
 import (
 	"context"
@@ -6,48 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"github.com/leasegate/leasegate/server/telemetry"
 )
-
-func TestSetupTracing(t *testing.T) {
-	arg := "0.5"
-	bad := "2"
-	tests := []struct {
-		name    string
-		cfg     TracingConfig
-		env     map[string]string
-		wantSDK bool
-		wantErr bool
-	}{
-		{name: "nothing configured: off", wantSDK: false},
-		{name: "OTEL_SDK_DISABLED wins", env: map[string]string{"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, wantSDK: false},
-		{name: "OTEL_TRACES_EXPORTER=none", env: map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, wantSDK: false},
-		{name: "config exporter none beats env", cfg: TracingConfig{Exporter: "none"}, env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, wantSDK: false},
-		{name: "config endpoint, grpc", cfg: TracingConfig{Endpoint: "http://127.0.0.1:4317"}, wantSDK: true},
-		{name: "config endpoint, http", cfg: TracingConfig{Endpoint: "http://127.0.0.1:4318", Protocol: "http/protobuf"}, wantSDK: true},
-		{name: "console exporter", cfg: TracingConfig{Exporter: "console", Sampler: "parentbased_traceidratio", SamplerArg: &arg}, wantSDK: true},
-		{name: "bad sampler arg", cfg: TracingConfig{Exporter: "console", Sampler: "traceidratio", SamplerArg: &bad}, wantErr: true},
-		{name: "unknown sampler", cfg: TracingConfig{Exporter: "console", Sampler: "sometimes"}, wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tp, shutdown, err := setupTracing(context.Background(), tc.cfg, "test", func(k string) string { return tc.env[k] })
-			if tc.wantErr {
-				if err == nil {
-					t.Fatal("want an error")
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer shutdown(context.Background())
-			if _, isSDK := tp.(*sdktrace.TracerProvider); isSDK != tc.wantSDK {
-				t.Fatalf("SDK provider = %v, want %v (%T)", isSDK, tc.wantSDK, tp)
-			}
-		})
-	}
-}
 
 // An OTEL_* environment that start-up refuses fails -check too (SPEC §6).
 func TestTracingEnvironmentChecked(t *testing.T) {
@@ -75,7 +35,7 @@ issuers:
 				t.Setenv(k, tc.env[k])
 			}
 			_, checkErr := Parse("t.yaml", []byte(yamlText), os.LookupEnv)
-			_, shutdown, startErr := setupTracing(context.Background(), TracingConfig{}, "test", os.Getenv)
+			_, shutdown, startErr := telemetry.Setup(context.Background(), telemetry.Config{}, "test", os.Getenv)
 			if shutdown != nil {
 				defer shutdown(context.Background())
 			}

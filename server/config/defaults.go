@@ -1,17 +1,18 @@
-package server
+package config
 
 import (
 	"cmp"
 	"time"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
 	"github.com/leasegate/leasegate/policy"
 )
 
-// Defaults of the settings server owns: listeners, realm, logging,
+// Defaults of the settings the server owns: listeners, realm, logging,
 // start-up and drain.
 const (
 	defaultGRPC       = ":9001"
@@ -68,13 +69,13 @@ func (c *Config) applyDefaults() {
 		fc := fleet.Config{KeyPrefix: f.KeyPrefix, Timeout: f.Timeout, HealthInterval: f.HealthInterval}
 		fc.SetDefaults()
 		f.KeyPrefix, f.Timeout, f.HealthInterval = fc.KeyPrefix, fc.Timeout, fc.HealthInterval
-		f.OnStoreLoss = cmp.Or(f.OnStoreLoss, string(authz.StoreLossStandalone))
+		f.OnStoreLoss = cmp.Or(f.OnStoreLoss, string(fleetmode.StoreLossStandalone))
 	}
 }
 
-// fleetConfig is the fleet store's view of the fleet section; nil
+// FleetStoreConfig is the fleet store's view of the fleet section; nil
 // without one.
-func (c *Config) fleetConfig() *fleet.Config {
+func (c *Config) FleetStoreConfig() *fleet.Config {
 	f := c.Fleet
 	if f == nil {
 		return nil

@@ -1,4 +1,4 @@
-package authz
+package request
 
 import "strings"
 
@@ -7,13 +7,13 @@ import "strings"
 // tokens are a few KiB at most.
 const MaxBearerTokenBytes = 16 << 10
 
-// tokenProblem explains why a request's credentials are unusable; "" with a
+// TokenProblem explains why a request's credentials are unusable; "" with a
 // token means fine, "" without one means no credentials at all.
-type tokenProblem string
+type TokenProblem string
 
-// extractToken reads the bearer token from Authorization values (RFC 6750
+// BearerToken reads the bearer token from Authorization values (RFC 6750
 // §2.1). n is how many Authorization fields the request carried.
-func extractToken(value string, n int) (string, tokenProblem) {
+func BearerToken(value string, n int) (string, TokenProblem) {
 	if n == 0 || value == "" {
 		return "", ""
 	}

@@ -1,4 +1,4 @@
-package fleet
+package revlog
 
 import (
 	"encoding/binary"
@@ -8,7 +8,7 @@ import (
 )
 
 // Revocation is one record of the revocation log, as a follower hands it
-// to Hooks.Revoked.
+// to Hooks.Revoked (fleet.Revocation).
 type Revocation struct {
 	// ID is the record's log ID (Redis stream ID, on the server's clock).
 	ID string
@@ -50,17 +50,18 @@ const (
 	recSubject    = 2
 	recGenesis    = 3
 	recordHeader  = 22
-	maxNameLen    = 1 << 12
+	// MaxNameLen bounds a subject revoke's issuer and subject.
+	MaxNameLen = 1 << 12
 )
 
-func (k *Keyer) sealRecord(logKey string, kind byte, at time.Time, origin [8]byte, body []byte) []byte {
-	b := make([]byte, recordHeader, recordHeader+len(body)+tagLen)
+func sealRecord(m MAC, logKey string, kind byte, at time.Time, origin [8]byte, body []byte) []byte {
+	b := make([]byte, recordHeader, recordHeader+len(body)+m.Len())
 	b[0], b[1] = recordVersion, kind
 	binary.BigEndian.PutUint64(b[2:], uint64(at.Unix()))
 	binary.BigEndian.PutUint32(b[10:], uint32(at.Nanosecond()))
 	copy(b[14:], origin[:])
 	b = append(b, body...)
-	return k.record.tag(b, []byte(logKey), b)
+	return m.Tag(b, []byte(logKey), b)
 }
 
 func subjectBody(issuer, subject string) []byte {
@@ -72,12 +73,13 @@ func subjectBody(issuer, subject string) []byte {
 
 // openRecord checks and reads a record; ok is false for one that fails
 // its MAC or does not parse.
-func (k *Keyer) openRecord(logKey string, b []byte) (r Revocation, kind byte, origin [8]byte, ok bool) {
+func openRecord(m MAC, logKey string, b []byte) (r Revocation, kind byte, origin [8]byte, ok bool) {
+	tagLen := m.Len()
 	if len(b) < recordHeader+tagLen {
 		return r, 0, origin, false
 	}
 	body, mac := b[:len(b)-tagLen], b[len(b)-tagLen:]
-	if !k.record.verify(mac, []byte(logKey), body) || body[0] != recordVersion {
+	if !m.Verify(mac, []byte(logKey), body) || body[0] != recordVersion {
 		return r, 0, origin, false
 	}
 	kind = body[1]

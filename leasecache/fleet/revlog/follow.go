@@ -1,4 +1,4 @@
-package fleet
+package revlog
 
 import (
 	"context"
@@ -17,13 +17,12 @@ const (
 	rangePage   = 1000
 )
 
-// follow applies the log until ctx ends.
-func (s *Store) follow(ctx context.Context) {
-	defer s.wg.Done()
+// Follow applies the log until ctx ends.
+func (l *Log) Follow(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		if err := s.followOnce(ctx); err != nil {
-			s.setSynced(false)
+		if err := l.followOnce(ctx); err != nil {
+			l.hooks.Synced(false)
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -37,29 +36,29 @@ func (s *Store) follow(ctx context.Context) {
 
 // followOnce reads the epoch and the next records in one round trip on
 // one connection (the read blocks up to followBlock), and applies them.
-func (s *Store) followOnce(ctx context.Context) error {
-	pos := s.idx.position()
-	rctx, cancel := context.WithTimeout(ctx, followBlock+s.cfg.Timeout+100*time.Millisecond)
+func (l *Log) followOnce(ctx context.Context) error {
+	pos := l.idx.position()
+	rctx, cancel := context.WithTimeout(ctx, followBlock+l.cfg.Timeout+100*time.Millisecond)
 	defer cancel()
-	res := s.c.DoMulti(rctx,
-		s.c.B().Get().Key(s.ks.epoch).Build(),
-		s.c.B().Xread().Count(followCount).Block(followBlock.Milliseconds()).Streams().Key(s.ks.log).Id(pos.id.String()).Build())
+	res := l.cfg.Client.DoMulti(rctx,
+		l.cfg.Client.B().Get().Key(l.cfg.EpochKey).Build(),
+		l.cfg.Client.B().Xread().Count(followCount).Block(followBlock.Milliseconds()).Streams().Key(l.cfg.LogKey).Id(pos.id.String()).Build())
 	epoch, err := res[0].ToString()
 	if err != nil && !rueidis.IsRedisNil(err) {
 		return err
 	}
 	if e, ok := parseEpoch(epoch); !ok || e != pos.epoch {
-		return s.lost(ctx, "the log's epoch changed: the store was emptied or its log recreated")
+		return l.lost(ctx, "the log's epoch changed: the store was emptied or its log recreated")
 	}
 	streams, err := res[1].AsXRead()
 	if rueidis.IsRedisNil(err) {
-		s.setSynced(true)
+		l.hooks.Synced(true)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	entries := streams[s.ks.log]
+	entries := streams[l.cfg.LogKey]
 	last := pos.id
 	for _, e := range entries {
 		id, ok := parseID(e.ID)
@@ -67,13 +66,13 @@ func (s *Store) followOnce(ctx context.Context) error {
 			return fmt.Errorf("fleet: log entry ID %q", e.ID)
 		}
 		if e.FieldValues["p"] != last.String() {
-			return s.lost(ctx, fmt.Sprintf("log record %s follows %s, not %s: records were missed", e.ID, e.FieldValues["p"], last))
+			return l.lost(ctx, fmt.Sprintf("log record %s follows %s, not %s: records were missed", e.ID, e.FieldValues["p"], last))
 		}
-		s.apply(id, e.FieldValues["r"])
+		l.apply(id, e.FieldValues["r"])
 		last = id
 	}
 	if len(entries) < followCount {
-		s.setSynced(true)
+		l.hooks.Synced(true)
 	}
 	return nil
 }
@@ -81,27 +80,27 @@ func (s *Store) followOnce(ctx context.Context) error {
 // apply records one log entry in the index, then hands it to the caller:
 // that order lets Lookup's fence check and the caller's generation check
 // between them close every race (see Lookup).
-func (s *Store) apply(id streamID, raw string) {
-	r, kind, origin, ok := s.k.openRecord(s.ks.log, []byte(raw))
+func (l *Log) apply(id streamID, raw string) {
+	r, kind, origin, ok := openRecord(l.cfg.MAC, l.cfg.LogKey, []byte(raw))
 	if !ok {
-		s.stats.forgedRecords.Add(1)
-		s.idx.add(id, 0, nil)
+		l.stats.forgedRecords.Add(1)
+		l.idx.add(id, 0, nil)
 		return
 	}
-	s.idx.add(id, kind, &r)
+	l.idx.add(id, kind, &r)
 	if kind == recGenesis {
 		return
 	}
-	r.ID, r.Self = id.String(), origin == s.origin
-	s.stats.revocations.Add(1)
-	if s.hooks.Revoked != nil {
-		s.hooks.Revoked(r)
+	r.ID, r.Self = id.String(), origin == l.cfg.Origin
+	l.stats.revocations.Add(1)
+	if l.hooks.Revoked != nil {
+		l.hooks.Revoked(r)
 	}
 	if !r.Self {
 		d := max(0, time.Since(r.At))
-		s.delays.add(d)
-		if s.hooks.Delay != nil {
-			s.hooks.Delay(d)
+		l.delays.add(d)
+		if l.hooks.Delay != nil {
+			l.hooks.Delay(d)
 		}
 	}
 }
@@ -113,28 +112,28 @@ func (s *Store) apply(id streamID, raw string) {
 // and one before it is covered by the drop. Until then the store is not
 // Up. When the rebuild fails the caller is told at once; the next round
 // finds the same gap and tries again, and tells it again.
-func (s *Store) lost(ctx context.Context, why string) error {
-	s.setSynced(false)
-	err := s.resync(ctx)
-	s.stats.lost.Add(1)
-	if s.hooks.Lost != nil {
-		s.hooks.Lost(why)
+func (l *Log) lost(ctx context.Context, why string) error {
+	l.hooks.Synced(false)
+	err := l.Resync(ctx)
+	l.stats.lost.Add(1)
+	if l.hooks.Lost != nil {
+		l.hooks.Lost(why)
 	}
 	if err != nil {
 		return err
 	}
-	s.setSynced(true)
+	l.hooks.Synced(true)
 	return nil
 }
 
-// resync makes sure the log and its epoch exist, reads every record the
+// Resync makes sure the log and its epoch exist, reads every record the
 // log keeps into a fresh index, and swaps it in. The floor is the
 // predecessor of the oldest record kept (and of any record after a gap):
 // below it this replica cannot check a fence.
-func (s *Store) resync(ctx context.Context) error {
-	rctx, cancel := context.WithTimeout(ctx, 10*s.cfg.Timeout+time.Second)
+func (l *Log) Resync(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, 10*l.cfg.Timeout+time.Second)
 	defer cancel()
-	es, err := initScript.Exec(rctx, s.c, []string{s.ks.epoch, s.ks.log}, []string{randomEpoch(), s.genesis()}).ToString()
+	es, err := initScript.Exec(rctx, l.cfg.Client, []string{l.cfg.EpochKey, l.cfg.LogKey}, []string{randomEpoch(), l.genesis()}).ToString()
 	if err != nil {
 		return fmt.Errorf("fleet: open the revocation log: %w", err)
 	}
@@ -142,11 +141,11 @@ func (s *Store) resync(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("fleet: revocation log epoch %q", es)
 	}
-	b := newIndex(s.idx.retention)
+	b := newIndex(l.idx.retention)
 	b.epoch = epoch
 	start, first := "-", true
 	for {
-		entries, err := s.c.Do(rctx, s.c.B().Xrange().Key(s.ks.log).Start(start).End("+").Count(rangePage).Build()).AsXRange()
+		entries, err := l.cfg.Client.Do(rctx, l.cfg.Client.B().Xrange().Key(l.cfg.LogKey).Start(start).End("+").Count(rangePage).Build()).AsXRange()
 		if err != nil {
 			return fmt.Errorf("fleet: read the revocation log: %w", err)
 		}
@@ -166,9 +165,9 @@ func (s *Store) resync(ctx context.Context) error {
 				b.floor = maxID(b.floor, p)
 			}
 			first = false
-			r, kind, _, ok := s.k.openRecord(s.ks.log, []byte(e.FieldValues["r"]))
+			r, kind, _, ok := openRecord(l.cfg.MAC, l.cfg.LogKey, []byte(e.FieldValues["r"]))
 			if !ok {
-				s.stats.forgedRecords.Add(1)
+				l.stats.forgedRecords.Add(1)
 				kind = 0
 			}
 			b.addLocked(id, kind, &r)
@@ -181,7 +180,7 @@ func (s *Store) resync(ctx context.Context) error {
 	if first { // an empty log: ensure() just made it, or it was deleted since
 		return errors.New("fleet: the revocation log is empty")
 	}
-	s.idx.replace(b)
+	l.idx.replace(b)
 	return nil
 }
 

@@ -1,4 +1,6 @@
-package server
+// Package fleetlink is a replica's link to the fleet's store (SPEC §8),
+// opened once at start and kept across config generations.
+package fleetlink
 
 import (
 	"context"
@@ -11,20 +13,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
 )
 
-// fleetLink is this replica's link to the fleet's store (SPEC §8): the
+// Link is this replica's link to the fleet's store (SPEC §8): the
 // engine's SharedStore, the fan-out hooks into the lease cache, and the
 // fleet's metrics. The store is opened once at start; when Redis cannot
 // be reached then, the replica starts cut off (on_store_loss) and opens
 // it in the background. Fleet settings are restart-only, so one link
 // serves every config generation.
-type fleetLink struct {
+type Link struct {
 	cfg   fleet.Config
-	loss  authz.StoreLoss
+	loss  fleetmode.StoreLoss
 	keyer *fleet.Keyer // KeyOf works before the store is open
 	store atomic.Pointer[fleet.Store]
 	cache *leasecache.Cache
@@ -38,19 +40,20 @@ type fleetLink struct {
 	wg     sync.WaitGroup
 }
 
-var _ authz.SharedStore = (*fleetLink)(nil)
+var _ fleetmode.SharedStore = (*Link)(nil)
 
-// openFleet opens the store. It refuses to start on a configuration,
-// an answer (AUTH, ACL, TLS) or an eviction policy the store refuses;
-// when the store cannot be reached it starts cut off and retries.
-func (s *service) openFleet(ctx context.Context, cfg *Config) error {
-	fc := cfg.fleetConfig()
-	fl := &fleetLink{
+// Open opens the store fc describes, its revocations applied to cache and
+// its metrics registered on reg; loss is fleet.on_store_loss. It refuses
+// to start on a configuration, an answer (AUTH, ACL, TLS) or an eviction
+// policy the store refuses; when the store cannot be reached it starts cut
+// off and retries.
+func Open(ctx context.Context, fc *fleet.Config, loss fleetmode.StoreLoss, cache *leasecache.Cache, log *slog.Logger, reg prometheus.Registerer) (*Link, error) {
+	fl := &Link{
 		cfg:   *fc,
-		loss:  authz.StoreLoss(cfg.Fleet.OnStoreLoss),
+		loss:  loss,
 		keyer: fleet.NewKeyer(fc.Secret),
-		cache: s.cache,
-		log:   s.log,
+		cache: cache,
+		log:   log,
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "leasegate_fleet_store_up",
 			Help: "1 while the fleet's store answers and this replica follows its revocation log.",
@@ -66,8 +69,8 @@ func (s *service) openFleet(ctx context.Context, cfg *Config) error {
 		}),
 	}
 	for _, c := range []prometheus.Collector{fl.up, fl.revocations, fl.delay} {
-		if err := s.reg.Register(c); err != nil {
-			return fmt.Errorf("metrics: %w", err)
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
 	fl.revocations.WithLabelValues("admin")
@@ -79,10 +82,10 @@ func (s *service) openFleet(ctx context.Context, cfg *Config) error {
 		fl.store.Store(st)
 		fl.up.Set(1)
 	case errors.Is(err, fleet.ErrUnavailable):
-		s.log.Warn("fleet store unreachable at start; serving cut off and retrying",
+		log.Warn("fleet store unreachable at start; serving cut off and retrying",
 			slog.String("on_store_loss", string(fl.loss)), slog.String("error", err.Error()))
 	default:
-		return fmt.Errorf("fleet: %w", err)
+		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	fl.cancel = stop
@@ -90,14 +93,13 @@ func (s *service) openFleet(ctx context.Context, cfg *Config) error {
 		fl.wg.Add(1)
 		go fl.reopen(bg)
 	}
-	s.fleet = fl
-	return nil
+	return fl, nil
 }
 
 // reopen retries Open until it succeeds or ctx ends. A replica that
 // served cut off may have missed revocations: once the store is open, it
 // drops every local lease before trusting the fleet again.
-func (fl *fleetLink) reopen(ctx context.Context) {
+func (fl *Link) reopen(ctx context.Context) {
 	defer fl.wg.Done()
 	wait := time.Second
 	for {
@@ -121,7 +123,7 @@ func (fl *fleetLink) reopen(ctx context.Context) {
 	}
 }
 
-func (fl *fleetLink) hooks() fleet.Hooks {
+func (fl *Link) hooks() fleet.Hooks {
 	return fleet.Hooks{
 		Revoked: func(r fleet.Revocation) {
 			// Our own records too: between the local revoke and the
@@ -157,8 +159,8 @@ func (fl *fleetLink) hooks() fleet.Hooks {
 	}
 }
 
-// close stops the retries and the store.
-func (fl *fleetLink) close() {
+// Close stops the retries and the store.
+func (fl *Link) Close() {
 	fl.cancel()
 	fl.wg.Wait()
 	if st := fl.store.Load(); st != nil {
@@ -166,15 +168,20 @@ func (fl *fleetLink) close() {
 	}
 }
 
-// mode is what the replica is in now: connected, or its on_store_loss.
-func (fl *fleetLink) mode() string {
+// Loss is fleet.on_store_loss.
+func (fl *Link) Loss() fleetmode.StoreLoss { return fl.loss }
+
+// Mode is what the replica is in now: connected, or its on_store_loss.
+func (fl *Link) Mode() string {
 	if fl.Up() {
 		return "connected"
 	}
 	return string(fl.loss)
 }
 
-func (fl *fleetLink) delayP99() time.Duration {
+// DelayP99 is the 99th percentile of the revocation delay from other
+// replicas, 0 before the store is open.
+func (fl *Link) DelayP99() time.Duration {
 	if st := fl.store.Load(); st != nil {
 		return st.DelayP99()
 	}
@@ -185,73 +192,73 @@ var errNotOpen = fmt.Errorf("%w: not connected since start", fleet.ErrUnavailabl
 
 // The SharedStore methods: the open store's, or unavailable at once.
 
-func (fl *fleetLink) KeyOf(k leasecache.Key) leasecache.Key { return fl.keyer.KeyOf(k) }
+func (fl *Link) KeyOf(k leasecache.Key) leasecache.Key { return fl.keyer.KeyOf(k) }
 
-func (fl *fleetLink) Up() bool {
+func (fl *Link) Up() bool {
 	st := fl.store.Load()
 	return st != nil && st.Up()
 }
 
-func (fl *fleetLink) Position() fleet.Position {
+func (fl *Link) Position() fleet.Position {
 	if st := fl.store.Load(); st != nil {
 		return st.Position()
 	}
 	return fleet.Position{}
 }
 
-func (fl *fleetLink) Lookup(ctx context.Context, k leasecache.Key) (leasecache.Lease, fleet.Outcome, error) {
+func (fl *Link) Lookup(ctx context.Context, k leasecache.Key) (leasecache.Lease, fleet.Outcome, error) {
 	if st := fl.store.Load(); st != nil {
 		return st.Lookup(ctx, k)
 	}
 	return leasecache.Lease{}, fleet.Unavailable, errNotOpen
 }
 
-func (fl *fleetLink) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos fleet.Position) error {
+func (fl *Link) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos fleet.Position) error {
 	if st := fl.store.Load(); st != nil {
 		return st.Store(ctx, k, l, ttl, pos)
 	}
 	return errNotOpen
 }
 
-func (fl *fleetLink) StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Duration, pos fleet.Position) error {
+func (fl *Link) StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Duration, pos fleet.Position) error {
 	if st := fl.store.Load(); st != nil {
 		return st.StoreNegative(ctx, k, ttl, pos)
 	}
 	return errNotOpen
 }
 
-func (fl *fleetLink) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, error) {
+func (fl *Link) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, error) {
 	if st := fl.store.Load(); st != nil {
 		return st.Acquire(ctx, k, ttl)
 	}
 	return false, errNotOpen
 }
 
-func (fl *fleetLink) Release(ctx context.Context, k leasecache.Key) error {
+func (fl *Link) Release(ctx context.Context, k leasecache.Key) error {
 	if st := fl.store.Load(); st != nil {
 		return st.Release(ctx, k)
 	}
 	return nil
 }
 
-func (fl *fleetLink) Wait(ctx context.Context, k leasecache.Key, after time.Time) (leasecache.Lease, fleet.Outcome, error) {
+func (fl *Link) Wait(ctx context.Context, k leasecache.Key, after time.Time) (leasecache.Lease, fleet.Outcome, error) {
 	if st := fl.store.Load(); st != nil {
 		return st.Wait(ctx, k, after)
 	}
 	return leasecache.Lease{}, fleet.Unavailable, errNotOpen
 }
 
-// revoke puts a token revocation (k is its fleet key) in the store.
-func (fl *fleetLink) revoke(ctx context.Context, k leasecache.Key) error {
+// Revoke puts a token revocation (k is its fleet key) in the store.
+func (fl *Link) Revoke(ctx context.Context, k leasecache.Key) error {
 	if st := fl.store.Load(); st != nil {
 		return st.Revoke(ctx, k)
 	}
 	return errNotOpen
 }
 
-// revokeSubject puts a subject revocation in the store; issuer is
+// RevokeSubject puts a subject revocation in the store; issuer is
 // leasegate's issuer name.
-func (fl *fleetLink) revokeSubject(ctx context.Context, issuer, subject string) error {
+func (fl *Link) RevokeSubject(ctx context.Context, issuer, subject string) error {
 	if st := fl.store.Load(); st != nil {
 		return st.RevokeSubject(ctx, issuer, subject)
 	}

@@ -1,4 +1,4 @@
-package server
+package config
 
 import (
 	"fmt"
@@ -9,14 +9,16 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/fleetmode"
+	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/policy/storage"
+	"github.com/leasegate/leasegate/server/telemetry"
 )
 
 // validate reports every problem in a decoded, defaulted configuration.
-// What a package owns it checks itself: the issuers authz
-// (authz.ValidateIssuers), tiers, routes and lease.max the policy
+// What a package owns it checks itself: the issuers authz/trust
+// (trust.ValidateIssuers), tiers, routes and lease.max the policy
 // (policy.Config.Validate), the rest of lease the cache
 // (leasecache.Config.Validate); validate prefixes their field paths and
 // finds the lines. The checks here are of what no package below server
@@ -62,7 +64,7 @@ func (c *Config) checkListen(ps *Problems) {
 	default:
 		c.problem(ps, "listen.http_mode", fmt.Sprintf("%q is not one of envoy, nginx, forwarded, auto", c.Listen.HTTPMode))
 	}
-	if c.adminOpen() {
+	if c.AdminOpen() {
 		c.problem(ps, "listen.admin", "a non-loopback admin listener needs admin.secret (POST /revoke must not be open)")
 	}
 }
@@ -82,7 +84,7 @@ func (c *Config) checkAddr(ps *Problems, field, addr string, optional bool) {
 	}
 }
 
-// checkIssuers runs the engine's own issuer checks (authz.ValidateIssuers,
+// checkIssuers runs the engine's own issuer checks (trust.ValidateIssuers,
 // which authz.New runs too), so -check refuses exactly what start-up would
 // (SPEC §6). Before them come the checks of issuer keys authz does not
 // check yet: at least one issuer, base_path and local_hosts (which
@@ -107,7 +109,7 @@ func (c *Config) checkIssuers(ps *Problems) {
 			c.problem(ps, f+".clock_skew", "must be between 0 and 10m")
 		}
 	}
-	for _, p := range authz.ValidateIssuers(c.authzIssuers()) {
+	for _, p := range trust.ValidateIssuers(c.AuthzIssuers()) {
 		f := fmt.Sprintf("issuers[%d]", p.Issuer)
 		if p.Field != "" {
 			f += "." + p.Field
@@ -146,11 +148,11 @@ func (c *Config) checkUpstreamHeaders(ps *Problems) {
 // checkFleet runs the fleet store's own checks (fleet.Config.Validate,
 // which fleet.Open runs too) and authz's on_store_loss.
 func (c *Config) checkFleet(ps *Problems) {
-	fc := c.fleetConfig()
+	fc := c.FleetStoreConfig()
 	if fc == nil {
 		return
 	}
-	if l := authz.StoreLoss(c.Fleet.OnStoreLoss); !l.Valid() {
+	if l := fleetmode.StoreLoss(c.Fleet.OnStoreLoss); !l.Valid() {
 		c.problem(ps, "fleet.on_store_loss", fmt.Sprintf("%q is not standalone, revalidate or deny", l))
 	}
 	for _, p := range fc.Validate() {
@@ -180,7 +182,7 @@ func (c *Config) checkLog(ps *Problems) {
 }
 
 // checkTracing checks the tracing keys with the functions start-up builds
-// the exporter and sampler with (telemetry.go).
+// the exporter and sampler with (server/telemetry).
 func (c *Config) checkTracing(ps *Problems) {
 	switch c.Tracing.Exporter {
 	case "", "otlp", "none", "console":
@@ -193,7 +195,7 @@ func (c *Config) checkTracing(ps *Problems) {
 		c.problem(ps, "tracing.protocol", fmt.Sprintf("%q is not grpc or http/protobuf", c.Tracing.Protocol))
 	}
 	if c.Tracing.Sampler != "" {
-		if _, err := sampler(c.Tracing.Sampler, c.Tracing.SamplerArg); err != nil {
+		if _, err := telemetry.Sampler(c.Tracing.Sampler, c.Tracing.SamplerArg); err != nil {
 			c.problem(ps, "tracing.sampler", err.Error())
 		}
 	} else if c.Tracing.SamplerArg != nil {
@@ -208,13 +210,13 @@ func (c *Config) checkTracing(ps *Problems) {
 		}
 	}
 	// The OTEL_* environment can refuse start-up too; say so here.
-	if _, err := tracingExporter(c.Tracing, c.getenv); err != nil {
+	if _, err := telemetry.Exporter(c.Tracing, c.getenv); err != nil {
 		c.problem(ps, "tracing", err.Error()+" (environment)")
 	}
 }
 
-// adminOpen: the admin API would listen beyond loopback with no secret.
-func (c *Config) adminOpen() bool { return !isLoopback(c.Listen.Admin) && c.Admin.Secret == "" }
+// AdminOpen: the admin API would listen beyond loopback with no secret.
+func (c *Config) AdminOpen() bool { return !isLoopback(c.Listen.Admin) && c.Admin.Secret == "" }
 
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)

@@ -1,15 +1,61 @@
-package authz
+// Package trust is the engine's trusted issuers, one Issuer each: its
+// configuration and the checks authz.New would refuse (ValidateIssuers),
+// the issuer clients built from it (authz/issuer) with their connection
+// pools, the order a mode verifies a token in, and the circuit breaker
+// around the issuer calls. It knows nothing of leases, requests or
+// decisions.
+package trust
 
 import (
 	"cmp"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/leasegate/leasegate/authz/issuer"
 )
 
-// ConfigProblem is one reason New refuses its issuers. Field is the key as
+// Mode is how an issuer's tokens are validated.
+type Mode string
+
+const (
+	ModeIntrospection    Mode = "introspection"
+	ModeJWT              Mode = "jwt"
+	ModeJWTIntrospection Mode = "jwt+introspection"
+)
+
+// IssuerConfig is one trusted issuer.
+type IssuerConfig struct {
+	Name             string
+	Issuer           string // the exact iss value
+	Mode             Mode
+	DefaultForOpaque bool
+	Introspection    issuer.IntrospectionConfig // for the introspection modes
+	JWT              issuer.JWTConfig           // for the jwt modes
+	// Audiences, when set, must meet the token's aud; AcceptWLCGAny also
+	// accepts issuer.WLCGAnyAudience. The one check runs where the token's
+	// claims are first read: on the signed JWT in the jwt modes (before
+	// the issuer is asked), on the answer in introspection mode. When
+	// Audiences is nil, JWT.Audiences is used; JWT.AcceptWLCGAny counts too.
+	// The jwt modes require them (RFC 9068 §4) unless AcceptAnyAudience.
+	Audiences     []string
+	AcceptWLCGAny bool
+	// AcceptAnyAudience is the explicit opt-out for a jwt issuer without
+	// Audiences; only then is "no audiences" read as "any audience".
+	AcceptAnyAudience bool
+
+	BasePath string // storage scope paths are relative to it
+	// LocalHosts are other names of the storage this issuer's tokens are
+	// used on: a Destination or Source on one is local (SPEC §5).
+	LocalHosts []string
+	// BreakerFailures consecutive issuer faults open the circuit for
+	// BreakerOpenFor.
+	BreakerFailures int
+	BreakerOpenFor  time.Duration
+}
+
+// ConfigProblem is one reason authz.New refuses its issuers. Field is the key as
 // SPEC §7 spells it inside issuers[] ("introspection.endpoint"), "" when no
 // one key is to blame, so a caller can point at the line.
 type ConfigProblem struct {
@@ -25,10 +71,10 @@ func (p ConfigProblem) Error() string {
 	return fmt.Sprintf("issuers[%d].%s: %s", p.Issuer, p.Field, p.Msg)
 }
 
-// ValidateIssuers reports every problem New would refuse in issuers, with
-// no I/O and nothing built, so `leasegate -check` and start-up run the
-// same checks (SPEC §6: a configuration -check accepts must start). New
-// calls it first.
+// ValidateIssuers reports every problem authz.New would refuse in
+// issuers, with no I/O and nothing built, so `leasegate -check` and
+// start-up run the same checks (SPEC §6: a configuration -check accepts
+// must start). authz.New calls it first.
 func ValidateIssuers(issuers []IssuerConfig) []ConfigProblem {
 	var out []ConfigProblem
 	names := map[string]bool{}
@@ -68,7 +114,7 @@ func (ic IssuerConfig) wantsIntrospection() bool {
 
 func (ic IssuerConfig) wantsJWT() bool { return ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection }
 
-// problems is what New refuses in one issuer.
+// problems is what authz.New refuses in one issuer.
 func (ic IssuerConfig) problems() []issuer.Problem {
 	var ps []issuer.Problem
 	add := func(field, msg string) { ps = append(ps, issuer.Problem{Field: field, Msg: msg}) }

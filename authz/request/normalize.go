@@ -1,4 +1,9 @@
-package authz
+// Package request reads a request as the engine decides on it, with no
+// I/O: the one normal form of its path, host and WebDAV target fields
+// that route and storage rules both read, the fields SPEC §3 allows only
+// once, and the bearer token of its Authorization field (RFC 6750 §2.1).
+// Every problem it reports is a 400 description safe to show clients.
+package request
 
 import (
 	"errors"
@@ -7,16 +12,23 @@ import (
 	"github.com/leasegate/leasegate/policy"
 )
 
-// normalized is a request as the route rules and the storage rules read it.
-type normalized struct {
-	req policy.Request
-	// destination and source are the parsed Destination and Source
-	// headers, zero when absent: their paths are part of the operation
-	// (policy.AddTargets).
-	destination, source policy.Target
+// Headers gives read access to a request's headers (authz.Headers).
+type Headers interface {
+	// Get returns the value of the header with the given lower-case name
+	// and how many fields of that name the request carried.
+	Get(name string) (value string, n int)
 }
 
-// normalize turns a request into the one form route rules and storage rules
+// Normalized is a request as the route rules and the storage rules read it.
+type Normalized struct {
+	Req policy.Request
+	// Destination and Source are the parsed Destination and Source
+	// headers, zero when absent: their paths are part of the operation
+	// (policy.AddTargets).
+	Destination, Source policy.Target
+}
+
+// Normalize turns a request into the one form route rules and storage rules
 // both read (policy.Normalize, policy.ParseTarget), and checks the fields
 // SPEC §3 allows only once. A non-empty problem is the 400 invalid_request
 // description; it is safe to show clients (it names headers, never echoes
@@ -24,19 +36,19 @@ type normalized struct {
 //
 // SPEC §1: "a path that cannot be decoded, or holds an encoded /, \, a raw
 // \, a raw # or NUL, is refused with 400 before any route is chosen."
-func normalize(r *Request) (normalized, string) {
-	var n normalized
+func Normalize(method, host, path string, h Headers) (Normalized, string) {
+	var n Normalized
 	var err error
-	n.req, err = policy.Normalize(r.Method, r.Host, r.Path)
+	n.Req, err = policy.Normalize(method, host, path)
 	switch {
 	case errors.Is(err, policy.ErrInvalidHost):
-		return normalized{}, "request host is not acceptable"
+		return Normalized{}, "request host is not acceptable"
 	case err != nil:
-		return normalized{}, "request path is not acceptable"
+		return Normalized{}, "request path is not acceptable"
 	}
 	var problem string
-	if n.destination, n.source, problem = singleFields(r.Headers); problem != "" {
-		return normalized{}, problem
+	if n.Destination, n.Source, problem = singleFields(h); problem != "" {
+		return Normalized{}, problem
 	}
 	return n, ""
 }

@@ -1,4 +1,10 @@
-package authz
+// Package fleetmode is the engine's side of fleet mode (SPEC §8): the
+// shared store it consumes (SharedStore), what it does while the store is
+// down (StoreLoss), and the steps of a lease miss that go through the
+// store: the shared lookup, the fleet lock, waiting for another replica's
+// answer and sharing its own. It moves leases between the store and the
+// local cache; authz decides what they allow.
+package fleetmode
 
 import (
 	"context"
@@ -50,7 +56,7 @@ const (
 	// StoreLossRevalidate serves no lease hit: every request is validated
 	// with the issuer, coalesced per replica.
 	StoreLossRevalidate StoreLoss = "revalidate"
-	// StoreLossDeny answers 503 (ReasonFleetUnavailable).
+	// StoreLossDeny answers 503 (authz.ReasonFleetUnavailable).
 	StoreLossDeny StoreLoss = "deny"
 )
 
@@ -59,8 +65,8 @@ func (l StoreLoss) Valid() bool {
 	return l == StoreLossStandalone || l == StoreLossRevalidate || l == StoreLossDeny
 }
 
-// FleetConfig puts the engine in fleet mode.
-type FleetConfig struct {
+// Config puts the engine in fleet mode.
+type Config struct {
 	Store SharedStore
 	// OnStoreLoss: "" is StoreLossStandalone.
 	OnStoreLoss StoreLoss
@@ -71,22 +77,32 @@ type FleetConfig struct {
 	LeaseMax time.Duration
 }
 
-// ReasonFleetUnavailable: on_store_loss is deny and the store is down.
-const ReasonFleetUnavailable Reason = "fleet_store_unavailable"
+// Local is what a Mode needs of its engine.
+type Local struct {
+	Cache  *leasecache.Cache
+	Tracer trace.Tracer
+	Log    *slog.Logger
+	Now    func() time.Time
+	// OnLookup counts a shared lookup by its outcome.
+	OnLookup func(fleet.Outcome)
+}
 
-// fleetState is the engine's fleet mode; nil when off.
-type fleetState struct {
+// Mode is an engine's fleet mode.
+type Mode struct {
 	store       SharedStore
 	loss        StoreLoss
 	negativeTTL time.Duration
 	leaseMax    time.Duration
+	local       Local
 }
 
-func newFleetState(c *FleetConfig) (*fleetState, error) {
+// New is c's fleet mode for an engine with l; nil, nil without c or its
+// store (a single replica).
+func New(c *Config, l Local) (*Mode, error) {
 	if c == nil || c.Store == nil {
 		return nil, nil
 	}
-	f := &fleetState{store: c.Store, loss: c.OnStoreLoss, negativeTTL: c.NegativeTTL, leaseMax: c.LeaseMax}
+	f := &Mode{store: c.Store, loss: c.OnStoreLoss, negativeTTL: c.NegativeTTL, leaseMax: c.LeaseMax, local: l}
 	if f.loss == "" {
 		f.loss = StoreLossStandalone
 	}
@@ -102,19 +118,28 @@ func newFleetState(c *FleetConfig) (*fleetState, error) {
 	return f, nil
 }
 
-// lost reports whether the store is down in a mode that changes the
+// Lost reports whether the store is down in a mode that changes the
 // decision (revalidate, deny); standalone never looks, so its hit path
 // costs nothing.
-func (f *fleetState) lost() bool {
+func (f *Mode) Lost() bool {
 	return f.loss != StoreLossStandalone && !f.store.Up()
 }
 
-// fleetSpan starts a child span of the Check when it is traced.
-func (e *Engine) fleetSpan(ctx context.Context, name string) (context.Context, trace.Span) {
+// Loss is what the engine does while the store is down.
+func (f *Mode) Loss() StoreLoss { return f.loss }
+
+// KeyOf is the fleet key of a token's SHA-256, the local cache's key too.
+func (f *Mode) KeyOf(tokenSHA leasecache.Key) leasecache.Key { return f.store.KeyOf(tokenSHA) }
+
+// Position is the fence for a validation starting now.
+func (f *Mode) Position() fleet.Position { return f.store.Position() }
+
+// span starts a child span of the Check when it is traced.
+func (f *Mode) span(ctx context.Context, name string) (context.Context, trace.Span) {
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx, nil
 	}
-	return e.tracer.Start(ctx, name)
+	return f.local.Tracer.Start(ctx, name)
 }
 
 func endSpan(span trace.Span, attrs ...attribute.KeyValue) {
@@ -124,78 +149,76 @@ func endSpan(span trace.Span, attrs ...attribute.KeyValue) {
 	}
 }
 
-// sharedLookup asks the store after a local miss. On a shared lease it
+// Lookup asks the store after a local miss. On a shared lease it
 // fills the local cache at gen (refused if a revoke came meanwhile) and
 // judges the window with the local rules; on a shared negative lease it
 // remembers it locally. It returns what the local cache now says, or Miss.
 // A shared lease no fresher than after (the local lease whose window
 // closed) changes nothing.
-func (e *Engine) sharedLookup(ctx context.Context, key leasecache.Key, w time.Duration, after time.Time) (leasecache.Lease, leasecache.Outcome) {
-	f := e.fleet
-	gen := e.cache.Generation()
-	sctx, span := e.fleetSpan(ctx, "fleet.lookup")
+func (f *Mode) Lookup(ctx context.Context, key leasecache.Key, w time.Duration, after time.Time) (leasecache.Lease, leasecache.Outcome) {
+	cache := f.local.Cache
+	gen := cache.Generation()
+	sctx, span := f.span(ctx, "fleet.lookup")
 	l, o, err := f.store.Lookup(sctx, key)
 	endSpan(span, attribute.String("leasegate.fleet.outcome", o.String()))
-	e.metrics.observeFleetLookup(o)
+	f.local.OnLookup(o)
 	switch o {
 	case fleet.Hit:
 		l.Gen = gen
-		if !l.ValidatedAt.After(after) || e.cache.Store(key, l) != nil {
+		if !l.ValidatedAt.After(after) || cache.Store(key, l) != nil {
 			return leasecache.Lease{}, leasecache.Miss
 		}
-		return e.cache.Lookup(key, w)
+		return cache.Lookup(key, w)
 	case fleet.Negative:
-		if e.cache.StoreNegative(key, gen) == nil {
+		if cache.StoreNegative(key, gen) == nil {
 			return leasecache.Lease{}, leasecache.Negative
 		}
 	case fleet.Unavailable:
-		e.log.LogAttrs(ctx, slog.LevelDebug, "fleet lookup failed", slog.String("token_id", key.Prefix()), slog.Any("error", err))
+		f.local.Log.LogAttrs(ctx, slog.LevelDebug, "fleet lookup failed", slog.String("token_id", key.Prefix()), slog.Any("error", err))
 	}
 	return leasecache.Lease{}, leasecache.Miss
 }
 
-// validateFleet is one coalesced flight in fleet mode: take the fleet's
-// lock for key; holding it, validate and share the answer; else wait for
-// the holder's answer, at most the issuer timeout and until deadline (the
-// leading caller's), and validate on our own when none comes. after is
-// the validated_at of the lease whose window closed (zero for none).
-func (e *Engine) validateFleet(ctx context.Context, is *trustedIssuer, tok string, key leasecache.Key, gen uint64, pos fleet.Position, deadline time.Time, after time.Time) *result {
-	f := e.fleet
-	timeout := is.timeout()
-	actx, span := e.fleetSpan(ctx, "fleet.acquire")
-	won, err := f.store.Acquire(actx, key, timeout)
+// Acquire takes the fleet's lock for key for at most ttl; won false
+// with a nil error means another replica holds it.
+func (f *Mode) Acquire(ctx context.Context, key leasecache.Key, ttl time.Duration) (won bool, err error) {
+	actx, span := f.span(ctx, "fleet.acquire")
+	won, err = f.store.Acquire(actx, key, ttl)
 	endSpan(span, attribute.Bool("leasegate.fleet.won", won))
-	if err == nil && !won {
-		if res := e.waitFleet(ctx, key, gen, timeout, deadline, after); res != nil {
-			return res
-		}
-	}
-	res := e.validateWithIssuer(ctx, is, tok, key, gen)
-	if res.kept {
-		sctx, span := e.fleetSpan(ctx, "fleet.store")
-		var serr error
-		if res.active {
-			ttl := f.leaseMax
-			if !res.lease.Expiry.IsZero() {
-				ttl = min(ttl, res.lease.Expiry.Sub(e.now()))
-			}
-			serr = f.store.Store(sctx, key, res.lease, ttl, pos)
-		} else {
-			serr = f.store.StoreNegative(sctx, key, f.negativeTTL, pos)
-		}
-		endSpan(span)
-		if serr != nil && !errors.Is(serr, fleet.ErrUnavailable) && !errors.Is(serr, leasecache.ErrRevokedSince) {
-			e.log.LogAttrs(ctx, slog.LevelWarn, "fleet: answer not shared", slog.String("token_id", key.Prefix()), slog.String("error", serr.Error()))
-		}
-	}
-	if won {
-		_ = f.store.Release(ctx, key)
-	}
-	return res
+	return won, err
 }
 
-// waitFleet waits for another replica's answer; nil means validate here.
-func (e *Engine) waitFleet(ctx context.Context, key leasecache.Key, gen uint64, timeout time.Duration, deadline, after time.Time) *result {
+// Share writes what this replica validated for key to the store: l when
+// active, else a negative lease. A revoke since pos, or a store that is
+// down, leaves it unshared.
+func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease, active bool, pos fleet.Position) {
+	sctx, span := f.span(ctx, "fleet.store")
+	var serr error
+	if active {
+		ttl := f.leaseMax
+		if !l.Expiry.IsZero() {
+			ttl = min(ttl, l.Expiry.Sub(f.local.Now()))
+		}
+		serr = f.store.Store(sctx, key, l, ttl, pos)
+	} else {
+		serr = f.store.StoreNegative(sctx, key, f.negativeTTL, pos)
+	}
+	endSpan(span)
+	if serr != nil && !errors.Is(serr, fleet.ErrUnavailable) && !errors.Is(serr, leasecache.ErrRevokedSince) {
+		f.local.Log.LogAttrs(ctx, slog.LevelWarn, "fleet: answer not shared", slog.String("token_id", key.Prefix()), slog.String("error", serr.Error()))
+	}
+}
+
+// Release gives the fleet's lock for key back.
+func (f *Mode) Release(ctx context.Context, key leasecache.Key) {
+	_ = f.store.Release(ctx, key)
+}
+
+// Wait waits for another replica's answer for key, at most timeout and
+// until deadline (zero: none), a lease validated after after. A Hit or a
+// Negative is in the local cache at gen; any other outcome means validate
+// here.
+func (f *Mode) Wait(ctx context.Context, key leasecache.Key, gen uint64, timeout time.Duration, deadline, after time.Time) (leasecache.Lease, fleet.Outcome) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if !deadline.IsZero() {
@@ -203,32 +226,20 @@ func (e *Engine) waitFleet(ctx context.Context, key leasecache.Key, gen uint64, 
 		wctx, c2 = context.WithDeadline(wctx, deadline)
 		defer c2()
 	}
-	wctx, span := e.fleetSpan(wctx, "fleet.wait")
-	l, o, _ := e.fleet.store.Wait(wctx, key, after)
+	wctx, span := f.span(wctx, "fleet.wait")
+	l, o, _ := f.store.Wait(wctx, key, after)
 	endSpan(span, attribute.String("leasegate.fleet.outcome", o.String()))
 	switch o {
 	case fleet.Hit:
 		l.Gen = gen
-		if e.cache.Store(key, l) != nil {
-			return nil // revoked meanwhile: ask the issuer
+		if f.local.Cache.Store(key, l) != nil {
+			return leasecache.Lease{}, fleet.Miss // revoked meanwhile: ask the issuer
 		}
-		e.metrics.observeCoalesced()
-		return &result{lease: l, active: true}
+		return l, o
 	case fleet.Negative:
-		if e.cache.StoreNegative(key, gen) != nil {
-			return nil
+		if f.local.Cache.StoreNegative(key, gen) != nil {
+			return leasecache.Lease{}, fleet.Miss
 		}
-		e.metrics.observeCoalesced()
-		return &result{reason: ReasonNegative, desc: "token is not active"}
 	}
-	return nil
-}
-
-// timeout is the longest one validation with the issuer takes: the
-// fleet lock's lifetime and a waiter's patience.
-func (is *trustedIssuer) timeout() time.Duration {
-	if t := is.cfg.Introspection.Timeout; t > 0 {
-		return t
-	}
-	return 2 * time.Second // issuer.IntrospectionConfig's default
+	return leasecache.Lease{}, o
 }

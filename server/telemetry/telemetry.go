@@ -1,4 +1,6 @@
-package server
+// Package telemetry builds the OpenTelemetry tracer provider from the
+// config's tracing block and the standard OTEL_* environment.
+package telemetry
 
 import (
 	"context"
@@ -16,13 +18,30 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// setupTracing builds the tracer provider from the standard OTEL_*
+// Config is the tracing block; it overrides the standard OTEL_*
+// environment when set. Each field defaults to "": the environment's value.
+type Config struct {
+	// Exporter is otlp, console or none.
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the collector's absolute http(s) URL.
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is grpc or http/protobuf.
+	Protocol string `yaml:"protocol"`
+	// Sampler is an OTEL_TRACES_SAMPLER name.
+	Sampler string `yaml:"sampler"`
+	// SamplerArg is the sampler's argument; only with Sampler.
+	SamplerArg *string `yaml:"sampler_arg"`
+	// ServiceName is the service.name resource attribute.
+	ServiceName string `yaml:"service_name"`
+}
+
+// Setup builds the tracer provider from the standard OTEL_*
 // environment, with the config's tracing block taking precedence. With no
 // exporter and no OTLP endpoint configured anywhere, tracing is off rather
 // than retrying a collector that is not there.
-func setupTracing(ctx context.Context, cfg TracingConfig, version string, getenv func(string) string) (trace.TracerProvider, func(context.Context) error, error) {
+func Setup(ctx context.Context, cfg Config, version string, getenv func(string) string) (trace.TracerProvider, func(context.Context) error, error) {
 	off := func(context.Context) error { return nil }
-	exporter, err := tracingExporter(cfg, getenv)
+	exporter, err := Exporter(cfg, getenv)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -62,7 +81,7 @@ func setupTracing(ctx context.Context, cfg TracingConfig, version string, getenv
 	// can fail comes before it.
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if cfg.Sampler != "" {
-		s, err := sampler(cfg.Sampler, cfg.SamplerArg)
+		s, err := Sampler(cfg.Sampler, cfg.SamplerArg)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -73,10 +92,10 @@ func setupTracing(ctx context.Context, cfg TracingConfig, version string, getenv
 	return tp, tp.Shutdown, nil
 }
 
-// tracingExporter is the exporter setupTracing builds from the config and
+// Exporter is the exporter Setup builds from the config and
 // the OTEL_* environment, "" for none. Config validation calls it too, so
 // an environment start-up would refuse fails -check as well (SPEC §6).
-func tracingExporter(cfg TracingConfig, getenv func(string) string) (string, error) {
+func Exporter(cfg Config, getenv func(string) string) (string, error) {
 	if getenv("OTEL_SDK_DISABLED") == "true" {
 		return "", nil
 	}
@@ -114,8 +133,8 @@ func tracingExporter(cfg TracingConfig, getenv func(string) string) (string, err
 	return "", fmt.Errorf("OTEL_TRACES_EXPORTER %q is not otlp, console or none", exporter)
 }
 
-// sampler maps the OTEL_TRACES_SAMPLER names.
-func sampler(name string, arg *string) (sdktrace.Sampler, error) {
+// Sampler maps the OTEL_TRACES_SAMPLER names.
+func Sampler(name string, arg *string) (sdktrace.Sampler, error) {
 	ratio := 1.0
 	if arg != nil {
 		r, err := strconv.ParseFloat(*arg, 64)
