@@ -158,6 +158,7 @@ func (v *JWTVerifier) fetchKeys(ctx context.Context, limited bool) error {
 		u, err := v.resolveJWKSURI(ctx)
 		if err != nil {
 			v.setError(err)
+			v.refreshed(err)
 			return err
 		}
 		if err := v.cache.Register(u,
@@ -169,12 +170,14 @@ func (v *JWTVerifier) fetchKeys(ctx context.Context, limited bool) error {
 		); err != nil {
 			err = fmt.Errorf("registering JWKS %s: %w", u, err)
 			v.setError(err)
+			v.refreshed(err)
 			return err
 		}
 		v.jwksURL = u
 	}
 	if _, err := v.cache.Refresh(ctx, v.jwksURL); err != nil {
 		v.setError(err)
+		v.refreshed(err)
 		return err
 	}
 	return nil
@@ -256,7 +259,17 @@ func (v *JWTVerifier) postFetch(_ string, set jwk.Set) (jwk.Set, error) {
 	}
 	v.keys.Store(&keySnapshot{set: out})
 	v.setError(nil)
+	v.refreshed(nil)
 	return out, nil
+}
+
+// refreshed reports a refresh's outcome to OnRefresh; a refresh cut short
+// by the end of the verifier's ctx is shutdown, not an outcome.
+func (v *JWTVerifier) refreshed(err error) {
+	if v.cfg.OnRefresh == nil || (err != nil && v.ctx.Err() != nil) {
+		return
+	}
+	v.cfg.OnRefresh(err)
 }
 
 func (v *JWTVerifier) setError(err error) {
@@ -295,5 +308,6 @@ type jwksErrSink struct{ v *JWTVerifier }
 
 func (s jwksErrSink) Error(err error) {
 	s.v.setError(err)
+	s.v.refreshed(err)
 	s.v.log.Warn("JWKS refresh failed; keeping the previous keys", "issuer", s.v.cfg.Name, "error", err)
 }
