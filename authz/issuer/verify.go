@@ -52,11 +52,9 @@ type JWTConfig struct {
 	MinRefetchInterval time.Duration
 	FetchTimeout       time.Duration // per discovery/JWKS request, default 5s
 	Logger             *slog.Logger  // background fetch failures; default slog.Default()
-	// OnRefresh, when set, is told the outcome of every JWKS refresh,
-	// background or on demand, OIDC discovery included: nil once a key set
-	// is published, else why none was. A refresh the rate limit skips is
-	// none; one cut short because ctx ended is not reported. It must not
-	// block.
+	// OnRefresh hears every JWKS refresh (discovery included; not one the
+	// limiter skips, nor one cut short by ctx): nil when keys were
+	// published, else why not. Optional; it must not block.
 	OnRefresh func(err error)
 }
 
