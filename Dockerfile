@@ -38,7 +38,8 @@ COPY --from=build /src/leasegate /usr/local/bin/leasegate
 COPY examples/container/leasegate.yaml /etc/leasegate/leasegate.yaml
 # Numeric, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 65532:65532
-# 9001 ext_authz gRPC + health, 9002 HTTP-mode auth, 9191 admin.
-EXPOSE 9001 9002 9191
+# 9001 ext_authz gRPC + health, 9002 HTTP-mode auth, 9190 probes and
+# metrics (no secret), 9191 admin.
+EXPOSE 9001 9002 9190 9191
 ENTRYPOINT ["/usr/local/bin/leasegate"]
 CMD ["-config", "/etc/leasegate/leasegate.yaml"]

@@ -25,7 +25,7 @@ func main() {
 	flag.Parse()
 
 	if *showVersion {
-		fmt.Println("leasegate", version)
+		fmt.Println(server.BuildInfo(version))
 		return
 	}
 	if *configPath == "" {

@@ -64,6 +64,8 @@ type Config struct {
 	Logger             *slog.Logger
 	TracerProvider     trace.TracerProvider
 	Metrics            *Metrics // nil: no metrics
+	// DenialLog limits the denial log lines; nil logs every one.
+	DenialLog *DenialLog
 	// Fleet, when set, shares leases, negative leases and coalescing
 	// with the other replicas (SPEC §8); nil is a single replica.
 	Fleet *fleetmode.Config
@@ -80,6 +82,7 @@ type Engine struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	metrics  *Metrics
+	denials  *DenialLog
 	fleet    *fleetmode.Mode // nil: not in fleet mode
 
 	byIss  map[string]*trust.Issuer
@@ -132,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		log:      cfg.Logger,
 		tracer:   cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
 		metrics:  cfg.Metrics,
+		denials:  cfg.DenialLog,
 		byIss:    map[string]*trust.Issuer{},
 		byName:   map[string]*trust.Issuer{},
 		cancel:   cancel,
@@ -145,6 +149,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	for _, ic := range cfg.Issuers {
+		if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
+			ic.JWT.OnRefresh = e.metrics.jwksRefreshHook(ic.Name, ic.JWT.OnRefresh)
+		}
 		is, err := trust.New(ctx, ic, e.now, e.log, cfg.TracerProvider)
 		if err != nil {
 			cancel()

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"sync"
@@ -21,6 +22,7 @@ type Metrics struct {
 	checkDuration  *prometheus.HistogramVec
 	coalesced      prometheus.Counter
 	fleetLookups   *prometheus.CounterVec
+	jwksRefreshes  *prometheus.CounterVec
 
 	// series caches the per-decision children so the hot path skips the
 	// vectors' label hashing and validation. Copy-on-write: label values
@@ -70,8 +72,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "leasegate_fleet_lease_lookups_total",
 			Help: "Fleet mode: shared-store lookups after a local miss, by outcome (hit, miss, negative, forged, revoked, error).",
 		}, []string{"outcome"}),
+		jwksRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leasegate_jwks_refreshes_total",
+			Help: "JWKS refreshes (OIDC discovery included), background or for an unknown key, by outcome (ok, error).",
+		}, []string{"issuer", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.issuerRequests, m.issuerDuration, m.checkDuration, m.coalesced, m.fleetLookups} {
+	for _, c := range []prometheus.Collector{m.decisions, m.issuerRequests, m.issuerDuration, m.checkDuration, m.coalesced, m.fleetLookups, m.jwksRefreshes} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -93,7 +99,7 @@ func decisionLabel(d *Decision) string {
 	}
 }
 
-func (m *Metrics) observeDecision(d *Decision, took time.Duration) {
+func (m *Metrics) observeDecision(ctx context.Context, d *Decision, took time.Duration) {
 	if m == nil {
 		return
 	}
@@ -103,7 +109,7 @@ func (m *Metrics) observeDecision(d *Decision, took time.Duration) {
 	}
 	s := m.decisionSeries(decisionKey{tier, decisionLabel(d), string(d.Lease)})
 	s.count.Inc()
-	s.took.Observe(took.Seconds())
+	observe(s.took, took.Seconds(), exemplar(ctx))
 }
 
 func (m *Metrics) decisionSeries(k decisionKey) *decisionSeries {
@@ -133,13 +139,15 @@ func (m *Metrics) decisionSeries(k decisionKey) *decisionSeries {
 	return s
 }
 
-func (m *Metrics) observeIssuer(issuer, outcome string, took time.Duration) {
+// observeIssuer counts one validation with an issuer; ctx is the call's,
+// for the exemplar.
+func (m *Metrics) observeIssuer(ctx context.Context, issuer, outcome string, took time.Duration) {
 	if m == nil {
 		return
 	}
 	m.issuerRequests.WithLabelValues(issuer, outcome).Inc()
 	if took > 0 {
-		m.issuerDuration.WithLabelValues(issuer).Observe(took.Seconds())
+		observe(m.issuerDuration.WithLabelValues(issuer), took.Seconds(), exemplar(ctx))
 	}
 }
 

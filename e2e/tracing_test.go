@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -47,8 +48,39 @@ func TestTracing(t *testing.T) {
 		Metadata: map[string]string{"traceparent": "00-" + hitTrace + "-" + hitParent + "-01"}},
 		expectation{allowed: true, lease: "hit", calls: 0})
 	// A denial, so a token-bearing failure path is traced too.
+	denyTrace := randomHex(t, 16)
 	s.check(t, leasegate.Request{Method: "DELETE", Path: "/data/t", Token: alterToken(tok),
-		Metadata: map[string]string{"traceparent": "00-" + randomHex(t, 16) + "-" + randomHex(t, 8) + "-01"}})
+		Metadata: map[string]string{"traceparent": "00-" + denyTrace + "-" + randomHex(t, 8) + "-01"}})
+
+	// SPEC §6: each traced check's duration is an exemplar with its
+	// trace_id (OpenMetrics, on the metrics listener), and its log line
+	// names the trace.
+	t.Run("exemplars", func(t *testing.T) {
+		body, err := s.leasegate.OpenMetrics(testCtx(t, 10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for lease, trace := range map[string]string{"miss": missTrace, "hit": hitTrace} {
+			re := regexp.MustCompile(`(?m)^leasegate_check_duration_seconds_bucket\{[^}]*lease="` + lease + `"[^}]*\} \d+ # \{trace_id="` + trace + `"\}`)
+			if !re.Match(body) {
+				t.Errorf("no check_duration exemplar for the %s request's trace %s", lease, trace)
+			}
+		}
+		if !regexp.MustCompile(`(?m)^leasegate_issuer_request_duration_seconds_bucket\{.*# \{trace_id="[0-9a-f]{32}"\}`).Match(body) {
+			t.Error("no issuer_request_duration exemplar")
+		}
+	})
+	t.Run("log trace ids", func(t *testing.T) {
+		e, err := s.leasegate.WaitLog(testCtx(t, 5*time.Second), func(e leasegate.LogEntry) bool {
+			return e.Msg == "denied" && strings.Contains(string(e.Raw), `"trace_id":"`+denyTrace+`"`)
+		})
+		if err != nil {
+			t.Fatalf("no denied line with trace_id %s: %v", denyTrace, err)
+		}
+		if !regexp.MustCompile(`"span_id":"[0-9a-f]{16}"`).Match(e.Raw) {
+			t.Errorf("denied line without span_id: %s", e.Raw)
+		}
+	})
 
 	introspectName := "introspect " + issuerName
 	has := func(spans []otlpsink.Span, trace string, names ...string) bool {

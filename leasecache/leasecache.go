@@ -127,7 +127,8 @@ type Cache struct {
 	pos, neg    *bigcache.BigCache
 	now         func() time.Time
 	negativeTTL time.Duration
-	maxAge      atomic.Int64 // lease.max, a time.Duration; SetMaxAge changes it
+	maxAge      atomic.Int64   // lease.max, a time.Duration; SetMaxAge changes it
+	evicted     *atomic.Uint64 // leases the positive store dropped for space (stats.go)
 
 	gen   atomic.Uint64 // revocation generation
 	floor atomic.Uint64 // leases and fills with Gen below it are void
@@ -162,7 +163,11 @@ func New(cfg Config) (*Cache, error) {
 		cfg.Now = time.Now
 	}
 	negMB := max(1, cfg.MaxMemoryMB/negativeShare)
-	pos, err := bigcache.New(context.Background(), storeConfig(cfg.MaxMemoryMB-negMB, cfg.MaxAge, 256))
+	evicted := new(atomic.Uint64)
+	posCfg := storeConfig(cfg.MaxMemoryMB-negMB, cfg.MaxAge, 256)
+	posCfg.OnRemoveWithReason = func(string, []byte, bigcache.RemoveReason) { evicted.Add(1) }
+	posCfg = posCfg.OnRemoveFilterSet(bigcache.NoSpace)
+	pos, err := bigcache.New(context.Background(), posCfg)
 	if err != nil {
 		return nil, fmt.Errorf("leasecache: positive store: %w", err)
 	}
@@ -176,6 +181,7 @@ func New(cfg Config) (*Cache, error) {
 		neg:         neg,
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
+		evicted:     evicted,
 		subjects:    make(map[subjectKey]uint64),
 		tokens:      make(map[Key]uint64),
 	}

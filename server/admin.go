@@ -4,46 +4,24 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/server/config"
 )
 
-// adminHandler serves the admin API (SPEC §6).
+// adminHandler serves the admin API (SPEC §6): the probes and metrics of
+// listen.metrics, GET /config and POST /revoke, the last two behind the
+// admin secret when one is configured.
 func (s *service) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if s.draining.Load() {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case s.draining.Load():
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-		case !s.ready.Load():
-			http.Error(w, "issuers not reached yet", http.StatusServiceUnavailable)
-		case s.fleet != nil && s.fleet.Loss() == fleetmode.StoreLossDeny && !s.fleet.Up():
-			http.Error(w, "fleet store unavailable (on_store_loss: deny)", http.StatusServiceUnavailable)
-		case s.fleet != nil:
-			io.WriteString(w, "ready (fleet: "+s.fleet.Mode()+")\n")
-		default:
-			io.WriteString(w, "ready\n")
-		}
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	s.probeRoutes(mux)
 	mux.HandleFunc("GET /config", s.serveConfig)
 	mux.HandleFunc("POST /revoke", s.serveRevoke)
 	return mux
@@ -113,8 +91,14 @@ func boundView(b policy.Bound) map[string]any {
 	}
 }
 
-// serveConfig is open like /metrics: everything secret is redacted.
-func (s *service) serveConfig(w http.ResponseWriter, _ *http.Request) {
+// serveConfig shows the configuration in force, secrets redacted. It
+// needs the admin secret all the same: the issuers, routes and limits are
+// a map of what to attack.
+func (s *service) serveConfig(w http.ResponseWriter, r *http.Request) {
+	if !s.adminAuthorized(r) {
+		adminUnauthorized(w)
+		return
+	}
 	out, err := s.gen.Load().effectiveConfig()
 	if err != nil {
 		http.Error(w, "config: "+err.Error(), http.StatusInternalServerError)

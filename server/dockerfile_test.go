@@ -337,7 +337,7 @@ func TestContainerConfigPassesCheck(t *testing.T) {
 	for _, e := range find(ins, "EXPOSE", ins[len(ins)-1].stage) {
 		exposed = append(exposed, strings.Fields(e.args)...)
 	}
-	for field, addr := range map[string]string{"listen.grpc": cfg.Listen.GRPC, "listen.http": cfg.Listen.HTTP, "listen.admin": cfg.Listen.Admin} {
+	for field, addr := range map[string]string{"listen.grpc": cfg.Listen.GRPC, "listen.http": cfg.Listen.HTTP, "listen.metrics": cfg.Listen.Metrics, "listen.admin": cfg.Listen.Admin} {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			t.Errorf("%s = %q: %v", field, addr, err)

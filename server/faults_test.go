@@ -484,6 +484,7 @@ func (c faultConfig) yaml() string {
 	return fmt.Sprintf(`
 listen:
   grpc: "127.0.0.1:0"
+  metrics: "127.0.0.1:0"
   admin: "127.0.0.1:0"
 issuers:
   - name: fake

@@ -22,13 +22,14 @@ import (
 )
 
 // frontEnds are the servers Run serves on its listeners: the gRPC server
-// (the envoy adapter and health), the admin API, and HTTP mode (the
-// forwardauth adapter; nil without listen.http). Each check goes to the
+// (the envoy adapter and health), the probes and metrics, the admin API,
+// and HTTP mode (the forwardauth adapter; nil without listen.http). Each check goes to the
 // generation in force through checker.
 type frontEnds struct {
-	grpc  *grpc.Server
-	admin *http.Server
-	http  *http.Server
+	grpc    *grpc.Server
+	metrics *http.Server
+	admin   *http.Server
+	http    *http.Server
 }
 
 func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
@@ -36,7 +37,7 @@ func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
 	if err != nil {
 		return nil, err
 	}
-	fe := &frontEnds{grpc: g, admin: &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}}
+	fe := &frontEnds{grpc: g, metrics: s.metricsServer(), admin: &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}}
 	if cfg.Listen.HTTP != "" {
 		if fe.http, err = s.httpModeServer(cfg); err != nil {
 			return nil, err
@@ -46,7 +47,9 @@ func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
 }
 
 // stop ends every server: gRPC gracefully with a forced stop when ctx ends
-// first, then HTTP mode and admin (closed when their shutdown times out).
+// first, then HTTP mode, admin and last the probes (closed when their
+// shutdown times out), so a kubelet sees /healthz 200 and /readyz 503
+// until the checks are done.
 func (fe *frontEnds) stop(ctx context.Context, log *slog.Logger) {
 	stopped := make(chan struct{})
 	go func() { fe.grpc.GracefulStop(); close(stopped) }()
@@ -63,6 +66,9 @@ func (fe *frontEnds) stop(ctx context.Context, log *slog.Logger) {
 	}
 	if err := fe.admin.Shutdown(ctx); err != nil {
 		fe.admin.Close()
+	}
+	if err := fe.metrics.Shutdown(ctx); err != nil {
+		fe.metrics.Close()
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package server is the leasegate process: the gRPC (ext_authz v3 +
-// health), HTTP-mode and admin listeners, Prometheus setup, reload and
+// health), HTTP-mode, probes-and-metrics and admin listeners, Prometheus setup, reload and
 // graceful drain, on a configuration server/config loads.
 // It wires the other packages — the adapters envoy (gRPC) and forwardauth
 // (HTTP mode) to the engine in authz — and holds no protocol logic of its
@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +51,7 @@ type Options struct {
 }
 
 // Addrs are the addresses Run is serving on.
-type Addrs struct{ GRPC, HTTP, Admin string }
+type Addrs struct{ GRPC, HTTP, Metrics, Admin string }
 
 // service is the running state. Everything a reload changes is in one
 // generation, swapped whole; the lease cache is shared by all of them.
@@ -64,6 +62,8 @@ type service struct {
 	cache    *leasecache.Cache
 	fleet    *fleetlink.Link // nil without fleet:
 	metrics  *authz.Metrics
+	denials  *authz.DenialLog // one bucket for every generation
+	build    Build
 	reloads  *prometheus.CounterVec
 	reg      *prometheus.Registry
 	tp       trace.TracerProvider
@@ -124,12 +124,14 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 	if log == nil {
 		log = newLogger(cfg.Log, os.Stderr)
 	}
-	s := &service{opts: opts, log: log, reg: prometheus.NewRegistry(), ctx: ctx,
+	// Lines logged for a traced request carry its trace_id and span_id.
+	log = slog.New(telemetry.LogHandler(log.Handler()))
+	s := &service{opts: opts, log: log, reg: prometheus.NewRegistry(), ctx: ctx, build: BuildInfo(opts.Version),
 		live: map[*generation]struct{}{}, stopping: make(chan struct{})}
 	s.tp, s.flush = opts.TracerProvider, func(context.Context) error { return nil }
 	if s.tp == nil {
 		var err error
-		if s.tp, s.flush, err = telemetry.Setup(ctx, cfg.Tracing, opts.Version, opts.Getenv); err != nil {
+		if s.tp, s.flush, err = telemetry.Setup(ctx, cfg.Tracing, s.build.Version, opts.Getenv); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -161,6 +163,11 @@ func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 	if err := s.registerMetrics(); err != nil {
 		return nil, err
 	}
+	dc := cfg.DenialLogConfig()
+	dc.Now = s.opts.Now
+	if s.denials, err = authz.NewDenialLog(dc); err != nil {
+		return nil, err
+	}
 	if cfg.Fleet != nil {
 		if s.fleet, err = fleetlink.Open(s.ctx, cfg.FleetStoreConfig(), fleetmode.StoreLoss(cfg.Fleet.OnStoreLoss), s.cache, s.log, s.reg); err != nil {
 			return nil, err
@@ -173,7 +180,9 @@ func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 	s.install(newGeneration(cfg, pol, eng))
 	b := pol.RevocationBound()
 	s.log.Info("leasegate starting",
-		slog.String("version", s.opts.Version),
+		slog.String("version", s.build.Version),
+		slog.String("revision", s.build.Revision),
+		slog.String("goversion", s.build.GoVersion),
 		slog.String("revocation_bound", b.Window.String()),
 		slog.String("revocation_bound_with_stale", b.WithStale.String()),
 		slog.String("lease_max", b.LeaseMax.String()))
@@ -198,7 +207,7 @@ func (s *service) close() {
 }
 
 // listeners are Run's bound sockets; http is nil without listen.http.
-type listeners struct{ grpc, admin, http net.Listener }
+type listeners struct{ grpc, admin, metrics, http net.Listener }
 
 // listen binds every listener or none.
 func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
@@ -212,10 +221,16 @@ func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
 		ls.grpc.Close()
 		return ls, fmt.Errorf("listen admin %s: %w", cfg.Listen.Admin, err)
 	}
+	if ls.metrics, err = lc.Listen(ctx, "tcp", cfg.Listen.Metrics); err != nil {
+		ls.grpc.Close()
+		ls.admin.Close()
+		return ls, fmt.Errorf("listen metrics %s: %w", cfg.Listen.Metrics, err)
+	}
 	if cfg.Listen.HTTP != "" {
 		if ls.http, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTP); err != nil {
 			ls.grpc.Close()
 			ls.admin.Close()
+			ls.metrics.Close()
 			return ls, fmt.Errorf("listen http %s: %w", cfg.Listen.HTTP, err)
 		}
 	}
@@ -223,7 +238,7 @@ func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
 }
 
 func (ls listeners) addrs() Addrs {
-	a := Addrs{GRPC: ls.grpc.Addr().String(), Admin: ls.admin.Addr().String()}
+	a := Addrs{GRPC: ls.grpc.Addr().String(), Admin: ls.admin.Addr().String(), Metrics: ls.metrics.Addr().String()}
 	if ls.http != nil {
 		a.HTTP = ls.http.Addr().String()
 	}
@@ -234,14 +249,16 @@ func (ls listeners) addrs() Addrs {
 // waits for ctx to end (nil) or a listener to fail (its error), applying
 // reloads meanwhile.
 func (s *service) serve(ctx context.Context, fe *frontEnds, ls listeners) error {
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- serveErr("grpc", fe.grpc.Serve(ls.grpc)) }()
 	go func() { errc <- serveErr("admin", fe.admin.Serve(ls.admin)) }()
+	go func() { errc <- serveErr("metrics", fe.metrics.Serve(ls.metrics)) }()
 	if fe.http != nil {
 		go func() { errc <- serveErr("http", fe.http.Serve(ls.http)) }()
 	}
 	addrs := ls.addrs()
-	s.log.Info("listening", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("admin", addrs.Admin))
+	s.log.Info("listening", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP),
+		slog.String("metrics", addrs.Metrics), slog.String("admin", addrs.Admin))
 	if s.opts.OnListen != nil {
 		s.opts.OnListen(addrs)
 	}
@@ -299,6 +316,7 @@ func (s *service) newEngine(cfg *config.Config, pol *policy.Policy) (*authz.Engi
 		Logger:             s.log,
 		TracerProvider:     s.tp,
 		Metrics:            s.metrics,
+		DenialLog:          s.denials,
 		Issuers:            cfg.AuthzIssuers(),
 	}
 	if s.fleet != nil {
@@ -312,7 +330,7 @@ func (s *service) newEngine(cfg *config.Config, pol *policy.Policy) (*authz.Engi
 	return authz.New(s.ctx, ac)
 }
 
-// registerMetrics adds the process and Go collectors, the lease gauge,
+// registerMetrics adds the process and Go collectors, the lease gauges,
 // the series the server owns (SPEC §6) and the engine's.
 func (s *service) registerMetrics() error {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -320,6 +338,7 @@ func (s *service) registerMetrics() error {
 		Name: "leasegate_leases",
 		Help: "Positive leases held in the lease cache.",
 	}, func() float64 { return float64(s.cache.Len()) }))
+	s.reg.MustRegister(s.opsCollectors()...)
 	if err := s.registerServerMetrics(); err != nil {
 		return err
 	}
@@ -338,18 +357,10 @@ func (s *service) registerServerMetrics() error {
 		Name: "leasegate_revocation_bound_seconds",
 		Help: "Longest a token revoked at its issuer may still be allowed, stale_if_error included.",
 	}, func() float64 { return s.gen.Load().pol.RevocationBound().WithStale.Seconds() })
-	revision, goVersion := "unknown", runtime.Version()
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, kv := range bi.Settings {
-			if kv.Key == "vcs.revision" {
-				revision = kv.Value
-			}
-		}
-	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "leasegate_build_info",
-		Help:        "Always 1; the labels say which build is running.",
-		ConstLabels: prometheus.Labels{"version": s.opts.Version, "revision": revision, "goversion": goVersion},
+		Help:        "Always 1; the labels say which build is running (as leasegate -version does).",
+		ConstLabels: prometheus.Labels{"version": s.build.Version, "revision": s.build.Revision, "goversion": s.build.GoVersion},
 	})
 	info.Set(1)
 	for _, c := range []prometheus.Collector{s.reloads, bound, info} {

@@ -98,6 +98,7 @@ func (fi *fakeIssuer) set(tok string, active bool) {
 const testConfigTmpl = `
 listen:
   grpc: "127.0.0.1:0"
+  metrics: "127.0.0.1:0"
   admin: "127.0.0.1:0"
 issuers:
   - name: fake
@@ -537,6 +538,7 @@ func TestIssuerDownFailsClosed(t *testing.T) {
 const reloadTmpl = `
 listen:
   grpc: "127.0.0.1:0"
+  metrics: "127.0.0.1:0"
   admin: "127.0.0.1:0"
 issuers:
   - name: fake

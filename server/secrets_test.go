@@ -47,6 +47,7 @@ func secretsConfig(endpoint, clientSecretFile, adminSecretFile string) string {
 	return fmt.Sprintf(`
 listen:
   grpc: "127.0.0.1:0"
+  metrics: "127.0.0.1:0"
   admin: "127.0.0.1:0"
 issuers:
   - name: fake
@@ -216,8 +217,8 @@ func TestNoSecretsInLogsSpansOrMetrics(t *testing.T) {
 	}
 	want("after subject revoke", get(tokens["allow"]), 200)
 
-	// /config redacts both secrets.
-	cfgText := adminGet(t, r, "/config")
+	// /config (behind the admin secret) redacts both secrets.
+	_, _, cfgText := httpGet(t, "http://"+r.addrs.Admin+"/config", "Authorization", "Bearer "+secretAdmin)
 	var conf struct {
 		Admin   map[string]any `json:"admin"`
 		Issuers []struct {
@@ -288,6 +289,7 @@ func TestAdminSecretConfig(t *testing.T) {
 	const base = `
 listen:
   grpc: "127.0.0.1:0"
+  metrics: "127.0.0.1:0"
   admin: %q
 issuers:
   - name: fake

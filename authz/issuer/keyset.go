@@ -157,7 +157,7 @@ func (v *JWTVerifier) fetchKeys(ctx context.Context, limited bool) error {
 	if v.jwksURL == "" {
 		u, err := v.resolveJWKSURI(ctx)
 		if err != nil {
-			v.setError(err)
+			v.refreshed(err)
 			return err
 		}
 		if err := v.cache.Register(u,
@@ -168,13 +168,13 @@ func (v *JWTVerifier) fetchKeys(ctx context.Context, limited bool) error {
 			jwk.WithIgnoreParseError(true),
 		); err != nil {
 			err = fmt.Errorf("registering JWKS %s: %w", u, err)
-			v.setError(err)
+			v.refreshed(err)
 			return err
 		}
 		v.jwksURL = u
 	}
 	if _, err := v.cache.Refresh(ctx, v.jwksURL); err != nil {
-		v.setError(err)
+		v.refreshed(err)
 		return err
 	}
 	return nil
@@ -255,14 +255,19 @@ func (v *JWTVerifier) postFetch(_ string, set jwk.Set) (jwk.Set, error) {
 		}
 	}
 	v.keys.Store(&keySnapshot{set: out})
-	v.setError(nil)
+	v.refreshed(nil)
 	return out, nil
 }
 
-func (v *JWTVerifier) setError(err error) {
+// refreshed records a refresh's outcome (nil: keys published) for "no
+// keys" errors and OnRefresh, which a refresh ctx cut short is not told.
+func (v *JWTVerifier) refreshed(err error) {
 	v.errMu.Lock()
 	v.lastErr = err
 	v.errMu.Unlock()
+	if v.cfg.OnRefresh != nil && (err == nil || v.ctx.Err() == nil) {
+		v.cfg.OnRefresh(err)
+	}
 }
 
 func (v *JWTVerifier) lastError() error {
@@ -294,6 +299,6 @@ func (g jwksGetter) Get(u string) (*http.Response, error) {
 type jwksErrSink struct{ v *JWTVerifier }
 
 func (s jwksErrSink) Error(err error) {
-	s.v.setError(err)
+	s.v.refreshed(err)
 	s.v.log.Warn("JWKS refresh failed; keeping the previous keys", "issuer", s.v.cfg.Name, "error", err)
 }

@@ -52,6 +52,10 @@ type JWTConfig struct {
 	MinRefetchInterval time.Duration
 	FetchTimeout       time.Duration // per discovery/JWKS request, default 5s
 	Logger             *slog.Logger  // background fetch failures; default slog.Default()
+	// OnRefresh hears every JWKS refresh (discovery included; not one the
+	// limiter skips, nor one cut short by ctx): nil when keys were
+	// published, else why not. Optional; it must not block.
+	OnRefresh func(err error)
 }
 
 // JWTVerifier verifies one issuer's JWTs against its JWKS. It is safe for

@@ -69,3 +69,11 @@ func (b *breaker) failure(retryAfter time.Duration) {
 		b.openUntil = b.now().Add(b.openDur)
 	}
 }
+
+// isOpen reports whether the breaker is not closed: open, or past its open
+// period and waiting for a probe to succeed.
+func (b *breaker) isOpen() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failures >= b.threshold
+}

@@ -86,6 +86,10 @@ func (is *Issuer) Reached() bool { return is.reached.Load() }
 // MarkReached records that the issuer answered.
 func (is *Issuer) MarkReached() { is.reached.Store(true) }
 
+// BreakerOpen reports whether the issuer's circuit breaker is open (or
+// half-open, waiting on its probe): issuer calls are being refused.
+func (is *Issuer) BreakerOpen() bool { return is.breaker.isOpen() }
+
 // probeToken is sent to introspection endpoints to see that they answer; it
 // is not a real token and its answer (inactive) is ignored.
 const probeToken = "leasegate-readiness-probe"

@@ -59,6 +59,8 @@ func (c *Config) checkListen(ps *Problems) {
 	c.checkAddr(ps, "listen.grpc", c.Listen.GRPC, false)
 	c.checkAddr(ps, "listen.http", c.Listen.HTTP, true)
 	c.checkAddr(ps, "listen.admin", c.Listen.Admin, false)
+	c.checkAddr(ps, "listen.metrics", c.Listen.Metrics, false)
+	c.checkListenClash(ps)
 	switch c.Listen.HTTPMode {
 	case "envoy", "nginx", "forwarded", "auto":
 	default:
@@ -178,6 +180,9 @@ func (c *Config) checkLog(ps *Problems) {
 	case "json", "text":
 	default:
 		c.problem(ps, "log.format", fmt.Sprintf("%q is not json or text", c.Log.Format))
+	}
+	for _, p := range c.DenialLogConfig().Validate() {
+		c.problem(ps, "log."+p.Field, p.Msg)
 	}
 }
 

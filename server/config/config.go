@@ -65,8 +65,12 @@ type ListenConfig struct {
 	// HTTPMode is how the HTTP listener reads the original request:
 	// envoy, nginx, forwarded or auto. Default "envoy".
 	HTTPMode string `yaml:"http_mode"`
-	// Admin serves the health, metrics, /config and /revoke endpoints; off
-	// loopback it needs admin.secret. Default "127.0.0.1:9191".
+	// Metrics serves /healthz, /readyz and /metrics to kubelet and
+	// Prometheus, open and read-only (SPEC §6). Default ":9190".
+	Metrics string `yaml:"metrics"`
+	// Admin serves /config and /revoke (behind admin.secret when one is
+	// set) and the same probes and metrics as Metrics; off loopback it
+	// needs admin.secret. Default "127.0.0.1:9191".
 	Admin string `yaml:"admin"`
 }
 
@@ -212,7 +216,7 @@ type UpstreamHeaders struct {
 	Issuer string `yaml:"issuer"`
 }
 
-// AdminConfig guards POST /revoke.
+// AdminConfig guards GET /config and POST /revoke.
 type AdminConfig struct {
 	// Secret is the admin bearer secret; from ${VAR}, never inline.
 	// Default "": none (then listen.admin must be loopback).
@@ -228,6 +232,11 @@ type LogConfig struct {
 	Level string `yaml:"level"`
 	// Format is json or text. Default "json".
 	Format string `yaml:"format"`
+	// DenialsPerSecond limits the denial lines (authz.DenialLogConfig):
+	// that many per second on average, bursts of one second's worth, the
+	// next line logged counting those left out ("suppressed"); 0 to 1e6.
+	// Default 0: every denial is logged.
+	DenialsPerSecond float64 `yaml:"denials_per_second"`
 }
 
 // ServerConfig tunes start-up, drain and the gRPC server.

@@ -17,6 +17,7 @@ import (
 const (
 	defaultGRPC       = ":9001"
 	defaultAdmin      = "127.0.0.1:9191"
+	defaultMetrics    = ":9190"
 	defaultHTTPMode   = "envoy"
 	defaultRealm      = "leasegate"
 	defaultLogLevel   = "info"
@@ -47,6 +48,7 @@ const (
 func (c *Config) applyDefaults() {
 	c.Listen.GRPC = cmp.Or(c.Listen.GRPC, defaultGRPC)
 	c.Listen.Admin = cmp.Or(c.Listen.Admin, defaultAdmin)
+	c.Listen.Metrics = cmp.Or(c.Listen.Metrics, defaultMetrics)
 	c.Listen.HTTPMode = cmp.Or(c.Listen.HTTPMode, defaultHTTPMode)
 	c.Realm = cmp.Or(c.Realm, defaultRealm)
 	c.DefaultTier = cmp.Or(c.DefaultTier, policy.TierCritical) // as policy.New reads ""

@@ -12,7 +12,7 @@ import (
 // An OTEL_* environment that start-up refuses fails -check too (SPEC §6).
 func TestTracingEnvironmentChecked(t *testing.T) {
 	const yamlText = `
-listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0" }
+listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0", metrics: "127.0.0.1:0" }
 issuers:
   - { name: idp, issuer: "https://idp.example/", default_for_opaque: true, introspection: { endpoint: "http://127.0.0.1:1/i", auth: none } }
 `

@@ -8,12 +8,12 @@ import (
 	"strconv"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -70,7 +70,7 @@ func Setup(ctx context.Context, cfg Config, version string, getenv func(string) 
 		name = "leasegate"
 	}
 	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", name), attribute.String("service.version", version)),
+		resource.WithAttributes(semconv.ServiceName(name), semconv.ServiceVersion(version)),
 		resource.WithFromEnv(), // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
 		resource.WithTelemetrySDK(),
 	)

@@ -147,7 +147,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	defer c.Close()
-	say("  leasegate ext_authz gRPC %s  admin %s", p.GRPCAddr(), p.AdminURL())
+	say("  leasegate ext_authz gRPC %s  metrics %s  admin %s", p.GRPCAddr(), p.MetricsURL(), p.AdminURL())
 	bound, err := p.RevocationBound(ctx)
 	if err != nil {
 		return err
@@ -173,7 +173,7 @@ func run(ctx context.Context, o options) (err error) {
 	say("all %d expectations held; the script took %v", d.checks, time.Since(began).Round(100*time.Millisecond))
 	if o.keep {
 		say("")
-		say("-keep: Hydra and leasegate keep running (config %s); try  curl %s/metrics  — Ctrl-C to stop", p.ConfigPath(), p.AdminURL())
+		say("-keep: Hydra and leasegate keep running (config %s); try  curl %s/metrics  — Ctrl-C to stop", p.ConfigPath(), p.MetricsURL())
 		<-ctx.Done()
 	}
 	return nil
@@ -377,7 +377,7 @@ func (d *demo) summary(ctx context.Context, bound leasegate.Bound) error {
 	fmt.Fprintf(w, "  leasegate_issuer_requests_total{outcome=active}   %4.0f\n", m.Sum("leasegate_issuer_requests_total", map[string]string{"outcome": "active"}))
 	fmt.Fprintf(w, "  leasegate_issuer_requests_total{outcome=inactive} %4.0f\n", m.Sum("leasegate_issuer_requests_total", map[string]string{"outcome": "inactive"}))
 	fmt.Fprintf(w, "  introspections seen at Hydra during the script     %4d\n", d.calls())
-	fmt.Fprintf(w, "\n  metrics:  GET %s/metrics\n", d.leasegate.AdminURL())
+	fmt.Fprintf(w, "\n  metrics:  GET %s/metrics\n", d.leasegate.MetricsURL())
 	fmt.Fprintf(w, "  config:   GET %s/config   (revocation_bound: window %v, with stale_if_error %v, admin revoke %s)\n",
 		d.leasegate.AdminURL(), bound.Window, bound.WithStaleIfError, bound.AdminRevoke)
 	fmt.Fprintf(w, "  revoke:   POST %s/revoke  {\"token\": \"...\"}\n", d.leasegate.AdminURL())
@@ -388,7 +388,7 @@ func (d *demo) summary(ctx context.Context, bound leasegate.Bound) error {
 	if int64(active) != d.calls() {
 		return fmt.Errorf("leasegate_issuer_requests_total says %v validations, Hydra saw %d introspections", active, d.calls())
 	}
-	if code, _, err := d.leasegate.AdminGet(ctx, "/readyz"); err != nil || code != http.StatusOK {
+	if code, _, err := d.leasegate.MetricsGet(ctx, "/readyz"); err != nil || code != http.StatusOK {
 		return fmt.Errorf("GET /readyz: %d %v", code, err)
 	}
 	return nil

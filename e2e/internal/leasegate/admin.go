@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -76,9 +77,10 @@ func (p *Process) TierWindow(ctx context.Context, tier string) (string, error) {
 	return "", fmt.Errorf("leasegate: GET /config lists no tier %q", tier)
 }
 
-// Metrics scrapes GET /metrics.
+// Metrics scrapes GET /metrics on the metrics listener, as Prometheus
+// does.
 func (p *Process) Metrics(ctx context.Context) (Metrics, error) {
-	code, body, err := p.adminGet(ctx, "/metrics")
+	code, body, err := p.MetricsGet(ctx, "/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +88,30 @@ func (p *Process) Metrics(ctx context.Context) (Metrics, error) {
 		return nil, fmt.Errorf("leasegate: GET /metrics: HTTP %d", code)
 	}
 	return ParseMetrics(body)
+}
+
+// OpenMetrics scrapes GET /metrics on the metrics listener in the
+// OpenMetrics text format, the one that carries exemplars, and returns the
+// body as served.
+func (p *Process) OpenMetrics(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.MetricsURL()+"/metrics", nil)
+	if err != nil {
+		return nil, fmt.Errorf("leasegate: GET /metrics: %w", err)
+	}
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("leasegate: GET /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("leasegate: GET /metrics: %w", err)
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "application/openmetrics-text") {
+		return nil, fmt.Errorf("leasegate: GET /metrics (OpenMetrics): HTTP %d, Content-Type %q", resp.StatusCode, ct)
+	}
+	return body, nil
 }
 
 // AdminRevoke posts {"token": token} to /revoke (with secret as the admin
@@ -195,11 +221,20 @@ func (p *Process) Fleet(ctx context.Context) (FleetStatus, error) {
 
 // AdminGet fetches an admin path and returns the status and body.
 func (p *Process) AdminGet(ctx context.Context, path string) (int, []byte, error) {
-	return p.adminGet(ctx, path)
+	return p.get(ctx, p.AdminURL(), path)
+}
+
+// MetricsGet fetches a path of the probes and metrics listener.
+func (p *Process) MetricsGet(ctx context.Context, path string) (int, []byte, error) {
+	return p.get(ctx, p.MetricsURL(), path)
 }
 
 func (p *Process) adminGet(ctx context.Context, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.AdminURL()+path, nil)
+	return p.get(ctx, p.AdminURL(), path)
+}
+
+func (p *Process) get(ctx context.Context, base, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("leasegate: GET %s: %w", path, err)
 	}

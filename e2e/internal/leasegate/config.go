@@ -26,9 +26,10 @@ type Config struct {
 
 // Listen is the listen block.
 type Listen struct {
-	GRPC  string `yaml:"grpc,omitempty"`
-	HTTP  string `yaml:"http,omitempty"`
-	Admin string `yaml:"admin,omitempty"`
+	GRPC    string `yaml:"grpc,omitempty"`
+	HTTP    string `yaml:"http,omitempty"`
+	Metrics string `yaml:"metrics,omitempty"`
+	Admin   string `yaml:"admin,omitempty"`
 }
 
 // Issuer is one issuers[] entry.

@@ -1,8 +1,9 @@
 // Package leasegate runs the built leasegate binary as a child process for the
 // end-to-end tests and the demo: it writes the configuration, starts the
 // process on free loopback ports (read back from its "listening" log line),
-// waits for /readyz, and talks to it the way Envoy and an operator do: the
-// ext_authz v3 gRPC Check (Client), and the admin API (metrics, /config,
+// waits for /readyz, and talks to it the way Envoy, Prometheus and an
+// operator do: the ext_authz v3 gRPC Check (Client), the probes and
+// metrics listener (/readyz, /metrics), and the admin API (/config,
 // /revoke). It treats leasegate as a black box and imports none of its
 // packages.
 package leasegate
@@ -55,9 +56,10 @@ type Options struct {
 
 // Addrs are the addresses leasegate reported in its "listening" log line.
 type Addrs struct {
-	GRPC  string `json:"grpc"`
-	HTTP  string `json:"http"`
-	Admin string `json:"admin"`
+	GRPC    string `json:"grpc"`
+	HTTP    string `json:"http"`
+	Metrics string `json:"metrics"`
+	Admin   string `json:"admin"`
 }
 
 // Process is a running (or exited) leasegate. Methods are safe for
@@ -87,6 +89,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	cfg := o.Config
 	cfg.Listen.GRPC = cmp.Or(cfg.Listen.GRPC, "127.0.0.1:0")
 	cfg.Listen.Admin = cmp.Or(cfg.Listen.Admin, "127.0.0.1:0")
+	cfg.Listen.Metrics = cmp.Or(cfg.Listen.Metrics, "127.0.0.1:0")
 	p := &Process{
 		configPath: filepath.Join(o.Dir, "leasegate.yaml"),
 		logs:       newLineLog(),
@@ -137,13 +140,13 @@ func (p *Process) waitReady(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("no listening line: %w", err)
 	}
-	if err := json.Unmarshal(line.Raw, &p.addrs); err != nil || p.addrs.GRPC == "" || p.addrs.Admin == "" {
-		return fmt.Errorf("listening line %s lacks grpc or admin address (%v)", line.Raw, err)
+	if err := json.Unmarshal(line.Raw, &p.addrs); err != nil || p.addrs.GRPC == "" || p.addrs.Admin == "" || p.addrs.Metrics == "" {
+		return fmt.Errorf("listening line %s lacks the grpc, metrics or admin address (%v)", line.Raw, err)
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		code, _, err := p.adminGet(ctx, "/readyz")
+		code, _, err := p.MetricsGet(ctx, "/readyz")
 		if err == nil && code == http.StatusOK {
 			return nil
 		}
@@ -165,6 +168,10 @@ func (p *Process) GRPCAddr() string { return p.addrs.GRPC }
 
 // AdminURL is the admin listener's base URL, without trailing slash.
 func (p *Process) AdminURL() string { return "http://" + p.addrs.Admin }
+
+// MetricsURL is the probes and metrics listener's base URL, without
+// trailing slash: what kubelet and Prometheus are pointed at.
+func (p *Process) MetricsURL() string { return "http://" + p.addrs.Metrics }
 
 // ConfigPath is the configuration file the process was started with.
 func (p *Process) ConfigPath() string { return p.configPath }
@@ -200,7 +207,7 @@ func (p *Process) WriteConfigYAML(b []byte) error {
 // log that it reloaded or refused the new configuration. It returns an
 // error wrapping ErrReloadRefused when the file was refused.
 func (p *Process) Reload(ctx context.Context, c Config) error {
-	c.Listen = Listen{GRPC: "127.0.0.1:0", Admin: "127.0.0.1:0", HTTP: c.Listen.HTTP}
+	c.Listen = Listen{GRPC: "127.0.0.1:0", Admin: "127.0.0.1:0", Metrics: "127.0.0.1:0", HTTP: c.Listen.HTTP}
 	if err := p.WriteConfig(c); err != nil {
 		return err
 	}
