@@ -22,7 +22,7 @@ import (
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	start := time.Now()
 	d := e.decide(ctx, r)
-	e.metrics.observeDecision(ctx, &d, time.Since(start))
+	e.metrics.Decision(ctx, tierLabel(&d), decisionLabel(&d), string(d.Lease), time.Since(start))
 	e.annotate(ctx, r, &d)
 	e.logDecision(ctx, r, &d)
 	return d

@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	var err error
 	e.fleet, err = fleetmode.New(cfg.Fleet, fleetmode.Local{
-		Cache: e.cache, Tracer: e.tracer, Log: e.log, Now: e.now, OnLookup: e.metrics.observeFleetLookup,
+		Cache: e.cache, Tracer: e.tracer, Log: e.log, Now: e.now, OnLookup: e.metrics.FleetLookup,
 	})
 	if err != nil {
 		cancel()
@@ -150,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	for _, ic := range cfg.Issuers {
 		if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
-			ic.JWT.OnRefresh = e.metrics.jwksRefreshHook(ic.Name, ic.JWT.OnRefresh)
+			ic.JWT.OnRefresh = e.metrics.JWKSRefreshHook(ic.Name, ic.JWT.OnRefresh)
 		}
 		is, err := trust.New(ctx, ic, e.now, e.log, cfg.TracerProvider)
 		if err != nil {

@@ -105,7 +105,7 @@ func TestEngineRequestAfterRevokeDoesNotJoinOlderFlight(t *testing.T) {
 			if d.Allow || d.Status != http.StatusUnauthorized || d.Reason != ReasonInactive {
 				t.Fatalf("request after the revoke = %+v, want 401 inactive from its own issuer call", d)
 			}
-			if got := metricValue(env.metrics.coalesced); got != 0 {
+			if got := env.counter("leasegate_coalesced_total"); got != 0 {
 				t.Fatalf("coalesced = %v: the request after the revoke shared the older flight", got)
 			}
 			select {

@@ -244,11 +244,11 @@ func (env *engEnv) check(method, path, tok string) Decision {
 func (env *engEnv) calls() int64 { return env.iss.calls.Load() }
 
 func (env *engEnv) decisions(tier, decision, lease string) float64 {
-	return metricValue(env.metrics.decisions.WithLabelValues(tier, decision, lease))
+	return env.counter("leasegate_decisions_total", "tier", tier, "decision", decision, "lease", lease)
 }
 
 func (env *engEnv) issuerRequests(outcome string) float64 {
-	return metricValue(env.metrics.issuerRequests.WithLabelValues(engIssuerName, outcome))
+	return env.counter("leasegate_issuer_requests_total", "issuer", engIssuerName, "outcome", outcome)
 }
 
 // eventually polls cond until it holds or 5s pass.
@@ -482,7 +482,7 @@ func TestEngineCoalescing(t *testing.T) {
 			t.Fatalf("decision %d = %+v, want the shared allow", i, d)
 		}
 	}
-	if got := metricValue(env.metrics.coalesced); got != n-1 {
+	if got := env.counter("leasegate_coalesced_total"); got != n-1 {
 		t.Fatalf("leasegate_coalesced_total = %v, want %d", got, n-1)
 	}
 	if got := env.decisions("read", "allow", "miss"); got != n {
@@ -983,7 +983,7 @@ func TestEngineMetrics(t *testing.T) {
 		{"read", "deny", "negative"}:        1,
 		{"critical", "unavailable", "miss"}: 1,
 	}
-	if got := seriesCount(env.metrics.decisions); got != len(want) {
+	if got := env.seriesCount("leasegate_decisions_total"); got != len(want) {
 		t.Fatalf("decision series = %d, want %d", got, len(want))
 	}
 	for l, n := range want {
@@ -996,10 +996,10 @@ func TestEngineMetrics(t *testing.T) {
 			t.Errorf("issuer_requests{%s} = %v, want %v", outcome, got, n)
 		}
 	}
-	if got := seriesCount(env.metrics.issuerDuration); got != 1 {
+	if got := env.seriesCount("leasegate_issuer_request_duration_seconds"); got != 1 {
 		t.Errorf("issuer duration series = %d, want 1", got)
 	}
-	if got := seriesCount(env.metrics.checkDuration); got != 6 {
+	if got := env.seriesCount("leasegate_check_duration_seconds"); got != 6 {
 		t.Errorf("check duration series = %d, want 6", got)
 	}
 	// The registry exposes the names SPEC §6 lists.
@@ -1091,29 +1091,45 @@ func slogJSON(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// metricValue reads the one counter a collector holds. (prometheus/testutil
-// needs a module the root go.sum does not carry.)
-func metricValue(c prometheus.Collector) float64 {
-	ch := make(chan prometheus.Metric, 1)
-	go func() { c.Collect(ch); close(ch) }()
+// counter sums the counter family's series on env's registry whose labels
+// include the name/value pairs kv; 0 when none.
+func (env *engEnv) counter(family string, kv ...string) float64 {
 	var v float64
-	for m := range ch {
-		var pb dto.Metric
-		if err := m.Write(&pb); err != nil {
-			panic(err)
+	for _, m := range env.family(family) {
+		if labelsMatch(m, kv) {
+			v += m.GetCounter().GetValue()
 		}
-		v += pb.GetCounter().GetValue()
 	}
 	return v
 }
 
-// seriesCount is how many series a collector exports.
-func seriesCount(c prometheus.Collector) int {
-	ch := make(chan prometheus.Metric, 1)
-	go func() { c.Collect(ch); close(ch) }()
-	n := 0
-	for range ch {
-		n++
+// seriesCount is how many series env's registry has in family.
+func (env *engEnv) seriesCount(family string) int { return len(env.family(family)) }
+
+func (env *engEnv) family(name string) []*dto.Metric {
+	mfs, err := env.reg.Gather()
+	if err != nil {
+		panic(err)
 	}
-	return n
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()
+		}
+	}
+	return nil
+}
+
+func labelsMatch(m *dto.Metric, kv []string) bool {
+	for i := 0; i+1 < len(kv); i += 2 {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == kv[i] && lp.GetValue() == kv[i+1] {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

@@ -89,7 +89,7 @@ func newReplica(t testing.TB, addr string, loss fleetmode.StoreLoss, iss *engIss
 }
 
 func (r *replica) fleetLookups(outcome string) float64 {
-	return metricValue(r.metrics.fleetLookups.WithLabelValues(outcome))
+	return r.counter("leasegate_fleet_lease_lookups_total", "outcome", outcome)
 }
 
 // key is tok's fleet key.

@@ -79,7 +79,7 @@ func TestDurationExemplarsCarryTraceID(t *testing.T) {
 func TestJWKSRefreshesCounted(t *testing.T) {
 	jw := newEngJWT(t, ModeJWT, engOpts{})
 	refreshes := func(outcome string) float64 {
-		return metricValue(jw.metrics.jwksRefreshes.WithLabelValues(engIssuerName, outcome))
+		return jw.counter("leasegate_jwks_refreshes_total", "issuer", engIssuerName, "outcome", outcome)
 	}
 	if ok, failed := refreshes("ok"), refreshes("error"); ok != 1 || failed != 0 {
 		t.Fatalf("after the start: ok %v error %v, want 1 and 0", ok, failed)

@@ -116,7 +116,7 @@ func (e *Engine) flight(ctx context.Context, is *trust.Issuer, tok string, key l
 			res = &result{err: fmt.Errorf("validate with %s: no result: %w", is.Config.Name, issuer.ErrIssuerUnavailable)}
 		}
 		if !leader {
-			e.metrics.observeCoalesced()
+			e.metrics.Coalesced()
 		}
 	case <-early:
 	case <-ctx.Done():
@@ -136,10 +136,10 @@ func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string
 	if err == nil && !won {
 		switch l, o := f.Wait(ctx, key, gen, timeout, deadline, after); o {
 		case fleet.Hit:
-			e.metrics.observeCoalesced()
+			e.metrics.Coalesced()
 			return &result{lease: l, active: true}
 		case fleet.Negative:
-			e.metrics.observeCoalesced()
+			e.metrics.Coalesced()
 			return &result{reason: ReasonNegative, desc: "token is not active"}
 		}
 	}
@@ -186,14 +186,14 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 	}
 	is.MarkReached()
 	if !claims.Active {
-		e.metrics.observeIssuer(ctx, name, "inactive", took)
+		e.metrics.Issuer(ctx, name, "inactive", took)
 		return &result{reason: ReasonInactive, desc: "token is not active", kept: e.storeNegative(ctx, key, gen)}
 	}
 	if issuer.Expired(claims.Expiry, validatedAt) {
-		e.metrics.observeIssuer(ctx, name, "inactive", took)
+		e.metrics.Issuer(ctx, name, "inactive", took)
 		return &result{reason: ReasonExpired, desc: "token expired", kept: e.storeNegative(ctx, key, gen)}
 	}
-	e.metrics.observeIssuer(ctx, name, "active", took)
+	e.metrics.Issuer(ctx, name, "active", took)
 	l := leasecache.Lease{
 		ValidatedAt: validatedAt,
 		Expiry:      claims.Expiry,
@@ -215,7 +215,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 // its value (which could quote the token).
 func (e *Engine) panicAsFault(ctx context.Context, name string, key leasecache.Key, start time.Time, res **result) {
 	if p := recover(); p != nil {
-		e.metrics.observeIssuer(ctx, name, "error", time.Since(start))
+		e.metrics.Issuer(ctx, name, "error", time.Since(start))
 		attrs := append([]slog.Attr{slog.String("issuer", name), slog.String("token_id", key.Prefix())}, PanicAttrs(p)...)
 		e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
 		*res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, issuer.ErrIssuerUnavailable), retryAfter: time.Second}
@@ -232,10 +232,10 @@ func (e *Engine) notValidated(ctx context.Context, is *trust.Issuer, key leaseca
 	var te *issuer.TokenError
 	switch {
 	case errors.As(err, &open):
-		e.metrics.observeIssuer(ctx, name, "circuit_open", 0)
+		e.metrics.Issuer(ctx, name, "circuit_open", 0)
 		return &result{err: err, retryAfter: open.Wait}
 	case errors.As(err, &te) || errors.Is(err, issuer.ErrInvalidToken):
-		e.metrics.observeIssuer(ctx, name, "invalid", took)
+		e.metrics.Issuer(ctx, name, "invalid", took)
 		kept := e.storeNegative(ctx, key, gen)
 		desc := "token is invalid"
 		if te != nil {
@@ -250,7 +250,7 @@ func (e *Engine) notValidated(ctx context.Context, is *trust.Issuer, key leaseca
 			is.MarkReached()
 		}
 	}
-	e.metrics.observeIssuer(ctx, name, "error", took)
+	e.metrics.Issuer(ctx, name, "error", took)
 	e.log.LogAttrs(ctx, slog.LevelWarn, "issuer fault", slog.String("issuer", name), slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
 	return &result{err: err, retryAfter: max(retry, time.Second)}
 }

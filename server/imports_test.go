@@ -36,13 +36,15 @@ var allowedImports = map[string][]string{
 	"server/forwardauth": {"authz"},
 	// authz imports the fleet package for the store's two value types
 	// (Position, Outcome) only.
-	"authz": {"authz/fleetmode", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"authz": {"authz/fleetmode", "authz/metrics", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The engine's fleet mode declares the SharedStore it consumes.
 	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
 	// Reading a request: its normal form, single fields, bearer token.
 	"authz/request": {"policy"},
 	// The trusted issuers: their config, checks, clients and breaker.
-	"authz/trust":      {"authz/issuer", "policy"},
+	"authz/trust": {"authz/issuer", "policy"},
+	// The engine's Prometheus series.
+	"authz/metrics":    {"leasecache/fleet"},
 	"authz/issuer":     {},
 	"policy":           {},
 	"policy/storage":   {"policy"},

@@ -1,4 +1,7 @@
-package authz
+// Package metrics owns the decision engine's Prometheus series (SPEC §6):
+// decisions, check and issuer durations with trace_id exemplars, issuer
+// calls, coalescing, fleet lookups and JWKS refreshes.
+package metrics
 
 import (
 	"context"
@@ -43,8 +46,9 @@ var durationBuckets = []float64{
 	.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5,
 }
 
-// NewMetrics creates and registers the series on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+// New creates and registers the series on reg; a series already
+// registered (a reload) is reused.
+func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leasegate_decisions_total",
@@ -88,26 +92,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func decisionLabel(d *Decision) string {
-	switch {
-	case d.Allow:
-		return "allow"
-	case d.Status == 503:
-		return "unavailable"
-	default:
-		return "deny"
-	}
-}
-
-func (m *Metrics) observeDecision(ctx context.Context, d *Decision, took time.Duration) {
+// Decision counts one decision (allow, deny or unavailable) of tier with
+// its lease outcome and times it; ctx's sampled span is the exemplar.
+func (m *Metrics) Decision(ctx context.Context, tier, decision, lease string, took time.Duration) {
 	if m == nil {
 		return
 	}
-	tier := d.Tier
-	if tier == "" {
-		tier = "none"
-	}
-	s := m.decisionSeries(decisionKey{tier, decisionLabel(d), string(d.Lease)})
+	s := m.decisionSeries(decisionKey{tier, decision, lease})
 	s.count.Inc()
 	observe(s.took, took.Seconds(), exemplar(ctx))
 }
@@ -139,9 +130,9 @@ func (m *Metrics) decisionSeries(k decisionKey) *decisionSeries {
 	return s
 }
 
-// observeIssuer counts one validation with an issuer; ctx is the call's,
-// for the exemplar.
-func (m *Metrics) observeIssuer(ctx context.Context, issuer, outcome string, took time.Duration) {
+// Issuer counts one validation with an issuer by outcome; ctx is the
+// call's, for the exemplar; took 0 records no duration.
+func (m *Metrics) Issuer(ctx context.Context, issuer, outcome string, took time.Duration) {
 	if m == nil {
 		return
 	}
@@ -151,13 +142,15 @@ func (m *Metrics) observeIssuer(ctx context.Context, issuer, outcome string, too
 	}
 }
 
-func (m *Metrics) observeCoalesced() {
+// Coalesced counts a request that shared another's issuer call.
+func (m *Metrics) Coalesced() {
 	if m != nil {
 		m.coalesced.Inc()
 	}
 }
 
-func (m *Metrics) observeFleetLookup(o fleet.Outcome) {
+// FleetLookup counts a shared-store lookup after a local miss.
+func (m *Metrics) FleetLookup(o fleet.Outcome) {
 	if m != nil {
 		m.fleetLookups.WithLabelValues(o.String()).Inc()
 	}
