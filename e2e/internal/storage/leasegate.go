@@ -30,6 +30,7 @@ func LeasegateConfig(o LeasegateOptions) ([]byte, error) {
 	r := [][2]string{
 		{`grpc: "127.0.0.1:9001"`, `grpc: "127.0.0.1:0"`},
 		{`admin: "127.0.0.1:9191"`, `admin: "127.0.0.1:0"`},
+		{`metrics: "127.0.0.1:9190"`, `metrics: "127.0.0.1:0"`},
 		{`issuer: "https://wlcg.cloud.cnaf.infn.it/"`, `issuer: "` + o.Issuer + `"`},
 		{`endpoint: "https://wlcg.cloud.cnaf.infn.it/introspect"`, `endpoint: "` + o.Introspection + `"`},
 		{"      auth: client_secret_basic\n      client_id: \"storage-gateway\"\n      client_secret: \"${LEASEGATE_CLIENT_SECRET}\"\n",
