@@ -174,7 +174,12 @@ func TestReadyAfterStartGrace(t *testing.T) {
 func TestProbesDuringDrain(t *testing.T) {
 	iss := newFakeIssuer(t)
 	iss.set("slow", true)
-	r := startConfigured(t, probeConfig(iss.URL+"/introspect", "2s", ""), nil)
+	// The held check must outlast the probes below even on a loaded
+	// machine: its issuer timeout and the drain bound are long, and the
+	// test releases it itself.
+	cfg := strings.NewReplacer("timeout: 200ms", "timeout: "+loadTolerantTimeout.String(),
+		"drain_timeout: 5s", "drain_timeout: 30s").Replace(probeConfig(iss.URL+"/introspect", "2s", ""))
+	r := startConfigured(t, cfg, nil)
 	waitServing(t, r)
 	hold := make(chan struct{})
 	iss.mu.Lock()
