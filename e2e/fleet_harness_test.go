@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -33,7 +34,9 @@ type fleetOptions struct {
 	OnStoreLoss string // default: leasegate's (standalone)
 	Tiers       map[string]leasegate.Tier
 	Timeout     time.Duration // issuer timeout; default 2s
-	// StoreTimeout is fleet.timeout; HealthInterval fleet.health_interval.
+	// StoreTimeout is fleet.timeout (default here 1s: on a loaded machine
+	// the 100ms default can fail a health ping and take the store "down");
+	// HealthInterval fleet.health_interval.
 	StoreTimeout, HealthInterval time.Duration
 	LeaseMax                     time.Duration // default 10m
 }
@@ -143,7 +146,7 @@ func startFleet(t *testing.T, ctx context.Context, s *stack, bin string, o fleet
 			KeyPrefix:      "lg-e2e:",
 			SecretFile:     secretFile,
 			OnStoreLoss:    o.OnStoreLoss,
-			Timeout:        leasegate.Duration(o.StoreTimeout),
+			Timeout:        leasegate.Duration(cmp.Or(o.StoreTimeout, time.Second)),
 			HealthInterval: leasegate.Duration(o.HealthInterval),
 		}
 		f.cfgs[i] = cfg

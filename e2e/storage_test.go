@@ -18,8 +18,10 @@ import (
 )
 
 // storageReadWindow replaces the shipped read tier's 60s, so the
-// revocation part can watch the window close.
-const storageReadWindow = 8 * time.Second
+// revocation part can watch the window close; the write tier gets the same
+// instead of its 5s, so a slow grid client (gfal's are Python processes)
+// on a loaded machine still finds the read token's lease for its PUT.
+const storageReadWindow = 10 * time.Second
 
 // WLCG scopes the grid client may ask Hydra for, relative to leasegate's
 // base_path /data (XRootD's export).
@@ -103,7 +105,7 @@ func newStorageGateway(t *testing.T, s *stack, bin, kind string, grid hydra.Clie
 	cfg, err := storage.LeasegateConfig(storage.LeasegateOptions{
 		Kind: kind, Examples: examples,
 		Issuer: s.hydra.Issuer(), Introspection: s.gate.URL() + hydra.IntrospectPath,
-		ReadWindow: storageReadWindow, ConditionalPrefix: conditionalPrefix,
+		ReadWindow: storageReadWindow, WriteWindow: storageReadWindow, ConditionalPrefix: conditionalPrefix,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ type LeasegateOptions struct {
 	// ReadWindow replaces the read tier's 60s, so a test can watch it
 	// close; zero keeps 60s.
 	ReadWindow time.Duration
+	// WriteWindow, when set, replaces the write tier's 5s.
+	WriteWindow time.Duration
 	// ConditionalPrefix, when set, adds a route before the catch-all that
 	// marks that prefix conditional_create: true (as for a backend that
 	// honours If-None-Match: *).
@@ -41,6 +43,9 @@ func LeasegateConfig(o LeasegateOptions) ([]byte, error) {
 	}
 	if o.ReadWindow > 0 {
 		r = append(r, [2]string{"read:     { window: 60s,", "read:     { window: " + o.ReadWindow.String() + ","})
+	}
+	if o.WriteWindow > 0 {
+		r = append(r, [2]string{"write:    { window: 5s }", "write:    { window: " + o.WriteWindow.String() + " }"})
 	}
 	if o.ConditionalPrefix != "" {
 		r = append(r, [2]string{"routes:\n", "routes:\n  - prefix: " + o.ConditionalPrefix +
