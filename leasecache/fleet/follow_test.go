@@ -379,3 +379,62 @@ func testRestartEmpty(t *testing.T, e *env, logNode func(*Store) *redisServer) {
 	}
 	recB.waitFor(t, time.Second, "a revocation after the restart", func() bool { return len(recB.revs) == 1 })
 }
+
+// TestRevokeNameFanOut: a push revocation by session or email reaches
+// every replica with its claim and source, and fences the shared leases
+// that carry that session or email (and only those).
+func TestRevokeNameFanOut(t *testing.T) {
+	topologies(t, func(t *testing.T, e *env) {
+		a, recA := e.open(t, nil)
+		b, recB := e.open(t, nil)
+		withSID := testLease("judy")
+		withSID.SessionID = "sid-7"
+		withEmail := testLease("karl")
+		withEmail.Email = "Karl@Example.org"
+		kSID, kEmail, kOther := tokenKey(a, "name-sid"), tokenKey(a, "name-email"), tokenKey(a, "name-other")
+		old := b.Position()
+		for k, l := range map[leasecache.Key]leasecache.Lease{kSID: withSID, kEmail: withEmail, kOther: testLease("judy")} {
+			if err := b.Store(bg, k, l, time.Minute, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.RevokeName(bg, leasecache.NameOf("hydra", leasecache.ClaimSession, "sid-7"), "backchannel"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.RevokeName(bg, leasecache.NameOf("hydra", leasecache.ClaimEmail, "KARL@example.ORG"), "ssf"); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []*recorder{recA, recB} {
+			r.waitFor(t, time.Second, "both name records", func() bool { return len(r.revs) >= 2 })
+		}
+		revs := recB.revocations()
+		if r := revs[0]; !r.BySubject || r.Claim != leasecache.ClaimSession || r.Subject != "sid-7" || r.Source != "backchannel" || r.Self {
+			t.Errorf("session record on B: %+v", r)
+		}
+		if r := revs[1]; r.Claim != leasecache.ClaimEmail || r.Subject != "karl@example.org" || r.Source != "ssf" {
+			t.Errorf("email record on B: %+v", r)
+		}
+		if r := recA.revocations()[0]; !r.Self {
+			t.Errorf("A's own record not marked Self: %+v", r)
+		}
+		for name, c := range map[string]struct {
+			k    leasecache.Key
+			want Outcome
+		}{
+			"lease of the session": {kSID, Revoked},
+			"lease with the email": {kEmail, Revoked},
+			"same subject, no sid": {kOther, Hit},
+		} {
+			if _, o, _ := b.Lookup(bg, c.k); o != c.want {
+				t.Errorf("%s: %v, want %v", name, o, c.want)
+			}
+		}
+		// A validation after the revocation is shared again.
+		if err := b.Store(bg, kSID, withSID, time.Minute, b.Position()); err != nil {
+			t.Fatal(err)
+		}
+		if _, o, _ := a.Lookup(bg, kSID); o != Hit {
+			t.Errorf("session lease fenced after the revoke: %v, want hit", o)
+		}
+	})
+}

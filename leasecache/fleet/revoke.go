@@ -46,7 +46,27 @@ func (s *Store) RevokeSubject(ctx context.Context, issuer, subject string) error
 	if err != nil {
 		return fmt.Errorf("%w: revoke subject of %s: %w", ErrUnavailable, issuer, err)
 	}
-	s.pin(id, recSubject, &Revocation{BySubject: true, Issuer: issuer, Subject: subject})
+	s.pin(id, recSubject, &Revocation{BySubject: true, Issuer: issuer, Subject: subject, Source: SourceAdmin})
+	return nil
+}
+
+// RevokeName appends a revocation by name (leasecache.NameOf: a subject,
+// a session or an email of one issuer) on behalf of source, a push
+// receiver ("backchannel", "ssf"), which every follower sees as
+// Revocation.Source. Like RevokeSubject it voids local and shared leases
+// alike; nil means the record is in the store.
+func (s *Store) RevokeName(ctx context.Context, n leasecache.Name, source string) error {
+	if len(n.Issuer) > maxNameLen || len(n.Value) > maxNameLen || len(source) > maxNameLen {
+		return fmt.Errorf("fleet: revoke %s: issuer, value or source longer than %d bytes", n.Claim, maxNameLen)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rec := s.k.sealRecord(s.ks.log, recName, time.Now(), s.origin, nameBody(source, n))
+	id, err := s.appendRecord(ctx, rec)
+	if err != nil {
+		return fmt.Errorf("%w: revoke %s of %s: %w", ErrUnavailable, n.Claim, n.Issuer, err)
+	}
+	s.pin(id, recName, &Revocation{BySubject: true, Issuer: n.Issuer, Subject: n.Value, Claim: n.Claim, Source: source})
 	return nil
 }
 
