@@ -55,7 +55,7 @@ func newReplica(t testing.TB, addr string, loss StoreLoss, iss *engIssuerServer)
 			switch {
 			case c == nil: // Self records are applied too, as server/fleet.go does
 			case r.BySubject:
-				c.RevokeSubject(r.Issuer, r.Subject)
+				c.RevokeName(r.Name())
 			default:
 				c.Revoke(r.Key)
 			}

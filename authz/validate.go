@@ -166,6 +166,8 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trustedIssuer, tok 
 		Issuer:      name,
 		Audience:    strings.Join(claims.Audience, " "),
 		WLCGVersion: claims.WLCGVersion,
+		SessionID:   claims.SessionID,
+		Email:       claims.Email,
 		Gen:         gen,
 	}
 	return &result{lease: l, active: true, kept: e.storeLease(ctx, name, key, l)}
@@ -284,6 +286,8 @@ func (e *Engine) verify(ctx context.Context, is *trustedIssuer, tok string) (iss
 	c.ClientID = cmp.Or(c.ClientID, local.ClientID)
 	c.Scope = cmp.Or(c.Scope, local.Scope)
 	c.WLCGVersion = cmp.Or(c.WLCGVersion, local.WLCGVersion)
+	c.SessionID = cmp.Or(c.SessionID, local.SessionID)
+	c.Email = cmp.Or(c.Email, local.Email)
 	if c.Expiry.IsZero() || (!local.Expiry.IsZero() && local.Expiry.Before(c.Expiry)) {
 		c.Expiry = local.Expiry
 	}

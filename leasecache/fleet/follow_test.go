@@ -159,7 +159,7 @@ func TestLocalFillRace(t *testing.T) {
 	h := rec.hooks()
 	h.Revoked = func(r Revocation) {
 		if r.BySubject {
-			cache.RevokeSubject(r.Issuer, r.Subject)
+			cache.RevokeName(r.Name())
 		} else {
 			cache.Revoke(r.Key)
 		}
