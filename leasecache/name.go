@@ -15,7 +15,15 @@ const (
 	// ClaimEmail matches the lease's email, compared case-insensitively (a
 	// security event naming the user by email).
 	ClaimEmail
+	// ClaimSessionlessSubject matches the lease's sub when the lease knows
+	// no sid: a logout of one session of a user voids that session's
+	// leases (ClaimSession) and those that cannot say which session they
+	// belong to, not the user's other sessions.
+	ClaimSessionlessSubject
 )
+
+// Valid reports whether c is one of the claims above.
+func (c Claim) Valid() bool { return c <= ClaimSessionlessSubject }
 
 func (c Claim) String() string {
 	switch c {
@@ -23,6 +31,8 @@ func (c Claim) String() string {
 		return "sid"
 	case ClaimEmail:
 		return "email"
+	case ClaimSessionlessSubject:
+		return "sub without sid"
 	default:
 		return "sub"
 	}
@@ -47,13 +57,19 @@ func NameOf(issuer string, c Claim, value string) Name {
 	return Name{Issuer: issuer, Claim: c, Value: value}
 }
 
-// Names are the names a revocation can void l by: its subject, session
-// and email. A claim the lease lacks has Value "", which no revocation
-// names (RevokeName ignores an empty value).
-func (l *Lease) Names() [3]Name {
-	return [3]Name{
+// Names are the names a revocation can void l by: its subject, session,
+// email, and its subject again when it knows no session. A claim the lease
+// lacks has Value "", which no revocation names (RevokeName ignores an
+// empty value).
+func (l *Lease) Names() [4]Name {
+	sessionless := l.Subject
+	if l.SessionID != "" {
+		sessionless = ""
+	}
+	return [4]Name{
 		NameOf(l.Issuer, ClaimSubject, l.Subject),
 		NameOf(l.Issuer, ClaimSession, l.SessionID),
 		NameOf(l.Issuer, ClaimEmail, l.Email),
+		NameOf(l.Issuer, ClaimSessionlessSubject, sessionless),
 	}
 }

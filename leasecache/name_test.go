@@ -30,6 +30,9 @@ func TestRevokeName(t *testing.T) {
 		{"another email", NameOf("hydra", ClaimEmail, "bob@example.org"), withEmail, false},
 		{"email value is not a subject", NameOf("hydra", ClaimSubject, "alice@example.org"), withEmail, false},
 		{"empty session names nothing", NameOf("hydra", ClaimSession, ""), func(l Lease) Lease { return l }, false},
+		{"sessionless subject, lease knows none", NameOf("hydra", ClaimSessionlessSubject, "alice"), func(l Lease) Lease { return l }, true},
+		{"sessionless subject, lease has a session", NameOf("hydra", ClaimSessionlessSubject, "alice"), withSID, false},
+		{"sessionless subject, another user", NameOf("hydra", ClaimSessionlessSubject, "bob"), func(l Lease) Lease { return l }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

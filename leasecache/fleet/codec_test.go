@@ -66,7 +66,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatalf("name record: %v %v %+v", ok, kind, r)
 	}
 	bad := nameBody("ssf", sid)
-	bad[len("ssf")+1] = byte(leasecache.ClaimEmail) + 1 // a claim this replica does not know
+	bad[len("ssf")+1] = byte(leasecache.ClaimSessionlessSubject) + 1 // a claim this replica does not know
 	if _, _, _, ok := k.openRecord("log", k.sealRecord("log", recName, at, origin, bad)); ok {
 		t.Error("a name record with an unknown claim opened")
 	}
@@ -88,6 +88,7 @@ func TestIndex(t *testing.T) {
 	x.add(at(2000), recSubject, &Revocation{BySubject: true, Issuer: "i", Subject: "s"})
 	x.add(at(3000), recName, &Revocation{BySubject: true, Issuer: "i", Claim: leasecache.ClaimSession, Subject: "sid-1"})
 	x.add(at(4000), recName, &Revocation{BySubject: true, Issuer: "i", Claim: leasecache.ClaimEmail, Subject: "A@Example.org"})
+	x.add(at(5000), recName, &Revocation{BySubject: true, Issuer: "i", Claim: leasecache.ClaimSessionlessSubject, Subject: "carol"})
 	of := func(sub, sid, email string) *leasecache.Lease {
 		return &leasecache.Lease{Issuer: "i", Subject: sub, SessionID: sid, Email: email}
 	}
@@ -111,7 +112,9 @@ func TestIndex(t *testing.T) {
 		{"email, any case, before", k2, Position{7, at(3500)}, of("bob", "", "a@EXAMPLE.org"), true},
 		{"email, after", k2, Position{7, at(4000)}, of("bob", "", "a@example.org"), false},
 		{"email at another issuer", k2, Position{7, at(3500)}, &leasecache.Lease{Issuer: "j", Email: "a@example.org"}, false},
-		{"another epoch", k2, Position{8, at(5000)}, of("", "", ""), true},
+		{"sessionless: lease without sid", k2, Position{7, at(4500)}, of("carol", "", ""), true},
+		{"sessionless: lease with a sid", k2, Position{7, at(4500)}, of("carol", "sid-9", ""), false},
+		{"another epoch", k2, Position{8, at(6000)}, of("", "", ""), true},
 	}
 	for _, c := range cases {
 		if got := x.voids(c.k, c.pos, c.l); got != c.void {
@@ -119,11 +122,11 @@ func TestIndex(t *testing.T) {
 		}
 	}
 	// A minute later every record is pruned: the floor takes their place.
-	x.add(at(4000+61_000), 0, nil)
+	x.add(at(5000+61_000), 0, nil)
 	if len(x.tokens)+len(x.names) != 0 {
 		t.Fatalf("not pruned: %v %v", x.tokens, x.names)
 	}
-	if !x.voids(k1, Position{7, at(3999)}, nil) || x.voids(k1, Position{7, at(4000)}, nil) {
+	if !x.voids(k1, Position{7, at(4999)}, nil) || x.voids(k1, Position{7, at(5000)}, nil) {
 		t.Error("the floor does not stand for the pruned records")
 	}
 }

@@ -145,7 +145,7 @@ func (k *Keyer) openRecord(logKey string, b []byte) (r Revocation, kind byte, or
 		}
 	case recName:
 		r.BySubject = true
-		if rest, ok = readStrings(rest, &r.Source); !ok || len(rest) == 0 || rest[0] > byte(leasecache.ClaimEmail) {
+		if rest, ok = readStrings(rest, &r.Source); !ok || len(rest) == 0 || !leasecache.Claim(rest[0]).Valid() {
 			return r, 0, origin, false
 		}
 		r.Claim = leasecache.Claim(rest[0])
