@@ -25,9 +25,12 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":                  {"server"},
-	"server":             {"envoy", "server/forwardauth", "authz", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server":             {"envoy", "server/forwardauth", "server/push", "authz", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
+	// The push receivers verify with authz/issuer's key sets and name what
+	// they revoke in leasecache's terms; the Revoker they call is server's.
+	"server/push": {"authz/issuer", "leasecache"},
 	// authz declares the SharedStore it consumes; it imports the fleet
 	// package for the store's two value types (Position, Outcome) only.
 	"authz":            {"authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
@@ -55,6 +58,7 @@ var forbiddenDeps = map[string][]string{
 	"authz":              {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/issuer":       {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"server/forwardauth": {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"server/push":        {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 }
 
 // onlyImporters: packages outside the module that exactly these packages
