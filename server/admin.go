@@ -18,8 +18,9 @@ import (
 	"github.com/leasegate/leasegate/policy"
 )
 
-// adminHandler serves the admin API (SPEC §6).
-func (s *service) adminHandler() http.Handler {
+// adminHandler serves the admin API (SPEC §6), and the push receivers
+// (SPEC §9) when withPush (no listen.push).
+func (s *service) adminHandler(withPush bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.draining.Load() {
@@ -45,6 +46,9 @@ func (s *service) adminHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /config", s.serveConfig)
 	mux.HandleFunc("POST /revoke", s.serveRevoke)
+	if withPush {
+		s.mountPush(mux)
+	}
 	return mux
 }
 

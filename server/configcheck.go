@@ -38,6 +38,7 @@ func (c *Config) validate(ps *Problems) {
 		c.problem(ps, "lease."+p.Field, p.Msg)
 	}
 	c.checkUpstreamHeaders(ps)
+	c.checkPush(ps)
 	c.checkFleet(ps)
 	c.checkLog(ps)
 	c.checkTracing(ps)
@@ -57,6 +58,7 @@ func (c *Config) checkListen(ps *Problems) {
 	c.checkAddr(ps, "listen.grpc", c.Listen.GRPC, false)
 	c.checkAddr(ps, "listen.http", c.Listen.HTTP, true)
 	c.checkAddr(ps, "listen.admin", c.Listen.Admin, false)
+	c.checkAddr(ps, "listen.push", c.Listen.Push, true)
 	switch c.Listen.HTTPMode {
 	case "envoy", "nginx", "forwarded", "auto":
 	default:

@@ -14,6 +14,7 @@ import (
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
+	"github.com/leasegate/leasegate/server/push"
 )
 
 // fleetLink is this replica's link to the fleet's store (SPEC §8): the
@@ -57,7 +58,7 @@ func (s *service) openFleet(ctx context.Context, cfg *Config) error {
 		}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leasegate_fleet_revocations_total",
-			Help: "Revocations from other replicas applied here, by source (admin).",
+			Help: "Revocations from other replicas applied here, by source (admin, backchannel, ssf).",
 		}, []string{"source"}),
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "leasegate_fleet_revocation_delay_seconds",
@@ -70,7 +71,9 @@ func (s *service) openFleet(ctx context.Context, cfg *Config) error {
 			return fmt.Errorf("metrics: %w", err)
 		}
 	}
-	fl.revocations.WithLabelValues("admin")
+	for _, src := range []string{fleet.SourceAdmin, push.SourceBackchannel, push.SourceSSF} {
+		fl.revocations.WithLabelValues(src)
+	}
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	st, err := fleet.Open(octx, fl.cfg, fl.hooks())
 	cancel()
@@ -129,16 +132,14 @@ func (fl *fleetLink) hooks() fleet.Hooks {
 			// (the store's index does not hold the record yet). Applied
 			// again now, after the index holds it, nothing can refill it.
 			if r.BySubject {
-				fl.cache.RevokeSubject(r.Issuer, r.Subject)
+				fl.cache.RevokeName(r.Name())
 			} else {
 				fl.cache.Revoke(r.Key)
 			}
 			if r.Self {
 				return
 			}
-			// Every record is an admin revoke until push revocations
-			// (SPEC §9) write their own source.
-			fl.revocations.WithLabelValues("admin").Inc()
+			fl.revocations.WithLabelValues(sourceLabel(r.Source)).Inc()
 		},
 		Lost: func(why string) {
 			fl.cache.RevokeAll()
@@ -247,6 +248,26 @@ func (fl *fleetLink) revoke(ctx context.Context, k leasecache.Key) error {
 		return st.Revoke(ctx, k)
 	}
 	return errNotOpen
+}
+
+// revokeName puts a push revocation by name in the store, marked with
+// its source; n.Issuer is leasegate's issuer name.
+func (fl *fleetLink) revokeName(ctx context.Context, n leasecache.Name, source string) error {
+	if st := fl.store.Load(); st != nil {
+		return st.RevokeName(ctx, n, source)
+	}
+	return errNotOpen
+}
+
+// sourceLabel bounds the metric's source label to the sources leasegate
+// writes; a record's source is authenticated, but may come from a newer
+// replica.
+func sourceLabel(src string) string {
+	switch src {
+	case fleet.SourceAdmin, push.SourceBackchannel, push.SourceSSF:
+		return src
+	}
+	return "other"
 }
 
 // revokeSubject puts a subject revocation in the store; issuer is

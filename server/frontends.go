@@ -28,6 +28,7 @@ type frontEnds struct {
 	grpc  *grpc.Server
 	admin *http.Server
 	http  *http.Server
+	push  *http.Server // the push receivers on listen.push; nil without it
 }
 
 func (s *service) newFrontEnds(cfg *Config) (*frontEnds, error) {
@@ -35,7 +36,8 @@ func (s *service) newFrontEnds(cfg *Config) (*frontEnds, error) {
 	if err != nil {
 		return nil, err
 	}
-	fe := &frontEnds{grpc: g, admin: &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}}
+	fe := &frontEnds{grpc: g, admin: &http.Server{Handler: s.adminHandler(cfg.Listen.Push == ""), ReadHeaderTimeout: 5 * time.Second},
+		push: s.pushServer(cfg)}
 	if cfg.Listen.HTTP != "" {
 		if fe.http, err = s.httpModeServer(cfg); err != nil {
 			return nil, err
@@ -55,9 +57,9 @@ func (fe *frontEnds) stop(ctx context.Context, log *slog.Logger) {
 		log.Warn("drain timeout: closing remaining gRPC streams")
 		fe.grpc.Stop()
 	}
-	if fe.http != nil {
-		if err := fe.http.Shutdown(ctx); err != nil {
-			fe.http.Close()
+	for _, h := range []*http.Server{fe.http, fe.push} {
+		if h != nil && h.Shutdown(ctx) != nil {
+			h.Close()
 		}
 	}
 	if err := fe.admin.Shutdown(ctx); err != nil {

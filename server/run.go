@@ -27,6 +27,7 @@ import (
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/server/push"
 )
 
 // Options are Run's inputs besides the context.
@@ -49,7 +50,7 @@ type Options struct {
 }
 
 // Addrs are the addresses Run is serving on.
-type Addrs struct{ GRPC, HTTP, Admin string }
+type Addrs struct{ GRPC, HTTP, Admin, Push string }
 
 // service is the running state. Everything a reload changes is in one
 // generation, swapped whole; the lease cache is shared by all of them.
@@ -74,6 +75,11 @@ type service struct {
 	live     map[*generation]struct{} // not yet closed: the one in force and those retiring
 	retiring sync.WaitGroup           // closers of retired generations
 	stopping chan struct{}            // closed when Run returns
+
+	// replay and pushMetrics outlive generations: the push receivers' jti
+	// memory and series.
+	replay      *push.Replay
+	pushMetrics *push.Metrics
 }
 
 // Run serves until ctx is cancelled, then drains: health NOT_SERVING, stop
@@ -166,7 +172,12 @@ func (s *service) buildState(cfg *Config) (*frontEnds, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.install(newGeneration(cfg, pol, eng))
+	rcv, err := s.newPush(cfg)
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	s.install(newGeneration(cfg, pol, eng, rcv))
 	b := pol.RevocationBound()
 	s.log.Info("leasegate starting",
 		slog.String("version", s.opts.Version),
@@ -184,6 +195,7 @@ func (s *service) close() {
 	s.retiring.Wait()
 	if g := s.gen.Load(); g != nil {
 		g.eng.Close()
+		closePush(g.push)
 	}
 	if s.fleet != nil {
 		s.fleet.close()
@@ -193,8 +205,9 @@ func (s *service) close() {
 	}
 }
 
-// listeners are Run's bound sockets; http is nil without listen.http.
-type listeners struct{ grpc, admin, http net.Listener }
+// listeners are Run's bound sockets; http and push are nil without
+// listen.http and listen.push.
+type listeners struct{ grpc, admin, http, push net.Listener }
 
 // listen binds every listener or none.
 func listen(ctx context.Context, cfg *Config) (listeners, error) {
@@ -215,13 +228,31 @@ func listen(ctx context.Context, cfg *Config) (listeners, error) {
 			return ls, fmt.Errorf("listen http %s: %w", cfg.Listen.HTTP, err)
 		}
 	}
+	if cfg.Listen.Push != "" {
+		if ls.push, err = lc.Listen(ctx, "tcp", cfg.Listen.Push); err != nil {
+			ls.close()
+			return ls, fmt.Errorf("listen push %s: %w", cfg.Listen.Push, err)
+		}
+	}
 	return ls, nil
+}
+
+// close closes every bound socket.
+func (ls listeners) close() {
+	for _, l := range []net.Listener{ls.grpc, ls.admin, ls.http, ls.push} {
+		if l != nil {
+			l.Close()
+		}
+	}
 }
 
 func (ls listeners) addrs() Addrs {
 	a := Addrs{GRPC: ls.grpc.Addr().String(), Admin: ls.admin.Addr().String()}
 	if ls.http != nil {
 		a.HTTP = ls.http.Addr().String()
+	}
+	if ls.push != nil {
+		a.Push = ls.push.Addr().String()
 	}
 	return a
 }
@@ -230,14 +261,17 @@ func (ls listeners) addrs() Addrs {
 // waits for ctx to end (nil) or a listener to fail (its error), applying
 // reloads meanwhile.
 func (s *service) serve(ctx context.Context, fe *frontEnds, ls listeners) error {
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- serveErr("grpc", fe.grpc.Serve(ls.grpc)) }()
 	go func() { errc <- serveErr("admin", fe.admin.Serve(ls.admin)) }()
 	if fe.http != nil {
 		go func() { errc <- serveErr("http", fe.http.Serve(ls.http)) }()
 	}
+	if fe.push != nil {
+		go func() { errc <- serveErr("push", fe.push.Serve(ls.push)) }()
+	}
 	addrs := ls.addrs()
-	s.log.Info("listening", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("admin", addrs.Admin))
+	s.log.Info("listening", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP), slog.String("admin", addrs.Admin), slog.String("push", addrs.Push))
 	if s.opts.OnListen != nil {
 		s.opts.OnListen(addrs)
 	}
@@ -320,7 +354,11 @@ func (s *service) registerMetrics() error {
 		return err
 	}
 	var err error
-	s.metrics, err = authz.NewMetrics(s.reg)
+	if s.metrics, err = authz.NewMetrics(s.reg); err != nil {
+		return err
+	}
+	s.replay = push.NewReplay(0)
+	s.pushMetrics, err = push.NewMetrics(s.reg)
 	return err
 }
 
