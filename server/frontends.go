@@ -122,8 +122,9 @@ func (s *service) grpcServer(cfg *Config) (*grpc.Server, error) {
 
 const healthService = "envoy.service.auth.v3.Authorization"
 
-// becomeReady probes the issuers until each has answered once or the start
-// grace passes, then reports SERVING.
+// becomeReady probes the issuers until each has answered once (and the
+// push receivers have their key sets) or the start grace passes, then
+// reports SERVING.
 func (s *service) becomeReady(ctx context.Context, grace time.Duration) {
 	deadline := time.Now().Add(grace)
 	t := time.NewTicker(250 * time.Millisecond)
@@ -133,7 +134,7 @@ func (s *service) becomeReady(ctx context.Context, grace time.Duration) {
 		probeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		g.eng.Probe(probeCtx)
 		cancel()
-		ready := g.eng.Ready()
+		ready := g.eng.Ready() && (g.push == nil || g.push.Ready())
 		g.release()
 		if ready || !time.Now().Before(deadline) {
 			if !ready {

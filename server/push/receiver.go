@@ -109,6 +109,19 @@ func New(ctx context.Context, cfg Config) (*Receivers, error) {
 	return r, nil
 }
 
+// Ready reports whether every pushing issuer's key set has been fetched
+// once (readiness waits for it as for a jwt issuer's).
+func (r *Receivers) Ready() bool {
+	for _, m := range []map[string]*trusted{r.backchannel, r.ssf} {
+		for _, t := range m {
+			if !t.keys.Ready() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // ServeHTTP serves POST PathBackchannel and POST PathSSF.
 func (r *Receivers) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.mux.ServeHTTP(w, req) }
 

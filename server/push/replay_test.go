@@ -66,3 +66,25 @@ func TestValidate(t *testing.T) {
 		t.Error("New without a Revoker")
 	}
 }
+
+func TestReady(t *testing.T) {
+	e := newEnv(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for !e.rcv.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("key set never fetched")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.jwks.Close()
+	rcv, err := New(t.Context(), Config{Issuers: []IssuerConfig{{Name: "idp", Issuer: e.iss, JWKSURI: e.jwks.URL + "/jwks", Audience: testAudience}},
+		Revoker: e.rec, Logger: e.rcv.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	time.Sleep(50 * time.Millisecond)
+	if rcv.Ready() {
+		t.Fatal("ready without its key set")
+	}
+}

@@ -54,6 +54,7 @@ type Addrs struct {
 	GRPC  string `json:"grpc"`
 	HTTP  string `json:"http"`
 	Admin string `json:"admin"`
+	Push  string `json:"push"`
 }
 
 // Process is a running (or exited) leasegate. Methods are safe for
@@ -192,7 +193,7 @@ func (p *Process) WriteConfigYAML(b []byte) error {
 // log that it reloaded or refused the new configuration. It returns an
 // error wrapping ErrReloadRefused when the file was refused.
 func (p *Process) Reload(ctx context.Context, c Config) error {
-	c.Listen = Listen{GRPC: "127.0.0.1:0", Admin: "127.0.0.1:0", HTTP: c.Listen.HTTP}
+	c.Listen = Listen{GRPC: "127.0.0.1:0", Admin: "127.0.0.1:0", HTTP: c.Listen.HTTP, Push: c.Listen.Push}
 	if err := p.WriteConfig(c); err != nil {
 		return err
 	}
