@@ -246,3 +246,10 @@ func serve(e *env, req *http.Request) *httptest.ResponseRecorder {
 	e.rcv.ServeHTTP(w, req)
 	return w
 }
+
+// held is how many jti r holds.
+func (r *Replay) held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.order)
+}

@@ -75,13 +75,6 @@ func (r *Replay) forget(source, issuer, jti string) {
 	}
 }
 
-// Len is how many jti are held.
-func (r *Replay) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.order)
-}
-
 // replayHeap is a container/heap of entries by horizon.
 type replayHeap []*replayEntry
 

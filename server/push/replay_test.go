@@ -23,18 +23,18 @@ func TestReplayBounded(t *testing.T) {
 		t.Fatal("j0 of the other receiver refused")
 	}
 	// Full: j1, the one closest to its horizon, made room.
-	if r.Len() != 3 || !r.remember(SourceSSF, "idp", "j1", now.Add(time.Minute), now) {
-		t.Fatalf("len %d; j1 still held after it was evicted", r.Len())
+	if r.held() != 3 || !r.remember(SourceSSF, "idp", "j1", now.Add(time.Minute), now) {
+		t.Fatalf("len %d; j1 still held after it was evicted", r.held())
 	}
 	// Past their horizons entries go on the next call.
 	later := now.Add(2 * time.Minute)
 	r.remember(SourceSSF, "idp", "last", later.Add(time.Second), later)
-	if r.Len() != 1 {
-		t.Fatalf("len %d after every horizon passed, want 1", r.Len())
+	if r.held() != 1 {
+		t.Fatalf("len %d after every horizon passed, want 1", r.held())
 	}
 	r.forget(SourceSSF, "idp", "last")
 	r.forget(SourceSSF, "idp", "never held")
-	if r.Len() != 0 || !r.remember(SourceSSF, "idp", "last", later.Add(time.Second), later) {
+	if r.held() != 0 || !r.remember(SourceSSF, "idp", "last", later.Add(time.Second), later) {
 		t.Fatal("forget did not forget")
 	}
 }

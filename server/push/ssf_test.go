@@ -188,7 +188,7 @@ func TestSSFRefusals(t *testing.T) {
 			if e.requests(SourceSSF, tc.code) != 1 {
 				t.Errorf("outcome %s not counted", tc.code)
 			}
-			if e.replay.Len() != 0 {
+			if e.replay.held() != 0 {
 				t.Error("a refused SET's jti is remembered")
 			}
 		})
@@ -210,8 +210,8 @@ func TestSSFStaleSET(t *testing.T) {
 	if a := e.push(t, e.key.sign(t, e.set(t, file, old(11*time.Minute+time.Second)), setHeader)); a.status != 202 {
 		t.Fatalf("stale SET: %d %v", a.status, a.body)
 	}
-	if n := len(e.rec.taken()); n != 0 || e.replay.Len() != 0 {
-		t.Fatalf("stale SET: %d revocations, %d remembered; want none", n, e.replay.Len())
+	if n := len(e.rec.taken()); n != 0 || e.replay.held() != 0 {
+		t.Fatalf("stale SET: %d revocations, %d remembered; want none", n, e.replay.held())
 	}
 	if a := e.push(t, e.key.sign(t, e.set(t, file, old(11*time.Minute)), setHeader)); a.status != 202 || len(e.rec.taken()) != 1 {
 		t.Fatalf("SET at the edge: %d, %d revocations", a.status, len(e.rec.taken()))
