@@ -293,3 +293,32 @@ func TestPushConfigProblems(t *testing.T) {
 		}
 	}
 }
+
+// A reload changes which clients' logout tokens are accepted; the jti
+// memory survives it, so a token accepted before is still a replay.
+func TestPushReload(t *testing.T) {
+	p := newPushIssuer(t)
+	r := startConfigured(t, pushYAML(p, ""), nil)
+	waitServing(t, r)
+	logout := p.logoutToken(t, "s1")
+	if code, out := postPush(t, r.addrs.Admin, "/backchannel-logout", "application/x-www-form-urlencoded", logoutForm(logout)); code != 200 {
+		t.Fatalf("logout: %d %v", code, out)
+	}
+	if !reloadWith(t, r, strings.Replace(pushYAML(p, ""), "client_ids: [portal]", "client_ids: [portal, kiosk]", 1)) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	if code, out := postPush(t, r.addrs.Admin, "/backchannel-logout", "application/x-www-form-urlencoded", logoutForm(logout)); code != 400 || !strings.Contains(fmt.Sprint(out["error_description"]), "replayed") {
+		t.Errorf("replay after the reload: %d %v", code, out)
+	}
+	kiosk := p.sign(t, map[string]any{"aud": "kiosk", "sub": "alice",
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}}, "logout+jwt")
+	if code, out := postPush(t, r.addrs.Admin, "/backchannel-logout", "application/x-www-form-urlencoded", logoutForm(kiosk)); code != 200 {
+		t.Errorf("logout for the client the reload added: %d %v", code, out)
+	}
+	if !reloadWith(t, r, strings.Replace(strings.Replace(pushYAML(p, ""), "    backchannel_logout: { client_ids: [portal] }\n", "", 1), "    ssf: { audience: \"https://leasegate.test\" }\n", "", 1)) {
+		t.Fatalf("reload refused:\n%s", r.logs.String())
+	}
+	if code, _ := postPush(t, r.addrs.Admin, "/backchannel-logout", "application/x-www-form-urlencoded", logoutForm(p.logoutToken(t, "s2"))); code != http.StatusNotFound {
+		t.Errorf("logout after a reload that turned the receivers off: %d, want 404", code)
+	}
+}
