@@ -68,7 +68,10 @@ func (s *service) pushServer(cfg *Config) *http.Server {
 	}
 	mux := http.NewServeMux()
 	s.mountPush(mux)
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
+	// Reachable by the issuer, so perhaps by anyone: a slow body is cut
+	// off, and a request may wait on one JWKS fetch (5s) at most.
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 }
 
 // closePush is for a generation's receivers that may be nil.
