@@ -207,15 +207,27 @@ func (e *Engine) Revoke(key leasecache.Key) bool {
 // RevokeSubject voids every lease of subject at the named issuer (by name
 // or iss value).
 func (e *Engine) RevokeSubject(issuer, subject string) error {
+	_, err := e.RevokeName(issuer, leasecache.ClaimSubject, subject)
+	return err
+}
+
+// RevokeName voids every lease at the named issuer (by name or iss value)
+// whose claim c is value: a subject, a session (sid) or an email (a push
+// revocation, SPEC §9). It returns the issuer's name, which the fleet's
+// records use.
+func (e *Engine) RevokeName(issuer string, c leasecache.Claim, value string) (string, error) {
 	is := e.byName[issuer]
 	if is == nil {
 		is = e.byIss[issuer]
 	}
 	if is == nil {
-		return fmt.Errorf("revoke: unknown issuer %q", issuer)
+		return "", fmt.Errorf("revoke: unknown issuer %q", issuer)
 	}
-	e.cache.RevokeSubject(is.Config.Name, subject)
-	return nil
+	if value == "" {
+		return "", fmt.Errorf("revoke: empty %s", c)
+	}
+	e.cache.RevokeName(leasecache.NameOf(is.Config.Name, c, value))
+	return is.Config.Name, nil
 }
 
 // Policy is the policy the engine decides with.

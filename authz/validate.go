@@ -203,6 +203,8 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 		Issuer:      name,
 		Audience:    strings.Join(claims.Audience, " "),
 		WLCGVersion: claims.WLCGVersion,
+		SessionID:   claims.SessionID,
+		Email:       claims.Email,
 		Gen:         gen,
 	}
 	return &result{lease: l, active: true, kept: e.storeLease(ctx, name, key, l)}

@@ -25,15 +25,18 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":      {"server", "server/config"},
-	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "authz", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "server/push", "authz", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
-	"server/config":    {"server/telemetry", "authz", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/config":    {"server/telemetry", "server/push", "authz", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"server/telemetry": {},
 	// The replica's link to the fleet's store, kept across generations.
 	"server/fleetlink":   {"authz/fleetmode", "leasecache", "leasecache/fleet"},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
+	// The push receivers verify with authz/issuer's key sets and name what
+	// they revoke in leasecache's terms; the Revoker they call is server's.
+	"server/push": {"authz/issuer", "leasecache"},
 	// authz imports the fleet package for the store's two value types
 	// (Position, Outcome) only.
 	"authz": {"authz/fleetmode", "authz/metrics", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
@@ -76,6 +79,7 @@ var forbiddenDeps = map[string][]string{
 	"authz/trust":        {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/issuer":       {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"server/forwardauth": {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"server/push":        {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 }
 
 // onlyImporters: packages outside the module that exactly these packages

@@ -85,25 +85,23 @@ func keyFits(k jwk.Key, alg jwa.SignatureAlgorithm) bool {
 	if ka := k.Algorithm().String(); ka != "" && ka != alg.String() {
 		return false
 	}
-	crv := func() jwa.EllipticCurveAlgorithm {
-		if c, ok := k.(interface {
-			Crv() jwa.EllipticCurveAlgorithm
-		}); ok {
-			return c.Crv()
-		}
-		return ""
+	var crv jwa.EllipticCurveAlgorithm // "" for a key without a curve
+	if c, ok := k.(interface {
+		Crv() jwa.EllipticCurveAlgorithm
+	}); ok {
+		crv = c.Crv()
 	}
 	switch alg {
 	case jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512:
 		return k.KeyType() == jwa.RSA
 	case jwa.ES256:
-		return k.KeyType() == jwa.EC && crv() == jwa.P256
+		return k.KeyType() == jwa.EC && crv == jwa.P256
 	case jwa.ES384:
-		return k.KeyType() == jwa.EC && crv() == jwa.P384
+		return k.KeyType() == jwa.EC && crv == jwa.P384
 	case jwa.ES512:
-		return k.KeyType() == jwa.EC && crv() == jwa.P521
+		return k.KeyType() == jwa.EC && crv == jwa.P521
 	case jwa.EdDSA:
-		return k.KeyType() == jwa.OKP && crv() == jwa.Ed25519
+		return k.KeyType() == jwa.OKP && crv == jwa.Ed25519
 	}
 	return false
 }

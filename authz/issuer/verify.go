@@ -166,26 +166,30 @@ func (v *JWTVerifier) Ready() bool { return v.keys.Load() != nil }
 // is ErrInvalidToken; no usable keys (JWKS unreachable) is
 // ErrIssuerUnavailable.
 func (v *JWTVerifier) Verify(ctx context.Context, token string) (Claims, error) {
-	hdr, reason := parseJWSHeader(token)
-	if reason != "" {
-		return Claims{}, v.invalid(reason, nil)
-	}
-	keys, err := v.keysFor(ctx, hdr)
+	payload, err := v.VerifySigned(ctx, token, isAccessTokenType)
 	if err != nil {
 		return Claims{}, err
 	}
-	var payload []byte
-	var verr error
+	return v.checkClaims(payload)
+}
+
+// VerifySigned is Verify up to the claims, for the issuer's other JWTs (logout
+// tokens, security event tokens): typ must satisfy typOK; the caller checks the payload.
+func (v *JWTVerifier) VerifySigned(ctx context.Context, token string, typOK func(typ string) bool) ([]byte, error) {
+	hdr, reason := parseJWSHeader(token, typOK)
+	if reason != "" {
+		return nil, v.invalid(reason, nil)
+	}
+	keys, err := v.keysFor(ctx, hdr)
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range keys {
-		payload, verr = jws.Verify([]byte(token), jws.WithKey(hdr.alg, k), jws.WithCompact())
-		if verr == nil {
-			break
+		if payload, err := jws.Verify([]byte(token), jws.WithKey(hdr.alg, k), jws.WithCompact()); err == nil {
+			return payload, nil
 		}
 	}
-	if verr != nil {
-		return Claims{}, v.invalid("signature invalid", nil)
-	}
-	return v.checkClaims(payload)
+	return nil, v.invalid("signature invalid", nil)
 }
 
 func (v *JWTVerifier) invalid(reason string, cause error) *TokenError {

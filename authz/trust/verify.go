@@ -37,6 +37,8 @@ func (is *Issuer) Verify(ctx context.Context, tok string) (issuer.Claims, error)
 	c.ClientID = cmp.Or(c.ClientID, local.ClientID)
 	c.Scope = cmp.Or(c.Scope, local.Scope)
 	c.WLCGVersion = cmp.Or(c.WLCGVersion, local.WLCGVersion)
+	c.SessionID = cmp.Or(c.SessionID, local.SessionID)
+	c.Email = cmp.Or(c.Email, local.Email)
 	if c.Expiry.IsZero() || (!local.Expiry.IsZero() && local.Expiry.Before(c.Expiry)) {
 		c.Expiry = local.Expiry
 	}

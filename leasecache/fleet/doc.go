@@ -26,9 +26,10 @@
 //
 // # Revocations
 //
-// Revoke and RevokeSubject delete what they can (the token's shared lease)
-// and append a record to the log; they return nil only once Redis has the
-// record (SPEC §6: /revoke answers 200 only then). Every Store follows the
+// Revoke, RevokeSubject and RevokeName (a push revocation by subject,
+// session or email, with its source) delete what they can (the token's
+// shared lease) and append a record to the log; they return nil only
+// once Redis has the record (SPEC §6: /revoke answers 200 only then). Every Store follows the
 // log with XREAD BLOCK from its last ID and hands each record to
 // Hooks.Revoked, in log order. The log is a chain: each record names the
 // ID of the one before it, so a follower that finds a record whose

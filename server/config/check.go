@@ -40,6 +40,7 @@ func (c *Config) validate(ps *Problems) {
 		c.problem(ps, "lease."+p.Field, p.Msg)
 	}
 	c.checkUpstreamHeaders(ps)
+	c.checkPush(ps)
 	c.checkFleet(ps)
 	c.checkLog(ps)
 	c.checkTracing(ps)
@@ -60,6 +61,7 @@ func (c *Config) checkListen(ps *Problems) {
 	c.checkAddr(ps, "listen.http", c.Listen.HTTP, true)
 	c.checkAddr(ps, "listen.admin", c.Listen.Admin, false)
 	c.checkAddr(ps, "listen.metrics", c.Listen.Metrics, false)
+	c.checkAddr(ps, "listen.push", c.Listen.Push, true)
 	c.checkListenClash(ps)
 	switch c.Listen.HTTPMode {
 	case "envoy", "nginx", "forwarded", "auto":

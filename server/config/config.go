@@ -72,6 +72,9 @@ type ListenConfig struct {
 	// set) and the same probes and metrics as Metrics; off loopback it
 	// needs admin.secret. Default "127.0.0.1:9191".
 	Admin string `yaml:"admin"`
+	// Push serves the push revocation receivers (SPEC §9) and nothing
+	// else, e.g. where the issuer can reach it. Default "": on admin.
+	Push string `yaml:"push"`
 }
 
 // IssuerConfig is one trusted issuer (authz.IssuerConfig in YAML).
@@ -109,6 +112,10 @@ type IssuerConfig struct {
 	// AcceptAnyAudience lets a jwt issuer go without audiences (SPEC §2).
 	// Default false.
 	AcceptAnyAudience bool `yaml:"accept_any_audience"`
+	// BackchannelLogout and SSF are the issuer's push revocation (SPEC
+	// §9; push.go). Default: off.
+	BackchannelLogout BackchannelLogoutConfig `yaml:"backchannel_logout"`
+	SSF               SSFConfig               `yaml:"ssf"`
 }
 
 // IntrospectionConfig is one issuer's RFC 7662 client.

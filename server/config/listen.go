@@ -17,6 +17,7 @@ func (c *Config) checkListenClash(ps *Problems) {
 	for _, l := range [...]struct{ field, addr string }{
 		{"listen.grpc", c.Listen.GRPC}, {"listen.http", c.Listen.HTTP},
 		{"listen.admin", c.Listen.Admin}, {"listen.metrics", c.Listen.Metrics},
+		{"listen.push", c.Listen.Push},
 	} {
 		host, port, err := net.SplitHostPort(l.addr)
 		if l.addr == "" || err != nil {

@@ -30,6 +30,7 @@ type Listen struct {
 	HTTP    string `yaml:"http,omitempty"`
 	Metrics string `yaml:"metrics,omitempty"`
 	Admin   string `yaml:"admin,omitempty"`
+	Push    string `yaml:"push,omitempty"`
 }
 
 // Issuer is one issuers[] entry.
@@ -42,6 +43,19 @@ type Issuer struct {
 	JWKSURI          string         `yaml:"jwks_uri,omitempty"`
 	Audiences        []string       `yaml:"audiences,omitempty"`
 	CircuitBreaker   *Breaker       `yaml:"circuit_breaker,omitempty"`
+	// BackchannelLogout and SSF are the issuer's push revocation receivers.
+	BackchannelLogout *BackchannelLogout `yaml:"backchannel_logout,omitempty"`
+	SSF               *SSF               `yaml:"ssf,omitempty"`
+}
+
+// BackchannelLogout is an issuer's backchannel_logout block.
+type BackchannelLogout struct {
+	ClientIDs []string `yaml:"client_ids"`
+}
+
+// SSF is an issuer's ssf block.
+type SSF struct {
+	Audience string `yaml:"audience"`
 }
 
 // Introspection is an issuer's RFC 7662 client block.
