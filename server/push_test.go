@@ -115,6 +115,7 @@ func pushYAML(p *pushIssuer, extra string) string {
 listen:
   grpc: "127.0.0.1:0"
   admin: "127.0.0.1:0"
+  metrics: "127.0.0.1:0"
 %s
 issuers:
   - name: idp
