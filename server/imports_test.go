@@ -47,12 +47,14 @@ var allowedImports = map[string][]string{
 	// The trusted issuers: their config, checks, clients and breaker.
 	"authz/trust": {"authz/issuer", "policy"},
 	// The engine's Prometheus series.
-	"authz/metrics":    {"leasecache/fleet"},
-	"authz/issuer":     {},
-	"policy":           {},
-	"policy/storage":   {"policy"},
-	"leasecache":       {},
-	"leasecache/fleet": {"leasecache", "leasecache/fleet/revlog"},
+	"authz/metrics": {"leasecache/fleet"},
+	"authz/issuer":  {"authz/issuer/jwks"},
+	// One issuer's key set: discovery, fetches, refresh, candidate keys.
+	"authz/issuer/jwks": {},
+	"policy":            {},
+	"policy/storage":    {"policy"},
+	"leasecache":        {},
+	"leasecache/fleet":  {"leasecache", "leasecache/fleet/revlog"},
 	// The revocation log: records, follower, fence index.
 	"leasecache/fleet/revlog": {"leasecache"},
 	// Test helpers, imported from _test.go files only (make lint).
@@ -78,6 +80,7 @@ var forbiddenDeps = map[string][]string{
 	"authz/fleetmode":    {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/trust":        {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/issuer":       {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"authz/issuer/jwks":  {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"server/forwardauth": {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"server/push":        {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 }

@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/leasegate/leasegate/authz/issuer/jwks"
 )
 
 const (
@@ -58,29 +58,13 @@ type JWTConfig struct {
 	OnRefresh func(err error)
 }
 
-// JWTVerifier verifies one issuer's JWTs against its JWKS. It is safe for
+// JWTVerifier verifies one issuer's JWTs against its JWKS (jwks.Set: the
+// key snapshot, its refresh and the refetch limit). It is safe for
 // concurrent use.
-//
-// Keys are kept in an atomically swapped snapshot, so Verify never waits for
-// a JWKS fetch unless the snapshot lacks the token's kid. jwk.Cache schedules
-// the background refresh; every successful fetch, background or on demand,
-// replaces the snapshot.
 type JWTVerifier struct {
-	cfg    JWTConfig
-	aud    audienceRule
-	ctx    context.Context // bounds background work
-	client *http.Client
-	cache  *jwk.Cache
-	log    *slog.Logger
-
-	keys atomic.Pointer[keySnapshot]
-
-	sem         chan struct{} // one discovery/JWKS fetch at a time
-	jwksURL     string        // guarded by sem; "" until resolved
-	lastRefetch time.Time     // guarded by sem; last limiter-gated fetch, by cfg.Clock
-
-	errMu   sync.Mutex
-	lastErr error // last fetch failure, for "no keys" errors
+	cfg  JWTConfig
+	aud  audienceRule
+	keys *jwks.Set
 }
 
 // NewJWTVerifier validates cfg and starts fetching keys in the background.
@@ -103,20 +87,22 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	v := &JWTVerifier{
-		cfg:    cfg,
-		aud:    aud,
-		ctx:    ctx,
-		client: cmp.Or(cfg.HTTPClient, &http.Client{}),
-		log:    cmp.Or(cfg.Logger, slog.Default()),
-		sem:    make(chan struct{}, 1),
+	keys, err := jwks.New(ctx, jwks.Config{
+		Name:               cfg.Name,
+		Issuer:             cfg.Issuer,
+		URI:                cfg.JWKSURI,
+		Clock:              cfg.Clock,
+		HTTPClient:         cmp.Or(cfg.HTTPClient, &http.Client{}),
+		RefreshInterval:    cfg.RefreshInterval,
+		MinRefetchInterval: cfg.MinRefetchInterval,
+		FetchTimeout:       cfg.FetchTimeout,
+		Logger:             cmp.Or(cfg.Logger, slog.Default()),
+		OnRefresh:          cfg.OnRefresh,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, err)
 	}
-	// The cache checks its schedule every window; a quarter of the refresh
-	// interval keeps the actual refresh close to the configured one.
-	window := max(cfg.RefreshInterval/4, min(time.Second, cfg.RefreshInterval))
-	v.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(window), jwk.WithErrSink(jwksErrSink{v}))
-	go v.bootstrap()
-	return v, nil
+	return &JWTVerifier{cfg: cfg, aud: aud, keys: keys}, nil
 }
 
 // Validate reports every problem NewJWTVerifier would refuse in cfg, each
@@ -128,11 +114,11 @@ func (cfg JWTConfig) Validate() []Problem {
 		add("issuer", "issuer is required")
 	}
 	if cfg.JWKSURI != "" {
-		if err := checkHTTPURL(cfg.JWKSURI); err != nil {
+		if err := jwks.CheckHTTPURL(cfg.JWKSURI); err != nil {
 			add("jwks_uri", fmt.Sprintf("jwks_uri: %v", err))
 		}
 	} else if cfg.Issuer != "" {
-		if err := checkHTTPURL(cfg.Issuer); err != nil {
+		if err := jwks.CheckHTTPURL(cfg.Issuer); err != nil {
 			add("issuer", fmt.Sprintf("issuer must be an http(s) URL for OIDC discovery when jwks_uri is empty: %v", err))
 		}
 	}
@@ -159,7 +145,7 @@ func (cfg JWTConfig) Validate() []Problem {
 }
 
 // Ready reports whether the JWKS has been fetched successfully at least once.
-func (v *JWTVerifier) Ready() bool { return v.keys.Load() != nil }
+func (v *JWTVerifier) Ready() bool { return v.keys.Ready() }
 
 // Verify checks token's signature against the issuer's keys and its claims
 // (iss, aud, exp, nbf, iat). On success Claims.Active is true. A bad token
@@ -190,6 +176,20 @@ func (v *JWTVerifier) VerifySigned(ctx context.Context, token string, typOK func
 		}
 	}
 	return nil, v.invalid("signature invalid", nil)
+}
+
+// keysFor returns the keys that may have signed a token with hdr: no
+// fitting key is a bad token, no verdict from the key set an issuer fault.
+func (v *JWTVerifier) keysFor(ctx context.Context, hdr jwsHeader) ([]jwk.Key, error) {
+	keys, err := v.keys.Keys(ctx, hdr.kid, hdr.alg)
+	var ue *jwks.UnavailableError
+	switch {
+	case err == nil:
+		return keys, nil
+	case errors.As(err, &ue):
+		return nil, &IssuerError{Issuer: v.cfg.Name, Op: "jwks", Reason: ue.Reason, Err: ue.Err}
+	}
+	return nil, v.invalid(err.Error(), nil) // jwks.ErrUnknownKey, jwks.ErrKeyMismatch
 }
 
 func (v *JWTVerifier) invalid(reason string, cause error) *TokenError {
