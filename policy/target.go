@@ -198,6 +198,7 @@ func (p *Policy) addTarget(m *Match, t Target, issuerHosts []string) bool {
 	}
 	m.LocalHosts = hosts
 	m.Require |= here.Require | there.Require
+	m.Lifetime.Limit = m.Lifetime.Limit.Min(here.Lifetime.Limit).Min(there.Lifetime.Limit)
 	m.tighten(&here)
 	if byTargetHost {
 		m.tighten(&there)
