@@ -105,6 +105,9 @@ type IssuerConfig struct {
 	// AcceptAnyAudience lets a jwt issuer go without audiences (SPEC §2).
 	// Default false.
 	AcceptAnyAudience bool `yaml:"accept_any_audience"`
+	// MaxTokenLifetime limits how long after its iat this issuer's tokens
+	// are accepted (trust.IssuerConfig). Default 0: no limit of its own.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
 }
 
 // IntrospectionConfig is one issuer's RFC 7662 client.
@@ -171,6 +174,9 @@ type RouteConfig struct {
 	// LocalHosts are other names of this server on the route (SPEC §5).
 	// Default none.
 	LocalHosts []string `yaml:"local_hosts"`
+	// MaxTokenLifetime limits how long after its iat a token is accepted
+	// on this route (policy.RouteConfig). Default 0: no limit of its own.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
 }
 
 // LeaseConfig sizes the lease cache (leasecache.Config in YAML).
@@ -184,6 +190,12 @@ type LeaseConfig struct {
 	// MaxMemoryMB bounds the cache, 2 to 1048576; an eighth of it holds
 	// negative leases. Default 256 (leasecache.DefaultMaxMemoryMB).
 	MaxMemoryMB int `yaml:"max_memory_mb"`
+	// MaxTokenLifetime is the global token lifetime limit (SPEC §2,
+	// policy.Config). Default 0: none.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
+	// RefuseLongLived refuses at once a token whose exp − iat exceeds its
+	// limit (policy.Config). Default false.
+	RefuseLongLived bool `yaml:"refuse_long_lived"`
 }
 
 // UpstreamConfig is what an allowed request carries upstream.
