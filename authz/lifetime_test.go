@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -367,7 +368,6 @@ func TestEngineLifetimeJWT(t *testing.T) {
 // two paths that must agree). One engine answers from a lease validated
 // 30s earlier, another asks the issuer at that instant.
 func TestEngineLifetimeHitAgreesWithFresh(t *testing.T) {
-	const tok = "opaque-diff"
 	policies := map[string]func(*policy.Config){
 		"global 1h":         func(c *policy.Config) { c.MaxTokenLifetime = time.Hour },
 		"route 1h":          func(c *policy.Config) { c.Routes = []policy.RouteConfig{{Prefix: "/", MaxTokenLifetime: time.Hour}} },
@@ -382,12 +382,15 @@ func TestEngineLifetimeHitAgreesWithFresh(t *testing.T) {
 		{"no iat", -1, 2 * time.Hour}, {"iat 50s ahead", 50 * time.Second, 24 * time.Hour}}
 	offsets := []time.Duration{-time.Second, -time.Nanosecond, 0, time.Nanosecond, time.Second, 30 * time.Second}
 	for pname, pmod := range policies {
-		for _, tk := range tokens {
+		// One engine of each kind per policy; every case has a token of
+		// its own, and each clock is set absolutely for it.
+		hit, fresh := newLifetimeEnv(t, lifetimeOpts{pol: pmod}), newLifetimeEnv(t, lifetimeOpts{pol: pmod})
+		start := hit.clock.Now()
+		for ti, tk := range tokens {
 			for _, at := range []time.Duration{40 * time.Minute, time.Hour, time.Hour + 50*time.Second} {
 				for _, off := range offsets {
 					now := at + off
-					hit, fresh := newLifetimeEnv(t, lifetimeOpts{pol: pmod}), newLifetimeEnv(t, lifetimeOpts{pol: pmod})
-					start := hit.clock.Now()
+					tok := fmt.Sprintf("opaque-diff-%d-%d", ti, now)
 					var iat time.Time
 					if tk.iat >= 0 {
 						iat = start.Add(tk.iat)
