@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// MinTokenLifetime is the smallest max_token_lifetime that may be set:
+// minTokenLifetime is the smallest max_token_lifetime that may be set:
 // iat has whole seconds, so a shorter limit could refuse a token the
 // instant it is issued.
-const MinTokenLifetime = time.Second
+const minTokenLifetime = time.Second
 
 // LifetimeLimit is one max_token_lifetime and where it is set (SPEC §2,
 // token lifetime policy).
@@ -149,12 +149,22 @@ func (p *Policy) RouteLifetimes() []LifetimeLimit {
 	return out
 }
 
-// checkLifetime is Validate's rule for one max_token_lifetime.
-func checkLifetime(v *validator, field string, d time.Duration) {
+// LifetimeProblem is what is wrong with a max_token_lifetime d, "" when
+// nothing: the one rule for the global, an issuer's and a route's (0 is no
+// limit, else at least minTokenLifetime).
+func LifetimeProblem(d time.Duration) string {
 	switch {
 	case d < 0:
-		v.add(field, "must not be negative")
-	case d > 0 && d < MinTokenLifetime:
-		v.add(field, fmt.Sprintf("%v is below %v (iat has whole seconds); 0 sets no limit", d, MinTokenLifetime))
+		return "must not be negative"
+	case d > 0 && d < minTokenLifetime:
+		return fmt.Sprintf("%v is below %v (iat has whole seconds); 0 sets no limit", d, minTokenLifetime)
+	}
+	return ""
+}
+
+// checkLifetime is Validate's LifetimeProblem at field.
+func checkLifetime(v *validator, field string, d time.Duration) {
+	if msg := LifetimeProblem(d); msg != "" {
+		v.add(field, msg)
 	}
 }

@@ -150,11 +150,8 @@ func (ic IssuerConfig) problems() []issuer.Problem {
 	if ic.BreakerFailures < 0 || ic.BreakerOpenFor < 0 {
 		add("circuit_breaker", "failures and open_for must not be negative")
 	}
-	switch d := ic.MaxTokenLifetime; {
-	case d < 0:
-		add("max_token_lifetime", "must not be negative")
-	case d > 0 && d < policy.MinTokenLifetime:
-		add("max_token_lifetime", fmt.Sprintf("%v is below %v (iat has whole seconds); 0 sets no limit", d, policy.MinTokenLifetime))
+	if msg := policy.LifetimeProblem(ic.MaxTokenLifetime); msg != "" {
+		add("max_token_lifetime", msg)
 	}
 	if ic.wantsIntrospection() {
 		for _, p := range ic.introspectionConfig().Validate() {
