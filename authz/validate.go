@@ -197,6 +197,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 	l := leasecache.Lease{
 		ValidatedAt: validatedAt,
 		Expiry:      claims.Expiry,
+		IssuedAt:    claims.IssuedAt,
 		Subject:     claims.Subject,
 		ClientID:    claims.ClientID,
 		Scope:       claims.Scope,

@@ -47,6 +47,10 @@ func ParseKey(s string) (Key, error) {
 type Lease struct {
 	ValidatedAt time.Time // when the issuer last vouched for the token
 	Expiry      time.Time // the token's exp; zero when the issuer gave none
+	// IssuedAt is the token's iat, zero when the issuer gave none (or the
+	// lease was written by a version that did not keep it); the lifetime
+	// policy judges a lease by it.
+	IssuedAt    time.Time
 	Subject     string
 	ClientID    string
 	Scope       string

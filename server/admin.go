@@ -81,6 +81,7 @@ func (g *generation) effectiveConfig() (map[string]any, error) {
 	}
 	out["tiers"] = tiers
 	out["revocation_bound"] = boundView(g.pol.RevocationBound())
+	out["token_lifetime"] = g.cfg.LifetimeView(g.pol)
 	return out, nil
 }
 

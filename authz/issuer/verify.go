@@ -262,3 +262,9 @@ func wlcgVersion(obj map[string]json.RawMessage) (string, error) {
 	}
 	return stringMember(obj, "wlcg.ver")
 }
+
+// EffectiveClockSkew is the clock_skew Verify applies (the 60s default
+// when zero); the engine reads an answer's iat with it in every mode.
+func (cfg JWTConfig) EffectiveClockSkew() time.Duration {
+	return cmp.Or(cfg.ClockSkew, defaultClockSkew)
+}

@@ -45,6 +45,11 @@ func (is *Issuer) Verify(ctx context.Context, tok string) (issuer.Claims, error)
 	if len(c.Audience) == 0 {
 		c.Audience = local.Audience
 	}
+	// The earlier iat, as the earlier exp: the lifetime policy then
+	// judges the older reading of the token's age.
+	if c.IssuedAt.IsZero() || (!local.IssuedAt.IsZero() && local.IssuedAt.Before(c.IssuedAt)) {
+		c.IssuedAt = local.IssuedAt
+	}
 	return c, nil
 }
 

@@ -31,8 +31,11 @@ func (c *Config) validate(ps *Problems) {
 	c.checkIssuers(ps)
 	for _, p := range c.PolicyConfig().Validate() {
 		f := p.Field
-		if f == "lease_max" {
+		switch f {
+		case "lease_max":
 			f = "lease.max"
+		case "max_token_lifetime":
+			f = "lease.max_token_lifetime"
 		}
 		c.problem(ps, f, p.Msg)
 	}

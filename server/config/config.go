@@ -116,6 +116,9 @@ type IssuerConfig struct {
 	// §9; push.go). Default: off.
 	BackchannelLogout BackchannelLogoutConfig `yaml:"backchannel_logout"`
 	SSF               SSFConfig               `yaml:"ssf"`
+	// MaxTokenLifetime limits how long after its iat this issuer's tokens
+	// are accepted (trust.IssuerConfig). Default 0: no limit of its own.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
 }
 
 // IntrospectionConfig is one issuer's RFC 7662 client.
@@ -187,6 +190,9 @@ type RouteConfig struct {
 	// added upstream (SPEC §5); only with require: wlcg_storage. Default
 	// false.
 	ConditionalCreate bool `yaml:"conditional_create"`
+	// MaxTokenLifetime limits how long after its iat a token is accepted
+	// on this route (policy.RouteConfig). Default 0: no limit of its own.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
 }
 
 // LeaseConfig sizes the lease cache (leasecache.Config in YAML).
@@ -200,6 +206,12 @@ type LeaseConfig struct {
 	// MaxMemoryMB bounds the cache, 2 to 1048576; an eighth of it holds
 	// negative leases. Default 256 (leasecache.DefaultMaxMemoryMB).
 	MaxMemoryMB int `yaml:"max_memory_mb"`
+	// MaxTokenLifetime is the global token lifetime limit (SPEC §2,
+	// policy.Config). Default 0: none.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
+	// RefuseLongLived refuses at once a token whose exp − iat exceeds its
+	// limit (policy.Config). Default false.
+	RefuseLongLived bool `yaml:"refuse_long_lived"`
 }
 
 // UpstreamConfig is what an allowed request carries upstream.
