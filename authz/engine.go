@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/leasegate/leasegate/authz/denylog"
 	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
@@ -65,7 +66,7 @@ type Config struct {
 	TracerProvider     trace.TracerProvider
 	Metrics            *Metrics // nil: no metrics
 	// DenialLog limits the denial log lines; nil logs every one.
-	DenialLog *DenialLog
+	DenialLog *denylog.Limit
 	// Fleet, when set, shares leases, negative leases and coalescing
 	// with the other replicas (SPEC §8); nil is a single replica.
 	Fleet *fleetmode.Config
@@ -82,7 +83,7 @@ type Engine struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	metrics  *Metrics
-	denials  *DenialLog
+	denials  *denylog.Limit
 	fleet    *fleetmode.Mode // nil: not in fleet mode
 
 	byIss  map[string]*trust.Issuer

@@ -25,10 +25,10 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":      {"server", "server/config"},
-	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "server/push", "authz", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
-	"server/config":    {"server/telemetry", "server/push", "authz", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/config":    {"server/telemetry", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"server/telemetry": {},
 	// The replica's link to the fleet's store, kept across generations.
 	"server/fleetlink":   {"authz/fleetmode", "leasecache", "leasecache/fleet"},
@@ -39,7 +39,7 @@ var allowedImports = map[string][]string{
 	"server/push": {"authz/issuer", "leasecache"},
 	// authz imports the fleet package for the store's two value types
 	// (Position, Outcome) only.
-	"authz": {"authz/fleetmode", "authz/metrics", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"authz": {"authz/denylog", "authz/fleetmode", "authz/metrics", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The engine's fleet mode declares the SharedStore it consumes.
 	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
 	// Reading a request: its normal form, single fields, bearer token.
@@ -48,6 +48,8 @@ var allowedImports = map[string][]string{
 	"authz/trust": {"authz/issuer", "policy"},
 	// The engine's Prometheus series.
 	"authz/metrics": {"leasecache/fleet"},
+	// The rate limit on denial log lines.
+	"authz/denylog": {},
 	"authz/issuer":  {"authz/issuer/jwks"},
 	// One issuer's key set: discovery, fetches, refresh, candidate keys.
 	"authz/issuer/jwks": {},

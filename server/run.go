@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/denylog"
 	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
@@ -63,7 +64,7 @@ type service struct {
 	cache    *leasecache.Cache
 	fleet    *fleetlink.Link // nil without fleet:
 	metrics  *authz.Metrics
-	denials  *authz.DenialLog // one bucket for every generation
+	denials  *denylog.Limit // one bucket for every generation
 	build    Build
 	reloads  *prometheus.CounterVec
 	reg      *prometheus.Registry
@@ -171,7 +172,7 @@ func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 	}
 	dc := cfg.DenialLogConfig()
 	dc.Now = s.opts.Now
-	if s.denials, err = authz.NewDenialLog(dc); err != nil {
+	if s.denials, err = denylog.New(dc); err != nil {
 		return nil, err
 	}
 	if cfg.Fleet != nil {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/denylog"
 )
 
 // checkListenClash refuses two listeners on one port whose hosts overlap
@@ -40,6 +40,6 @@ func (c *Config) checkListenClash(ps *Problems) {
 func anyHost(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 
 // DenialLogConfig is the engine's view of log.denials_per_second.
-func (c *Config) DenialLogConfig() authz.DenialLogConfig {
-	return authz.DenialLogConfig{PerSecond: c.Log.DenialsPerSecond}
+func (c *Config) DenialLogConfig() denylog.Config {
+	return denylog.Config{PerSecond: c.Log.DenialsPerSecond}
 }

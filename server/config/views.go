@@ -23,7 +23,7 @@ func (c *Config) PolicyConfig() policy.Config {
 			Prefix: r.Prefix, Host: r.Host, Methods: r.Methods, Tier: r.Tier,
 			Window: r.Window, Require: policy.StorageProfile(r.Require), LocalHosts: r.LocalHosts,
 			ConditionalCreate: r.ConditionalCreate,
-			MaxTokenLifetime: r.MaxTokenLifetime,
+			MaxTokenLifetime:  r.MaxTokenLifetime,
 		})
 	}
 	return pc
