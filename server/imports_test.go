@@ -28,8 +28,10 @@ var allowedImports = map[string][]string{
 	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
-	"server/config":    {"server/telemetry", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/config":    {"server/config/yamltree", "server/telemetry", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"server/telemetry": {},
+	// Strict YAML decoding through the node tree, with lines.
+	"server/config/yamltree": {},
 	// The replica's link to the fleet's store, kept across generations.
 	"server/fleetlink":   {"authz/fleetmode", "leasecache", "leasecache/fleet"},
 	"envoy":              {"authz"},

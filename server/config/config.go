@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leasegate/leasegate/server/config/yamltree"
 	"github.com/leasegate/leasegate/server/telemetry"
 )
 
@@ -316,17 +317,13 @@ type RedisTLSConfig struct {
 }
 
 // Problem is one configuration error, located in the YAML file.
-type Problem struct {
-	Line  int
-	Field string
-	Msg   string
-}
+type Problem = yamltree.Problem
 
-func (p Problem) String() string {
-	if p.Field == "" {
-		return p.Msg
-	}
-	return p.Field + ": " + p.Msg
+// decode reads data into c through the yaml.Node tree (yamltree), each
+// problem with the field path and line of its node. It reports false when
+// nothing more can be checked.
+func (c *Config) decode(data []byte, lookupEnv func(string) (string, bool), ps *Problems) bool {
+	return yamltree.Decode(data, c, lookupEnv, c.lines, c.fromEnv, &ps.List)
 }
 
 // Problems is every error found in a configuration.
