@@ -92,7 +92,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	}
 	switch outcome {
 	case leasecache.Hit:
-		if is := e.byName[lease.Issuer]; is != nil {
+		if is := e.byName[lease.Issuer]; is != nil && leaseShowsAge(&m, is, &lease) {
 			d.Lease = LeaseHit
 			return e.allow(d, r, m, is, &lease)
 		}
@@ -157,6 +157,10 @@ func lookupLease(o leasecache.Outcome) LeaseOutcome {
 // local_hosts, so it finds no target local that AddTargets found remote.
 func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer, l *leasecache.Lease) Decision {
 	d.Issuer = is.Config.Name
+	// Hit, fresh answer or stale allowance: one lifetime rule for all.
+	if desc := lifetimeOf(&m, is).Judge(l.IssuedAt, l.Expiry, e.now(), is.ClockSkew); desc != "" {
+		return e.deny(d, http.StatusUnauthorized, ReasonLifetime, ErrCodeInvalidToken, desc, "")
+	}
 	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.Config.Issuer}
 	var sr storage.Request
 	conditional := false

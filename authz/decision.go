@@ -17,6 +17,7 @@ const (
 	ReasonExpired           Reason = "expired"
 	ReasonAudience          Reason = "audience"
 	ReasonNotAccessToken    Reason = "not_access_token"
+	ReasonLifetime          Reason = "token_lifetime" // the lifetime policy refused it (SPEC §2)
 	ReasonScope             Reason = "insufficient_scope"
 	ReasonIssuerUnavailable Reason = "issuer_unavailable"
 	ReasonCanceled          Reason = "canceled"

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/leasegate/leasegate/authz/denylog"
 	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
@@ -65,7 +66,7 @@ type Config struct {
 	TracerProvider     trace.TracerProvider
 	Metrics            *Metrics // nil: no metrics
 	// DenialLog limits the denial log lines; nil logs every one.
-	DenialLog *DenialLog
+	DenialLog *denylog.Limit
 	// Fleet, when set, shares leases, negative leases and coalescing
 	// with the other replicas (SPEC §8); nil is a single replica.
 	Fleet *fleetmode.Config
@@ -82,7 +83,7 @@ type Engine struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	metrics  *Metrics
-	denials  *DenialLog
+	denials  *denylog.Limit
 	fleet    *fleetmode.Mode // nil: not in fleet mode
 
 	byIss  map[string]*trust.Issuer
@@ -207,15 +208,27 @@ func (e *Engine) Revoke(key leasecache.Key) bool {
 // RevokeSubject voids every lease of subject at the named issuer (by name
 // or iss value).
 func (e *Engine) RevokeSubject(issuer, subject string) error {
+	_, err := e.RevokeName(issuer, leasecache.ClaimSubject, subject)
+	return err
+}
+
+// RevokeName voids every lease at the named issuer (by name or iss value)
+// whose claim c is value: a subject, a session (sid) or an email (a push
+// revocation, SPEC §9). It returns the issuer's name, which the fleet's
+// records use.
+func (e *Engine) RevokeName(issuer string, c leasecache.Claim, value string) (string, error) {
 	is := e.byName[issuer]
 	if is == nil {
 		is = e.byIss[issuer]
 	}
 	if is == nil {
-		return fmt.Errorf("revoke: unknown issuer %q", issuer)
+		return "", fmt.Errorf("revoke: unknown issuer %q", issuer)
 	}
-	e.cache.RevokeSubject(is.Config.Name, subject)
-	return nil
+	if value == "" {
+		return "", fmt.Errorf("revoke: empty %s", c)
+	}
+	e.cache.RevokeName(leasecache.NameOf(is.Config.Name, c, value))
+	return is.Config.Name, nil
 }
 
 // Policy is the policy the engine decides with.

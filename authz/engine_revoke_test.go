@@ -167,3 +167,49 @@ func TestEngineRevokeDuringReloadReachesTheOldEngine(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineRevokeByName: a push revocation names leases by the sid or
+// email the issuer told (SPEC §9). In jwt+introspection the signed claims
+// fill what the introspection answer left out, so a lease knows its sid
+// from either; a lease of another session of the same user stays.
+func TestEngineRevokeByName(t *testing.T) {
+	const tokA, tokB = "opaque-session-a", "opaque-session-b"
+	env := newEngEnv(t, engOpts{})
+	env.iss.setAnswer(tokA, env.active(func(a map[string]any) {
+		a["ext"] = map[string]any{"sid": "sess-a", "email": "Alice@Example.org"}
+	}))
+	env.iss.setAnswer(tokB, env.active(func(a map[string]any) { a["sid"] = "sess-b" }))
+	runLeaseSteps(t, env, tokA, []leaseStep{{0, "GET", 1, LeaseMiss, true}, {time.Second, "GET", 1, LeaseHit, true}})
+	runLeaseSteps(t, env, tokB, []leaseStep{{0, "GET", 2, LeaseMiss, true}})
+
+	name, err := env.eng.RevokeName(engIss, leasecache.ClaimSession, "sess-a")
+	if err != nil || name != engIssuerName {
+		t.Fatalf("RevokeName by iss: %q, %v", name, err)
+	}
+	runLeaseSteps(t, env, tokA, []leaseStep{{time.Second, "GET", 3, LeaseMiss, true}, {time.Second, "GET", 3, LeaseHit, true}})
+	runLeaseSteps(t, env, tokB, []leaseStep{{0, "GET", 3, LeaseHit, true}})
+
+	if _, err := env.eng.RevokeName(engIssuerName, leasecache.ClaimEmail, "ALICE@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	runLeaseSteps(t, env, tokA, []leaseStep{{time.Second, "GET", 4, LeaseMiss, true}})
+	runLeaseSteps(t, env, tokB, []leaseStep{{0, "GET", 4, LeaseHit, true}})
+
+	for _, bad := range []struct{ issuer, value string }{{"nobody", "sess-a"}, {engIssuerName, ""}} {
+		if _, err := env.eng.RevokeName(bad.issuer, leasecache.ClaimSession, bad.value); err == nil {
+			t.Errorf("RevokeName(%q, %q): no error", bad.issuer, bad.value)
+		}
+	}
+	runLeaseSteps(t, env, tokA, []leaseStep{{0, "GET", 4, LeaseHit, true}})
+
+	t.Run("jwt+introspection", func(t *testing.T) {
+		jw := newEngJWT(t, ModeJWTIntrospection, engOpts{})
+		tok := jw.token(t, func(c map[string]any) { c["sid"] = "sess-jwt" }, nil)
+		jw.iss.setAnswer(tok, jw.active(nil)) // the answer carries no sid
+		runLeaseSteps(t, jw.engEnv, tok, []leaseStep{{0, "GET", 1, LeaseMiss, true}, {time.Second, "GET", 1, LeaseHit, true}})
+		if _, err := jw.eng.RevokeName(engIssuerName, leasecache.ClaimSession, "sess-jwt"); err != nil {
+			t.Fatal(err)
+		}
+		runLeaseSteps(t, jw.engEnv, tok, []leaseStep{{time.Second, "GET", 2, LeaseMiss, true}})
+	})
+}

@@ -81,7 +81,7 @@ func fleetReplayEngine(t testing.TB, clock *testclock.Clock, pol *policy.Policy,
 			switch {
 			case c == nil || r.Self:
 			case r.BySubject:
-				c.RevokeSubject(r.Issuer, r.Subject)
+				c.RevokeName(r.Name())
 			default:
 				c.Revoke(r.Key)
 			}

@@ -56,7 +56,7 @@ func newReplica(t testing.TB, addr string, loss fleetmode.StoreLoss, iss *engIss
 			switch {
 			case c == nil: // Self records are applied too, as server/fleet.go does
 			case r.BySubject:
-				c.RevokeSubject(r.Issuer, r.Subject)
+				c.RevokeName(r.Name())
 			default:
 				c.Revoke(r.Key)
 			}

@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,6 +14,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/leasegate/leasegate/authz/denylog"
 )
 
 // exemplarTraceIDs lists the trace_id of every exemplar on family's
@@ -171,7 +172,7 @@ func deniedLines(t *testing.T, logs string) []map[string]any {
 
 func TestDenialLogLimit(t *testing.T) {
 	clock := newEngClock()
-	dl, err := NewDenialLog(DenialLogConfig{PerSecond: 2, Now: clock.Now})
+	dl, err := denylog.New(denylog.Config{PerSecond: 2, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,25 +215,6 @@ func TestDenialLogLimit(t *testing.T) {
 	}
 	if n := len(deniedLines(t, unlimited.logs.String())); n != 10 {
 		t.Errorf("no limit: %d denial lines for 10 denials", n)
-	}
-}
-
-func TestDenialLogConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		rate float64
-		ok   bool
-	}{
-		{0, true}, {0.5, true}, {100, true}, {1e6, true},
-		{-1, false}, {1e6 + 1, false}, {math.Inf(1), false}, {math.NaN(), false},
-	} {
-		ps := DenialLogConfig{PerSecond: tc.rate}.Validate()
-		_, err := NewDenialLog(DenialLogConfig{PerSecond: tc.rate})
-		if (len(ps) == 0) != tc.ok || (err == nil) != tc.ok {
-			t.Errorf("PerSecond %v: problems %v, New error %v; want ok=%v", tc.rate, ps, err, tc.ok)
-		}
-		if !tc.ok && (len(ps) != 1 || ps[0].Field != "denials_per_second") {
-			t.Errorf("PerSecond %v: problems %v, want one on denials_per_second", tc.rate, ps)
-		}
 	}
 }
 

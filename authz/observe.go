@@ -87,7 +87,7 @@ func requestAttrs(r *Request) []attribute.KeyValue {
 }
 
 // logDecision writes the decision's line: denials at info (at most
-// log.denials_per_second of them, see DenialLog), allows at debug. The
+// log.denials_per_second of them, see denylog.Limit), allows at debug. The
 // logger adds trace_id and span_id from ctx when the request is traced.
 func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 	level := slog.LevelInfo
@@ -101,7 +101,7 @@ func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 	var suppressed uint64
 	if !d.Allow {
 		var ok bool
-		if ok, suppressed = e.denials.admit(); !ok {
+		if ok, suppressed = e.denials.Admit(); !ok {
 			return
 		}
 	}

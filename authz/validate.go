@@ -197,12 +197,15 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 	l := leasecache.Lease{
 		ValidatedAt: validatedAt,
 		Expiry:      claims.Expiry,
+		IssuedAt:    claims.IssuedAt,
 		Subject:     claims.Subject,
 		ClientID:    claims.ClientID,
 		Scope:       claims.Scope,
 		Issuer:      name,
 		Audience:    strings.Join(claims.Audience, " "),
 		WLCGVersion: claims.WLCGVersion,
+		SessionID:   claims.SessionID,
+		Email:       claims.Email,
 		Gen:         gen,
 	}
 	return &result{lease: l, active: true, kept: e.storeLease(ctx, name, key, l)}

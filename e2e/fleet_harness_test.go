@@ -39,6 +39,8 @@ type fleetOptions struct {
 	// HealthInterval fleet.health_interval.
 	StoreTimeout, HealthInterval time.Duration
 	LeaseMax                     time.Duration // default 10m
+	// Issuer, when set, changes every replica's issuer entry.
+	Issuer func(*leasegate.Issuer)
 }
 
 // fleet is one Hydra side (the embedded stack: Hydra, counting proxy,
@@ -135,7 +137,11 @@ func startFleet(t *testing.T, ctx context.Context, s *stack, bin string, o fleet
 	f.clients = make([]*leasegate.Client, n)
 	f.cfgs = make([]leasegate.Config, n)
 	for i := range n {
-		cfg := s.baseConfig(s.issuerConfig("introspection", timeout, nil), tiers)
+		iss := s.issuerConfig("introspection", timeout, nil)
+		if o.Issuer != nil {
+			o.Issuer(&iss)
+		}
+		cfg := s.baseConfig(iss, tiers)
 		cfg.Lease.Max = leasegate.Duration(leaseMax)
 		ra := addrs
 		if i == 0 && f.proxy != nil {

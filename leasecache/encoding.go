@@ -8,17 +8,23 @@ import (
 	"unsafe"
 )
 
-// Wire layout of a lease, version 2:
+// Wire layout of a lease, version 3:
 //
 //	[0]      version
-//	[1]      flags: bit 0 set when the lease has an expiry
+//	[1]      flags: bit 0 set when the lease has an expiry, bit 1 when
+//	         it has an issued_at
 //	[2:10]   validated_at, unix seconds, little endian
 //	[10:14]  validated_at, nanoseconds within the second
 //	[14:22]  expiry, unix seconds (0 when there is none)
 //	[22:26]  expiry, nanoseconds within the second
 //	[26:34]  revocation generation the validation started at (Lease.Gen)
-//	then     subject, client_id, scope, issuer, audience, wlcg_ver,
-//	         each a uvarint length and the bytes.
+//	then     subject, client_id, scope, issuer, audience, wlcg_ver, sid,
+//	         email, each a uvarint length and the bytes;
+//	then     with flag bit 1, issued_at: unix seconds (8), nanoseconds (4).
+//
+// Version 2 is version 3 without sid and email; decode still reads it
+// (a lease another replica shared before an upgrade). issued_at rides
+// behind a flag: a lease without it reads as one with no iat.
 //
 // Seconds and nanoseconds, not UnixNano: an int64 of nanoseconds ends in
 // 2262, before the "never" exp values issuers use (9999999999 is 2286).
@@ -26,18 +32,21 @@ import (
 // length-prefixed strings keep decoding to one pass with no allocation
 // beyond the buffer bigcache hands us.
 const (
-	encVersion = 2
+	encVersion = 3
+	encV2      = 2 // no sid, no email
 	headerLen  = 34
 	maxField   = 1 << 16
 
-	flagExpiry = 1 << 0
+	flagExpiry   = 1 << 0
+	flagIssuedAt = 1 << 1
+	timeLen      = 12 // putTime's
 )
 
 var errCorrupt = errors.New("leasecache: corrupt lease entry")
 
 func encode(l Lease) ([]byte, error) {
-	fields := [...]string{l.Subject, l.ClientID, l.Scope, l.Issuer, l.Audience, l.WLCGVersion}
-	n := headerLen
+	fields := [...]string{l.Subject, l.ClientID, l.Scope, l.Issuer, l.Audience, l.WLCGVersion, l.SessionID, l.Email}
+	n := headerLen + timeLen
 	for _, f := range fields {
 		if len(f) >= maxField {
 			return nil, fmt.Errorf("leasecache: lease field of %d bytes is too large", len(f))
@@ -55,6 +64,11 @@ func encode(l Lease) ([]byte, error) {
 	for _, f := range fields {
 		buf = binary.AppendUvarint(buf, uint64(len(f)))
 		buf = append(buf, f...)
+	}
+	if !l.IssuedAt.IsZero() {
+		buf[1] |= flagIssuedAt
+		buf = append(buf, make([]byte, timeLen)...)
+		putTime(buf[len(buf)-timeLen:], l.IssuedAt)
 	}
 	return buf, nil
 }
@@ -79,7 +93,7 @@ func getTime(b []byte) (time.Time, bool) {
 // reused by the caller (bigcache returns a fresh copy on every Get).
 func decode(buf []byte) (Lease, error) {
 	var l Lease
-	if len(buf) < headerLen || buf[0] != encVersion || buf[1]&^flagExpiry != 0 {
+	if len(buf) < headerLen || (buf[0] != encVersion && buf[0] != encV2) || buf[1]&^(flagExpiry|flagIssuedAt) != 0 {
 		return l, errCorrupt
 	}
 	var ok bool
@@ -95,7 +109,12 @@ func decode(buf []byte) (Lease, error) {
 	}
 	l.Gen = binary.LittleEndian.Uint64(buf[26:])
 	rest := buf[headerLen:]
-	for _, dst := range [...]*string{&l.Subject, &l.ClientID, &l.Scope, &l.Issuer, &l.Audience, &l.WLCGVersion} {
+	fields := [...]*string{&l.Subject, &l.ClientID, &l.Scope, &l.Issuer, &l.Audience, &l.WLCGVersion, &l.SessionID, &l.Email}
+	count := len(fields)
+	if buf[0] == encV2 {
+		count -= 2
+	}
+	for _, dst := range fields[:count] {
 		n, w := binary.Uvarint(rest)
 		if w <= 0 || n > uint64(len(rest)-w) {
 			return Lease{}, errCorrupt
@@ -105,6 +124,15 @@ func decode(buf []byte) (Lease, error) {
 			*dst = unsafe.String(&rest[0], int(n))
 		}
 		rest = rest[n:]
+	}
+	if buf[1]&flagIssuedAt != 0 {
+		if len(rest) < timeLen {
+			return Lease{}, errCorrupt
+		}
+		if l.IssuedAt, ok = getTime(rest); !ok {
+			return Lease{}, errCorrupt
+		}
+		rest = rest[timeLen:]
 	}
 	if len(rest) != 0 {
 		return Lease{}, errCorrupt

@@ -6,15 +6,15 @@ import (
 )
 
 func FuzzLeaseRoundTrip(f *testing.F) {
-	f.Add(int64(1764000000000000000), int64(0), "alice", "cli", "storage.read:/atlas", "hydra", "https://a", "1.0")
-	f.Add(int64(-1), int64(1), "", "", "", "", "", "")
-	f.Add(int64(0), int64(99), "\x00\xff", "é", " ", "x", "a b c", "2")
-	f.Add(int64(1764000000000000000), int64(9999999999), "alice", "", "", "hydra", "", "") // exp past 2262
+	f.Add(int64(1764000000000000000), int64(0), "alice", "cli", "storage.read:/atlas", "hydra", "https://a", "1.0", "sid-1", "Alice@Example.org")
+	f.Add(int64(-1), int64(1), "", "", "", "", "", "", "", "")
+	f.Add(int64(0), int64(99), "\x00\xff", "é", " ", "x", "a b c", "2", "\x00", "é")
+	f.Add(int64(1764000000000000000), int64(9999999999), "alice", "", "", "hydra", "", "", "", "") // exp past 2262
 	// at is validated_at in unix nanoseconds, exp the expiry in unix
 	// seconds (so it reaches far past UnixNano's 2262), 0 for none.
-	f.Fuzz(func(t *testing.T, at, exp int64, sub, cid, scope, iss, aud, ver string) {
+	f.Fuzz(func(t *testing.T, at, exp int64, sub, cid, scope, iss, aud, ver, sid, email string) {
 		in := Lease{ValidatedAt: time.Unix(0, at), Subject: sub, ClientID: cid, Scope: scope, Issuer: iss, Audience: aud, WLCGVersion: ver,
-			Gen: uint64(at) ^ uint64(exp)}
+			SessionID: sid, Email: email, Gen: uint64(at) ^ uint64(exp)}
 		if exp != 0 {
 			in.Expiry = time.Unix(exp, 0)
 		}
@@ -27,7 +27,8 @@ func FuzzLeaseRoundTrip(f *testing.F) {
 			t.Fatalf("decode(encode(x)): %v", err)
 		}
 		if !out.ValidatedAt.Equal(in.ValidatedAt) || !out.Expiry.Equal(in.Expiry) || out.Gen != in.Gen || out.Subject != sub ||
-			out.ClientID != cid || out.Scope != scope || out.Issuer != iss || out.Audience != aud || out.WLCGVersion != ver {
+			out.ClientID != cid || out.Scope != scope || out.Issuer != iss || out.Audience != aud || out.WLCGVersion != ver ||
+			out.SessionID != sid || out.Email != email {
 			t.Fatalf("round trip: got %+v, want %+v", out, in)
 		}
 	})

@@ -47,12 +47,19 @@ func ParseKey(s string) (Key, error) {
 type Lease struct {
 	ValidatedAt time.Time // when the issuer last vouched for the token
 	Expiry      time.Time // the token's exp; zero when the issuer gave none
+	// IssuedAt is the token's iat, zero when the issuer gave none (or the
+	// lease was written by a version that did not keep it); the lifetime
+	// policy judges a lease by it.
+	IssuedAt    time.Time
 	Subject     string
 	ClientID    string
 	Scope       string
 	Issuer      string // leasegate's issuer name
 	Audience    string // space-separated
 	WLCGVersion string
+	// SessionID (sid) and Email are what a push revocation may name the
+	// token by (SPEC §9), when the issuer told them.
+	SessionID, Email string
 	// Gen is the cache's Generation() read before the validation started.
 	// Store refuses the lease when the token or its subject was revoked
 	// since; the zero value is refused after any such revoke.
@@ -135,22 +142,20 @@ type Cache struct {
 
 	// mu orders Store against Revoke: a fill checks the records and writes
 	// under the read lock, a revoke records and evicts under the write lock.
-	mu       sync.RWMutex
-	subjects map[subjectKey]uint64 // generation of the subject's last revoke
-	tokens   map[Key]uint64        // generation of the token's last revoke
-	queue    []revocation          // every record, oldest first, for pruning
-	nSubject atomic.Int32          // len(subjects), read without the lock on the hot path
+	mu     sync.RWMutex
+	names  map[Name]uint64 // generation of the name's last revoke
+	tokens map[Key]uint64  // generation of the token's last revoke
+	queue  []revocation    // every record, oldest first, for pruning
+	nNames atomic.Int32    // len(names), read without the lock on the hot path
 }
 
-type subjectKey struct{ issuer, subject string }
-
-// revocation is one admin revoke in the pruning queue.
+// revocation is one revoke in the pruning queue.
 type revocation struct {
-	gen     uint64
-	at      time.Time // by the cache clock
-	token   Key
-	subject subjectKey
-	bySub   bool
+	gen    uint64
+	at     time.Time // by the cache clock
+	token  Key
+	name   Name
+	byName bool
 }
 
 // New builds a Cache.
@@ -182,7 +187,7 @@ func New(cfg Config) (*Cache, error) {
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
 		evicted:     evicted,
-		subjects:    make(map[subjectKey]uint64),
+		names:       make(map[Name]uint64),
 		tokens:      make(map[Key]uint64),
 	}
 	c.maxAge.Store(int64(cfg.MaxAge))
@@ -310,7 +315,7 @@ func (c *Cache) Store(k Key, l Lease) error {
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.revokedSinceLocked(k, l.Issuer, l.Subject, l.Gen) {
+	if c.revokedSinceLocked(k, &l, l.Gen) {
 		return fmt.Errorf("leasecache: lease %s: %w", k.Prefix(), ErrRevokedSince)
 	}
 	_ = c.neg.Delete(keyString(&k))
@@ -327,7 +332,7 @@ func (c *Cache) Store(k Key, l Lease) error {
 func (c *Cache) StoreNegative(k Key, gen uint64) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.revokedSinceLocked(k, "", "", gen) {
+	if c.revokedSinceLocked(k, nil, gen) {
 		return fmt.Errorf("leasecache: negative lease %s: %w", k.Prefix(), ErrRevokedSince)
 	}
 	_ = c.pos.Delete(keyString(&k))
@@ -340,15 +345,27 @@ func (c *Cache) StoreNegative(k Key, gen uint64) error {
 }
 
 // revokedSinceLocked reports whether a validation that started at gen is
-// overtaken by a revoke of k or of (issuer, subject). c.mu is held.
-func (c *Cache) revokedSinceLocked(k Key, issuer, subject string, gen uint64) bool {
+// overtaken by a revoke of k or of one of l's names (l is nil for a
+// negative lease). c.mu is held.
+func (c *Cache) revokedSinceLocked(k Key, l *Lease, gen uint64) bool {
 	if gen < c.floor.Load() {
 		return true
 	}
 	if c.tokens[k] > gen {
 		return true
 	}
-	return (issuer != "" || subject != "") && c.subjects[subjectKey{issuer, subject}] > gen
+	return l != nil && c.nameRevokedLocked(l, gen)
+}
+
+// nameRevokedLocked reports a revoke of one of l's names after gen. c.mu
+// is held (for reading at least).
+func (c *Cache) nameRevokedLocked(l *Lease, gen uint64) bool {
+	for _, n := range l.Names() {
+		if n.Value != "" && c.names[n] > gen {
+			return true
+		}
+	}
+	return false
 }
 
 // Revoke forgets everything about k, positive or negative, so the next
@@ -367,9 +384,19 @@ func (c *Cache) Revoke(k Key) bool {
 // started before now, without scanning the cache: lookups of those leases
 // become misses, and validations in flight can no longer store theirs.
 func (c *Cache) RevokeSubject(issuer, subject string) {
+	c.RevokeName(NameOf(issuer, ClaimSubject, subject))
+}
+
+// RevokeName is RevokeSubject for any claim a lease is named by: every
+// lease of n.Issuer whose n.Claim is n.Value (build n with NameOf). An
+// empty Value names no lease and records nothing.
+func (c *Cache) RevokeName(n Name) {
+	if n.Value == "" {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.recordLocked(revocation{subject: subjectKey{issuer, subject}, bySub: true})
+	c.recordLocked(revocation{name: n, byName: true})
 }
 
 // RevokeAll voids every lease and negative lease, and every validation
@@ -383,10 +410,10 @@ func (c *Cache) RevokeAll() {
 	g := c.gen.Add(1)
 	c.floor.Store(g)
 	// Every record is older than the floor now: it voids nothing more.
-	clear(c.subjects)
+	clear(c.names)
 	clear(c.tokens)
 	c.queue = nil
-	c.nSubject.Store(0)
+	c.nNames.Store(0)
 	_ = c.pos.Reset()
 	_ = c.neg.Reset()
 }
@@ -395,14 +422,14 @@ func (c *Cache) RevokeAll() {
 // c.mu is held for writing.
 func (c *Cache) recordLocked(r revocation) {
 	r.gen, r.at = c.gen.Add(1), c.now()
-	if r.bySub {
-		c.subjects[r.subject] = r.gen
+	if r.byName {
+		c.names[r.name] = r.gen
 	} else {
 		c.tokens[r.token] = r.gen
 	}
 	c.queue = append(c.queue, r)
 	c.pruneLocked(r.at)
-	c.nSubject.Store(int32(len(c.subjects)))
+	c.nNames.Store(int32(len(c.names)))
 }
 
 // pruneLocked drops records older than MaxAge: no lease that old matters,
@@ -413,7 +440,7 @@ func (c *Cache) pruneLocked(now time.Time) {
 	floor := c.floor.Load()
 	if len(c.queue) > maxRevokeRecords {
 		floor = c.gen.Load() // every validation that started before the newest revoke
-		clear(c.subjects)
+		clear(c.names)
 		clear(c.tokens)
 		c.queue = nil
 	}
@@ -425,9 +452,9 @@ func (c *Cache) pruneLocked(now time.Time) {
 		n++
 		floor = max(floor, r.gen)
 		// A later revoke of the same name has its own, younger record.
-		if r.bySub && c.subjects[r.subject] == r.gen {
-			delete(c.subjects, r.subject)
-		} else if !r.bySub && c.tokens[r.token] == r.gen {
+		if r.byName && c.names[r.name] == r.gen {
+			delete(c.names, r.name)
+		} else if !r.byName && c.tokens[r.token] == r.gen {
 			delete(c.tokens, r.token)
 		}
 	}
@@ -435,18 +462,18 @@ func (c *Cache) pruneLocked(now time.Time) {
 	c.floor.Store(floor)
 }
 
-// isRevoked reports a lease void by a later subject revoke or the floor.
+// isRevoked reports a lease void by a later revoke of one of its names
+// or the floor.
 func (c *Cache) isRevoked(l *Lease) bool {
 	if l.Gen < c.floor.Load() {
 		return true
 	}
-	if c.nSubject.Load() == 0 {
+	if c.nNames.Load() == 0 {
 		return false
 	}
 	c.mu.RLock()
-	g := c.subjects[subjectKey{l.Issuer, l.Subject}]
-	c.mu.RUnlock()
-	return g > l.Gen
+	defer c.mu.RUnlock()
+	return c.nameRevokedLocked(l, l.Gen)
 }
 
 // Len is the number of positive leases held.

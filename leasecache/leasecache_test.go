@@ -327,7 +327,7 @@ func TestRevokeRecordsArePruned(t *testing.T) {
 	}
 	clk.Advance(11 * time.Minute)
 	c.RevokeSubject("hydra", "last")
-	if n := c.nSubject.Load(); n != 1 {
+	if n := c.nNames.Load(); n != 1 {
 		t.Fatalf("revoke records = %d, want 1 after MaxAge", n)
 	}
 }

@@ -26,13 +26,13 @@ func TestSetMaxAgeKeepsSubjectRevokes(t *testing.T) {
 	c.SetMaxAge(0) // ignored: zero is not a MaxAge
 	clk.Advance(30 * time.Minute)
 	c.RevokeSubject("hydra", "carol")
-	if n := c.nSubject.Load(); n != 3 {
+	if n := c.nNames.Load(); n != 3 {
 		t.Fatalf("revoke records = %d, want 3 within MaxAge 1h", n)
 	}
 	c.SetMaxAge(time.Minute)
 	clk.Advance(2 * time.Minute)
 	c.RevokeSubject("hydra", "dave")
-	if n := c.nSubject.Load(); n != 1 {
+	if n := c.nNames.Load(); n != 1 {
 		t.Fatalf("revoke records = %d, want 1 after MaxAge shrank to 1m", n)
 	}
 }

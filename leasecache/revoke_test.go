@@ -145,7 +145,7 @@ func TestRevokeRecordsFoldIntoTheFloor(t *testing.T) {
 		for i := range maxRevokeRecords + 1 {
 			c.RevokeSubject("hydra", fmt.Sprint("s", i))
 		}
-		if n := len(c.subjects) + len(c.tokens); n > maxRevokeRecords {
+		if n := len(c.names) + len(c.tokens); n > maxRevokeRecords {
 			t.Fatalf("%d records kept, want at most %d", n, maxRevokeRecords)
 		}
 		// Safe, not precise: every lease validated before is void.

@@ -57,6 +57,9 @@ type RouteConfig struct {
 	// storage.create-only PUT may be allowed as a conditional one (SPEC
 	// §5). Only with Require ProfileWLCG.
 	ConditionalCreate bool
+	// MaxTokenLifetime, when set, limits how long after its iat a token
+	// is accepted on this route (SPEC §2); 0: no limit of the route's.
+	MaxTokenLifetime time.Duration
 }
 
 // Config is everything New needs.
@@ -66,6 +69,12 @@ type Config struct {
 	Routes      []RouteConfig
 	// LeaseMax caps every window; it is the operator's revocation bound.
 	LeaseMax time.Duration
+	// MaxTokenLifetime is lease.max_token_lifetime, the global token
+	// lifetime limit (SPEC §2); 0: none.
+	MaxTokenLifetime time.Duration
+	// RefuseLongLived is lease.refuse_long_lived: refuse at once a token
+	// minted for longer than its limit.
+	RefuseLongLived bool
 }
 
 // Tier is a compiled tier. Window is already capped by LeaseMax.
@@ -87,6 +96,8 @@ type Route struct {
 	LocalHosts []string // NormalizeHost's form
 	// ConditionalCreate: see RouteConfig.
 	ConditionalCreate bool
+	// Lifetime is the route's own max_token_lifetime, unset when none.
+	Lifetime LifetimeLimit
 }
 
 // Match is the outcome of classifying a request.
@@ -116,6 +127,10 @@ type Match struct {
 	// HintUnknown is set when Envoy named a tier that does not exist; the
 	// strictest tier is used then, so a typo never widens a window.
 	HintUnknown bool
+	// Lifetime is the global lifetime policy held to the limit of every
+	// matching route (and, with AddTargets, a local target's routes); the
+	// engine adds the token's issuer's limit.
+	Lifetime Lifetime
 }
 
 // StorageProfile names a family of capability scopes a route can require;
@@ -176,6 +191,7 @@ type Policy struct {
 	strictest   int
 	routes      []Route
 	leaseMax    time.Duration
+	lifetime    Lifetime // the global part
 }
 
 // DefaultTiers returns SPEC §1's default tier table.
@@ -193,10 +209,17 @@ func New(cfg Config) (*Policy, error) {
 	if cfg.LeaseMax <= 0 {
 		errs = append(errs, errors.New("lease.max must be positive"))
 	}
+	if cfg.MaxTokenLifetime < 0 {
+		errs = append(errs, errors.New("lease.max_token_lifetime must not be negative"))
+	}
 	p := &Policy{
 		byName:   make(map[string]int, len(cfg.Tiers)),
 		byMethod: make(map[string]int),
 		leaseMax: cfg.LeaseMax,
+		lifetime: Lifetime{
+			Limit:           LifetimeLimit{Max: cfg.MaxTokenLifetime, Source: SourceGlobal},
+			RefuseLongLived: cfg.RefuseLongLived,
+		},
 	}
 	for _, tc := range cfg.Tiers {
 		errs = append(errs, p.addTier(tc)...)
@@ -308,6 +331,10 @@ func (p *Policy) compileRoute(i int, rc RouteConfig) (Route, []error) {
 		}
 		r.Window, r.HasWindow = capAt(*rc.Window, p.leaseMax), true
 	}
+	if rc.MaxTokenLifetime < 0 {
+		errs = append(errs, fmt.Errorf("route %d (%s): negative max_token_lifetime", i, rc.Prefix))
+	}
+	r.Lifetime = routeLifetime(&r, rc.MaxTokenLifetime)
 	switch rc.Require {
 	case "", ProfileWLCG, ProfileSciTokens:
 	default:
@@ -335,7 +362,7 @@ func capAt(d, max time.Duration) time.Duration {
 // Classify reads the request path only. A request with a Destination or
 // Source also touches that path: pass them to AddTargets.
 func (p *Policy) Classify(r Request, hint string) Match {
-	m := Match{Request: r}
+	m := Match{Request: r, Lifetime: p.lifetime}
 	spoken := false // a storage route has said whether creates are conditional
 	for i := range p.routes {
 		rt := &p.routes[i]
@@ -346,6 +373,7 @@ func (p *Policy) Classify(r Request, hint string) Match {
 			m.Route = rt
 		}
 		m.Require |= requirementOf(rt.Require)
+		m.Lifetime.Limit = m.Lifetime.Limit.Min(rt.Lifetime)
 		m.LocalHosts = appendHosts(m.LocalHosts, rt.LocalHosts)
 		if rt.Require != "" && !spoken {
 			m.ConditionalCreate, spoken = rt.ConditionalCreate, true

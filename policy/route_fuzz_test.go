@@ -20,8 +20,9 @@ import (
 //     ";parameters", host case, trailing dot, default or zero-padded port,
 //     a query) gives the same request and a route that is not weaker.
 //
-// "Weaker" means it lost a storage requirement or has a longer window (a
-// longer window is a longer revocation lag). A request Normalize refuses
+// "Weaker" means it lost a storage requirement, has a longer window (a
+// longer window is a longer revocation lag) or a looser token lifetime
+// limit (SPEC §2: every matching route's applies). A request Normalize refuses
 // gets 400 before any route is chosen, which is never weaker.
 func FuzzRouteSpelling(f *testing.F) {
 	seeds := []struct {
@@ -266,6 +267,8 @@ func weaker(a, b Match) string {
 		return fmt.Sprintf("lost requirements (%b, not %b)", a.Require, b.Require)
 	case a.Window > b.Window:
 		return fmt.Sprintf("has a longer window (%v, not %v)", a.Window, b.Window)
+	case a.Lifetime.Limit.Min(b.Lifetime.Limit) != a.Lifetime.Limit:
+		return fmt.Sprintf("has a looser token lifetime limit (%v, not %v)", a.Lifetime.Limit, b.Lifetime.Limit)
 	}
 	return ""
 }

@@ -202,6 +202,7 @@ func (p *Policy) addTarget(m *Match, t Target, issuerHosts []string) bool {
 	if here.Require != 0 && !here.ConditionalCreate || there.Require != 0 && !there.ConditionalCreate {
 		m.ConditionalCreate = false
 	}
+	m.Lifetime.Limit = m.Lifetime.Limit.Min(here.Lifetime.Limit).Min(there.Lifetime.Limit)
 	m.tighten(&here)
 	if byTargetHost {
 		m.tighten(&there)

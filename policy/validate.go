@@ -8,7 +8,8 @@ import (
 // ConfigProblem is one reason Validate refuses a Config. Field is the key's
 // path in SPEC §7's spelling, relative to Config: "default_tier",
 // "tiers.read.window" (tiers by name), "routes[0].local_hosts[1]",
-// "lease_max"; "tiers" when no one tier is to blame. A caller prefixes it
+// "lease_max", "max_token_lifetime" (both under lease:); "tiers" when no
+// one tier is to blame. A caller prefixes it
 // and points at the line.
 type ConfigProblem struct {
 	Field string
@@ -31,6 +32,7 @@ func (c Config) Validate() []ConfigProblem {
 	if c.LeaseMax <= 0 {
 		v.add("lease_max", "must be positive")
 	}
+	checkLifetime(v, "max_token_lifetime", c.MaxTokenLifetime)
 	return v.out
 }
 
@@ -127,6 +129,7 @@ func (v *validator) checkRoute(f string, r RouteConfig) {
 	for _, m := range r.Methods {
 		v.checkMethod(f+".methods", m)
 	}
+	checkLifetime(v, f+".max_token_lifetime", r.MaxTokenLifetime)
 }
 
 func (v *validator) checkMethod(field, m string) {

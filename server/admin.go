@@ -18,12 +18,16 @@ import (
 
 // adminHandler serves the admin API (SPEC §6): the probes and metrics of
 // listen.metrics, GET /config and POST /revoke, the last two behind the
-// admin secret when one is configured.
-func (s *service) adminHandler() http.Handler {
+// admin secret when one is configured; and the push receivers (SPEC §9),
+// which never ask for it, when withPush (no listen.push).
+func (s *service) adminHandler(withPush bool) http.Handler {
 	mux := http.NewServeMux()
 	s.probeRoutes(mux)
 	mux.HandleFunc("GET /config", s.serveConfig)
 	mux.HandleFunc("POST /revoke", s.serveRevoke)
+	if withPush {
+		s.mountPush(mux)
+	}
 	return mux
 }
 
@@ -77,6 +81,7 @@ func (g *generation) effectiveConfig() (map[string]any, error) {
 	}
 	out["tiers"] = tiers
 	out["revocation_bound"] = boundView(g.pol.RevocationBound())
+	out["token_lifetime"] = g.cfg.LifetimeView(g.pol)
 	return out, nil
 }
 

@@ -23,13 +23,15 @@ import (
 
 // frontEnds are the servers Run serves on its listeners: the gRPC server
 // (the envoy adapter and health), the probes and metrics, the admin API,
-// and HTTP mode (the forwardauth adapter; nil without listen.http). Each check goes to the
-// generation in force through checker.
+// HTTP mode (the forwardauth adapter; nil without listen.http) and the push
+// receivers on listen.push. Each check goes to the generation in force
+// through checker.
 type frontEnds struct {
 	grpc    *grpc.Server
 	metrics *http.Server
 	admin   *http.Server
 	http    *http.Server
+	push    *http.Server // the push receivers on listen.push; nil without it
 }
 
 func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
@@ -37,7 +39,9 @@ func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
 	if err != nil {
 		return nil, err
 	}
-	fe := &frontEnds{grpc: g, metrics: s.metricsServer(), admin: &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}}
+	fe := &frontEnds{grpc: g, metrics: s.metricsServer(),
+		admin: &http.Server{Handler: s.adminHandler(cfg.Listen.Push == ""), ReadHeaderTimeout: 5 * time.Second},
+		push:  s.pushServer(cfg)}
 	if cfg.Listen.HTTP != "" {
 		if fe.http, err = s.httpModeServer(cfg); err != nil {
 			return nil, err
@@ -47,7 +51,7 @@ func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
 }
 
 // stop ends every server: gRPC gracefully with a forced stop when ctx ends
-// first, then HTTP mode, admin and last the probes (closed when their
+// first, then HTTP mode, push, admin and last the probes (closed when their
 // shutdown times out), so a kubelet sees /healthz 200 and /readyz 503
 // until the checks are done.
 func (fe *frontEnds) stop(ctx context.Context, log *slog.Logger) {
@@ -59,9 +63,9 @@ func (fe *frontEnds) stop(ctx context.Context, log *slog.Logger) {
 		log.Warn("drain timeout: closing remaining gRPC streams")
 		fe.grpc.Stop()
 	}
-	if fe.http != nil {
-		if err := fe.http.Shutdown(ctx); err != nil {
-			fe.http.Close()
+	for _, h := range []*http.Server{fe.http, fe.push} {
+		if h != nil && h.Shutdown(ctx) != nil {
+			h.Close()
 		}
 	}
 	if err := fe.admin.Shutdown(ctx); err != nil {
@@ -127,8 +131,9 @@ func (s *service) grpcServer(cfg *config.Config) (*grpc.Server, error) {
 
 const healthService = "envoy.service.auth.v3.Authorization"
 
-// becomeReady probes the issuers until each has answered once or the start
-// grace passes, then reports SERVING.
+// becomeReady probes the issuers until each has answered once (and the
+// push receivers have their key sets) or the start grace passes, then
+// reports SERVING.
 func (s *service) becomeReady(ctx context.Context, grace time.Duration) {
 	deadline := time.Now().Add(grace)
 	t := time.NewTicker(250 * time.Millisecond)
@@ -138,7 +143,7 @@ func (s *service) becomeReady(ctx context.Context, grace time.Duration) {
 		probeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		g.eng.Probe(probeCtx)
 		cancel()
-		ready := g.eng.Ready()
+		ready := g.eng.Ready() && (g.push == nil || g.push.Ready())
 		g.release()
 		if ready || !time.Now().Before(deadline) {
 			if !ready {

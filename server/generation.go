@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,16 +13,19 @@ import (
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/server/config"
 	"github.com/leasegate/leasegate/server/forwardauth"
+	"github.com/leasegate/leasegate/server/push"
 )
 
 // generation is one configuration in force: the config, the policy built
-// from it and the engine deciding with both. A reload builds a new one and
-// swaps it in whole, so neither a check nor an admin call can see the
-// config of one generation with the policy or engine of another.
+// from it, the engine deciding with both and the push receivers (nil when
+// no issuer pushes). A reload builds a new one and swaps it in whole, so
+// neither a check nor an admin call can see the config of one generation
+// with the policy or engine of another.
 type generation struct {
-	cfg *config.Config
-	pol *policy.Policy
-	eng *authz.Engine
+	cfg  *config.Config
+	pol  *policy.Policy
+	eng  *authz.Engine
+	push *push.Receivers
 
 	inflight atomic.Int64 // checks running on eng
 	retired  atomic.Bool
@@ -29,8 +33,8 @@ type generation struct {
 	idleOnce sync.Once
 }
 
-func newGeneration(cfg *config.Config, pol *policy.Policy, eng *authz.Engine) *generation {
-	return &generation{cfg: cfg, pol: pol, eng: eng, idle: make(chan struct{})}
+func newGeneration(cfg *config.Config, pol *policy.Policy, eng *authz.Engine, rcv *push.Receivers) *generation {
+	return &generation{cfg: cfg, pol: pol, eng: eng, push: rcv, idle: make(chan struct{})}
 }
 
 func (g *generation) release() {
@@ -85,6 +89,7 @@ func (s *service) install(g *generation) {
 		// A validation that outlives its checks cannot undo a revoke: the
 		// shared cache refuses a fill older than one (revoke generations).
 		old.eng.Close()
+		closePush(old.push)
 		s.liveMu.Lock()
 		delete(s.live, old)
 		s.applyLeaseMax()
@@ -120,24 +125,40 @@ func (s *service) revoke(ctx context.Context, key leasecache.Key) (found bool, e
 	return found, errStore
 }
 
-// revokeSubject names the issuer as the configuration in force knows it.
-// In fleet mode the revoke then goes to the store, by issuer name.
+// revokeSubject names the issuer (by name or iss) as the configuration in
+// force knows it. In fleet mode the revoke then goes to the store, by
+// issuer name.
 func (s *service) revokeSubject(ctx context.Context, issuer, subject string) (errStore, err error) {
-	g := s.gen.Load()
-	if err := g.eng.RevokeSubject(issuer, subject); err != nil {
+	name, err := s.gen.Load().eng.RevokeName(issuer, leasecache.ClaimSubject, subject)
+	if err != nil {
 		return nil, err
 	}
 	if s.fleet != nil {
-		name := issuer
-		for _, is := range g.cfg.Issuers {
-			if is.Name == issuer || is.Issuer == issuer {
-				name = is.Name
-				break
-			}
-		}
 		errStore = s.fleet.RevokeSubject(ctx, name, subject)
 	}
 	return errStore, nil
+}
+
+// revokeNames is a push revocation (SPEC §9): revokeSubject for each name
+// (a subject, session or email), its fleet records marked with source.
+// The error joins every name the engine refused and every record the
+// store did not take; the names it could revoke stand.
+func (s *service) revokeNames(ctx context.Context, source string, names []leasecache.Name) error {
+	g := s.gen.Load()
+	var errs []error
+	for _, n := range names {
+		issuer, err := g.eng.RevokeName(n.Issuer, n.Claim, n.Value)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if s.fleet != nil {
+			if err := s.fleet.RevokeName(ctx, leasecache.NameOf(issuer, n.Claim, n.Value), source); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checker is what the gRPC and HTTP front ends call: each check runs on

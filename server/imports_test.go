@@ -25,18 +25,23 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":      {"server", "server/config"},
-	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "authz", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
-	"server/config":    {"server/telemetry", "authz", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/config":    {"server/config/yamltree", "server/telemetry", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"server/telemetry": {},
+	// Strict YAML decoding through the node tree, with lines.
+	"server/config/yamltree": {},
 	// The replica's link to the fleet's store, kept across generations.
 	"server/fleetlink":   {"authz/fleetmode", "leasecache", "leasecache/fleet"},
 	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
+	// The push receivers verify with authz/issuer's key sets and name what
+	// they revoke in leasecache's terms; the Revoker they call is server's.
+	"server/push": {"authz/issuer", "leasecache"},
 	// authz imports the fleet package for the store's two value types
 	// (Position, Outcome) only.
-	"authz": {"authz/fleetmode", "authz/metrics", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"authz": {"authz/denylog", "authz/fleetmode", "authz/metrics", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The engine's fleet mode declares the SharedStore it consumes.
 	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
 	// Reading a request: its normal form, single fields, bearer token.
@@ -44,12 +49,16 @@ var allowedImports = map[string][]string{
 	// The trusted issuers: their config, checks, clients and breaker.
 	"authz/trust": {"authz/issuer", "policy"},
 	// The engine's Prometheus series.
-	"authz/metrics":    {"leasecache/fleet"},
-	"authz/issuer":     {},
-	"policy":           {},
-	"policy/storage":   {"policy"},
-	"leasecache":       {},
-	"leasecache/fleet": {"leasecache", "leasecache/fleet/revlog"},
+	"authz/metrics": {"leasecache/fleet"},
+	// The rate limit on denial log lines.
+	"authz/denylog": {},
+	"authz/issuer":  {"authz/issuer/jwks"},
+	// One issuer's key set: discovery, fetches, refresh, candidate keys.
+	"authz/issuer/jwks": {},
+	"policy":            {},
+	"policy/storage":    {"policy"},
+	"leasecache":        {},
+	"leasecache/fleet":  {"leasecache", "leasecache/fleet/revlog"},
 	// The revocation log: records, follower, fence index.
 	"leasecache/fleet/revlog": {"leasecache"},
 	// Test helpers, imported from _test.go files only (make lint).
@@ -75,7 +84,9 @@ var forbiddenDeps = map[string][]string{
 	"authz/fleetmode":    {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/trust":        {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/issuer":       {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"authz/issuer/jwks":  {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"server/forwardauth": {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"server/push":        {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 }
 
 // onlyImporters: packages outside the module that exactly these packages

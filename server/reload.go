@@ -48,11 +48,17 @@ func (s *service) reload() {
 		refuse(err)
 		return
 	}
+	rcv, err := s.newPush(cfg)
+	if err != nil {
+		eng.Close()
+		refuse(err)
+		return
+	}
 	if len(keys) > 0 {
 		s.log.Warn("these settings take effect only after a restart; the running values are kept",
 			slog.String("changed", strings.Join(keys, ", ")))
 	}
-	s.install(newGeneration(cfg, pol, eng))
+	s.install(newGeneration(cfg, pol, eng, rcv))
 	s.reloads.WithLabelValues("applied").Inc()
 	b := pol.RevocationBound()
 	s.log.Info("configuration reloaded",

@@ -23,11 +23,13 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/denylog"
 	"github.com/leasegate/leasegate/authz/fleetmode"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/server/config"
 	"github.com/leasegate/leasegate/server/fleetlink"
+	"github.com/leasegate/leasegate/server/push"
 	"github.com/leasegate/leasegate/server/telemetry"
 )
 
@@ -51,7 +53,7 @@ type Options struct {
 }
 
 // Addrs are the addresses Run is serving on.
-type Addrs struct{ GRPC, HTTP, Metrics, Admin string }
+type Addrs struct{ GRPC, HTTP, Metrics, Admin, Push string }
 
 // service is the running state. Everything a reload changes is in one
 // generation, swapped whole; the lease cache is shared by all of them.
@@ -62,7 +64,7 @@ type service struct {
 	cache    *leasecache.Cache
 	fleet    *fleetlink.Link // nil without fleet:
 	metrics  *authz.Metrics
-	denials  *authz.DenialLog // one bucket for every generation
+	denials  *denylog.Limit // one bucket for every generation
 	build    Build
 	reloads  *prometheus.CounterVec
 	reg      *prometheus.Registry
@@ -78,6 +80,11 @@ type service struct {
 	live     map[*generation]struct{} // not yet closed: the one in force and those retiring
 	retiring sync.WaitGroup           // closers of retired generations
 	stopping chan struct{}            // closed when Run returns
+
+	// replay and pushMetrics outlive generations: the push receivers' jti
+	// memory and series.
+	replay      *push.Replay
+	pushMetrics *push.Metrics
 }
 
 // Run serves until ctx is cancelled, then drains: health NOT_SERVING, stop
@@ -165,11 +172,12 @@ func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 	}
 	dc := cfg.DenialLogConfig()
 	dc.Now = s.opts.Now
-	if s.denials, err = authz.NewDenialLog(dc); err != nil {
+	if s.denials, err = denylog.New(dc); err != nil {
 		return nil, err
 	}
 	if cfg.Fleet != nil {
-		if s.fleet, err = fleetlink.Open(s.ctx, cfg.FleetStoreConfig(), fleetmode.StoreLoss(cfg.Fleet.OnStoreLoss), s.cache, s.log, s.reg); err != nil {
+		if s.fleet, err = fleetlink.Open(s.ctx, cfg.FleetStoreConfig(), fleetmode.StoreLoss(cfg.Fleet.OnStoreLoss), s.cache, s.log, s.reg,
+			push.SourceBackchannel, push.SourceSSF); err != nil {
 			return nil, err
 		}
 	}
@@ -177,7 +185,12 @@ func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.install(newGeneration(cfg, pol, eng))
+	rcv, err := s.newPush(cfg)
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	s.install(newGeneration(cfg, pol, eng, rcv))
 	b := pol.RevocationBound()
 	s.log.Info("leasegate starting",
 		slog.String("version", s.build.Version),
@@ -197,6 +210,7 @@ func (s *service) close() {
 	s.retiring.Wait()
 	if g := s.gen.Load(); g != nil {
 		g.eng.Close()
+		closePush(g.push)
 	}
 	if s.fleet != nil {
 		s.fleet.Close()
@@ -206,8 +220,9 @@ func (s *service) close() {
 	}
 }
 
-// listeners are Run's bound sockets; http is nil without listen.http.
-type listeners struct{ grpc, admin, metrics, http net.Listener }
+// listeners are Run's bound sockets; http and push are nil without
+// listen.http and listen.push.
+type listeners struct{ grpc, admin, metrics, http, push net.Listener }
 
 // listen binds every listener or none.
 func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
@@ -222,25 +237,40 @@ func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
 		return ls, fmt.Errorf("listen admin %s: %w", cfg.Listen.Admin, err)
 	}
 	if ls.metrics, err = lc.Listen(ctx, "tcp", cfg.Listen.Metrics); err != nil {
-		ls.grpc.Close()
-		ls.admin.Close()
+		ls.close()
 		return ls, fmt.Errorf("listen metrics %s: %w", cfg.Listen.Metrics, err)
 	}
 	if cfg.Listen.HTTP != "" {
 		if ls.http, err = lc.Listen(ctx, "tcp", cfg.Listen.HTTP); err != nil {
-			ls.grpc.Close()
-			ls.admin.Close()
-			ls.metrics.Close()
+			ls.close()
 			return ls, fmt.Errorf("listen http %s: %w", cfg.Listen.HTTP, err)
 		}
 	}
+	if cfg.Listen.Push != "" {
+		if ls.push, err = lc.Listen(ctx, "tcp", cfg.Listen.Push); err != nil {
+			ls.close()
+			return ls, fmt.Errorf("listen push %s: %w", cfg.Listen.Push, err)
+		}
+	}
 	return ls, nil
+}
+
+// close closes every bound socket.
+func (ls listeners) close() {
+	for _, l := range []net.Listener{ls.grpc, ls.admin, ls.metrics, ls.http, ls.push} {
+		if l != nil {
+			l.Close()
+		}
+	}
 }
 
 func (ls listeners) addrs() Addrs {
 	a := Addrs{GRPC: ls.grpc.Addr().String(), Admin: ls.admin.Addr().String(), Metrics: ls.metrics.Addr().String()}
 	if ls.http != nil {
 		a.HTTP = ls.http.Addr().String()
+	}
+	if ls.push != nil {
+		a.Push = ls.push.Addr().String()
 	}
 	return a
 }
@@ -249,16 +279,19 @@ func (ls listeners) addrs() Addrs {
 // waits for ctx to end (nil) or a listener to fail (its error), applying
 // reloads meanwhile.
 func (s *service) serve(ctx context.Context, fe *frontEnds, ls listeners) error {
-	errc := make(chan error, 4)
+	errc := make(chan error, 5) // one per front end: none blocks after serve returns
 	go func() { errc <- serveErr("grpc", fe.grpc.Serve(ls.grpc)) }()
 	go func() { errc <- serveErr("admin", fe.admin.Serve(ls.admin)) }()
 	go func() { errc <- serveErr("metrics", fe.metrics.Serve(ls.metrics)) }()
 	if fe.http != nil {
 		go func() { errc <- serveErr("http", fe.http.Serve(ls.http)) }()
 	}
+	if fe.push != nil {
+		go func() { errc <- serveErr("push", fe.push.Serve(ls.push)) }()
+	}
 	addrs := ls.addrs()
 	s.log.Info("listening", slog.String("grpc", addrs.GRPC), slog.String("http", addrs.HTTP),
-		slog.String("metrics", addrs.Metrics), slog.String("admin", addrs.Admin))
+		slog.String("metrics", addrs.Metrics), slog.String("admin", addrs.Admin), slog.String("push", addrs.Push))
 	if s.opts.OnListen != nil {
 		s.opts.OnListen(addrs)
 	}
@@ -343,7 +376,11 @@ func (s *service) registerMetrics() error {
 		return err
 	}
 	var err error
-	s.metrics, err = authz.NewMetrics(s.reg)
+	if s.metrics, err = authz.NewMetrics(s.reg); err != nil {
+		return err
+	}
+	s.replay = push.NewReplay(0)
+	s.pushMetrics, err = push.NewMetrics(s.reg)
 	return err
 }
 

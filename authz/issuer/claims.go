@@ -22,6 +22,7 @@ type Claims struct {
 	Audience                    []string
 	Expiry, IssuedAt, NotBefore time.Time // zero when absent
 	WLCGVersion                 string    // "wlcg.ver" claim when present (JWT); the storage policy checks it
+	SessionID, Email            string    // sid and email, which push revocation names tokens by (readClaims)
 }
 
 // Sentinel errors callers branch on with errors.Is. The issuer clients return
@@ -276,6 +277,16 @@ func readClaims(obj map[string]json.RawMessage) (c Claims, refusal string, errs 
 	read(e)
 	refusal, e = notAccessToken(obj)
 	read(e)
+	// sid and email (push revocation): top-level or under ext, ORY Hydra's.
+	ext, _ := decodeObject(obj["ext"])
+	for _, m := range [...]map[string]json.RawMessage{ext, obj} { // obj wins; not a string: absent
+		if s, err := stringMember(m, "sid"); err == nil && s != "" {
+			c.SessionID = s
+		}
+		if s, err := stringMember(m, "email"); err == nil && s != "" {
+			c.Email = s
+		}
+	}
 	return c, refusal, errs
 }
 

@@ -1,10 +1,6 @@
 package issuer
 
-import (
-	"errors"
-	"fmt"
-	"net/url"
-)
+import "errors"
 
 // Problem is one reason a client refuses its configuration. Field is the
 // key as SPEC §7 spells it inside an issuer ("endpoint", "jwks_uri"), ""
@@ -21,18 +17,4 @@ func joinProblems(ps []Problem) error {
 		errs[i] = errors.New(p.Msg)
 	}
 	return errors.Join(errs...)
-}
-
-func checkHTTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q: scheme must be http or https", u.Redacted())
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q: host is missing", u.Redacted())
-	}
-	return nil
 }

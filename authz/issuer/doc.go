@@ -1,7 +1,7 @@
 // Package issuer owns the clients that ask a token's issuer about it: RFC
 // 7662 introspection (Introspector) and local JWT/JWS verification against
-// the issuer's JWKS (JWTVerifier), with its key sets, their refresh and
-// refetch limit, and OIDC discovery; the claims both read and the rules
+// the issuer's JWKS (JWTVerifier; the key set itself, its refresh, refetch
+// limit and OIDC discovery, is authz/issuer/jwks); the claims both read and the rules
 // they share (exp, audience, "only access tokens pass"); the typed errors
 // callers branch on (IssuerError, TokenError and the sentinels); PeekIssuer,
 // which picks an issuer by a JWT's unverified iss; each client's

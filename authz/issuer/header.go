@@ -28,9 +28,9 @@ type jwsHeader struct {
 }
 
 // parseJWSHeader reads the protected header of a compact JWS and applies
-// the checks that need no key. It returns a non-empty reason (safe as an
-// error_description) when the token must be refused.
-func parseJWSHeader(token string) (jwsHeader, string) {
+// the checks that need no key (typ: typOK). It returns a non-empty reason
+// (safe as an error_description) when the token must be refused.
+func parseJWSHeader(token string, typOK func(string) bool) (jwsHeader, string) {
 	if len(token) > maxJWSBytes {
 		return jwsHeader{}, "token too large"
 	}
@@ -45,10 +45,8 @@ func parseJWSHeader(token string) (jwsHeader, string) {
 	}
 	// Only canonical encodings: one token, one spelling (no padding, no
 	// stray bits), so a verified token cannot be re-spelled by a third party.
-	if _, err := b64url.DecodeString(p); err != nil {
-		return jwsHeader{}, "malformed token"
-	}
-	if _, err := b64url.DecodeString(sig); err != nil {
+	_, errP := b64url.DecodeString(p)
+	if _, errS := b64url.DecodeString(sig); errP != nil || errS != nil {
 		return jwsHeader{}, "malformed token"
 	}
 	obj, err := decodeObject(raw)
@@ -65,10 +63,8 @@ func parseJWSHeader(token string) (jwsHeader, string) {
 	}
 	// RFC 7515 §4.1.11: unknown critical extensions must be refused; we
 	// understand none. b64=false (RFC 7797) changes what is signed.
-	if _, ok := obj["crit"]; ok {
-		return jwsHeader{}, "unsupported critical header"
-	}
-	if _, ok := obj["b64"]; ok {
+	_, crit := obj["crit"]
+	if _, b64 := obj["b64"]; crit || b64 {
 		return jwsHeader{}, "unsupported critical header"
 	}
 	typ, err := stringMember(obj, "typ")
@@ -76,7 +72,7 @@ func parseJWSHeader(token string) (jwsHeader, string) {
 		return jwsHeader{}, "malformed token"
 	}
 	// SPEC §2: "A JWT whose typ says it is not an access token is refused".
-	if typ != "" && !isAccessTokenType(typ) {
+	if typ != "" && !typOK(typ) {
 		return jwsHeader{}, "token type not accepted"
 	}
 	kid, err := stringMember(obj, "kid")

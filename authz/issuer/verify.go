@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/leasegate/leasegate/authz/issuer/jwks"
 )
 
 const (
@@ -58,29 +58,13 @@ type JWTConfig struct {
 	OnRefresh func(err error)
 }
 
-// JWTVerifier verifies one issuer's JWTs against its JWKS. It is safe for
+// JWTVerifier verifies one issuer's JWTs against its JWKS (jwks.Set: the
+// key snapshot, its refresh and the refetch limit). It is safe for
 // concurrent use.
-//
-// Keys are kept in an atomically swapped snapshot, so Verify never waits for
-// a JWKS fetch unless the snapshot lacks the token's kid. jwk.Cache schedules
-// the background refresh; every successful fetch, background or on demand,
-// replaces the snapshot.
 type JWTVerifier struct {
-	cfg    JWTConfig
-	aud    audienceRule
-	ctx    context.Context // bounds background work
-	client *http.Client
-	cache  *jwk.Cache
-	log    *slog.Logger
-
-	keys atomic.Pointer[keySnapshot]
-
-	sem         chan struct{} // one discovery/JWKS fetch at a time
-	jwksURL     string        // guarded by sem; "" until resolved
-	lastRefetch time.Time     // guarded by sem; last limiter-gated fetch, by cfg.Clock
-
-	errMu   sync.Mutex
-	lastErr error // last fetch failure, for "no keys" errors
+	cfg  JWTConfig
+	aud  audienceRule
+	keys *jwks.Set
 }
 
 // NewJWTVerifier validates cfg and starts fetching keys in the background.
@@ -103,20 +87,22 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	v := &JWTVerifier{
-		cfg:    cfg,
-		aud:    aud,
-		ctx:    ctx,
-		client: cmp.Or(cfg.HTTPClient, &http.Client{}),
-		log:    cmp.Or(cfg.Logger, slog.Default()),
-		sem:    make(chan struct{}, 1),
+	keys, err := jwks.New(ctx, jwks.Config{
+		Name:               cfg.Name,
+		Issuer:             cfg.Issuer,
+		URI:                cfg.JWKSURI,
+		Clock:              cfg.Clock,
+		HTTPClient:         cmp.Or(cfg.HTTPClient, &http.Client{}),
+		RefreshInterval:    cfg.RefreshInterval,
+		MinRefetchInterval: cfg.MinRefetchInterval,
+		FetchTimeout:       cfg.FetchTimeout,
+		Logger:             cmp.Or(cfg.Logger, slog.Default()),
+		OnRefresh:          cfg.OnRefresh,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwt %s: %w", cfg.Name, err)
 	}
-	// The cache checks its schedule every window; a quarter of the refresh
-	// interval keeps the actual refresh close to the configured one.
-	window := max(cfg.RefreshInterval/4, min(time.Second, cfg.RefreshInterval))
-	v.cache = jwk.NewCache(ctx, jwk.WithRefreshWindow(window), jwk.WithErrSink(jwksErrSink{v}))
-	go v.bootstrap()
-	return v, nil
+	return &JWTVerifier{cfg: cfg, aud: aud, keys: keys}, nil
 }
 
 // Validate reports every problem NewJWTVerifier would refuse in cfg, each
@@ -128,11 +114,11 @@ func (cfg JWTConfig) Validate() []Problem {
 		add("issuer", "issuer is required")
 	}
 	if cfg.JWKSURI != "" {
-		if err := checkHTTPURL(cfg.JWKSURI); err != nil {
+		if err := jwks.CheckHTTPURL(cfg.JWKSURI); err != nil {
 			add("jwks_uri", fmt.Sprintf("jwks_uri: %v", err))
 		}
 	} else if cfg.Issuer != "" {
-		if err := checkHTTPURL(cfg.Issuer); err != nil {
+		if err := jwks.CheckHTTPURL(cfg.Issuer); err != nil {
 			add("issuer", fmt.Sprintf("issuer must be an http(s) URL for OIDC discovery when jwks_uri is empty: %v", err))
 		}
 	}
@@ -159,33 +145,51 @@ func (cfg JWTConfig) Validate() []Problem {
 }
 
 // Ready reports whether the JWKS has been fetched successfully at least once.
-func (v *JWTVerifier) Ready() bool { return v.keys.Load() != nil }
+func (v *JWTVerifier) Ready() bool { return v.keys.Ready() }
 
 // Verify checks token's signature against the issuer's keys and its claims
 // (iss, aud, exp, nbf, iat). On success Claims.Active is true. A bad token
 // is ErrInvalidToken; no usable keys (JWKS unreachable) is
 // ErrIssuerUnavailable.
 func (v *JWTVerifier) Verify(ctx context.Context, token string) (Claims, error) {
-	hdr, reason := parseJWSHeader(token)
-	if reason != "" {
-		return Claims{}, v.invalid(reason, nil)
-	}
-	keys, err := v.keysFor(ctx, hdr)
+	payload, err := v.VerifySigned(ctx, token, isAccessTokenType)
 	if err != nil {
 		return Claims{}, err
 	}
-	var payload []byte
-	var verr error
+	return v.checkClaims(payload)
+}
+
+// VerifySigned is Verify up to the claims, for the issuer's other JWTs (logout
+// tokens, security event tokens): typ must satisfy typOK; the caller checks the payload.
+func (v *JWTVerifier) VerifySigned(ctx context.Context, token string, typOK func(typ string) bool) ([]byte, error) {
+	hdr, reason := parseJWSHeader(token, typOK)
+	if reason != "" {
+		return nil, v.invalid(reason, nil)
+	}
+	keys, err := v.keysFor(ctx, hdr)
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range keys {
-		payload, verr = jws.Verify([]byte(token), jws.WithKey(hdr.alg, k), jws.WithCompact())
-		if verr == nil {
-			break
+		if payload, err := jws.Verify([]byte(token), jws.WithKey(hdr.alg, k), jws.WithCompact()); err == nil {
+			return payload, nil
 		}
 	}
-	if verr != nil {
-		return Claims{}, v.invalid("signature invalid", nil)
+	return nil, v.invalid("signature invalid", nil)
+}
+
+// keysFor returns the keys that may have signed a token with hdr: no
+// fitting key is a bad token, no verdict from the key set an issuer fault.
+func (v *JWTVerifier) keysFor(ctx context.Context, hdr jwsHeader) ([]jwk.Key, error) {
+	keys, err := v.keys.Keys(ctx, hdr.kid, hdr.alg)
+	var ue *jwks.UnavailableError
+	switch {
+	case err == nil:
+		return keys, nil
+	case errors.As(err, &ue):
+		return nil, &IssuerError{Issuer: v.cfg.Name, Op: "jwks", Reason: ue.Reason, Err: ue.Err}
 	}
-	return v.checkClaims(payload)
+	return nil, v.invalid(err.Error(), nil) // jwks.ErrUnknownKey, jwks.ErrKeyMismatch
 }
 
 func (v *JWTVerifier) invalid(reason string, cause error) *TokenError {
@@ -257,4 +261,10 @@ func wlcgVersion(obj map[string]json.RawMessage) (string, error) {
 		return string(raw), nil
 	}
 	return stringMember(obj, "wlcg.ver")
+}
+
+// EffectiveClockSkew is the clock_skew Verify applies (the 60s default
+// when zero); the engine reads an answer's iat with it in every mode.
+func (cfg JWTConfig) EffectiveClockSkew() time.Duration {
+	return cmp.Or(cfg.ClockSkew, defaultClockSkew)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/policy"
 )
 
 // Mode is how an issuer's tokens are validated.
@@ -53,6 +54,10 @@ type IssuerConfig struct {
 	// BreakerOpenFor.
 	BreakerFailures int
 	BreakerOpenFor  time.Duration
+	// MaxTokenLifetime, when set, limits how long after its iat one of
+	// this issuer's tokens is accepted (SPEC §2, with the global and the
+	// route limits: the smallest applies); 0: no limit of the issuer's.
+	MaxTokenLifetime time.Duration
 }
 
 // ConfigProblem is one reason authz.New refuses its issuers. Field is the key as
@@ -144,6 +149,9 @@ func (ic IssuerConfig) problems() []issuer.Problem {
 	}
 	if ic.BreakerFailures < 0 || ic.BreakerOpenFor < 0 {
 		add("circuit_breaker", "failures and open_for must not be negative")
+	}
+	if msg := policy.LifetimeProblem(ic.MaxTokenLifetime); msg != "" {
+		add("max_token_lifetime", msg)
 	}
 	if ic.wantsIntrospection() {
 		for _, p := range ic.introspectionConfig().Validate() {

@@ -21,6 +21,11 @@ import (
 type Issuer struct {
 	Config     IssuerConfig
 	LocalHosts []string // Config.LocalHosts in policy.NormalizeHost's form
+	// Lifetime is Config.MaxTokenLifetime, named for error_description.
+	Lifetime policy.LifetimeLimit
+	// ClockSkew is the issuer's effective clock_skew, which the lifetime
+	// policy reads an answer's iat with in every mode.
+	ClockSkew time.Duration
 	// Introspector and JWT are the issuer's clients, nil outside their
 	// modes.
 	Introspector *issuer.Introspector
@@ -34,7 +39,12 @@ type Issuer struct {
 // New builds ic's clients. now is the lease clock the JWT verifier and
 // the breaker read; ctx bounds the verifier's background JWKS refresh.
 func New(ctx context.Context, ic IssuerConfig, now func() time.Time, log *slog.Logger, tp trace.TracerProvider) (*Issuer, error) {
-	is := &Issuer{Config: ic, breaker: newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, now)}
+	is := &Issuer{
+		Config:    ic,
+		Lifetime:  policy.IssuerLifetime(ic.Name, ic.MaxTokenLifetime),
+		ClockSkew: ic.JWT.EffectiveClockSkew(),
+		breaker:   newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, now),
+	}
 	for _, h := range ic.LocalHosts {
 		n, err := policy.NormalizeLocalHost(h)
 		if err != nil {

@@ -37,11 +37,18 @@ func (is *Issuer) Verify(ctx context.Context, tok string) (issuer.Claims, error)
 	c.ClientID = cmp.Or(c.ClientID, local.ClientID)
 	c.Scope = cmp.Or(c.Scope, local.Scope)
 	c.WLCGVersion = cmp.Or(c.WLCGVersion, local.WLCGVersion)
+	c.SessionID = cmp.Or(c.SessionID, local.SessionID)
+	c.Email = cmp.Or(c.Email, local.Email)
 	if c.Expiry.IsZero() || (!local.Expiry.IsZero() && local.Expiry.Before(c.Expiry)) {
 		c.Expiry = local.Expiry
 	}
 	if len(c.Audience) == 0 {
 		c.Audience = local.Audience
+	}
+	// The earlier iat, as the earlier exp: the lifetime policy then
+	// judges the older reading of the token's age.
+	if c.IssuedAt.IsZero() || (!local.IssuedAt.IsZero() && local.IssuedAt.Before(c.IssuedAt)) {
+		c.IssuedAt = local.IssuedAt
 	}
 	return c, nil
 }

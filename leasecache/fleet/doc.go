@@ -26,10 +26,11 @@
 //
 // # Revocations
 //
-// Revoke and RevokeSubject delete what they can (the token's shared lease)
-// and append a record to the log; they return nil only once Redis has the
-// record (SPEC §6: /revoke answers 200 only then). Every Store follows the
-// log with XREAD BLOCK from its last ID and hands each record to
+// Revoke, RevokeSubject and RevokeName (a push revocation by subject,
+// session or email, with its source) delete what they can (the token's
+// shared lease) and append a record to the log; they return nil only
+// once Redis has the record (SPEC §6: /revoke answers 200 only then).
+// Every Store follows the log with XREAD BLOCK from its last ID and hands each record to
 // Hooks.Revoked, in log order. The log is a chain: each record names the
 // ID of the one before it, so a follower that finds a record whose
 // predecessor is not the last one it applied knows it missed some
@@ -46,8 +47,9 @@
 // shared value carries a Position, the log position the writing replica
 // had applied when its validation began, and every reader refuses a value
 // whose Position is older than a revocation of that key (or, for a lease,
-// of its subject) that the reader has applied. The check needs no clock
-// shared between replicas: log IDs are the order. See Lookup for the one
+// of one of its names: subject, session, email) that the reader has
+// applied. The check needs no clock shared between replicas: log IDs are
+// the order. See Lookup for the one
 // step the caller adds, the local cache's revocation generation.
 //
 // The log itself (records, appending, the follower, the fence index) is

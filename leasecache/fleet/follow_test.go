@@ -161,7 +161,7 @@ func TestLocalFillRace(t *testing.T) {
 	h := rec.hooks()
 	h.Revoked = func(r Revocation) {
 		if r.BySubject {
-			cache.RevokeSubject(r.Issuer, r.Subject)
+			cache.RevokeName(r.Name())
 		} else {
 			cache.Revoke(r.Key)
 		}
@@ -389,4 +389,63 @@ func idLess(a, b string) bool {
 	p, _ := strconv.ParseUint(as, 10, 64)
 	q, _ := strconv.ParseUint(bs, 10, 64)
 	return x < y || x == y && p < q
+}
+
+// TestRevokeNameFanOut: a push revocation by session or email reaches
+// every replica with its claim and source, and fences the shared leases
+// that carry that session or email (and only those).
+func TestRevokeNameFanOut(t *testing.T) {
+	topologies(t, func(t *testing.T, e *env) {
+		a, recA := e.open(t, nil)
+		b, recB := e.open(t, nil)
+		withSID := testLease("judy")
+		withSID.SessionID = "sid-7"
+		withEmail := testLease("karl")
+		withEmail.Email = "Karl@Example.org"
+		kSID, kEmail, kOther := tokenKey(a, "name-sid"), tokenKey(a, "name-email"), tokenKey(a, "name-other")
+		old := b.Position()
+		for k, l := range map[leasecache.Key]leasecache.Lease{kSID: withSID, kEmail: withEmail, kOther: testLease("judy")} {
+			if err := b.Store(bg, k, l, time.Minute, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.RevokeName(bg, leasecache.NameOf("hydra", leasecache.ClaimSession, "sid-7"), "backchannel"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.RevokeName(bg, leasecache.NameOf("hydra", leasecache.ClaimEmail, "KARL@example.ORG"), "ssf"); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []*recorder{recA, recB} {
+			r.waitFor(t, time.Second, "both name records", func() bool { return len(r.revs) >= 2 })
+		}
+		revs := recB.revocations()
+		if r := revs[0]; !r.BySubject || r.Claim != leasecache.ClaimSession || r.Subject != "sid-7" || r.Source != "backchannel" || r.Self {
+			t.Errorf("session record on B: %+v", r)
+		}
+		if r := revs[1]; r.Claim != leasecache.ClaimEmail || r.Subject != "karl@example.org" || r.Source != "ssf" {
+			t.Errorf("email record on B: %+v", r)
+		}
+		if r := recA.revocations()[0]; !r.Self {
+			t.Errorf("A's own record not marked Self: %+v", r)
+		}
+		for name, c := range map[string]struct {
+			k    leasecache.Key
+			want Outcome
+		}{
+			"lease of the session": {kSID, Revoked},
+			"lease with the email": {kEmail, Revoked},
+			"same subject, no sid": {kOther, Hit},
+		} {
+			if _, o, _ := b.Lookup(bg, c.k); o != c.want {
+				t.Errorf("%s: %v, want %v", name, o, c.want)
+			}
+		}
+		// A validation after the revocation is shared again.
+		if err := b.Store(bg, kSID, withSID, time.Minute, b.Position()); err != nil {
+			t.Fatal(err)
+		}
+		if _, o, _ := a.Lookup(bg, kSID); o != Hit {
+			t.Errorf("session lease fenced after the revoke: %v, want hit", o)
+		}
+	})
 }

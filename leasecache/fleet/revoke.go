@@ -37,3 +37,20 @@ func (s *Store) RevokeSubject(ctx context.Context, issuer, subject string) error
 	}
 	return nil
 }
+
+// RevokeName appends a revocation by name (leasecache.NameOf: a subject,
+// a session or an email of one issuer) on behalf of source, a push
+// receiver ("backchannel", "ssf"), which every follower sees as
+// Revocation.Source. Like RevokeSubject it voids local and shared leases
+// alike; nil means the record is in the store.
+func (s *Store) RevokeName(ctx context.Context, n leasecache.Name, source string) error {
+	if len(n.Issuer) > revlog.MaxNameLen || len(n.Value) > revlog.MaxNameLen || len(source) > revlog.MaxNameLen {
+		return fmt.Errorf("fleet: revoke %s: issuer, value or source longer than %d bytes", n.Claim, revlog.MaxNameLen)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.log.AppendName(ctx, n, source, s.retention); err != nil {
+		return fmt.Errorf("%w: revoke %s of %s: %w", ErrUnavailable, n.Claim, n.Issuer, err)
+	}
+	return nil
+}

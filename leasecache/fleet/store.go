@@ -89,12 +89,15 @@ func (o Outcome) String() string {
 // to Hooks.Revoked (revlog.Revocation).
 type Revocation = revlog.Revocation
 
+// SourceAdmin is the Source of POST /revoke's records (revlog.SourceAdmin).
+const SourceAdmin = revlog.SourceAdmin
+
 // Hooks are the caller's side of the fan-out. Each is called from the
 // Store's background goroutines, never concurrently with itself, never
 // after Close returns; each must be quick (the follower waits for it).
 type Hooks struct {
 	// Revoked applies a revocation record locally (leasecache Revoke or
-	// RevokeSubject), in log order, records from this Store included
+	// RevokeName), in log order, records from this Store included
 	// (Self).
 	Revoked func(Revocation)
 	// Lost says revocations may have been missed (the log was trimmed past
@@ -315,7 +318,11 @@ func (s *Store) read(k leasecache.Key, key string, b []byte) (leasecache.Lease, 
 		s.stats.forgedValues.Add(1)
 		return leasecache.Lease{}, Forged
 	}
-	if s.log.Voids(k, pos, l.Issuer, l.Subject, kind == kindLease) {
+	lp := &l
+	if kind != kindLease {
+		lp = nil
+	}
+	if s.log.Voids(k, pos, lp) {
 		s.stats.revokedValues.Add(1)
 		return leasecache.Lease{}, Revoked
 	}
@@ -337,16 +344,17 @@ func (s *Store) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease,
 	if err != nil {
 		return fmt.Errorf("fleet: store %s: %w", k.Prefix(), err)
 	}
-	return s.put(ctx, k, kindLease, enc, l.Issuer, l.Subject, ttl, pos)
+	return s.put(ctx, k, kindLease, enc, &l, ttl, pos)
 }
 
 // StoreNegative shares that k is not active, for ttl (lease.negative_ttl),
 // as Store does.
 func (s *Store) StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Duration, pos Position) error {
-	return s.put(ctx, k, kindNegative, nil, "", "", ttl, pos)
+	return s.put(ctx, k, kindNegative, nil, nil, ttl, pos)
 }
 
-func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte, issuer, subject string, ttl time.Duration, pos Position) error {
+// put shares enc, the encoding of l (nil for a negative lease).
+func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte, l *leasecache.Lease, ttl time.Duration, pos Position) error {
 	ttl = min(ttl, s.cfg.LeaseMax)
 	if ttl <= 0 {
 		return nil
@@ -354,7 +362,7 @@ func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte
 	if !s.Up() {
 		return s.unavailable("store", k, errDown)
 	}
-	if s.log.Voids(k, pos, issuer, subject, kind == kindLease) {
+	if s.log.Voids(k, pos, l) {
 		return fmt.Errorf("fleet: store %s: %w", k.Prefix(), leasecache.ErrRevokedSince)
 	}
 	ctx, cancel := s.bound(ctx)

@@ -31,8 +31,11 @@ func (c *Config) validate(ps *Problems) {
 	c.checkIssuers(ps)
 	for _, p := range c.PolicyConfig().Validate() {
 		f := p.Field
-		if f == "lease_max" {
+		switch f {
+		case "lease_max":
 			f = "lease.max"
+		case "max_token_lifetime":
+			f = "lease.max_token_lifetime"
 		}
 		c.problem(ps, f, p.Msg)
 	}
@@ -40,6 +43,7 @@ func (c *Config) validate(ps *Problems) {
 		c.problem(ps, "lease."+p.Field, p.Msg)
 	}
 	c.checkUpstreamHeaders(ps)
+	c.checkPush(ps)
 	c.checkFleet(ps)
 	c.checkLog(ps)
 	c.checkTracing(ps)
@@ -60,6 +64,7 @@ func (c *Config) checkListen(ps *Problems) {
 	c.checkAddr(ps, "listen.http", c.Listen.HTTP, true)
 	c.checkAddr(ps, "listen.admin", c.Listen.Admin, false)
 	c.checkAddr(ps, "listen.metrics", c.Listen.Metrics, false)
+	c.checkAddr(ps, "listen.push", c.Listen.Push, true)
 	c.checkListenClash(ps)
 	switch c.Listen.HTTPMode {
 	case "envoy", "nginx", "forwarded", "auto":

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leasegate/leasegate/server/config/yamltree"
 	"github.com/leasegate/leasegate/server/telemetry"
 )
 
@@ -72,6 +73,9 @@ type ListenConfig struct {
 	// set) and the same probes and metrics as Metrics; off loopback it
 	// needs admin.secret. Default "127.0.0.1:9191".
 	Admin string `yaml:"admin"`
+	// Push serves the push revocation receivers (SPEC §9) and nothing
+	// else, e.g. where the issuer can reach it. Default "": on admin.
+	Push string `yaml:"push"`
 }
 
 // IssuerConfig is one trusted issuer (authz.IssuerConfig in YAML).
@@ -109,6 +113,13 @@ type IssuerConfig struct {
 	// AcceptAnyAudience lets a jwt issuer go without audiences (SPEC §2).
 	// Default false.
 	AcceptAnyAudience bool `yaml:"accept_any_audience"`
+	// BackchannelLogout and SSF are the issuer's push revocation (SPEC
+	// §9; push.go). Default: off.
+	BackchannelLogout BackchannelLogoutConfig `yaml:"backchannel_logout"`
+	SSF               SSFConfig               `yaml:"ssf"`
+	// MaxTokenLifetime limits how long after its iat this issuer's tokens
+	// are accepted (trust.IssuerConfig). Default 0: no limit of its own.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
 }
 
 // IntrospectionConfig is one issuer's RFC 7662 client.
@@ -180,6 +191,9 @@ type RouteConfig struct {
 	// added upstream (SPEC §5); only with require: wlcg_storage. Default
 	// false.
 	ConditionalCreate bool `yaml:"conditional_create"`
+	// MaxTokenLifetime limits how long after its iat a token is accepted
+	// on this route (policy.RouteConfig). Default 0: no limit of its own.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
 }
 
 // LeaseConfig sizes the lease cache (leasecache.Config in YAML).
@@ -193,6 +207,12 @@ type LeaseConfig struct {
 	// MaxMemoryMB bounds the cache, 2 to 1048576; an eighth of it holds
 	// negative leases. Default 256 (leasecache.DefaultMaxMemoryMB).
 	MaxMemoryMB int `yaml:"max_memory_mb"`
+	// MaxTokenLifetime is the global token lifetime limit (SPEC §2,
+	// policy.Config). Default 0: none.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
+	// RefuseLongLived refuses at once a token whose exp − iat exceeds its
+	// limit (policy.Config). Default false.
+	RefuseLongLived bool `yaml:"refuse_long_lived"`
 }
 
 // UpstreamConfig is what an allowed request carries upstream.
@@ -297,17 +317,13 @@ type RedisTLSConfig struct {
 }
 
 // Problem is one configuration error, located in the YAML file.
-type Problem struct {
-	Line  int
-	Field string
-	Msg   string
-}
+type Problem = yamltree.Problem
 
-func (p Problem) String() string {
-	if p.Field == "" {
-		return p.Msg
-	}
-	return p.Field + ": " + p.Msg
+// decode reads data into c through the yaml.Node tree (yamltree), each
+// problem with the field path and line of its node. It reports false when
+// nothing more can be checked.
+func (c *Config) decode(data []byte, lookupEnv func(string) (string, bool), ps *Problems) bool {
+	return yamltree.Decode(data, c, lookupEnv, c.lines, c.fromEnv, &ps.List)
 }
 
 // Problems is every error found in a configuration.

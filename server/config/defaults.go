@@ -53,7 +53,7 @@ func (c *Config) applyDefaults() {
 	c.Realm = cmp.Or(c.Realm, defaultRealm)
 	c.DefaultTier = cmp.Or(c.DefaultTier, policy.TierCritical) // as policy.New reads ""
 	lc := c.Lease.cacheConfig().WithDefaults()
-	c.Lease = LeaseConfig{Max: lc.MaxAge, NegativeTTL: lc.NegativeTTL, MaxMemoryMB: lc.MaxMemoryMB}
+	c.Lease.Max, c.Lease.NegativeTTL, c.Lease.MaxMemoryMB = lc.MaxAge, lc.NegativeTTL, lc.MaxMemoryMB
 	h := &c.Upstream.Headers
 	h.Subject = cmp.Or(h.Subject, "x-auth-subject")
 	h.ClientID = cmp.Or(h.ClientID, "x-auth-client-id")

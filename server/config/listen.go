@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/leasegate/leasegate/authz"
+	"github.com/leasegate/leasegate/authz/denylog"
 )
 
 // checkListenClash refuses two listeners on one port whose hosts overlap
@@ -17,6 +17,7 @@ func (c *Config) checkListenClash(ps *Problems) {
 	for _, l := range [...]struct{ field, addr string }{
 		{"listen.grpc", c.Listen.GRPC}, {"listen.http", c.Listen.HTTP},
 		{"listen.admin", c.Listen.Admin}, {"listen.metrics", c.Listen.Metrics},
+		{"listen.push", c.Listen.Push},
 	} {
 		host, port, err := net.SplitHostPort(l.addr)
 		if l.addr == "" || err != nil {
@@ -39,6 +40,6 @@ func (c *Config) checkListenClash(ps *Problems) {
 func anyHost(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 
 // DenialLogConfig is the engine's view of log.denials_per_second.
-func (c *Config) DenialLogConfig() authz.DenialLogConfig {
-	return authz.DenialLogConfig{PerSecond: c.Log.DenialsPerSecond}
+func (c *Config) DenialLogConfig() denylog.Config {
+	return denylog.Config{PerSecond: c.Log.DenialsPerSecond}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/leasegate/leasegate/server/config/yamltree"
 )
 
 // issuerHead is a valid issuer; the cases below add to it from line 8.
@@ -152,8 +154,7 @@ func checkStrictAgrees(t *testing.T, data []byte) {
 	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
 		return
 	}
-	ps := &Problems{}
-	newStrictDecoder(map[string]int{}, nil, ps).walk(root.Content[0], reflect.TypeFor[Config](), "")
+	ps := &Problems{List: yamltree.Check(root.Content[0], reflect.TypeFor[Config]())}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var te *yaml.TypeError

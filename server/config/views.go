@@ -12,7 +12,8 @@ import (
 
 // PolicyConfig is the policy package's view of the configuration.
 func (c *Config) PolicyConfig() policy.Config {
-	pc := policy.Config{DefaultTier: c.DefaultTier, LeaseMax: c.Lease.Max}
+	pc := policy.Config{DefaultTier: c.DefaultTier, LeaseMax: c.Lease.Max,
+		MaxTokenLifetime: c.Lease.MaxTokenLifetime, RefuseLongLived: c.Lease.RefuseLongLived}
 	set := c.tierSet()
 	for _, n := range tierNames(set) {
 		pc.Tiers = append(pc.Tiers, set[n])
@@ -22,6 +23,7 @@ func (c *Config) PolicyConfig() policy.Config {
 			Prefix: r.Prefix, Host: r.Host, Methods: r.Methods, Tier: r.Tier,
 			Window: r.Window, Require: policy.StorageProfile(r.Require), LocalHosts: r.LocalHosts,
 			ConditionalCreate: r.ConditionalCreate,
+			MaxTokenLifetime:  r.MaxTokenLifetime,
 		})
 	}
 	return pc
@@ -101,6 +103,7 @@ func (c *Config) AuthzIssuers() []authz.IssuerConfig {
 			LocalHosts:        is.LocalHosts,
 			BreakerFailures:   is.Breaker.Failures,
 			BreakerOpenFor:    is.Breaker.OpenFor,
+			MaxTokenLifetime:  is.MaxTokenLifetime,
 		})
 	}
 	return out
@@ -122,5 +125,6 @@ func (c *Config) Summary() string {
 	}
 	b := p.RevocationBound()
 	return fmt.Sprintf("config ok: %d issuer(s); tiers %s; default %s; %d route(s); revocation bound %v (%v with stale_if_error), lease.max %v",
-		len(c.Issuers), strings.Join(tiers, " "), c.DefaultTier, len(c.Routes), b.Window, b.WithStale, c.Lease.Max)
+		len(c.Issuers), strings.Join(tiers, " "), c.DefaultTier, len(c.Routes), b.Window, b.WithStale, c.Lease.Max) +
+		c.lifetimeSummary(p)
 }

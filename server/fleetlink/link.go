@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ type Link struct {
 
 	up          prometheus.Gauge
 	revocations *prometheus.CounterVec
+	sources     []string // the revocations' source labels, fleet.SourceAdmin first
 	delay       prometheus.Histogram
 
 	cancel context.CancelFunc
@@ -46,21 +48,23 @@ var _ fleetmode.SharedStore = (*Link)(nil)
 // its metrics registered on reg; loss is fleet.on_store_loss. It refuses
 // to start on a configuration, an answer (AUTH, ACL, TLS) or an eviction
 // policy the store refuses; when the store cannot be reached it starts cut
-// off and retries.
-func Open(ctx context.Context, fc *fleet.Config, loss fleetmode.StoreLoss, cache *leasecache.Cache, log *slog.Logger, reg prometheus.Registerer) (*Link, error) {
+// off and retries. sources are the push receivers' names (SPEC §9), which
+// label leasegate_fleet_revocations_total beside fleet.SourceAdmin.
+func Open(ctx context.Context, fc *fleet.Config, loss fleetmode.StoreLoss, cache *leasecache.Cache, log *slog.Logger, reg prometheus.Registerer, sources ...string) (*Link, error) {
 	fl := &Link{
-		cfg:   *fc,
-		loss:  loss,
-		keyer: fleet.NewKeyer(fc.Secret),
-		cache: cache,
-		log:   log,
+		cfg:     *fc,
+		loss:    loss,
+		keyer:   fleet.NewKeyer(fc.Secret),
+		cache:   cache,
+		log:     log,
+		sources: append([]string{fleet.SourceAdmin}, sources...),
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "leasegate_fleet_store_up",
 			Help: "1 while the fleet's store answers and this replica follows its revocation log.",
 		}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leasegate_fleet_revocations_total",
-			Help: "Revocations from other replicas applied here, by source (admin).",
+			Help: "Revocations from other replicas applied here, by source (admin, backchannel, ssf).",
 		}, []string{"source"}),
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "leasegate_fleet_revocation_delay_seconds",
@@ -73,7 +77,9 @@ func Open(ctx context.Context, fc *fleet.Config, loss fleetmode.StoreLoss, cache
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	fl.revocations.WithLabelValues("admin")
+	for _, src := range fl.sources {
+		fl.revocations.WithLabelValues(src)
+	}
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	st, err := fleet.Open(octx, fl.cfg, fl.hooks())
 	cancel()
@@ -131,16 +137,14 @@ func (fl *Link) hooks() fleet.Hooks {
 			// (the store's index does not hold the record yet). Applied
 			// again now, after the index holds it, nothing can refill it.
 			if r.BySubject {
-				fl.cache.RevokeSubject(r.Issuer, r.Subject)
+				fl.cache.RevokeName(r.Name())
 			} else {
 				fl.cache.Revoke(r.Key)
 			}
 			if r.Self {
 				return
 			}
-			// Every record is an admin revoke until push revocations
-			// (SPEC §9) write their own source.
-			fl.revocations.WithLabelValues("admin").Inc()
+			fl.revocations.WithLabelValues(fl.sourceLabel(r.Source)).Inc()
 		},
 		Lost: func(why string) {
 			fl.cache.RevokeAll()
@@ -254,6 +258,25 @@ func (fl *Link) Revoke(ctx context.Context, k leasecache.Key) error {
 		return st.Revoke(ctx, k)
 	}
 	return errNotOpen
+}
+
+// RevokeName puts a push revocation by name in the store, marked with
+// its source; n.Issuer is leasegate's issuer name.
+func (fl *Link) RevokeName(ctx context.Context, n leasecache.Name, source string) error {
+	if st := fl.store.Load(); st != nil {
+		return st.RevokeName(ctx, n, source)
+	}
+	return errNotOpen
+}
+
+// sourceLabel bounds the metric's source label to the sources leasegate
+// writes; a record's source is authenticated, but may come from a newer
+// replica.
+func (fl *Link) sourceLabel(src string) string {
+	if slices.Contains(fl.sources, src) {
+		return src
+	}
+	return "other"
 }
 
 // RevokeSubject puts a subject revocation in the store; issuer is

@@ -167,6 +167,29 @@ func (s *Server) KeyIDs(ctx context.Context) ([]string, error) {
 	return kids, nil
 }
 
+// SetBackchannelLogoutURI points client id's back-channel logout at uri
+// (PATCH /admin/clients/{id}, a JSON Patch), with sid required: a client
+// can be registered before the relying party that receives its logouts
+// is up.
+func (s *Server) SetBackchannelLogoutURI(ctx context.Context, id, uri string) error {
+	patch := []map[string]any{
+		{"op": "add", "path": "/backchannel_logout_uri", "value": uri},
+		{"op": "add", "path": "/backchannel_logout_session_required", "value": true},
+	}
+	return s.doJSON(ctx, "set backchannel_logout_uri", http.MethodPatch, s.AdminURL()+"/admin/clients/"+url.PathEscape(id), patch, http.StatusOK, nil)
+}
+
+// RevokeLoginSession ends the login session sid
+// (DELETE /admin/oauth2/auth/sessions/login?sid=…). Hydra then POSTs a
+// back-channel logout token to every client with a backchannel_logout_uri
+// that got tokens in that session; it sends them on its own goroutines,
+// so they may arrive after this returns. Only a remembered session
+// (login accepted with remember) is found.
+func (s *Server) RevokeLoginSession(ctx context.Context, sid string) error {
+	u := s.AdminURL() + "/admin/oauth2/auth/sessions/login?" + url.Values{"sid": {sid}}.Encode()
+	return s.doJSON(ctx, "revoke login session", http.MethodDelete, u, nil, http.StatusNoContent, nil)
+}
+
 // ParseUnverified decodes a compact JWS's header and claims WITHOUT
 // verifying anything, for test assertions (kid, typ, exp, scp, …).
 func ParseUnverified(token string) (header, claims map[string]any, err error) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -123,6 +124,11 @@ type CodeFlowOptions struct {
 	// Hydra reports them under "ext" in introspection and in JWT access
 	// tokens.
 	AccessTokenClaims map[string]any
+	// SessionClaim, when set, adds the login session's id (the sid of ID
+	// and logout tokens) to the access_token data under this name, as a
+	// consent app does so that a resource server can map a back-channel
+	// logout to the session's access tokens.
+	SessionClaim string
 	// IDTokenClaims become the consent session's id_token data: extra
 	// top-level claims of the ID token.
 	IDTokenClaims map[string]any
@@ -402,12 +408,17 @@ func (f *codeFlow) acceptConsent(ctx context.Context, challenge string) (string,
 		return "", errors.New("hydra code flow: consent request has no login_session_id")
 	}
 	f.out.Subject, f.out.SessionID = cr.Subject, cr.LoginSessionID
+	atClaims := nonNilMap(f.o.AccessTokenClaims)
+	if f.o.SessionClaim != "" {
+		atClaims = maps.Clone(atClaims)
+		atClaims[f.o.SessionClaim] = cr.LoginSessionID
+	}
 	body := map[string]any{
 		"grant_scope":                 nonNil(cr.RequestedScope),
 		"grant_access_token_audience": nonNil(cr.RequestedAudience),
 		"remember":                    f.o.Remember,
 		"session": map[string]any{
-			"access_token": nonNilMap(f.o.AccessTokenClaims),
+			"access_token": atClaims,
 			"id_token":     nonNilMap(f.o.IDTokenClaims),
 		},
 	}

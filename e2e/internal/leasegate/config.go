@@ -30,6 +30,7 @@ type Listen struct {
 	HTTP    string `yaml:"http,omitempty"`
 	Metrics string `yaml:"metrics,omitempty"`
 	Admin   string `yaml:"admin,omitempty"`
+	Push    string `yaml:"push,omitempty"`
 }
 
 // Issuer is one issuers[] entry.
@@ -42,6 +43,20 @@ type Issuer struct {
 	JWKSURI          string         `yaml:"jwks_uri,omitempty"`
 	Audiences        []string       `yaml:"audiences,omitempty"`
 	CircuitBreaker   *Breaker       `yaml:"circuit_breaker,omitempty"`
+	MaxTokenLifetime Duration       `yaml:"max_token_lifetime,omitempty"`
+	// BackchannelLogout and SSF are the issuer's push revocation receivers.
+	BackchannelLogout *BackchannelLogout `yaml:"backchannel_logout,omitempty"`
+	SSF               *SSF               `yaml:"ssf,omitempty"`
+}
+
+// BackchannelLogout is an issuer's backchannel_logout block.
+type BackchannelLogout struct {
+	ClientIDs []string `yaml:"client_ids"`
+}
+
+// SSF is an issuer's ssf block.
+type SSF struct {
+	Audience string `yaml:"audience"`
 }
 
 // Introspection is an issuer's RFC 7662 client block.
@@ -67,14 +82,17 @@ type Tier struct {
 
 // Route is one routes[] entry.
 type Route struct {
-	Prefix string `yaml:"prefix"`
-	Tier   string `yaml:"tier,omitempty"`
+	Prefix           string   `yaml:"prefix"`
+	Tier             string   `yaml:"tier,omitempty"`
+	MaxTokenLifetime Duration `yaml:"max_token_lifetime,omitempty"`
 }
 
 // Lease is the lease block.
 type Lease struct {
-	Max         Duration `yaml:"max,omitempty"`
-	NegativeTTL Duration `yaml:"negative_ttl,omitempty"`
+	Max              Duration `yaml:"max,omitempty"`
+	NegativeTTL      Duration `yaml:"negative_ttl,omitempty"`
+	MaxTokenLifetime Duration `yaml:"max_token_lifetime,omitempty"`
+	RefuseLongLived  bool     `yaml:"refuse_long_lived,omitempty"`
 }
 
 // Log is the log block.

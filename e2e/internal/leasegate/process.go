@@ -60,6 +60,7 @@ type Addrs struct {
 	HTTP    string `json:"http"`
 	Metrics string `json:"metrics"`
 	Admin   string `json:"admin"`
+	Push    string `json:"push"`
 }
 
 // Process is a running (or exited) leasegate. Methods are safe for
@@ -207,7 +208,7 @@ func (p *Process) WriteConfigYAML(b []byte) error {
 // log that it reloaded or refused the new configuration. It returns an
 // error wrapping ErrReloadRefused when the file was refused.
 func (p *Process) Reload(ctx context.Context, c Config) error {
-	c.Listen = Listen{GRPC: "127.0.0.1:0", Admin: "127.0.0.1:0", Metrics: "127.0.0.1:0", HTTP: c.Listen.HTTP}
+	c.Listen = Listen{GRPC: "127.0.0.1:0", Admin: "127.0.0.1:0", Metrics: "127.0.0.1:0", HTTP: c.Listen.HTTP, Push: c.Listen.Push}
 	if err := p.WriteConfig(c); err != nil {
 		return err
 	}

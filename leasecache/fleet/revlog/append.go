@@ -35,7 +35,21 @@ func (l *Log) AppendSubject(ctx context.Context, issuer, subject string, retenti
 	if err != nil {
 		return err
 	}
-	l.pin(id, recSubject, &Revocation{BySubject: true, Issuer: issuer, Subject: subject})
+	l.pin(id, recSubject, &Revocation{BySubject: true, Issuer: issuer, Subject: subject, Source: SourceAdmin})
+	return nil
+}
+
+// AppendName appends a revocation by name (a subject, a session or an
+// email of one issuer) on behalf of source, which followers see as
+// Revocation.Source; as AppendToken does. The issuer, the value and
+// source are at most MaxNameLen bytes.
+func (l *Log) AppendName(ctx context.Context, n leasecache.Name, source string, retention time.Duration) error {
+	rec := sealRecord(l.cfg.MAC, l.cfg.LogKey, recName, time.Now(), l.cfg.Origin, nameBody(source, n))
+	id, err := l.appendRecord(ctx, rec, retention)
+	if err != nil {
+		return err
+	}
+	l.pin(id, recName, &Revocation{BySubject: true, Issuer: n.Issuer, Subject: n.Value, Claim: n.Claim, Source: source})
 	return nil
 }
 

@@ -8,8 +8,8 @@ import (
 )
 
 // index is what this replica knows of the revocation log: the position it
-// has applied, and the last revocation of every token and subject for
-// as long as the log keeps them. Shared values are checked against it
+// has applied, and the last revocation of every token and name (subject,
+// session, email) for as long as the log keeps them. Shared values are checked against it
 // (their fence must not be older than a revocation that names them).
 type index struct {
 	retention time.Duration
@@ -19,23 +19,21 @@ type index struct {
 	last  streamID // the newest record applied
 	// floor: below it this replica cannot know what was revoked (the log
 	// was trimmed there, or had a gap), so a fence older than it is void.
-	floor    streamID
-	tokens   map[leasecache.Key]streamID
-	subjects map[subjectKey]streamID
-	queue    []indexed // oldest first, for pruning
+	floor  streamID
+	tokens map[leasecache.Key]streamID
+	names  map[leasecache.Name]streamID
+	queue  []indexed // oldest first, for pruning
 }
 
-type subjectKey struct{ issuer, subject string }
-
 type indexed struct {
-	id      streamID
-	token   leasecache.Key
-	subject subjectKey
-	bySub   bool
+	id     streamID
+	token  leasecache.Key
+	name   leasecache.Name
+	byName bool
 }
 
 func newIndex(retention time.Duration) *index {
-	return &index{retention: retention, tokens: map[leasecache.Key]streamID{}, subjects: map[subjectKey]streamID{}}
+	return &index{retention: retention, tokens: map[leasecache.Key]streamID{}, names: map[leasecache.Name]streamID{}}
 }
 
 // position is the fence for a validation starting now.
@@ -46,9 +44,9 @@ func (x *index) position() Position {
 }
 
 // voids reports whether a shared value for k fenced at pos is overtaken
-// by a revocation this replica has applied. subject is checked for
-// leases; a negative lease has none.
-func (x *index) voids(k leasecache.Key, pos Position, issuer, subject string, lease bool) bool {
+// by a revocation this replica has applied. The names of l, a lease, are
+// checked too; a negative lease (l nil) has none.
+func (x *index) voids(k leasecache.Key, pos Position, l *leasecache.Lease) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if pos.epoch != x.epoch || pos.id.less(x.floor) {
@@ -57,12 +55,26 @@ func (x *index) voids(k leasecache.Key, pos Position, issuer, subject string, le
 	if id, ok := x.tokens[k]; ok && pos.id.less(id) {
 		return true
 	}
-	if lease {
-		if id, ok := x.subjects[subjectKey{issuer, subject}]; ok && pos.id.less(id) {
+	if l == nil || len(x.names) == 0 {
+		return false
+	}
+	for _, n := range l.Names() {
+		if id, ok := x.names[n]; ok && n.Value != "" && pos.id.less(id) {
 			return true
 		}
 	}
 	return false
+}
+
+// record is what add and pin index of r.
+func record(id streamID, kind byte, r *Revocation) (indexed, bool) {
+	switch kind {
+	case recToken:
+		return indexed{id: id, token: r.Key}, true
+	case recSubject, recName:
+		return indexed{id: id, name: r.Name(), byName: true}, true
+	}
+	return indexed{}, false
 }
 
 // add records r, which the log holds at id, and makes id the last
@@ -81,31 +93,27 @@ func (x *index) add(id streamID, kind byte, r *Revocation) {
 func (x *index) pin(id streamID, kind byte, r *Revocation) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	switch kind {
-	case recToken:
-		if x.tokens[r.Key].less(id) {
-			x.tokens[r.Key] = id
-		}
-		x.queue = append(x.queue, indexed{id: id, token: r.Key})
-	case recSubject:
-		s := subjectKey{r.Issuer, r.Subject}
-		if x.subjects[s].less(id) {
-			x.subjects[s] = id
-		}
-		x.queue = append(x.queue, indexed{id: id, subject: s, bySub: true})
+	e, ok := record(id, kind, r)
+	switch {
+	case !ok:
+		return
+	case e.byName && x.names[e.name].less(id):
+		x.names[e.name] = id
+	case !e.byName && x.tokens[e.token].less(id):
+		x.tokens[e.token] = id
 	}
+	x.queue = append(x.queue, e)
 }
 
 func (x *index) addLocked(id streamID, kind byte, r *Revocation) {
 	x.last = id
-	switch kind {
-	case recToken:
-		x.tokens[r.Key] = id
-		x.queue = append(x.queue, indexed{id: id, token: r.Key})
-	case recSubject:
-		s := subjectKey{r.Issuer, r.Subject}
-		x.subjects[s] = id
-		x.queue = append(x.queue, indexed{id: id, subject: s, bySub: true})
+	if e, ok := record(id, kind, r); ok {
+		if e.byName {
+			x.names[e.name] = id
+		} else {
+			x.tokens[e.token] = id
+		}
+		x.queue = append(x.queue, e)
 	}
 	x.pruneLocked()
 }
@@ -124,9 +132,9 @@ func (x *index) pruneLocked() {
 		if x.floor.less(e.id) {
 			x.floor = e.id
 		}
-		if e.bySub && x.subjects[e.subject] == e.id {
-			delete(x.subjects, e.subject)
-		} else if !e.bySub && x.tokens[e.token] == e.id {
+		if e.byName && x.names[e.name] == e.id {
+			delete(x.names, e.name)
+		} else if !e.byName && x.tokens[e.token] == e.id {
 			delete(x.tokens, e.token)
 		}
 	}
@@ -139,5 +147,5 @@ func (x *index) replace(b *index) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.epoch, x.floor, x.last = b.epoch, b.floor, b.last
-	x.tokens, x.subjects, x.queue = b.tokens, b.subjects, b.queue
+	x.tokens, x.names, x.queue = b.tokens, b.names, b.queue
 }

@@ -84,10 +84,10 @@ func New(cfg Config, hooks Hooks) *Log {
 func (l *Log) Position() Position { return l.idx.position() }
 
 // Voids reports whether a shared value for k fenced at pos is overtaken
-// by a revocation this replica has applied; issuer and subject are
-// checked for a lease, a negative lease has none.
-func (l *Log) Voids(k leasecache.Key, pos Position, issuer, subject string, lease bool) bool {
-	return l.idx.voids(k, pos, issuer, subject, lease)
+// by a revocation this replica has applied; the names of a lease are
+// checked too (leasecache.(*Lease).Names), a negative lease (nil) has none.
+func (l *Log) Voids(k leasecache.Key, pos Position, lease *leasecache.Lease) bool {
+	return l.idx.voids(k, pos, lease)
 }
 
 // Stats returns the counters.
@@ -130,7 +130,7 @@ func (a streamID) String() string {
 // the log's epoch and the ID of the last record applied. Read it with
 // (*Store).Position before a validation starts and store the validation's
 // answer with it: a reader refuses the answer if it has applied a
-// revocation of the same token (or subject) past that position.
+// revocation of the same token (or one of its names) past that position.
 type Position struct {
 	epoch uint64
 	id    streamID

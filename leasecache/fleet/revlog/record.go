@@ -12,16 +12,21 @@ import (
 type Revocation struct {
 	// ID is the record's log ID (Redis stream ID, on the server's clock).
 	ID string
-	// BySubject tells a subject revoke (Issuer, Subject) from a token
-	// revoke (Key).
+	// BySubject tells a revoke by name (Issuer, Claim, Subject) from a
+	// token revoke (Key).
 	BySubject bool
 	// Key is the token's fleet key (KeyOf), for a token revoke. In fleet
 	// mode it is also the local cache's key: pass it to
 	// leasecache.(*Cache).Revoke as is.
 	Key leasecache.Key
-	// Issuer and Subject, for a subject revoke: leasegate's issuer name
-	// and the subject, as leasecache.(*Cache).RevokeSubject takes them.
+	// Issuer and Subject, for a revoke by name: leasegate's issuer name
+	// and the value of Claim (the subject itself, a session id or an
+	// email); Name gives them as leasecache.(*Cache).RevokeName takes them.
 	Issuer, Subject string
+	Claim           leasecache.Claim
+	// Source is who asked for the revocation: SourceAdmin for token and
+	// subject records, the push receiver's name for the others.
+	Source string
 	// At is when the revoking replica made the record, on its clock.
 	At time.Time
 	// Self is set for a record this Store appended; the caller revoked
@@ -29,28 +34,41 @@ type Revocation struct {
 	Self bool
 }
 
+// SourceAdmin is the Source of POST /revoke's records.
+const SourceAdmin = "admin"
+
+// Name is a revoke by name's leasecache.Name.
+func (r *Revocation) Name() leasecache.Name {
+	return leasecache.NameOf(r.Issuer, r.Claim, r.Subject)
+}
+
 // Record layout, version 1 (the stream field "r"; the field "p" is the
 // previous record's ID, written by the append script):
 //
 //	[0]      version
-//	[1]      kind: recToken, recSubject or recGenesis
+//	[1]      kind: recToken, recSubject, recName or recGenesis
 //	[2:14]   made at: unix seconds (8, big endian), nanoseconds (4)
 //	[14:22]  origin: the appending Store's random instance id
 //	then     recToken: the 32-byte fleet key;
 //	         recSubject: issuer and subject, each a uvarint length and the bytes;
+//	         recName: source, then the claim (one byte, leasecache.Claim),
+//	           then issuer and value, the strings as in recSubject;
 //	         recGenesis: nothing
 //	last 16  MAC over the log's key name and everything before it
 //
 // "p" is not covered by the MAC: the script learns it inside Redis. A
 // writer to Redis can always delete records (no MAC stops a DEL); what it
-// cannot do is make one up that a follower applies.
+// cannot do is make one up that a follower applies. recName came with
+// push revocation (SPEC §9); admin subject revokes keep recSubject, so a
+// replica that predates recName still reads them.
 const (
 	recordVersion = 1
 	recToken      = 1
 	recSubject    = 2
 	recGenesis    = 3
+	recName       = 4
 	recordHeader  = 22
-	// MaxNameLen bounds a subject revoke's issuer and subject.
+	// MaxNameLen bounds a revoke by name's issuer, value and source.
 	MaxNameLen = 1 << 12
 )
 
@@ -65,10 +83,35 @@ func sealRecord(m MAC, logKey string, kind byte, at time.Time, origin [8]byte, b
 }
 
 func subjectBody(issuer, subject string) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(issuer)))
-	b = append(b, issuer...)
-	b = binary.AppendUvarint(b, uint64(len(subject)))
-	return append(b, subject...)
+	return appendStrings(nil, issuer, subject)
+}
+
+func nameBody(source string, n leasecache.Name) []byte {
+	b := appendStrings(nil, source)
+	b = append(b, byte(n.Claim))
+	return appendStrings(b, n.Issuer, n.Value)
+}
+
+func appendStrings(b []byte, ss ...string) []byte {
+	for _, s := range ss {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// readStrings reads len(dst) strings as appendStrings wrote them and
+// returns what follows; ok is false when they do not parse.
+func readStrings(b []byte, dst ...*string) (rest []byte, ok bool) {
+	for _, d := range dst {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return nil, false
+		}
+		*d = string(b[w : w+int(n)])
+		b = b[w+int(n):]
+	}
+	return b, true
 }
 
 // openRecord checks and reads a record; ok is false for one that fails
@@ -96,17 +139,19 @@ func openRecord(m MAC, logKey string, b []byte) (r Revocation, kind byte, origin
 			return r, 0, origin, false
 		}
 		copy(r.Key[:], rest)
+		r.Source = SourceAdmin
 	case recSubject:
-		r.BySubject = true
-		for _, dst := range [...]*string{&r.Issuer, &r.Subject} {
-			n, w := binary.Uvarint(rest)
-			if w <= 0 || n > uint64(len(rest)-w) {
-				return r, 0, origin, false
-			}
-			*dst = string(rest[w : w+int(n)])
-			rest = rest[w+int(n):]
+		r.BySubject, r.Source = true, SourceAdmin
+		if rest, ok = readStrings(rest, &r.Issuer, &r.Subject); !ok || len(rest) != 0 {
+			return r, 0, origin, false
 		}
-		if len(rest) != 0 {
+	case recName:
+		r.BySubject = true
+		if rest, ok = readStrings(rest, &r.Source); !ok || len(rest) == 0 || !leasecache.Claim(rest[0]).Valid() {
+			return r, 0, origin, false
+		}
+		r.Claim = leasecache.Claim(rest[0])
+		if rest, ok = readStrings(rest[1:], &r.Issuer, &r.Subject); !ok || len(rest) != 0 {
 			return r, 0, origin, false
 		}
 	case recGenesis:

@@ -37,8 +37,18 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatalf("token record: %v %v %+v", ok, kind, r)
 	}
 	r, kind, _, ok = openRecord(m, "log", sealRecord(m, "log", recSubject, at, origin, subjectBody("hydra", "alice")))
-	if !ok || kind != recSubject || !r.BySubject || r.Issuer != "hydra" || r.Subject != "alice" {
+	if !ok || kind != recSubject || !r.BySubject || r.Issuer != "hydra" || r.Subject != "alice" || r.Claim != leasecache.ClaimSubject || r.Source != SourceAdmin {
 		t.Fatalf("subject record: %v %v %+v", ok, kind, r)
+	}
+	sid := leasecache.NameOf("hydra", leasecache.ClaimSession, "sid-1")
+	r, kind, _, ok = openRecord(m, "log", sealRecord(m, "log", recName, at, origin, nameBody("backchannel", sid)))
+	if !ok || kind != recName || !r.BySubject || r.Name() != sid || r.Source != "backchannel" {
+		t.Fatalf("name record: %v %v %+v", ok, kind, r)
+	}
+	bad := nameBody("ssf", sid)
+	bad[len("ssf")+1] = byte(leasecache.ClaimSessionlessSubject) + 1 // a claim this replica does not know
+	if _, _, _, ok := openRecord(m, "log", sealRecord(m, "log", recName, at, origin, bad)); ok {
+		t.Error("a name record with an unknown claim opened")
 	}
 	if _, _, _, ok := openRecord(m, "other log", sealRecord(m, "log", recGenesis, at, origin, nil)); ok {
 		t.Error("a record opened under another log's name")
@@ -55,33 +65,49 @@ func TestIndex(t *testing.T) {
 	at := func(ms uint64) streamID { return streamID{ms, 0} }
 	x.add(at(1000), recToken, &Revocation{Key: k1})
 	x.add(at(2000), recSubject, &Revocation{BySubject: true, Issuer: "i", Subject: "s"})
+	x.add(at(3000), recName, &Revocation{BySubject: true, Issuer: "i", Claim: leasecache.ClaimSession, Subject: "sid-1"})
+	x.add(at(4000), recName, &Revocation{BySubject: true, Issuer: "i", Claim: leasecache.ClaimEmail, Subject: "A@Example.org"})
+	x.add(at(5000), recName, &Revocation{BySubject: true, Issuer: "i", Claim: leasecache.ClaimSessionlessSubject, Subject: "carol"})
+	of := func(sub, sid, email string) *leasecache.Lease {
+		return &leasecache.Lease{Issuer: "i", Subject: sub, SessionID: sid, Email: email}
+	}
 	cases := []struct {
-		name  string
-		k     leasecache.Key
-		pos   Position
-		sub   string
-		lease bool
-		void  bool
+		name string
+		k    leasecache.Key
+		pos  Position
+		l    *leasecache.Lease // nil: a negative lease
+		void bool
 	}{
-		{"fenced before the token's revoke", k1, Position{7, at(999)}, "", true, true},
-		{"fenced at it", k1, Position{7, at(1000)}, "", true, false},
-		{"another token", k2, Position{7, at(999)}, "", true, false},
-		{"subject, before", k2, Position{7, at(1500)}, "s", true, true},
-		{"subject, negative lease", k2, Position{7, at(1500)}, "s", false, false},
-		{"subject, after", k2, Position{7, at(2000)}, "s", true, false},
-		{"another epoch", k2, Position{8, at(5000)}, "", true, true},
+		{"fenced before the token's revoke", k1, Position{7, at(999)}, of("", "", ""), true},
+		{"fenced at it", k1, Position{7, at(1000)}, of("", "", ""), false},
+		{"another token", k2, Position{7, at(999)}, of("", "", ""), false},
+		{"subject, before", k2, Position{7, at(1500)}, of("s", "", ""), true},
+		{"subject, negative lease", k2, Position{7, at(1500)}, nil, false},
+		{"subject, after", k2, Position{7, at(2000)}, of("s", "", ""), false},
+		{"session, before", k2, Position{7, at(2500)}, of("bob", "sid-1", ""), true},
+		{"session, after", k2, Position{7, at(3000)}, of("bob", "sid-1", ""), false},
+		{"another session", k2, Position{7, at(2500)}, of("bob", "sid-2", ""), false},
+		{"session value as a subject", k2, Position{7, at(2500)}, of("sid-1", "", ""), false},
+		{"email, any case, before", k2, Position{7, at(3500)}, of("bob", "", "a@EXAMPLE.org"), true},
+		{"email, after", k2, Position{7, at(4000)}, of("bob", "", "a@example.org"), false},
+		{"email at another issuer", k2, Position{7, at(3500)}, &leasecache.Lease{Issuer: "j", Email: "a@example.org"}, false},
+		{"sessionless: lease without sid", k2, Position{7, at(4500)}, of("carol", "", ""), true},
+		{"sessionless: lease with a sid", k2, Position{7, at(4500)}, of("carol", "sid-9", ""), false},
+		{"another epoch", k2, Position{8, at(6000)}, of("", "", ""), true},
 	}
 	for _, c := range cases {
-		if got := x.voids(c.k, c.pos, "i", c.sub, c.lease); got != c.void {
-			t.Errorf("%s: voids %v, want %v", c.name, got, c.void)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if got := x.voids(c.k, c.pos, c.l); got != c.void {
+				t.Errorf("voids %v, want %v", got, c.void)
+			}
+		})
 	}
-	// A minute later both records are pruned: the floor takes their place.
-	x.add(at(2000+61_000), 0, nil)
-	if len(x.tokens)+len(x.subjects) != 0 {
-		t.Fatalf("not pruned: %v %v", x.tokens, x.subjects)
+	// A minute later every record is pruned: the floor takes their place.
+	x.add(at(5000+61_000), 0, nil)
+	if len(x.tokens)+len(x.names) != 0 {
+		t.Fatalf("not pruned: %v %v", x.tokens, x.names)
 	}
-	if !x.voids(k1, Position{7, at(1999)}, "", "", false) || x.voids(k1, Position{7, at(2000)}, "", "", false) {
+	if !x.voids(k1, Position{7, at(4999)}, nil) || x.voids(k1, Position{7, at(5000)}, nil) {
 		t.Error("the floor does not stand for the pruned records")
 	}
 }
@@ -92,6 +118,7 @@ func TestIndex(t *testing.T) {
 func FuzzOpenRecord(f *testing.F) {
 	m := testMAC("secret")
 	f.Add(sealRecord(m, "key", recSubject, time.Now(), [8]byte{}, subjectBody("i", "s")), byte(recSubject))
+	f.Add(sealRecord(m, "key", recName, time.Now(), [8]byte{}, nameBody("ssf", leasecache.NameOf("i", leasecache.ClaimEmail, "e"))), byte(recName))
 	f.Add([]byte{}, byte(0))
 	f.Fuzz(func(t *testing.T, b []byte, kind byte) {
 		_, _, _, _ = openRecord(m, "key", b)

@@ -1,4 +1,6 @@
-package authz
+// Package denylog owns the rate limit on the engine's denial log lines
+// (SPEC §6, log.denials_per_second).
+package denylog
 
 import (
 	"fmt"
@@ -9,14 +11,14 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// maxDenialsPerSecond bounds DenialLogConfig.PerSecond: beyond it a limit
+// maxDenialsPerSecond bounds Config.PerSecond: beyond it a limit
 // protects no log.
 const maxDenialsPerSecond = 1e6
 
-// DenialLogConfig limits the engine's denial log lines (SPEC §6,
+// Config limits the engine's denial log lines (SPEC §6,
 // log.denials_per_second), so that a flood of garbage tokens cannot flood
 // the log. Allows are logged at debug and are not limited.
-type DenialLogConfig struct {
+type Config struct {
 	// PerSecond is how many denial lines are logged per second on average,
 	// in bursts of up to one second's worth (at least one line); the next
 	// line logged says how many were left out (suppressed). 0 to 1e6;
@@ -27,36 +29,36 @@ type DenialLogConfig struct {
 	Now func() time.Time
 }
 
-// DenialLogProblem is one reason NewDenialLog refuses a config. Field is
+// Problem is one reason New refuses a config. Field is
 // the key as SPEC §7 spells it inside log: "denials_per_second".
-type DenialLogProblem struct{ Field, Msg string }
+type Problem struct{ Field, Msg string }
 
-func (p DenialLogProblem) Error() string { return p.Field + ": " + p.Msg }
+func (p Problem) Error() string { return p.Field + ": " + p.Msg }
 
-// Validate reports every problem NewDenialLog would refuse in c.
-func (c DenialLogConfig) Validate() []DenialLogProblem {
+// Validate reports every problem New would refuse in c.
+func (c Config) Validate() []Problem {
 	r := c.PerSecond
 	if math.IsNaN(r) || r < 0 || r > maxDenialsPerSecond {
-		return []DenialLogProblem{{"denials_per_second", fmt.Sprintf("%v is outside 0..%g", r, float64(maxDenialsPerSecond))}}
+		return []Problem{{"denials_per_second", fmt.Sprintf("%v is outside 0..%g", r, float64(maxDenialsPerSecond))}}
 	}
 	return nil
 }
 
-// DenialLog decides which denials are logged. One outlives engine rebuilds
-// on reload (Config.DenialLog), so a reload does not refill the bucket.
-// A nil *DenialLog logs every denial.
-type DenialLog struct {
+// Limit decides which denials are logged. One outlives engine rebuilds
+// on reload (authz.Config.DenialLog), so a reload does not refill the
+// bucket. A nil *Limit logs every denial.
+type Limit struct {
 	lim        *rate.Limiter // nil: no limit
 	now        func() time.Time
 	suppressed atomic.Uint64 // denials left out since the last line logged
 }
 
-// NewDenialLog builds the limiter c describes.
-func NewDenialLog(c DenialLogConfig) (*DenialLog, error) {
+// New builds the limiter c describes.
+func New(c Config) (*Limit, error) {
 	if ps := c.Validate(); len(ps) > 0 {
-		return nil, fmt.Errorf("authz: log.%w", ps[0])
+		return nil, fmt.Errorf("denylog: log.%w", ps[0])
 	}
-	l := &DenialLog{now: c.Now}
+	l := &Limit{now: c.Now}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -66,9 +68,9 @@ func NewDenialLog(c DenialLogConfig) (*DenialLog, error) {
 	return l, nil
 }
 
-// admit reports whether this denial gets its line and, when it does, how
+// Admit reports whether this denial gets its line and, when it does, how
 // many denials were left out since the last line.
-func (l *DenialLog) admit() (ok bool, suppressed uint64) {
+func (l *Limit) Admit() (ok bool, suppressed uint64) {
 	if l == nil || l.lim == nil {
 		return true, 0
 	}

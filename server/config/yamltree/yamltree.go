@@ -1,4 +1,8 @@
-package config
+// Package yamltree decodes YAML strictly through its yaml.Node tree:
+// ${VAR} expansion on the tree (a value can never change the structure),
+// a walk that refuses what yaml.v3's KnownFields decoder would, each
+// problem at its node's line and field path, and the line of every key.
+package yamltree
 
 import (
 	"errors"
@@ -6,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,28 +19,42 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// decode reads data into c through its yaml.Node tree: ${VAR} expansion on
-// the tree, then a strict walk of the tree against Config's types (the
-// strictDecoder), whose every problem has the field path and line of its
-// node, then yaml's own decoding of the same tree for the values. It
-// reports false when nothing more can be checked.
-func (c *Config) decode(data []byte, lookupEnv func(string) (string, bool), ps *Problems) bool {
+// Problem is one decoding problem, at its node's line and field path.
+type Problem struct {
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (p Problem) String() string {
+	if p.Field == "" {
+		return p.Msg
+	}
+	return p.Field + ": " + p.Msg
+}
+
+// Decode reads data into v, a pointer to a struct: ${VAR} expansion on
+// the tree (lookupEnv; each expanded value's path goes in fromEnv), a
+// strict walk against v's type recording each key's line in lines, then
+// yaml's own decoding of the same tree for the values. Problems are
+// appended to ps. It reports false when nothing more can be checked.
+func Decode(data []byte, v any, lookupEnv func(string) (string, bool), lines map[string]int, fromEnv map[string]bool, ps *[]Problem) bool {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		// There is no tree to take a position from: the parser's message,
 		// which says where, is all there is.
-		ps.List = append(ps.List, Problem{Msg: "YAML syntax: " + strings.TrimPrefix(err.Error(), "yaml: ")})
+		*ps = append(*ps, Problem{Msg: "YAML syntax: " + strings.TrimPrefix(err.Error(), "yaml: ")})
 		return false
 	}
 	if len(root.Content) == 0 {
 		return true // an empty file: every key takes its default
 	}
 	doc := root.Content[0]
-	env := envExpander{lookup: lookupEnv, fromEnv: c.fromEnv, nodes: map[*yaml.Node]bool{}, ps: ps}
+	env := envExpander{lookup: lookupEnv, fromEnv: fromEnv, nodes: map[*yaml.Node]bool{}, ps: ps}
 	env.expand(doc, "")
-	sd := newStrictDecoder(c.lines, env.nodes, ps)
-	sd.walk(doc, reflect.TypeFor[Config](), "")
-	err := doc.Decode(c)
+	sd := newStrictDecoder(lines, env.nodes, ps)
+	sd.walk(doc, reflect.TypeOf(v).Elem(), "")
+	err := doc.Decode(v)
 	var te *yaml.TypeError
 	switch {
 	case err == nil:
@@ -43,9 +62,16 @@ func (c *Config) decode(data []byte, lookupEnv func(string) (string, bool), ps *
 	case sd.refused == 0:
 		// The walk and yaml disagree (FuzzParse looks for this): say
 		// what yaml said rather than accept the file.
-		ps.List = append(ps.List, Problem{Line: doc.Line, Msg: "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
+		*ps = append(*ps, Problem{Line: doc.Line, Msg: "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
 	}
 	return errors.As(err, &te) // a TypeError leaves the rest decoded
+}
+
+// Check is the strict walk alone: what it refuses in n against t.
+func Check(n *yaml.Node, t reflect.Type) []Problem {
+	var ps []Problem
+	newStrictDecoder(map[string]int{}, nil, &ps).walk(n, t, "")
+	return ps
 }
 
 // strictDecoder walks a node tree against a Go type as yaml.v3's strict
@@ -57,7 +83,7 @@ func (c *Config) decode(data []byte, lookupEnv func(string) (string, bool), ps *
 type strictDecoder struct {
 	lines   map[string]int
 	env     map[*yaml.Node]bool // scalars whose value came from ${VAR}
-	ps      *Problems
+	ps      *[]Problem
 	refused int            // what the walk refused, said or not
 	seen    map[visit]bool // (node, type) pairs walked, so aliases cost once
 	budget  int            // nodes left to walk: no alias bomb makes it slow
@@ -72,7 +98,7 @@ type visit struct {
 // refuses excessive aliasing on its own terms.
 const walkBudget = 1 << 20
 
-func newStrictDecoder(lines map[string]int, env map[*yaml.Node]bool, ps *Problems) *strictDecoder {
+func newStrictDecoder(lines map[string]int, env map[*yaml.Node]bool, ps *[]Problem) *strictDecoder {
 	return &strictDecoder{lines: lines, env: env, ps: ps, seen: map[visit]bool{}, budget: walkBudget}
 }
 
@@ -83,7 +109,7 @@ func (d *strictDecoder) add(n *yaml.Node, path, msg string) {
 	if path == "" {
 		msg = "the configuration " + msg
 	}
-	d.ps.List = append(d.ps.List, Problem{Line: n.Line, Field: path, Msg: msg})
+	*d.ps = append(*d.ps, Problem{Line: n.Line, Field: path, Msg: msg})
 }
 
 // walk checks n against t at path.
@@ -242,7 +268,7 @@ func (d *strictDecoder) leaf(n *yaml.Node, t reflect.Type, path string) {
 	var te *yaml.TypeError
 	switch {
 	case err == nil:
-	case d.ps.has(path): // an unset ${VAR}: said already
+	case slices.ContainsFunc(*d.ps, func(p Problem) bool { return p.Field == path }): // an unset ${VAR}: said already
 		d.refused++
 	case errors.As(err, &te):
 		d.add(n, path, fmt.Sprintf("%s is not %s", d.describe(n), describeType(t)))
@@ -365,7 +391,7 @@ type envExpander struct {
 	lookup  func(string) (string, bool)
 	fromEnv map[string]bool     // paths of expanded values
 	nodes   map[*yaml.Node]bool // expanded nodes
-	ps      *Problems
+	ps      *[]Problem
 }
 
 func (e *envExpander) expand(n *yaml.Node, path string) {
@@ -386,7 +412,7 @@ func (e *envExpander) expand(n *yaml.Node, path string) {
 			name := ref[2 : len(ref)-1]
 			v, ok := e.lookup(name)
 			if !ok {
-				e.ps.List = append(e.ps.List, Problem{Line: n.Line, Field: path, Msg: fmt.Sprintf("environment variable %s is not set", name)})
+				*e.ps = append(*e.ps, Problem{Line: n.Line, Field: path, Msg: fmt.Sprintf("environment variable %s is not set", name)})
 			}
 			return v
 		})
