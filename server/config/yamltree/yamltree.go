@@ -67,13 +67,6 @@ func Decode(data []byte, v any, lookupEnv func(string) (string, bool), lines map
 	return errors.As(err, &te) // a TypeError leaves the rest decoded
 }
 
-// Check is the strict walk alone: what it refuses in n against t.
-func Check(n *yaml.Node, t reflect.Type) []Problem {
-	var ps []Problem
-	newStrictDecoder(map[string]int{}, nil, &ps).walk(n, t, "")
-	return ps
-}
-
 // strictDecoder walks a node tree against a Go type as yaml.v3's strict
 // decoder (KnownFields) would, and reports what it would refuse, each at
 // the offending node's line and field path: a key the type does not have,
