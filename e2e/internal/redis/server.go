@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -82,15 +83,22 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Dir == "" {
 		return nil, errors.New("redis: Options.Dir is empty")
 	}
-	port, err := freePort(o.Cluster)
-	if err != nil {
-		return nil, err
+	// A port found free can be taken by another process before redis
+	// binds it: then try another one.
+	for attempt := 0; ; attempt++ {
+		port, err := freePort(o.Cluster)
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{bin: bin, opts: o, port: port}
+		err = s.start(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if attempt == 4 || !strings.Contains(s.Log(), "Address already in use") {
+			return nil, err
+		}
 	}
-	s := &Server{bin: bin, opts: o, port: port}
-	if err := s.start(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // freePort finds a free loopback port; for a Cluster node port+10000 (the
