@@ -40,8 +40,11 @@ func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
 		return nil, err
 	}
 	fe := &frontEnds{grpc: g, metrics: s.metricsServer(),
-		admin: &http.Server{Handler: s.adminHandler(cfg.Listen.Push == ""), ReadHeaderTimeout: 5 * time.Second},
-		push:  s.pushServer(cfg)}
+		// Without listen.push the issuer reaches the receivers here: the
+		// same bounds on a slow body as pushServer's.
+		admin: &http.Server{Handler: s.adminHandler(cfg.Listen.Push == ""), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute},
+		push: s.pushServer(cfg)}
 	if cfg.Listen.HTTP != "" {
 		if fe.http, err = s.httpModeServer(cfg); err != nil {
 			return nil, err
