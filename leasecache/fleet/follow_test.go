@@ -26,8 +26,11 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 // measured and must stay under SPEC §8's 100 ms.
 func TestRevokeFanOut(t *testing.T) {
 	topologies(t, func(t *testing.T, e *env) {
-		a, _ := e.open(t, nil)
-		b, rec := e.open(t, nil)
+		// What is measured is the fan-out; each revoke's own deadline is
+		// generous so a loaded machine does not fail the call itself.
+		slow := func(c *Config) { c.Timeout = time.Second }
+		a, _ := e.open(t, slow)
+		b, rec := e.open(t, slow)
 		const n = 200
 		var delays []time.Duration
 		for i := range n {
