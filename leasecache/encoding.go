@@ -8,7 +8,11 @@ import (
 	"unsafe"
 )
 
-// Wire layout of a lease, version 2:
+// Wire layout of a lease, version 2: the form a lease leaves the process in
+// (EncodeLease, for the fleet's store). The cache keeps its own, smaller
+// layout (entry.go).
+//
+// Version 2:
 //
 //	[0]      version
 //	[1]      flags: bit 0 set when the lease has an expiry
@@ -76,7 +80,7 @@ func getTime(b []byte) (time.Time, bool) {
 }
 
 // decode reads a lease. Its strings share buf's memory, so buf must not be
-// reused by the caller (bigcache returns a fresh copy on every Get).
+// reused by the caller.
 func decode(buf []byte) (Lease, error) {
 	var l Lease
 	if len(buf) < headerLen || buf[0] != encVersion || buf[1]&^flagExpiry != 0 {
