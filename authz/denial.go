@@ -78,6 +78,7 @@ func (d *Decision) deny(realm string, status int, reason Reason, code, desc, sco
 	d.Challenge = challenge(realm, code, desc, scope)
 	d.Identity = Identity{}
 	d.Headers = nil
+	d.View = nil
 	d.StripAuthorization = false
 }
 
@@ -191,7 +192,15 @@ func headerSafe(v string) bool {
 // adapters apply it, so a token's identity passes through gRPC and HTTP
 // mode alike or through neither.
 func (d *Decision) UnpassableHeader() string {
-	for _, h := range d.Headers {
+	hs := d.Headers
+	if v := d.View; v != nil && v.sharesHeaders(hs) {
+		// The view's headers were judged when it was made.
+		if v.unpassable != "" {
+			return v.unpassable
+		}
+		hs = hs[len(v.headers):]
+	}
+	for _, h := range hs {
 		if h.Name == "" {
 			continue
 		}

@@ -82,6 +82,10 @@ type Engine struct {
 	tracer   trace.Tracer
 	metrics  *Metrics
 	fleet    *fleetState // nil: not in fleet mode
+	// realClock: the lease clock and the cache's are both time.Now, so
+	// Check's own reading of it serves the lease lookup too.
+	realClock bool
+	views     views // the LeaseViews of recent hits (view.go)
 
 	byIss  map[string]*trust.Issuer
 	byName map[string]*trust.Issuer
@@ -113,6 +117,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	u.ClientID = cmp.Or(u.ClientID, "x-auth-client-id")
 	u.Scope = cmp.Or(u.Scope, "x-auth-scope")
 	u.Issuer = cmp.Or(u.Issuer, "x-auth-issuer")
+	realClock := cfg.Now == nil && cfg.Cache.RealClock()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -128,19 +133,20 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Engine{
-		fleet:    fs,
-		realm:    cfg.Realm,
-		policy:   cfg.Policy,
-		cache:    cfg.Cache,
-		upstream: cfg.Upstream,
-		strip:    cfg.StripAuthorization,
-		now:      cfg.Now,
-		log:      cfg.Logger,
-		tracer:   cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
-		metrics:  cfg.Metrics,
-		byIss:    map[string]*trust.Issuer{},
-		byName:   map[string]*trust.Issuer{},
-		cancel:   cancel,
+		fleet:     fs,
+		realClock: realClock,
+		realm:     cfg.Realm,
+		policy:    cfg.Policy,
+		cache:     cfg.Cache,
+		upstream:  cfg.Upstream,
+		strip:     cfg.StripAuthorization,
+		now:       cfg.Now,
+		log:       cfg.Logger,
+		tracer:    cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
+		metrics:   cfg.Metrics,
+		byIss:     map[string]*trust.Issuer{},
+		byName:    map[string]*trust.Issuer{},
+		cancel:    cancel,
 	}
 	for _, ic := range cfg.Issuers {
 		is, err := trust.New(ctx, ic, e.now, e.log, cfg.TracerProvider)

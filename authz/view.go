@@ -1,0 +1,151 @@
+package authz
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/leasegate/leasegate/authz/trust"
+	"github.com/leasegate/leasegate/leasecache"
+)
+
+// LeaseView is what every hit of one lease allows with: the identity, the
+// upstream identity headers and the token id, made on the lease's first
+// hit and shared, unchanged, by the hits after it (Decision.View). An
+// adapter may keep its rendering of the allow in it (Rendering), so a hit
+// builds no response either.
+type LeaseView struct {
+	issuer   *trust.Issuer
+	tokenID  string
+	identity Identity
+	headers  []Header // len == cap: a caller's append copies, never writes here
+	// unpassable is UnpassableHeader of headers, judged once.
+	unpassable string
+	rendering  atomic.Pointer[rendering]
+}
+
+type rendering struct{ v any }
+
+// Headers are the view's identity headers: the prefix d.Headers starts
+// with on a hit. Read only.
+func (v *LeaseView) Headers() []Header { return v.headers }
+
+// Rendering is what an adapter stored with SetRendering, or nil. The
+// value is shared by every request hitting the lease: read only.
+func (v *LeaseView) Rendering() any {
+	if r := v.rendering.Load(); r != nil {
+		return r.v
+	}
+	return nil
+}
+
+// SetRendering keeps x, an adapter's immutable rendering of allows from
+// this view (for instance one per tier), for the next hits; the last
+// writer wins.
+func (v *LeaseView) SetRendering(x any) { v.rendering.Store(&rendering{x}) }
+
+// sharesHeaders reports whether hs starts with the view's headers, the
+// same memory: a decision's headers on a hit, maybe with more appended.
+func (v *LeaseView) sharesHeaders(hs []Header) bool {
+	return len(v.headers) > 0 && len(hs) >= len(v.headers) && &hs[0] == &v.headers[0]
+}
+
+// matches reports whether v renders lease l of issuer is: the same
+// identity, whatever validation produced l.
+func (v *LeaseView) matches(l *leasecache.Lease, is *trust.Issuer) bool {
+	return v.issuer == is && v.identity.Subject == l.Subject && v.identity.ClientID == l.ClientID && v.identity.Scope == l.Scope
+}
+
+// views holds the LeaseViews of an engine's recent hits, by lease key. A
+// view is only ever used after the lease cache answered a hit for the key
+// and the view matches that lease, so it can never outlive a revocation or
+// a revalidation with other claims; it only saves building the same allow
+// again. Bounded: each shard keeps two generations of at most viewsPerShard
+// entries, and a view found in the older one moves to the newer.
+type views struct {
+	shards [viewShards]viewShard
+}
+
+const (
+	viewShards    = 64
+	viewsPerShard = 128 // up to 2 × 64 × 128 = 16,384 views
+)
+
+type viewShard struct {
+	mu       sync.RWMutex
+	cur, old map[leasecache.Key]*LeaseView
+	_        [64]byte // keep shards' locks off each other's cache lines
+}
+
+func (vs *views) shard(k *leasecache.Key) *viewShard {
+	return &vs.shards[k[len(k)-1]%viewShards] // bigcache shards by the first bytes
+}
+
+// get returns the view of key's lease l, making it on first use; nil when
+// the identity cannot be passed upstream (the caller refuses the token).
+func (e *Engine) view(key, raw leasecache.Key, l *leasecache.Lease, is *trust.Issuer) *LeaseView {
+	s := e.views.shard(&key)
+	s.mu.RLock()
+	v, fresh := s.cur[key], true
+	if v == nil {
+		v, fresh = s.old[key], false
+	}
+	s.mu.RUnlock()
+	if v != nil && v.matches(l, is) {
+		if !fresh {
+			s.put(key, v)
+		}
+		return v
+	}
+	if v = e.newView(raw, l, is); v != nil {
+		s.put(key, v)
+	}
+	return v
+}
+
+func (s *viewShard) put(key leasecache.Key, v *LeaseView) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cur) >= viewsPerShard {
+		s.old, s.cur = s.cur, make(map[leasecache.Key]*LeaseView, viewsPerShard)
+	} else if s.cur == nil {
+		s.cur = make(map[leasecache.Key]*LeaseView, viewsPerShard)
+	}
+	s.cur[key] = v
+}
+
+// newView builds the view of l, its strings copied out of the cache
+// entry; nil when a claim is not headerSafe.
+func (e *Engine) newView(raw leasecache.Key, l *leasecache.Lease, is *trust.Issuer) *LeaseView {
+	id := Identity{
+		Subject:  strings.Clone(l.Subject),
+		ClientID: strings.Clone(l.ClientID),
+		Scope:    strings.Clone(l.Scope),
+		Issuer:   is.Config.Issuer,
+	}
+	hs := e.identityHeaders(id)
+	if hs == nil {
+		return nil
+	}
+	v := &LeaseView{issuer: is, tokenID: raw.Prefix(), identity: id, headers: hs[:len(hs):len(hs)]}
+	v.unpassable = (&Decision{Headers: hs}).UnpassableHeader()
+	return v
+}
+
+// identityHeaders are the upstream headers of id, or nil when a value is
+// not headerSafe: a claim with CR/LF/NUL or of absurd size would break or
+// inject upstream headers.
+func (e *Engine) identityHeaders(id Identity) []Header {
+	hs := []Header{
+		{e.upstream.Subject, id.Subject},
+		{e.upstream.ClientID, id.ClientID},
+		{e.upstream.Scope, id.Scope},
+		{e.upstream.Issuer, id.Issuer},
+	}
+	for _, h := range hs {
+		if !headerSafe(h.Value) {
+			return nil
+		}
+	}
+	return hs
+}
