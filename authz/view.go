@@ -44,8 +44,17 @@ func (v *LeaseView) Rendering() any {
 // writer wins.
 func (v *LeaseView) SetRendering(x any) { v.rendering.Store(&rendering{x}) }
 
-// sharesHeaders reports whether hs starts with the view's headers, the
-// same memory: a decision's headers on a hit, maybe with more appended.
+// Extra returns the headers of hs past the view's, and whether hs starts
+// with the view's headers (the same memory, not only the same values): on
+// a hit, d.Headers is the view's, maybe with a route's own appended. An
+// adapter renders the view's part once and composes the rest per request.
+func (v *LeaseView) Extra(hs []Header) ([]Header, bool) {
+	if !v.sharesHeaders(hs) {
+		return nil, false
+	}
+	return hs[len(v.headers):], true
+}
+
 func (v *LeaseView) sharesHeaders(hs []Header) bool {
 	return len(v.headers) > 0 && len(hs) >= len(v.headers) && &hs[0] == &v.headers[0]
 }

@@ -213,7 +213,17 @@ type okParts struct {
 	md     metaParts
 }
 
+// okResponse renders an allow: on a lease hit the lease's shared response
+// (render.go), else a new one.
 func okResponse(d *authz.Decision) *authv3.CheckResponse {
+	if r := hitResponse(d); r != nil {
+		return r
+	}
+	return buildOK(d)
+}
+
+// buildOK builds the OK response of d.
+func buildOK(d *authz.Decision) *authv3.CheckResponse {
 	p := new(okParts)
 	p.ok.Headers = p.ptrs[:0]
 	p.ok.HeadersToRemove = p.remove[:0]
