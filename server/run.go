@@ -214,7 +214,7 @@ func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
 	var ls listeners
 	lc := net.ListenConfig{}
 	var err error
-	if ls.grpc, err = lc.Listen(ctx, "tcp", cfg.Listen.GRPC); err != nil {
+	if ls.grpc, err = listenGRPC(ctx, &lc, cfg.Listen); err != nil {
 		return ls, fmt.Errorf("listen grpc %s: %w", cfg.Listen.GRPC, err)
 	}
 	if ls.admin, err = lc.Listen(ctx, "tcp", cfg.Listen.Admin); err != nil {
@@ -233,6 +233,9 @@ func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
 
 func (ls listeners) addrs() Addrs {
 	a := Addrs{GRPC: ls.grpc.Addr().String(), Admin: ls.admin.Addr().String()}
+	if ls.grpc.Addr().Network() == "unix" {
+		a.GRPC = config.UnixSocketPrefix + a.GRPC
+	}
 	if ls.http != nil {
 		a.HTTP = ls.http.Addr().String()
 	}

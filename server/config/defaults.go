@@ -23,6 +23,7 @@ const (
 	defaultStartGrace = 30 * time.Second
 	defaultDrain      = 15 * time.Second
 	defaultMaxStreams = 1024
+	defaultSocketMode = "0660"
 )
 
 // Issuer defaults. authz.New defaults a zero Introspection.Timeout,
@@ -47,6 +48,9 @@ func (c *Config) applyDefaults() {
 	c.Listen.GRPC = cmp.Or(c.Listen.GRPC, defaultGRPC)
 	c.Listen.Admin = cmp.Or(c.Listen.Admin, defaultAdmin)
 	c.Listen.HTTPMode = cmp.Or(c.Listen.HTTPMode, defaultHTTPMode)
+	if _, unix := c.Listen.UnixSocket(); unix {
+		c.Listen.GRPCSocket.Mode = cmp.Or(c.Listen.GRPCSocket.Mode, defaultSocketMode)
+	}
 	c.Realm = cmp.Or(c.Realm, defaultRealm)
 	c.DefaultTier = cmp.Or(c.DefaultTier, policy.TierCritical) // as policy.New reads ""
 	lc := c.Lease.cacheConfig().WithDefaults()
