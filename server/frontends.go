@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/server/config"
@@ -97,7 +96,7 @@ func (s *service) grpcServer(cfg *config.Config) (*grpc.Server, error) {
 	opts := append([]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(s.tp),
 		otelgrpc.WithPropagators(propagation.TraceContext{}),
-	))}, GRPCServerOptions(cfg.Server.MaxConcurrentStreams)...)
+	))}, envoy.ServerOptions(cfg.Server.MaxConcurrentStreams)...)
 	g := grpc.NewServer(opts...)
 	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return checker{s} }, Realm: cfg.Realm, Logger: s.log})
 	if err != nil {
@@ -112,33 +111,6 @@ func (s *service) grpcServer(cfg *config.Config) (*grpc.Server, error) {
 }
 
 const healthService = "envoy.service.auth.v3.Authorization"
-
-// StreamWorkers is how many goroutines serve the gRPC streams, each taking
-// the next stream when done (grpc.NumStreamWorkers): a check runs on a
-// stack that has already grown, where a goroutine per stream grows a new
-// one every time (morestack was ~10% of a hit's CPU). A stream that finds
-// every worker busy gets its own goroutine, as without the option.
-// Measured on the no-op floor: 6% less server CPU per request at 16
-// streams, 12% at 64 (BENCHMARKS.md).
-const StreamWorkers = 64
-
-// GRPCServerOptions are the ext_authz gRPC server's options, all but its
-// stats handler: the codec (envoy.Codec), the stream workers, the limits
-// and keepalive. Exported so that the load generator's no-op floor runs on
-// the very same stack.
-func GRPCServerOptions(maxConcurrentStreams uint32) []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(envoy.Codec()),
-		grpc.NumStreamWorkers(StreamWorkers),
-		grpc.MaxConcurrentStreams(maxConcurrentStreams),
-		// Envoy may send up to 8 MiB of headers (max_request_headers_kb); a
-		// larger message would be a gRPC error, not a decision.
-		grpc.MaxRecvMsgSize(16 << 20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		// Envoy pings idle HTTP/2 connections; don't kill it for that.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
-}
 
 // becomeReady probes the issuers until each has answered once or the start
 // grace passes, then reports SERVING.

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -17,9 +19,21 @@ import (
 // over runs. Pairs come from the same run because the two were measured
 // back to back under the same background load.
 func summarizeFile(out io.Writer, file, ratio string) error {
-	f, err := os.Open(file)
+	order, byLabel, err := readResults(file)
 	if err != nil {
 		return err
+	}
+	summaryTable(out, order, byLabel)
+	ratioTables(out, order, byLabel, ratio)
+	return nil
+}
+
+// readResults reads a file of -json results, grouped by label in the order
+// first seen.
+func readResults(file string) ([]string, map[string][]Result, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer f.Close()
 	var order []string
@@ -33,17 +47,17 @@ func summarizeFile(out io.Writer, file, ratio string) error {
 		}
 		var r Result
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
+			return nil, nil, fmt.Errorf("%s: %w", file, err)
 		}
 		if _, ok := byLabel[r.Label]; !ok {
 			order = append(order, r.Label)
 		}
 		byLabel[r.Label] = append(byLabel[r.Label], r)
 	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
+	return order, byLabel, sc.Err()
+}
 
+func summaryTable(out io.Writer, order []string, byLabel map[string][]Result) {
 	fmt.Fprintln(out, "| label | runs | requests/s | p50 µs | p90 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | errors+denied |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, label := range order {
@@ -96,6 +110,9 @@ func summarizeFile(out io.Writer, file, ratio string) error {
 		}
 	}
 
+}
+
+func ratioTables(out io.Writer, order []string, byLabel map[string][]Result, ratio string) {
 	for pair := range strings.SplitSeq(ratio, ",") {
 		num, den, ok := strings.Cut(pair, "=")
 		if !ok {
@@ -113,22 +130,82 @@ func summarizeFile(out io.Writer, file, ratio string) error {
 			for _, r := range byLabel[den+"/"+rest] {
 				dens[r.Run] = r
 			}
-			var rps, cpu []float64
-			for _, r := range byLabel[label] {
-				d, ok := dens[r.Run]
-				if !ok || d.RPS == 0 {
-					continue
-				}
-				rps = append(rps, r.RPS/d.RPS)
-				if d.ServerCPUUs > 0 {
-					cpu = append(cpu, r.ServerCPUUs/d.ServerCPUUs)
-				}
-			}
+			rps, cpu := pairRatios(byLabel[label], byLabel[den+"/"+rest])
 			if len(rps) == 0 {
 				continue
 			}
 			fmt.Fprintf(out, "| %s | %d | %s | %s |\n", rest, len(rps), medianRange(rps, "%.3f"), medianRange(cpu, "%.2f"))
 		}
+	}
+}
+
+// pairRatios are the throughput and server-CPU-per-request ratios of the
+// results of nums to those of dens with the same run number.
+func pairRatios(nums, dens []Result) (rps, cpu []float64) {
+	byRun := map[int]Result{}
+	for _, d := range dens {
+		byRun[d.Run] = d
+	}
+	for _, r := range nums {
+		d, ok := byRun[r.Run]
+		if !ok || d.RPS == 0 {
+			continue
+		}
+		rps = append(rps, r.RPS/d.RPS)
+		if d.ServerCPUUs > 0 && r.ServerCPUUs > 0 {
+			cpu = append(cpu, r.ServerCPUUs/d.ServerCPUUs)
+		}
+	}
+	return rps, cpu
+}
+
+// matrixFile prints the peers table: for spec "den=a,b,c", one row per
+// server a, b, c and one column per concurrency found (labels
+// server/c<N>), each cell the median and min–max over runs of the
+// throughput ratio to den/c<N> of the same run; then the same for server
+// CPU per request. names gives a row's display name ("a=leasegate,
+// single"; the label when absent).
+func matrixFile(out io.Writer, file, spec string, names map[string]string) error {
+	_, byLabel, err := readResults(file)
+	if err != nil {
+		return err
+	}
+	den, nums, ok := strings.Cut(spec, "=")
+	if !ok {
+		return fmt.Errorf("-matrix %q: want DEN=NUM[,NUM]", spec)
+	}
+	var cs []int
+	for label := range byLabel {
+		if rest, ok := strings.CutPrefix(label, den+"/c"); ok {
+			if c, err := strconv.Atoi(rest); err == nil {
+				cs = append(cs, c)
+			}
+		}
+	}
+	slices.Sort(cs)
+	for _, part := range []struct {
+		title string
+		pick  func(rps, cpu []float64) ([]float64, string)
+	}{
+		{"throughput ÷ " + den, func(rps, _ []float64) ([]float64, string) { return rps, "%.2f" }},
+		{"server CPU per request ÷ " + den + "'s", func(_, cpu []float64) ([]float64, string) { return cpu, "%.2f" }},
+	} {
+		fmt.Fprintf(out, "| %s |", part.title)
+		for _, c := range cs {
+			fmt.Fprintf(out, " %d stream%s |", c, map[bool]string{true: "", false: "s"}[c == 1])
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "|---"+strings.Repeat("|---", len(cs))+"|")
+		for num := range strings.SplitSeq(nums, ",") {
+			fmt.Fprintf(out, "| %s |", cmp.Or(names[num], num))
+			for _, c := range cs {
+				rps, cpu := pairRatios(byLabel[fmt.Sprintf("%s/c%d", num, c)], byLabel[fmt.Sprintf("%s/c%d", den, c)])
+				v, format := part.pick(rps, cpu)
+				fmt.Fprintf(out, " %s |", medianRange(v, format))
+			}
+			fmt.Fprintln(out)
+		}
+		fmt.Fprintln(out)
 	}
 	return nil
 }
