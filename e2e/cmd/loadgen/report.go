@@ -61,7 +61,7 @@ func gobenchFile(out io.Writer, file string) error {
 			v := vals[name][u]
 			runs = max(runs, len(v))
 			format := "%.0f"
-			if m := median(v); m < 100 && m != float64(int64(m)) {
+			if m := median(v); m < 1000 && m != float64(int64(m)) {
 				format = "%.1f"
 			}
 			cells[i] = medianRange(v, format)

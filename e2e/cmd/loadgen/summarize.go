@@ -222,14 +222,15 @@ func stat(rs []Result, get func(*Result) float64) string {
 	return medianRange(v, format)
 }
 
-// medianRange formats "median (min–max)"; with one value, just the value.
+// medianRange formats "median (min–max)"; with one value (or all equal),
+// just the value.
 func medianRange(v []float64, format string) string {
 	if len(v) == 0 {
 		return "–"
 	}
 	s := slices.Clone(v)
 	slices.Sort(s)
-	if len(s) == 1 {
+	if len(s) == 1 || s[0] == s[len(s)-1] {
 		return fmt.Sprintf(format, s[0])
 	}
 	return fmt.Sprintf(format+" ("+format+"–"+format+")", median(s), s[0], s[len(s)-1])
