@@ -527,6 +527,10 @@ suite_peers() {
 		servers+=(opa-header opa-jwt)
 	fi
 	local jwt=(-token-file "$OUT/jwt-10k.txt")
+	# Each server's floor, measured right beside it: the no-op server on
+	# the same transport. The Unix-socket floor's own floor is the TCP one.
+	local -A floor=([noop-unix]=noop [leasegate-unix]=noop-unix)
+	servers=("${servers[@]:1}") # the TCP floor is everyone's pair, not a row
 	for run in $(seq "$RUNS"); do
 		log "peers: run $run/$RUNS, (re)validating 10k leases on each leasegate"
 		for s in "${!prime[@]}"; do
@@ -540,34 +544,38 @@ suite_peers() {
 		for c in $STREAMS; do
 			for ((k = 0; k < n; k++)); do
 				s=${servers[$(((k + run) % n))]}
-				log "peers: run $run/$RUNS, $s, $c streams"
-				local extra=()
+				local fl=${floor[$s]:-noop} extra=()
 				case $s in
 				leasegate-jwt | opa-jwt) extra=("${jwt[@]}") ;;
 				# DELETE is the window-0 tier: every request is a full
 				# verification, as for a JWT never seen before.
 				leasegate-jwt-fresh) extra=("${jwt[@]}" -mix DELETE=1) ;;
 				esac
+				log "peers: run $run/$RUNS, $s and its floor ($fl), $c streams"
+				# The pair back to back, which one first alternating by round.
+				if ((run % 2)); then
+					measure "$fl@$s/c$c" "${addr[$fl]}" "${pid[$fl]}" "$run" -concurrency "$c" -tokens 10000 "${extra[@]}" >>"$f"
+				fi
 				measure "$s/c$c" "${addr[$s]}" "${pid[$s]}" "$run" -concurrency "$c" -tokens 10000 "${extra[@]}" >>"$f"
+				if ((run % 2 == 0)); then
+					measure "$fl@$s/c$c" "${addr[$fl]}" "${pid[$fl]}" "$run" -concurrency "$c" -tokens 10000 "${extra[@]}" >>"$f"
+				fi
 			done
 		done
 	done
-	local names="leasegate=leasegate, lease hit;leasegate-unix=leasegate over a Unix socket;fleet=leasegate fleet replica, local hit"
-	names+=";leasegate-jwt=leasegate, JWT mode, lease hit;leasegate-jwt-fresh=leasegate, JWT mode, fresh JWT (RS256 verify)"
+	local names="leasegate=leasegate, lease hit;leasegate-unix=leasegate over a Unix socket (÷ the floor on one);noop-unix=the floor over a Unix socket (÷ the floor over TCP)"
+	names+=";fleet=leasegate fleet replica, local hit;leasegate-jwt=leasegate, JWT mode, lease hit;leasegate-jwt-fresh=leasegate, JWT mode, fresh JWT (RS256 verify)"
 	names+=";opa-header=OPA-Envoy, header-presence policy;opa-jwt=OPA-Envoy, io.jwt.decode_verify policy"
-	local nums
-	nums=$(printf '%s\n' "${servers[@]}" | grep -v '^noop' | paste -sd,)
+	local nums="" s2
+	for s2 in "${servers[@]}"; do nums+="${nums:+,}$s2${floor[$s2]:+/${floor[$s2]}}"; done
 	{
 		echo '```'
 		cat "$OUT/env.txt"
 		[ -f "$OPA_ENVOY.stamp" ] && echo "opa-envoy-plugin: $(cat "$OPA_ENVOY.stamp")"
-		echo "$RUNS rounds of $DURATION (after $WARMUP warm-up) per server and stream count, one gRPC connection, 10k tokens"
+		echo "$RUNS rounds; in each, per stream count, every server and its floor back to back, $DURATION each after $WARMUP warm-up; one gRPC connection, 10k tokens"
 		echo '```'
 		echo
 		"$LOADGEN" -summarize "$f" -matrix "noop=$nums" -names "$names"
-		echo "Over the Unix socket, against the floor on a Unix socket too:"
-		echo
-		"$LOADGEN" -summarize "$f" -matrix "noop-unix=leasegate-unix" -names "$names"
 	} >"$OUT/peers.md"
 	{
 		cat "$OUT/peers.md"
@@ -576,7 +584,7 @@ suite_peers() {
 		"$LOADGEN" -summarize "$f"
 	} >"$OUT/peers-all.md"
 	cat "$OUT/peers-all.md"
-	for s in "${servers[@]}"; do stop "${pid[$s]}"; done
+	for s in noop "${servers[@]}"; do stop "${pid[$s]}"; done
 	stop "$ISSUER_PID"
 }
 

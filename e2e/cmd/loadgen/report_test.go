@@ -72,19 +72,24 @@ func TestMatrixFile(t *testing.T) {
 		{Label: "lg/c1", Run: 2, RPS: 1900, ServerCPUUs: 120},
 		{Label: "lg/c1", Run: 3, RPS: 5000}, // no floor run 3: not paired
 		{Label: "noop/c16", Run: 1, RPS: 4000, ServerCPUUs: 50},
+		{Label: "noop@lg/c16", Run: 1, RPS: 2000, ServerCPUUs: 50}, // measured beside lg: preferred
+		{Label: "lg/c16", Run: 1, RPS: 1000, ServerCPUUs: 100},
+		{Label: "unix/c16", Run: 1, RPS: 3000, ServerCPUUs: 40},
+		{Label: "fl2/c16", Run: 1, RPS: 2000, ServerCPUUs: 40},
 	} {
 		j, _ := json.Marshal(r)
 		b.Write(append(j, '\n'))
 	}
 	write(t, in, b.String())
 	var out bytes.Buffer
-	if err := matrixFile(&out, in, "noop=lg", map[string]string{"lg": "leasegate"}); err != nil {
+	if err := matrixFile(&out, in, "noop=lg,unix/fl2", map[string]string{"lg": "leasegate"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| throughput ÷ noop | 1 stream | 16 streams |",
-		"| leasegate | 0.93 (0.90–0.95) | – |",
-		"| leasegate | 1.15 (1.10–1.20) | – |",
+		"| throughput ÷ the floor's | 1 stream | 16 streams |",
+		"| leasegate | 0.93 (0.90–0.95) | 0.50 |",
+		"| unix | – | 1.50 |",
+		"| leasegate | 1.15 (1.10–1.20) | 2.00 |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("missing %q in\n%s", want, out.String())

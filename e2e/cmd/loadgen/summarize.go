@@ -159,12 +159,14 @@ func pairRatios(nums, dens []Result) (rps, cpu []float64) {
 	return rps, cpu
 }
 
-// matrixFile prints the peers table: for spec "den=a,b,c", one row per
+// matrixFile prints the peers table: for spec "den=a,b/d2,c", one row per
 // server a, b, c and one column per concurrency found (labels
 // server/c<N>), each cell the median and min–max over runs of the
-// throughput ratio to den/c<N> of the same run; then the same for server
-// CPU per request. names gives a row's display name ("a=leasegate,
-// single"; the label when absent).
+// throughput ratio to its floor's run of the same round: the floor run
+// measured right beside it (label den@a/c<N>) when there is one, else
+// den/c<N>; b's floor is d2. Then the same for server CPU per request.
+// names gives a row's display name ("a=leasegate, lease hit"; the label
+// when absent).
 func matrixFile(out io.Writer, file, spec string, names map[string]string) error {
 	_, byLabel, err := readResults(file)
 	if err != nil {
@@ -172,36 +174,46 @@ func matrixFile(out io.Writer, file, spec string, names map[string]string) error
 	}
 	den, nums, ok := strings.Cut(spec, "=")
 	if !ok {
-		return fmt.Errorf("-matrix %q: want DEN=NUM[,NUM]", spec)
+		return fmt.Errorf("-matrix %q: want DEN=NUM[/DEN][,NUM[/DEN]]", spec)
 	}
 	var cs []int
 	for label := range byLabel {
-		if rest, ok := strings.CutPrefix(label, den+"/c"); ok {
-			if c, err := strconv.Atoi(rest); err == nil {
+		if i := strings.LastIndex(label, "/c"); i >= 0 {
+			if c, err := strconv.Atoi(label[i+2:]); err == nil && !slices.Contains(cs, c) {
 				cs = append(cs, c)
 			}
 		}
 	}
 	slices.Sort(cs)
+	floorOf := func(num, floor string, c int) []Result {
+		if rs := byLabel[fmt.Sprintf("%s@%s/c%d", floor, num, c)]; len(rs) > 0 {
+			return rs
+		}
+		return byLabel[fmt.Sprintf("%s/c%d", floor, c)]
+	}
 	for _, part := range []struct {
 		title string
-		pick  func(rps, cpu []float64) ([]float64, string)
-	}{
-		{"throughput ÷ " + den, func(rps, _ []float64) ([]float64, string) { return rps, "%.2f" }},
-		{"server CPU per request ÷ " + den + "'s", func(_, cpu []float64) ([]float64, string) { return cpu, "%.2f" }},
-	} {
+		cpu   bool
+	}{{"throughput ÷ the floor's", false}, {"server CPU per request ÷ the floor's", true}} {
 		fmt.Fprintf(out, "| %s |", part.title)
 		for _, c := range cs {
 			fmt.Fprintf(out, " %d stream%s |", c, map[bool]string{true: "", false: "s"}[c == 1])
 		}
 		fmt.Fprintln(out)
 		fmt.Fprintln(out, "|---"+strings.Repeat("|---", len(cs))+"|")
-		for num := range strings.SplitSeq(nums, ",") {
+		for item := range strings.SplitSeq(nums, ",") {
+			num, floor, ok := strings.Cut(item, "/")
+			if !ok {
+				floor = den
+			}
 			fmt.Fprintf(out, "| %s |", cmp.Or(names[num], num))
 			for _, c := range cs {
-				rps, cpu := pairRatios(byLabel[fmt.Sprintf("%s/c%d", num, c)], byLabel[fmt.Sprintf("%s/c%d", den, c)])
-				v, format := part.pick(rps, cpu)
-				fmt.Fprintf(out, " %s |", medianRange(v, format))
+				rps, cpu := pairRatios(byLabel[fmt.Sprintf("%s/c%d", num, c)], floorOf(num, floor, c))
+				v := rps
+				if part.cpu {
+					v = cpu
+				}
+				fmt.Fprintf(out, " %s |", medianRange(v, "%.2f"))
 			}
 			fmt.Fprintln(out)
 		}
@@ -209,7 +221,6 @@ func matrixFile(out io.Writer, file, spec string, names map[string]string) error
 	}
 	return nil
 }
-
 func stat(rs []Result, get func(*Result) float64) string {
 	v := make([]float64, 0, len(rs))
 	for i := range rs {
