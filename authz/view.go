@@ -3,17 +3,18 @@ package authz
 import (
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 )
 
 // LeaseView is what every hit of one lease allows with: the identity, the
-// upstream identity headers and the token id, made on the lease's first
-// hit and shared, unchanged, by the hits after it (Decision.View). An
-// adapter may keep its rendering of the allow in it (Rendering), so a hit
-// builds no response either.
+// upstream identity headers (judged once) and the token id, made on the
+// lease's first hit and shared, unchanged, by the hits after it
+// (Decision.View), so a hit allocates neither headers nor the token id's
+// hex. (Adapters do not cache their responses in it: a shared response per
+// lease was measured slower over real gRPC than one built per request,
+// BENCHMARKS.md.)
 type LeaseView struct {
 	issuer   *trust.Issuer
 	tokenID  string
@@ -21,40 +22,11 @@ type LeaseView struct {
 	headers  []Header // len == cap: a caller's append copies, never writes here
 	// unpassable is UnpassableHeader of headers, judged once.
 	unpassable string
-	rendering  atomic.Pointer[rendering]
 }
 
-type rendering struct{ v any }
-
-// Headers are the view's identity headers: the prefix d.Headers starts
-// with on a hit. Read only.
-func (v *LeaseView) Headers() []Header { return v.headers }
-
-// Rendering is what an adapter stored with SetRendering, or nil. The
-// value is shared by every request hitting the lease: read only.
-func (v *LeaseView) Rendering() any {
-	if r := v.rendering.Load(); r != nil {
-		return r.v
-	}
-	return nil
-}
-
-// SetRendering keeps x, an adapter's immutable rendering of allows from
-// this view (for instance one per tier), for the next hits; the last
-// writer wins.
-func (v *LeaseView) SetRendering(x any) { v.rendering.Store(&rendering{x}) }
-
-// Extra returns the headers of hs past the view's, and whether hs starts
-// with the view's headers (the same memory, not only the same values): on
-// a hit, d.Headers is the view's, maybe with a route's own appended. An
-// adapter renders the view's part once and composes the rest per request.
-func (v *LeaseView) Extra(hs []Header) ([]Header, bool) {
-	if !v.sharesHeaders(hs) {
-		return nil, false
-	}
-	return hs[len(v.headers):], true
-}
-
+// sharesHeaders reports whether hs starts with the view's headers (the
+// same memory): a decision's headers on a hit, maybe with a route's own
+// appended.
 func (v *LeaseView) sharesHeaders(hs []Header) bool {
 	return len(v.headers) > 0 && len(hs) >= len(v.headers) && &hs[0] == &v.headers[0]
 }
@@ -90,8 +62,9 @@ func (vs *views) shard(k *leasecache.Key) *viewShard {
 	return &vs.shards[k[len(k)-1]%viewShards] // bigcache shards by the first bytes
 }
 
-// get returns the view of key's lease l, making it on first use; nil when
-// the identity cannot be passed upstream (the caller refuses the token).
+// view returns the view of key's lease l (raw: the token's own SHA-256,
+// for the token id), making it on first use; nil when the identity cannot
+// be passed upstream (allow then refuses the token).
 func (e *Engine) view(key, raw leasecache.Key, l *leasecache.Lease, is *trust.Issuer) *LeaseView {
 	s := e.views.shard(&key)
 	s.mu.RLock()

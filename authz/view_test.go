@@ -41,7 +41,7 @@ func TestHitsShareOneView(t *testing.T) {
 	}
 	// An adapter appending its own header must not write into the view.
 	extra := append(a.Headers, Header{"if-none-match", "*"})
-	if len(a.View.Headers()) != 4 || &extra[0] == &a.Headers[0] {
+	if len(a.View.headers) != 4 || &extra[0] == &a.Headers[0] {
 		t.Fatal("append to a hit's headers wrote into the shared view")
 	}
 }

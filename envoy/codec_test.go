@@ -23,8 +23,8 @@ func TestCodecMatchesProto(t *testing.T) {
 	big.Headers = append(big.Headers, authz.Header{Name: "x-big", Value: strings.Repeat("v", 8<<10)})
 	denied := denial(403, authz.ReasonScope, authz.ErrCodeInsufficientScope, "nope", "storage.read:/x", `Bearer realm="r"`, 0)
 	msgs := map[string]proto.Message{
-		"ok":                buildOK(&ok),
-		"ok, large":         buildOK(&big),
+		"ok":                okResponse(&ok),
+		"ok, large":         okResponse(&big),
 		"denied":            deniedResponse(&denied),
 		"fault":             faultResponse(),
 		"health":            &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING},
