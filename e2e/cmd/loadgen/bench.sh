@@ -54,7 +54,7 @@ build() {
 	{
 		echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 		echo "kernel: $(uname -r); $(go version)"
-		echo "commit: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!e2e' || echo ' (+ uncommitted changes)')"
+		echo "commit: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!e2e' ':!BENCHMARKS.md' || echo ' (+ uncommitted changes)')"
 	} >"$OUT/env.txt"
 	cat "$OUT/env.txt" >&2
 }
@@ -593,10 +593,10 @@ suite_peers() {
 suite_micro() {
 	local raw=$OUT/micro.txt
 	log "micro: in-process benchmarks, $RUNS runs"
-	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench '^CheckHit$' -benchmem -count "$RUNS" ./authz/ ./envoy/) >"$raw"
+	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench '^BenchmarkCheckHit$' -benchmem -count "$RUNS" ./authz/ ./envoy/) >"$raw"
 	# FleetCheckHit/deny reads the store's health, which a loaded machine
 	# can flip mid-run: standalone is the fleet's local hit.
-	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench '^FleetCheckHit$/^standalone$' -benchmem -count "$RUNS" ./authz/) >>"$raw"
+	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench '^BenchmarkFleetCheckHit$/^standalone$' -benchmem -count "$RUNS" ./authz/) >>"$raw"
 	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench 'LookupHit' -benchtime 3000000x -cpu 1,2 -benchmem -count "$RUNS" ./leasecache/) >>"$raw"
 	(cd "$ROOT/e2e" && go test -tags "$TAGS" -run '^$' -bench 'HitPath' -benchmem -count "$RUNS" ./cmd/loadgen) >>"$raw"
 	(cd "$ROOT" && go test -run '^$' -bench 'Memory' -benchtime 1x -count "$RUNS" ./leasecache/) >"$OUT/micro-memory.txt"
