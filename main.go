@@ -53,7 +53,7 @@ func main() {
 	defer stop()
 	reload := make(chan os.Signal, 1)
 	signal.Notify(reload, syscall.SIGHUP)
-	if err := server.Run(ctx, server.Options{ConfigPath: *configPath, Config: cfg, Version: version, Reload: reload}); err != nil {
+	if err := server.Run(ctx, server.Options{ConfigPath: *configPath, Config: cfg, Version: version, Reload: reload, MemoryLimit: true}); err != nil {
 		fmt.Fprintln(os.Stderr, "leasegate:", err)
 		os.Exit(1)
 	}

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/leasegate/leasegate/authz/fleetmode"
+	"github.com/leasegate/leasegate/authz/headertext"
 	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
@@ -21,14 +22,16 @@ import (
 // become 503 decisions, and a cancelled ctx fails closed.
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	start := time.Now()
-	d := e.decide(ctx, r)
+	d := e.decide(ctx, r, start)
 	e.metrics.Decision(ctx, tierLabel(&d), decisionLabel(&d), string(d.Lease), time.Since(start))
 	e.annotate(ctx, r, &d)
 	e.logDecision(ctx, r, &d)
 	return d
 }
 
-func (e *Engine) decide(ctx context.Context, r *Request) Decision {
+// decide is Check's decision; start is when Check began (time.Now), the
+// lease clock's reading too when both clocks are real (Engine.realClock).
+func (e *Engine) decide(ctx context.Context, r *Request, start time.Time) Decision {
 	var d Decision
 	if ctx.Err() != nil {
 		return e.unavailable(d, ReasonCanceled, "request canceled", 0)
@@ -69,34 +72,29 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	}
 
 	key := leasecache.KeyOf(tok)
-	d.TokenID = key.Prefix()
-	var lease leasecache.Lease
-	var outcome leasecache.Outcome
+	raw := key // the token's SHA-256, whose prefix is the token id
 	if e.fleet != nil {
 		key = e.fleet.KeyOf(key)
 		if e.fleet.Lost() {
-			return e.storeLost(ctx, d, r, m, tok, key)
+			d.TokenID = raw.Prefix()
+			return e.storeLost(ctx, d, r, m, tok, key, start)
 		}
-		lease, outcome = e.lookup(ctx, key, m.Window)
-		if outcome == leasecache.Miss || outcome == leasecache.WindowClosed {
-			var after time.Time
-			if outcome == leasecache.WindowClosed {
-				after = lease.ValidatedAt
-			}
-			if sl, so := e.fleet.Lookup(ctx, key, m.Window, after); so != leasecache.Miss {
-				lease, outcome = sl, so
-			}
-		}
-	} else {
-		lease, outcome = e.lookup(ctx, key, m.Window)
 	}
-	switch outcome {
-	case leasecache.Hit:
+	lease, outcome := e.find(ctx, key, m.Window, start)
+	if outcome == leasecache.Hit {
 		if is := e.byName[lease.Issuer]; is != nil && leaseShowsAge(&m, is, &lease) {
 			d.Lease = LeaseHit
-			return e.allow(d, r, m, is, &lease)
+			v := e.view(key, raw, &lease, is)
+			if v != nil {
+				d.TokenID = v.tokenID // no hex per hit
+			} else {
+				d.TokenID = raw.Prefix()
+			}
+			return e.allow(d, r, m, is, &lease, v, e.nowAt(start))
 		}
-	case leasecache.Negative:
+	}
+	d.TokenID = raw.Prefix()
+	if outcome == leasecache.Negative {
 		d.Lease = LeaseNegative
 		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
 	}
@@ -104,14 +102,39 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.WindowClosed)
 }
 
+// find is decide's lease lookup: the local cache and, in fleet mode, the
+// shared store after a local miss or a closed window.
+func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration, start time.Time) (leasecache.Lease, leasecache.Outcome) {
+	lease, outcome := e.lookup(ctx, key, w, start)
+	if e.fleet == nil || (outcome != leasecache.Miss && outcome != leasecache.WindowClosed) {
+		return lease, outcome
+	}
+	var after time.Time
+	if outcome == leasecache.WindowClosed {
+		after = lease.ValidatedAt
+	}
+	if sl, so := e.fleet.Lookup(ctx, key, w, after); so != leasecache.Miss {
+		return sl, so
+	}
+	return lease, outcome
+}
+
+// nowAt is the engine's time, start itself when the clocks are real.
+func (e *Engine) nowAt(start time.Time) time.Time {
+	if e.realClock {
+		return start
+	}
+	return e.now()
+}
+
 // storeLost decides while the fleet's store is down and on_store_loss is
 // revalidate (no hits: validate, coalesced here; a negative lease still
 // refuses, and stale_if_error still applies to the local lease) or deny.
-func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key) Decision {
+func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key, start time.Time) Decision {
 	if e.fleet.Loss() == fleetmode.StoreLossDeny {
 		return e.unavailable(d, ReasonFleetUnavailable, "the fleet's lease store is unavailable", time.Second)
 	}
-	lease, outcome := e.lookup(ctx, key, m.Window)
+	lease, outcome := e.lookup(ctx, key, m.Window, start)
 	if outcome == leasecache.Negative {
 		d.Lease = LeaseNegative
 		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
@@ -120,19 +143,28 @@ func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy
 	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Hit || outcome == leasecache.WindowClosed)
 }
 
-// lookup is the lease cache read, with its own span when the request is traced.
-func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
+// lookup is the lease cache read, with its own span when the request is
+// traced. now is Check's start: the lookup's time when the engine's and the
+// cache's clocks are both time.Now, which saves a clock read per request.
+func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration, now time.Time) (leasecache.Lease, leasecache.Outcome) {
 	if !trace.SpanFromContext(ctx).IsRecording() {
-		return e.cache.Lookup(key, w)
+		return e.cacheLookup(key, w, now)
 	}
 	// The span has no children: Cache.Lookup is in memory and takes no
 	// ctx. Work that can have them (a fleet-store read) must use the ctx
 	// Start returns.
 	_, span := e.tracer.Start(ctx, "lease.lookup")
-	l, o := e.cache.Lookup(key, w)
+	l, o := e.cacheLookup(key, w, now)
 	span.SetAttributes(attribute.String("leasegate.lease", string(lookupLease(o))), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
 	span.End()
 	return l, o
+}
+
+func (e *Engine) cacheLookup(key leasecache.Key, w time.Duration, now time.Time) (leasecache.Lease, leasecache.Outcome) {
+	if e.realClock {
+		return e.cache.LookupAt(key, w, now)
+	}
+	return e.cache.Lookup(key, w)
 }
 
 // lookupLease names a lookup outcome as Decision.Lease does, so the
@@ -155,13 +187,19 @@ func lookupLease(o leasecache.Outcome) LeaseOutcome {
 // (policy.AddTargets), and storage.Authorize checks both paths of a MOVE or
 // a local COPY under each profile; m.LocalHosts carries those routes'
 // local_hosts, so it finds no target local that AddTargets found remote.
-func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer, l *leasecache.Lease) Decision {
+// v is the lease's view on a hit (view.go), nil otherwise; now is the
+// engine's time.
+func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer, l *leasecache.Lease, v *LeaseView, now time.Time) Decision {
 	d.Issuer = is.Config.Name
 	// Hit, fresh answer or stale allowance: one lifetime rule for all.
-	if desc := lifetimeOf(&m, is).Judge(l.IssuedAt, l.Expiry, e.now(), is.ClockSkew); desc != "" {
+	if desc := lifetimeOf(&m, is).Judge(l.IssuedAt, l.Expiry, now, is.ClockSkew); desc != "" {
 		return e.deny(d, http.StatusUnauthorized, ReasonLifetime, ErrCodeInvalidToken, desc, "")
 	}
-	d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.Config.Issuer}
+	if v != nil {
+		d.Identity = v.identity
+	} else {
+		d.Identity = Identity{Subject: l.Subject, ClientID: l.ClientID, Scope: l.Scope, Issuer: is.Config.Issuer}
+	}
 	var sr storage.Request
 	conditional := false
 	if m.Require != 0 {
@@ -190,19 +228,11 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer,
 	if d.Lease == LeaseStale {
 		d.Reason = ReasonStale
 	}
-	d.Headers = []Header{
-		{e.upstream.Subject, l.Subject},
-		{e.upstream.ClientID, l.ClientID},
-		{e.upstream.Scope, l.Scope},
-		{e.upstream.Issuer, is.Config.Issuer},
-	}
-	for _, h := range d.Headers {
-		if !headerSafe(h.Value) {
-			// A claim with CR/LF/NUL or of absurd size would break or
-			// inject upstream headers; refuse the token instead.
-			d.Headers = nil
-			return e.deny(d, http.StatusUnauthorized, ReasonInvalidToken, ErrCodeInvalidToken, "token claims cannot be passed upstream", "")
-		}
+	if v != nil {
+		// A hit: the view's headers, judged when the view was made.
+		d.Headers, d.View = v.headers, v
+	} else if d.Headers = e.identityHeaders(d.Identity); d.Headers == nil {
+		return e.deny(d, http.StatusUnauthorized, ReasonInvalidToken, ErrCodeInvalidToken, "token claims cannot be passed upstream", "")
 	}
 	if m.Require != 0 {
 		// Storage routes say what If-None-Match the upstream gets: "*"
@@ -210,15 +240,15 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer,
 		// the client's own, so a proxy that copies the header from this
 		// answer (nginx auth_request_set, Caddy copy_headers) passes it
 		// unchanged.
-		v := sr.IfNoneMatch
+		inm := sr.IfNoneMatch
 		if conditional {
-			v = IfNoneMatchCreate
+			inm = IfNoneMatchCreate
 		}
-		if !headerSafe(v) || !passableText(v) {
-			d.Headers = nil
+		if !headertext.ClaimSafe(inm) || !headertext.Passable(inm) {
 			return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "If-None-Match header cannot be passed on", "")
 		}
-		d.Headers = append(d.Headers, Header{HeaderIfNoneMatch, v})
+		// A view's headers have len == cap: this append copies them.
+		d.Headers = append(d.Headers, Header{HeaderIfNoneMatch, inm})
 	}
 	d.StripAuthorization = e.strip
 	return d

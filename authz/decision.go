@@ -91,4 +91,9 @@ type Decision struct {
 	Headers []Header
 	// StripAuthorization asks the proxy to drop Authorization upstream.
 	StripAuthorization bool
+	// View is set on a lease hit: what every hit of the lease shares
+	// (Identity and Headers are the view's; Headers may not be written
+	// in place, only appended to, which copies). Nil otherwise; a denial
+	// clears it.
+	View *LeaseView
 }

@@ -15,15 +15,14 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/leasegate/leasegate/authz/headertext"
 )
 
-// MaxHeaderValueBytes bounds an upstream identity header's name and value:
-// Envoy's limit for a HeaderValue key or value (protoc-gen-validate rule on
-// config.core.v3.HeaderValue), applied to HTTP mode too.
-const MaxHeaderValueBytes = 16 << 10
+// MaxHeaderValueBytes bounds an upstream identity header's name and value
+// (headertext.MaxValueBytes).
+const MaxHeaderValueBytes = headertext.MaxValueBytes
 
 // Descriptions of the denials adapters make on their own.
 const (
@@ -75,9 +74,10 @@ func (d *Decision) deny(realm string, status int, reason Reason, code, desc, sco
 	d.Description = desc
 	d.Scope = scope
 	d.Realm = realm
-	d.Challenge = challenge(realm, code, desc, scope)
+	d.Challenge = headertext.Challenge(realm, code, desc, scope)
 	d.Identity = Identity{}
 	d.Headers = nil
+	d.View = nil
 	d.StripAuthorization = false
 }
 
@@ -88,7 +88,7 @@ func (d *Decision) deny(realm string, status int, reason Reason, code, desc, sco
 func (d *Decision) SetDescription(desc string) {
 	d.Description = desc
 	if d.Challenge != "" {
-		d.Challenge = challenge(d.Realm, d.Error, desc, d.Scope)
+		d.Challenge = headertext.Challenge(d.Realm, d.Error, desc, d.Scope)
 	}
 }
 
@@ -109,80 +109,6 @@ func Unavailable(desc string) Decision {
 	return Decision{Status: http.StatusServiceUnavailable, Description: desc, RetryAfter: time.Second}
 }
 
-// challenge builds an RFC 6750 §3 WWW-Authenticate value: the Bearer
-// scheme, then realm, error, error_description and scope, each only when
-// set (§3 makes realm optional too). Every value goes through quoteSafe, so
-// nothing can end the quoted string or the header.
-func challenge(realm, code, desc, scope string) string {
-	var b strings.Builder
-	b.Grow(len("Bearer realm=\"\", error=\"\", error_description=\"\", scope=\"\"") + len(realm) + len(code) + len(desc) + len(scope))
-	b.WriteString("Bearer")
-	sep := " "
-	for _, a := range [...]struct{ name, value string }{
-		{"realm", realm}, {"error", code}, {"error_description", desc}, {"scope", scope},
-	} {
-		if a.value == "" {
-			continue
-		}
-		b.WriteString(sep)
-		b.WriteString(a.name)
-		b.WriteString(`="`)
-		b.WriteString(quoteSafe(a.value))
-		b.WriteByte('"')
-		sep = ", "
-	}
-	return b.String()
-}
-
-// quoteSafe keeps a value inside RFC 6750's allowed set for quoted
-// attributes (%x20-21 / %x23-5B / %x5D-7E): each byte outside it (a quote,
-// a backslash, a control, every byte of a non-ASCII character) becomes "?".
-func quoteSafe(s string) string {
-	ok := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-			b.WriteByte(c)
-		} else {
-			b.WriteByte('?')
-		}
-	}
-	return b.String()
-}
-
-// What may be passed upstream. Two rules, checked at two points:
-//
-//   - headerSafe, in the engine, on every claim value it turns into an
-//     identity header: no control character but tab, no DEL, at most
-//     MaxHeaderValueBytes. A claim that fails it is a 401 of the engine's.
-//   - UnpassableHeader, in each adapter, on the decision it is about to
-//     render, names included and whatever Checker made it: no NUL, CR or
-//     LF, at most MaxHeaderValueBytes, valid UTF-8 (a proto3 string must
-//     be). A decision that fails it is refused with RefuseIdentity.
-
-// headerSafe reports whether the engine may put claim value v in an
-// identity header.
-func headerSafe(v string) bool {
-	if len(v) > MaxHeaderValueBytes {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // UnpassableHeader returns the name of the first upstream identity header
 // of d that a proxy could not carry unchanged, or "": a name or value with
 // NUL, CR or LF, longer than MaxHeaderValueBytes or not UTF-8. Envoy
@@ -191,22 +117,23 @@ func headerSafe(v string) bool {
 // adapters apply it, so a token's identity passes through gRPC and HTTP
 // mode alike or through neither.
 func (d *Decision) UnpassableHeader() string {
-	for _, h := range d.Headers {
+	hs := d.Headers
+	if v := d.View; v != nil && v.sharesHeaders(hs) {
+		// The view's headers were judged when it was made.
+		if v.unpassable != "" {
+			return v.unpassable
+		}
+		hs = hs[len(v.headers):]
+	}
+	for _, h := range hs {
 		if h.Name == "" {
 			continue
 		}
-		if !passableText(h.Name) || !passableText(h.Value) {
+		if !headertext.Passable(h.Name) || !headertext.Passable(h.Value) {
 			return h.Name
 		}
 	}
 	return ""
-}
-
-func passableText(s string) bool {
-	if len(s) > MaxHeaderValueBytes || !utf8.ValidString(s) {
-		return false
-	}
-	return strings.IndexByte(s, 0) < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0
 }
 
 // RefuseIdentity turns d, an allow whose UnpassableHeader is not "", into a
@@ -227,39 +154,11 @@ func (d *Decision) RefuseIdentity(realm string) {
 // request carries one (RefuseUnderscoreTwin).
 func (d *Decision) UnderscoreTwin(name string) string {
 	for _, h := range d.Headers {
-		if h.Name != "" && underscoreTwins(name, h.Name) {
+		if h.Name != "" && headertext.UnderscoreTwins(name, h.Name) {
 			return h.Name
 		}
 	}
 	return ""
-}
-
-// underscoreTwins reports whether a and b are the same name to a backend
-// that folds "_" into "-" and ignores ASCII case, yet not the same name to
-// a proxy (which ignores case only): equal under that folding, with "_"
-// against "-" somewhere.
-func underscoreTwins(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	lower := func(c byte) byte {
-		if 'A' <= c && c <= 'Z' {
-			return c + 'a' - 'A'
-		}
-		return c
-	}
-	twin := false
-	for i := 0; i < len(a); i++ {
-		x, y := lower(a[i]), lower(b[i])
-		switch {
-		case x == y:
-		case x == '_' && y == '-' || x == '-' && y == '_':
-			twin = true
-		default:
-			return false
-		}
-	}
-	return twin
 }
 
 // RefuseUnderscoreTwin turns d, an allow whose request carries an

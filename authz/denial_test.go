@@ -7,38 +7,6 @@ import (
 	"testing"
 )
 
-func TestChallengeQuoting(t *testing.T) {
-	tests := []struct {
-		code, desc, scope string
-		want              string
-	}{
-		{"", "", "", `Bearer realm="r"`},
-		{"invalid_token", "token expired", "", `Bearer realm="r", error="invalid_token", error_description="token expired"`},
-		{"insufficient_scope", "no", "storage.read:/a", `Bearer realm="r", error="insufficient_scope", error_description="no", scope="storage.read:/a"`},
-		{"invalid_token", "bad \"quote\" \\ and\nnewline é", "", `Bearer realm="r", error="invalid_token", error_description="bad ?quote? ? and?newline ??"`},
-	}
-	for _, tt := range tests {
-		if got := challenge("r", tt.code, tt.desc, tt.scope); got != tt.want {
-			t.Errorf("challenge(%q, %q, %q) = %s, want %s", tt.code, tt.desc, tt.scope, got, tt.want)
-		}
-	}
-}
-
-// TestChallengeRealm: an empty realm is left out (RFC 6750 §3 makes it
-// optional), and a realm is quoted like every other value.
-func TestChallengeRealm(t *testing.T) {
-	tests := []struct{ realm, code, desc, want string }{
-		{"", "", "", `Bearer`},
-		{"", "invalid_token", "token claims cannot be passed upstream", `Bearer error="invalid_token", error_description="token claims cannot be passed upstream"`},
-		{"stòrage \"x\"", "invalid_request", "d", `Bearer realm="st??rage ?x?", error="invalid_request", error_description="d"`},
-	}
-	for _, tt := range tests {
-		if got := challenge(tt.realm, tt.code, tt.desc, ""); got != tt.want {
-			t.Errorf("challenge(%q, %q, %q) = %s, want %s", tt.realm, tt.code, tt.desc, got, tt.want)
-		}
-	}
-}
-
 func allowWithIdentity() Decision {
 	return Decision{
 		Allow: true, Status: http.StatusOK, Reason: ReasonAllowed,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/leasegate/leasegate/authz/denylog"
 	"github.com/leasegate/leasegate/authz/fleetmode"
+	"github.com/leasegate/leasegate/authz/recent"
 	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
@@ -85,6 +86,10 @@ type Engine struct {
 	metrics  *Metrics
 	denials  *denylog.Limit
 	fleet    *fleetmode.Mode // nil: not in fleet mode
+	// realClock: the lease clock and the cache's are both time.Now, so
+	// Check's own reading of it serves the lease lookup too.
+	realClock bool
+	views     recent.Map[leasecache.Key, *LeaseView] // of recent hits (view.go)
 
 	byIss  map[string]*trust.Issuer
 	byName map[string]*trust.Issuer
@@ -116,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	u.ClientID = cmp.Or(u.ClientID, "x-auth-client-id")
 	u.Scope = cmp.Or(u.Scope, "x-auth-scope")
 	u.Issuer = cmp.Or(u.Issuer, "x-auth-issuer")
+	realClock := cfg.Now == nil && cfg.Cache.RealClock()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -127,19 +133,20 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Engine{
-		realm:    cfg.Realm,
-		policy:   cfg.Policy,
-		cache:    cfg.Cache,
-		upstream: cfg.Upstream,
-		strip:    cfg.StripAuthorization,
-		now:      cfg.Now,
-		log:      cfg.Logger,
-		tracer:   cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
-		metrics:  cfg.Metrics,
-		denials:  cfg.DenialLog,
-		byIss:    map[string]*trust.Issuer{},
-		byName:   map[string]*trust.Issuer{},
-		cancel:   cancel,
+		realClock: realClock,
+		realm:     cfg.Realm,
+		policy:    cfg.Policy,
+		cache:     cfg.Cache,
+		upstream:  cfg.Upstream,
+		strip:     cfg.StripAuthorization,
+		now:       cfg.Now,
+		log:       cfg.Logger,
+		tracer:    cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
+		metrics:   cfg.Metrics,
+		denials:   cfg.DenialLog,
+		byIss:     map[string]*trust.Issuer{},
+		byName:    map[string]*trust.Issuer{},
+		cancel:    cancel,
 	}
 	var err error
 	e.fleet, err = fleetmode.New(cfg.Fleet, fleetmode.Local{

@@ -538,11 +538,16 @@ type exampleExpectation struct {
 	// tierRoutes maps a route prefix to the leasegate.tier context extension
 	// it must set.
 	tierRoutes map[string]string
+	// pipe, when set, is the Unix socket the ext_authz cluster must reach
+	// leasegate on (a pipe address), and leasegateConfig the leasegate
+	// example (examples/) that must listen there.
+	pipe, leasegateConfig string
 }
 
 var exampleExpectations = []exampleExpectation{
 	{file: "envoy/front-proxy.yaml", service: "grpc", tierRoutes: map[string]string{"/admin/": "critical"}},
-	{file: "envoy/sidecar.yaml", service: "grpc", tierRoutes: map[string]string{"/admin/": "critical"}},
+	{file: "envoy/sidecar.yaml", service: "grpc", tierRoutes: map[string]string{"/admin/": "critical"},
+		pipe: "/run/leasegate/authz.sock", leasegateConfig: "sidecar.yaml"},
 	{file: "envoy/storage-gateway.yaml", service: "grpc"},
 	{file: "envoy/http-service.yaml", service: "http"},
 	{file: "storage/envoy/xrootd-gateway.yaml", service: "grpc"},
@@ -581,6 +586,9 @@ func TestExamplesKeepLeasegateProperties(t *testing.T) {
 					authz := extAuthzOf(t, hcm)
 					checkExtAuthz(t, authz, ex.service, clusters)
 					checkRoutes(t, hcm, ex.tierRoutes)
+					if ex.pipe != "" {
+						checkPipe(t, clusters[authz.GetGrpcService().GetEnvoyGrpc().GetClusterName()], ex.pipe, ex.leasegateConfig)
+					}
 				})
 			}
 		})
@@ -759,6 +767,31 @@ func checkTimeout(t *testing.T, what string, d *durationpb.Duration) {
 	}
 	if got := d.AsDuration(); got <= defaultIssuerTimeout {
 		t.Errorf("%s = %v, want more than leasegate's issuer timeout %v", what, got, defaultIssuerTimeout)
+	}
+}
+
+// checkPipe: every endpoint of the ext_authz cluster is the pipe address
+// path, and the leasegate example beside it listens there.
+func checkPipe(t *testing.T, c *clusterv3.Cluster, path, leasegateConfig string) {
+	t.Helper()
+	n := 0
+	for _, eps := range c.GetLoadAssignment().GetEndpoints() {
+		for _, ep := range eps.GetLbEndpoints() {
+			n++
+			if got := ep.GetEndpoint().GetAddress().GetPipe().GetPath(); got != path {
+				t.Errorf("cluster %q endpoint %v, want pipe %s", c.GetName(), ep.GetEndpoint().GetAddress(), path)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("cluster %q has no endpoint", c.GetName())
+	}
+	b, err := os.ReadFile(filepath.Join(examplesDir, "..", leasegateConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `grpc: "unix://` + path + `"`; !strings.Contains(string(b), want) {
+		t.Errorf("examples/%s does not listen on %s (%s)", leasegateConfig, path, want)
 	}
 }
 

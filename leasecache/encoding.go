@@ -8,7 +8,9 @@ import (
 	"unsafe"
 )
 
-// Wire layout of a lease, version 3:
+// Wire layout of a lease, version 3: the form a lease leaves the process in
+// (EncodeLease, for the fleet's store). The cache keeps its own, smaller
+// layout (entry.go).
 //
 //	[0]      version
 //	[1]      flags: bit 0 set when the lease has an expiry, bit 1 when
@@ -90,7 +92,7 @@ func getTime(b []byte) (time.Time, bool) {
 }
 
 // decode reads a lease. Its strings share buf's memory, so buf must not be
-// reused by the caller (bigcache returns a fresh copy on every Get).
+// reused by the caller.
 func decode(buf []byte) (Lease, error) {
 	var l Lease
 	if len(buf) < headerLen || (buf[0] != encVersion && buf[0] != encV2) || buf[1]&^(flagExpiry|flagIssuedAt) != 0 {

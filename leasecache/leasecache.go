@@ -132,6 +132,8 @@ var ErrRevokedSince = errors.New("leasecache: revoked while the validation was i
 // a reload) sees every revoke.
 type Cache struct {
 	pos, neg    *bigcache.BigCache
+	dict        *dict // the entries' interned strings (entry.go)
+	realClock   bool  // Config.Now was nil: time.Now
 	now         func() time.Time
 	negativeTTL time.Duration
 	maxAge      atomic.Int64   // lease.max, a time.Duration; SetMaxAge changes it
@@ -164,7 +166,8 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxMemoryMB < 2 {
 		return nil, fmt.Errorf("leasecache: max_memory_mb %d is below the minimum of 2", cfg.MaxMemoryMB)
 	}
-	if cfg.Now == nil {
+	realClock := cfg.Now == nil
+	if realClock {
 		cfg.Now = time.Now
 	}
 	negMB := max(1, cfg.MaxMemoryMB/negativeShare)
@@ -184,6 +187,8 @@ func New(cfg Config) (*Cache, error) {
 	c := &Cache{
 		pos:         pos,
 		neg:         neg,
+		dict:        newDict(),
+		realClock:   realClock,
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
 		evicted:     evicted,
@@ -209,6 +214,12 @@ func storeConfig(mb int, life time.Duration, shards int) bigcache.Config {
 	for shards > 1 && mb*1024*1024/shards < 64*1024 {
 		shards /= 2
 	}
+	// A shard's queue starts at 1/64 of its bound and doubles when full,
+	// the last doubling capped at the bound: an empty cache reserves
+	// little, and no queue ever grows past max_memory_mb's share.
+	// (bigcache sizes the start as entries × MaxEntrySize.)
+	perShard := mb << 20 / shards
+	startEntries := max(16, perShard/64/entrySizeHint)
 	return bigcache.Config{
 		Shards: shards,
 		// bigcache's own expiry only reclaims space; lease semantics use
@@ -216,12 +227,17 @@ func storeConfig(mb int, life time.Duration, shards int) bigcache.Config {
 		// because bigcache counts whole seconds.
 		LifeWindow:         life + time.Second,
 		CleanWindow:        max(time.Second, min(life, time.Minute)),
-		MaxEntriesInWindow: 1024 * shards,
-		MaxEntrySize:       256,
+		MaxEntriesInWindow: startEntries * shards,
+		MaxEntrySize:       entrySizeHint,
 		HardMaxCacheSize:   mb,
 		Hasher:             keyHasher{},
 	}
 }
+
+// entrySizeHint is a typical entry's size in bigcache (header, key, lease):
+// the unit of the queues' start size, and the largest entry Set wraps
+// without allocating.
+const entrySizeHint = 256
 
 // keyHasher uses the key's own bytes: it is already a SHA-256.
 type keyHasher struct{}
@@ -240,6 +256,11 @@ func (keyHasher) Sum64(s string) uint64 {
 // keyString views k as a string without copying; bigcache copies on Set.
 func keyString(k *Key) string { return unsafe.String(&k[0], len(k)) }
 
+// keyBufs hold a key while bigcache reads it. bigcache hands the key to
+// its Hasher interface, so a key on the stack would escape (an allocation
+// per lookup); bigcache keeps no reference once Get or Delete returns.
+var keyBufs = sync.Pool{New: func() any { return new(Key) }}
+
 // Close stops the stores' background cleaners.
 func (c *Cache) Close() error {
 	return errors.Join(c.pos.Close(), c.neg.Close())
@@ -249,34 +270,46 @@ func (c *Cache) Close() error {
 // w. A hit needs validated_at <= now < validated_at+w and now < exp; a hit
 // never changes the lease. The lease is returned for Hit and WindowClosed.
 func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
-	now := c.now()
-	buf, err := c.pos.Get(keyString(&k))
+	return c.LookupAt(k, w, c.now())
+}
+
+// LookupAt is Lookup at now, a reading of the cache's own clock the caller
+// already has (RealClock: time.Now). It saves a clock read per request.
+func (c *Cache) LookupAt(k Key, w time.Duration, now time.Time) (Lease, Outcome) {
+	kb := keyBufs.Get().(*Key)
+	defer keyBufs.Put(kb)
+	*kb = k
+	buf, err := c.pos.Get(keyString(kb))
 	if err == nil {
-		l, err := decode(buf)
+		l, err := decodeEntry(buf, c.dict)
 		switch {
 		// SPEC §1: "a lease whose validated_at lies in the future (the wall
 		// clock stepped back) is a miss, never a longer hit" — nor a stale
 		// allowance, so it is not returned as WindowClosed either.
 		case err != nil, c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
-			_ = c.pos.Delete(keyString(&k))
+			_ = c.pos.Delete(keyString(kb))
 		case now.Before(l.ValidatedAt.Add(w)):
 			return l, Hit
 		default:
 			return l, WindowClosed
 		}
 	}
-	if c.isNegative(k, now) {
+	if c.isNegative(kb, now) {
 		return Lease{}, Negative
 	}
 	return Lease{}, Miss
 }
 
+// RealClock reports whether the cache's clock is time.Now (Config.Now was
+// nil), so a caller reading time.Now may pass that reading to LookupAt.
+func (c *Cache) RealClock() bool { return c.realClock }
+
 // isNegative reports a negative lease younger than NegativeTTL. One stamped
 // in the future (the clock stepped back) stays negative and is re-stamped
 // now: a step back can neither turn it into an allow nor make it last
 // longer than NegativeTTL from when the step is noticed.
-func (c *Cache) isNegative(k Key, now time.Time) bool {
-	buf, err := c.neg.Get(keyString(&k))
+func (c *Cache) isNegative(k *Key, now time.Time) bool {
+	buf, err := c.neg.Get(keyString(k))
 	if err != nil || len(buf) != 12 {
 		return false
 	}
@@ -288,9 +321,9 @@ func (c *Cache) isNegative(k Key, now time.Time) bool {
 		// Under the lock, and only if still there: a Revoke that evicted
 		// it meanwhile must not see it come back.
 		c.mu.RLock()
-		if _, err := c.neg.Get(keyString(&k)); err == nil {
+		if _, err := c.neg.Get(keyString(k)); err == nil {
 			putTime(buf, now)
-			_ = c.neg.Set(keyString(&k), buf)
+			_ = c.neg.Set(keyString(k), buf)
 		}
 		c.mu.RUnlock()
 		return true
@@ -309,7 +342,7 @@ func (c *Cache) Generation() uint64 { return c.gen.Load() }
 // was revoked after generation l.Gen, nothing is stored and the error is
 // ErrRevokedSince.
 func (c *Cache) Store(k Key, l Lease) error {
-	buf, err := encode(l)
+	buf, err := encodeEntry(&l, c.dict)
 	if err != nil {
 		return err
 	}

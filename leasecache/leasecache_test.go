@@ -360,9 +360,9 @@ func TestMemoryBoundEvicts(t *testing.T) {
 	}
 	defer c.Close()
 	l := lease(clk, time.Hour)
-	l.Scope = strings.Repeat("s", 150)
 	const n = 50000 // ~10 MB of leases into a 2 MB store
 	for i := 0; i < n; i++ {
+		l.Subject = fmt.Sprintf("%0150d", i) // inline, never interned
 		if err := c.Store(KeyOf(fmt.Sprint(i)), l); err != nil {
 			t.Fatalf("store %d: %v", i, err)
 		}

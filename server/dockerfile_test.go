@@ -196,8 +196,13 @@ func TestDockerfileBuildIsMakeBuild(t *testing.T) {
 	}
 	makefile := string(mk)
 	recipe := regexp.MustCompile(`(?m)^build:.*\n\t(.*)$`).FindStringSubmatch(makefile)
-	if recipe == nil || !strings.HasPrefix(recipe[1], `CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .`) {
+	if recipe == nil || !strings.HasPrefix(recipe[1], `CGO_ENABLED=0 $(GO) build -tags "$(GOTAGS)" -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .`) {
 		t.Fatalf("the Makefile's build recipe is not the static build this test expects: %q", recipe)
+	}
+	// The image's binary marshals with go-control-plane's generated code
+	// (envoy.Codec); without the tag it would quietly take the slow path.
+	if tags := strings.Fields(makeVar(t, makefile, "GOTAGS")); !slices.Contains(tags, "vtprotobuf") {
+		t.Errorf("GOTAGS = %q, want vtprotobuf among them", tags)
 	}
 
 	var build []instruction

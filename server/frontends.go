@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/server/config"
@@ -107,19 +106,11 @@ func (s *service) httpModeServer(cfg *config.Config) (*http.Server, error) {
 }
 
 func (s *service) grpcServer(cfg *config.Config) (*grpc.Server, error) {
-	g := grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(s.tp),
-			otelgrpc.WithPropagators(propagation.TraceContext{}),
-		)),
-		grpc.MaxConcurrentStreams(cfg.Server.MaxConcurrentStreams),
-		// Envoy may send up to 8 MiB of headers (max_request_headers_kb); a
-		// larger message would be a gRPC error, not a decision.
-		grpc.MaxRecvMsgSize(16<<20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		// Envoy pings idle HTTP/2 connections; don't kill it for that.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	opts := append([]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
+		otelgrpc.WithTracerProvider(s.tp),
+		otelgrpc.WithPropagators(propagation.TraceContext{}),
+	))}, envoy.ServerOptions(cfg.Server.MaxConcurrentStreams)...)
+	g := grpc.NewServer(opts...)
 	adapter, err := envoy.New(envoy.Config{Engine: func() envoy.Checker { return checker{s} }, Realm: cfg.Realm, Logger: s.log})
 	if err != nil {
 		return nil, err

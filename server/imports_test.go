@@ -41,7 +41,7 @@ var allowedImports = map[string][]string{
 	"server/push": {"authz/issuer", "leasecache"},
 	// authz imports the fleet package for the store's two value types
 	// (Position, Outcome) only.
-	"authz": {"authz/denylog", "authz/fleetmode", "authz/metrics", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"authz": {"authz/denylog", "authz/fleetmode", "authz/headertext", "authz/metrics", "authz/recent", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The engine's fleet mode declares the SharedStore it consumes.
 	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
 	// Reading a request: its normal form, single fields, bearer token.
@@ -52,7 +52,12 @@ var allowedImports = map[string][]string{
 	"authz/metrics": {"leasecache/fleet"},
 	// The rate limit on denial log lines.
 	"authz/denylog": {},
-	"authz/issuer":  {"authz/issuer/jwks"},
+	// What text may go into a header: the RFC 6750 challenge, claim values
+	// passed upstream, underscore twins.
+	"authz/headertext": {},
+	// The bounded map of recent hits' views.
+	"authz/recent": {},
+	"authz/issuer": {"authz/issuer/jwks"},
 	// One issuer's key set: discovery, fetches, refresh, candidate keys.
 	"authz/issuer/jwks": {},
 	"policy":            {},
@@ -76,8 +81,9 @@ var forbiddenDeps = map[string][]string{
 	"leasecache": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 
 	// policy/storage and authz/request are as pure as the policy they read.
-	"authz/request":  {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
-	"policy/storage": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"authz/headertext": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"authz/request":    {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"policy/storage":   {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 
 	// The decision and HTTP mode know nothing of gRPC or Envoy's protos.
 	"authz":              {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},

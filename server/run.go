@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/authz/denylog"
 	"github.com/leasegate/leasegate/authz/fleetmode"
+	"github.com/leasegate/leasegate/envoy"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/server/config"
@@ -46,13 +48,19 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// Getenv reads OTEL_* variables; os.Getenv when nil.
 	Getenv func(string) string
-	// Now is the lease clock; time.Now when nil.
+	// Now is the lease clock; time.Now when nil (which lets a hit read the
+	// clock once).
 	Now func() time.Time
 	// OnListen is told the bound addresses once every listener is up.
 	OnListen func(Addrs)
+	// MemoryLimit sets the Go runtime's soft memory limit from
+	// lease.max_memory_mb (MemoryLimitFor) unless GOMEMLIMIT is set. It is
+	// process-wide: main sets it, tests sharing one process do not.
+	MemoryLimit bool
 }
 
-// Addrs are the addresses Run is serving on.
+// Addrs are the addresses Run is serving on; GRPC is unix:///path for a
+// Unix socket.
 type Addrs struct{ GRPC, HTTP, Metrics, Admin, Push string }
 
 // service is the running state. Everything a reload changes is in one
@@ -103,6 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer s.close()
 	ls, err := listen(ctx, s.gen.Load().cfg)
 	if err != nil {
+		fe.grpc.Stop() // its stream workers run from NewServer on
 		s.flushTelemetry()
 		return err
 	}
@@ -124,12 +133,14 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	log := opts.Logger
 	if log == nil {
 		log = newLogger(cfg.Log, os.Stderr)
+	}
+	if opts.MemoryLimit && opts.Getenv("GOMEMLIMIT") == "" {
+		limit := MemoryLimitFor(cfg.Lease.MaxMemoryMB)
+		debug.SetMemoryLimit(limit)
+		log.Info("memory limit", slog.Int64("bytes", limit), slog.Int("lease_max_memory_mb", cfg.Lease.MaxMemoryMB))
 	}
 	// Lines logged for a traced request carry its trace_id and span_id.
 	log = slog.New(telemetry.LogHandler(log.Handler()))
@@ -196,6 +207,7 @@ func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 		slog.String("version", s.build.Version),
 		slog.String("revision", s.build.Revision),
 		slog.String("goversion", s.build.GoVersion),
+		slog.Bool("vtprotobuf", envoy.VTProtobuf()),
 		slog.String("revocation_bound", b.Window.String()),
 		slog.String("revocation_bound_with_stale", b.WithStale.String()),
 		slog.String("lease_max", b.LeaseMax.String()))
@@ -229,7 +241,7 @@ func listen(ctx context.Context, cfg *config.Config) (listeners, error) {
 	var ls listeners
 	lc := net.ListenConfig{}
 	var err error
-	if ls.grpc, err = lc.Listen(ctx, "tcp", cfg.Listen.GRPC); err != nil {
+	if ls.grpc, err = listenGRPC(ctx, &lc, cfg.Listen); err != nil {
 		return ls, fmt.Errorf("listen grpc %s: %w", cfg.Listen.GRPC, err)
 	}
 	if ls.admin, err = lc.Listen(ctx, "tcp", cfg.Listen.Admin); err != nil {
@@ -266,6 +278,9 @@ func (ls listeners) close() {
 
 func (ls listeners) addrs() Addrs {
 	a := Addrs{GRPC: ls.grpc.Addr().String(), Admin: ls.admin.Addr().String(), Metrics: ls.metrics.Addr().String()}
+	if ls.grpc.Addr().Network() == "unix" {
+		a.GRPC = config.UnixSocketPrefix + a.GRPC
+	}
 	if ls.http != nil {
 		a.HTTP = ls.http.Addr().String()
 	}
@@ -409,6 +424,15 @@ func (s *service) registerServerMetrics() error {
 		s.reloads.WithLabelValues(o) // exported as 0 before the first reload
 	}
 	return nil
+}
+
+// MemoryLimitFor is the soft memory limit for lease.max_memory_mb mb: the
+// lease cache's bound, half again for its index maps, the views of recent
+// hits and garbage between collections, and 64 MiB for the gRPC, HTTP and
+// telemetry stacks. With it the collector runs before garbage doubles the
+// heap, so RSS stays near the bound instead of 2-3× it (BENCHMARKS.md).
+func MemoryLimitFor(mb int) int64 {
+	return int64(mb)<<20*3/2 + 64<<20
 }
 
 func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {

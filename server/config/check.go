@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -60,7 +61,14 @@ func (c *Config) validate(ps *Problems) {
 }
 
 func (c *Config) checkListen(ps *Problems) {
-	c.checkAddr(ps, "listen.grpc", c.Listen.GRPC, false)
+	if path, unix := c.Listen.UnixSocket(); unix {
+		c.checkSocket(ps, path)
+	} else {
+		c.checkAddr(ps, "listen.grpc", c.Listen.GRPC, false)
+		if c.Listen.GRPCSocket != (SocketConfig{}) {
+			c.problem(ps, "listen.grpc_socket", "applies only to a unix:// listen.grpc")
+		}
+	}
 	c.checkAddr(ps, "listen.http", c.Listen.HTTP, true)
 	c.checkAddr(ps, "listen.admin", c.Listen.Admin, false)
 	c.checkAddr(ps, "listen.metrics", c.Listen.Metrics, false)
@@ -88,6 +96,28 @@ func (c *Config) checkAddr(ps *Problems, field, addr string, optional bool) {
 	// SplitHostPort takes any port text; Listen would refuse at start.
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		c.problem(ps, field, fmt.Sprintf("%q: port %q is not a TCP port (0-65535 or a service name)", addr, port))
+	}
+}
+
+// checkSocket checks a unix:// listen.grpc and its grpc_socket block. The
+// user and group are looked up here, so -check refuses a name start-up
+// could not use.
+func (c *Config) checkSocket(ps *Problems, path string) {
+	switch {
+	case !filepath.IsAbs(path) || filepath.Clean(path) != path:
+		c.problem(ps, "listen.grpc", fmt.Sprintf("%q: a unix socket needs a clean absolute path (unix:///run/leasegate/authz.sock)", c.Listen.GRPC))
+	case len(path) > MaxSocketPath:
+		c.problem(ps, "listen.grpc", fmt.Sprintf("socket path is %d bytes, at most %d fit a sockaddr_un", len(path), MaxSocketPath))
+	}
+	sc := c.Listen.GRPCSocket
+	if _, err := sc.FileMode(); err != nil {
+		c.problem(ps, "listen.grpc_socket.mode", err.Error())
+	}
+	if _, err := lookupID(sc.User, true); err != nil {
+		c.problem(ps, "listen.grpc_socket.user", err.Error())
+	}
+	if _, err := lookupID(sc.Group, false); err != nil {
+		c.problem(ps, "listen.grpc_socket.group", err.Error())
 	}
 }
 

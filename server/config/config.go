@@ -57,10 +57,17 @@ type Config struct {
 	getenv  func(string) string
 }
 
-// ListenConfig is where leasegate serves. Each address is host:port.
+// ListenConfig is where leasegate serves. Each address is host:port;
+// listen.grpc may also be a Unix domain socket.
 type ListenConfig struct {
-	// GRPC serves ext_authz v3 and grpc.health.v1. Default ":9001".
+	// GRPC serves ext_authz v3 and grpc.health.v1: host:port, or
+	// unix:///absolute/path for a Unix domain socket, which an Envoy in the
+	// same pod reaches as a pipe address (no TCP stack, no port).
+	// Default ":9001".
 	GRPC string `yaml:"grpc"`
+	// GRPCSocket is the socket file's mode and owner when GRPC is a
+	// unix:// address.
+	GRPCSocket SocketConfig `yaml:"grpc_socket"`
 	// HTTP serves HTTP-mode external auth. Default "": off.
 	HTTP string `yaml:"http"`
 	// HTTPMode is how the HTTP listener reads the original request:
@@ -76,6 +83,28 @@ type ListenConfig struct {
 	// Push serves the push revocation receivers (SPEC §9) and nothing
 	// else, e.g. where the issuer can reach it. Default "": on admin.
 	Push string `yaml:"push"`
+}
+
+// SocketConfig is a Unix socket file's permissions. A socket left behind
+// by a process that is gone is removed at start; a live one, or a file
+// that is not a socket, is an error.
+type SocketConfig struct {
+	// Mode is the file mode, octal: who may connect (connecting needs
+	// write permission). Default "0660".
+	Mode string `yaml:"mode"`
+	// User and Group own the file: a name or a numeric id. Default "":
+	// the process's own. Changing the user needs root; the group, that
+	// the process is a member of it.
+	User  string `yaml:"user"`
+	Group string `yaml:"group"`
+}
+
+// UnixSocketPrefix marks listen.grpc as a Unix socket path.
+const UnixSocketPrefix = "unix://"
+
+// UnixSocket returns the socket path when GRPC is a unix:// address.
+func (l ListenConfig) UnixSocket() (string, bool) {
+	return strings.CutPrefix(l.GRPC, UnixSocketPrefix)
 }
 
 // IssuerConfig is one trusted issuer (authz.IssuerConfig in YAML).

@@ -25,6 +25,7 @@ const (
 	defaultStartGrace = 30 * time.Second
 	defaultDrain      = 15 * time.Second
 	defaultMaxStreams = 1024
+	defaultSocketMode = "0660"
 )
 
 // Issuer defaults. authz.New defaults a zero Introspection.Timeout,
@@ -50,6 +51,9 @@ func (c *Config) applyDefaults() {
 	c.Listen.Admin = cmp.Or(c.Listen.Admin, defaultAdmin)
 	c.Listen.Metrics = cmp.Or(c.Listen.Metrics, defaultMetrics)
 	c.Listen.HTTPMode = cmp.Or(c.Listen.HTTPMode, defaultHTTPMode)
+	if _, unix := c.Listen.UnixSocket(); unix {
+		c.Listen.GRPCSocket.Mode = cmp.Or(c.Listen.GRPCSocket.Mode, defaultSocketMode)
+	}
 	c.Realm = cmp.Or(c.Realm, defaultRealm)
 	c.DefaultTier = cmp.Or(c.DefaultTier, policy.TierCritical) // as policy.New reads ""
 	lc := c.Lease.cacheConfig().WithDefaults()

@@ -42,6 +42,7 @@ type loadOptions struct {
 	run         int
 	json        bool
 	serverPID   int
+	tokenFile   string // tokens of the population, one per line (JWTs)
 }
 
 // Latencies are recorded in nanoseconds from 1 µs to 60 s with 3
@@ -175,15 +176,24 @@ func runLoad(ctx context.Context, o loadOptions) error {
 	if err != nil {
 		return err
 	}
+	var toks []string
+	if o.tokenFile != "" {
+		if toks, err = readTokens(o.tokenFile); err != nil {
+			return err
+		}
+		if o.newFrac > 0 || o.tokens > len(toks) {
+			return fmt.Errorf("-token-file %s has %d tokens: -tokens must be at most that, and -new-frac 0", o.tokenFile, len(toks))
+		}
+	}
 	l := &load{o: o, mix: mix}
 	for _, m := range mix.methods {
-		t, err := newTemplate(m, o.host, o.path)
+		t, err := newTokenTemplate(m, o.host, o.path, toks, o.tokenBase)
 		if err != nil {
 			return err
 		}
 		l.tmpls = append(l.tmpls, t)
 	}
-	if l.primeTmpl, err = newTemplate(o.primeMethod, o.host, o.path); err != nil {
+	if l.primeTmpl, err = newTokenTemplate(o.primeMethod, o.host, o.path, toks, o.tokenBase); err != nil {
 		return err
 	}
 	seedRNG := rand.New(rand.NewPCG(o.seed, uint64(time.Now().UnixNano())))
@@ -303,7 +313,7 @@ func runLoad(ctx context.Context, o loadOptions) error {
 func (l *load) work(ctx context.Context, w *worker, measureStart, end time.Time) {
 	var in rawMsg
 	var out rawMsg
-	buf := make([]byte, 0, 1024)
+	buf := make([]byte, 0, 2048)
 	var ctr uint64
 	// Open loop: each worker sends every interval, staggered so the
 	// workers together send at -rate. Latency is still measured from the
@@ -357,7 +367,7 @@ func (l *load) work(ctx context.Context, w *worker, measureStart, end time.Time)
 				w.first = err
 			}
 			// gRPC may still hold the buffer of a failed call.
-			buf = make([]byte, 0, 1024)
+			buf = make([]byte, 0, 2048)
 			continue
 		}
 		w.reqs++

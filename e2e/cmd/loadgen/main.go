@@ -12,6 +12,11 @@
 //	loadgen -ghz-data FILE -tokens N         write a ghz data file with the same requests
 //	loadgen -protoset FILE                   write the ext_authz protoset ghz needs
 //	loadgen -free-ports N                    print N free loopback ports
+//	loadgen -jwt-keygen FILE                 an RS256 key, its JWKS in FILE.jwks.json
+//	loadgen -jwt-tokens FILE -jwt-key K      sign a population of JWTs
+//	loadgen -jwks ADDR -jwt-key K            serve the key's JWKS
+//	loadgen -gobench FILE                    median tables from go test -bench output
+//	loadgen -splice FILE -section NAME=MD    replace a marked section of FILE
 //
 // Requests look like Envoy's: the headers map with lower-case names and the
 // :method, :path, :authority and :scheme pseudo-headers, a fresh
@@ -29,6 +34,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -57,9 +63,10 @@ func main() {
 	flag.IntVar(&o.run, "run", 0, "run number, recorded in the result (ratios pair equal runs)")
 	flag.BoolVar(&o.json, "json", false, "print the result as one JSON line on stdout")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the server process: report its CPU time per request")
+	flag.StringVar(&o.tokenFile, "token-file", "", "population tokens, one per line of one length (-jwt-tokens writes them); token B+i is line i")
 
-	noopAddr := flag.String("noop-server", "", "serve a no-op ext_authz v3 server on this address")
-	streamWorkers := flag.Uint("stream-workers", 0, "no-op server: grpc.NumStreamWorkers (0: a goroutine per stream, as leasegate)")
+	noopAddr := flag.String("noop-server", "", "serve a no-op ext_authz v3 server on this address (host:port or unix:///path)")
+	streamWorkers := flag.Uint("stream-workers", 0, "no-op server: grpc.NumStreamWorkers instead of leasegate's (0: leasegate's)")
 	work := flag.Duration("work", 0, "no-op server: burn this much CPU per Check (a floor with synthetic work)")
 	richOK := flag.Bool("rich-ok", false, "no-op server: answer with an OK shaped like leasegate's hit (4 upstream headers, 6-field dynamic_metadata)")
 	issuerAddr := flag.String("issuer", "", "serve a fake RFC 7662 introspection issuer on this address")
@@ -72,6 +79,15 @@ func main() {
 	ghzData := flag.String("ghz-data", "", "write a ghz JSON data file (one message per token) and exit")
 	protoset := flag.String("protoset", "", "write the ext_authz v3 FileDescriptorSet (for ghz --protoset) and exit")
 	freePorts := flag.Int("free-ports", 0, "print this many free 127.0.0.1 ports and exit (for config files)")
+	jwtKeygen := flag.String("jwt-keygen", "", "write a new RS256 signing key to this file (and its JWKS to FILE.jwks.json) and exit")
+	jwtKey := flag.String("jwt-key", "", "-jwt-tokens, -jwks: the signing key file")
+	jwtTokens := flag.String("jwt-tokens", "", "sign -tokens JWTs (from -token-base, issuer -issuer-iss) with -jwt-key into this file and exit")
+	jwksAddr := flag.String("jwks", "", "serve -jwt-key's JWKS on this address")
+	matrix := flag.String("matrix", "", "with -summarize: the ratio table DEN=NUM,NUM (labels NUM/c<N> over DEN/c<N>) instead of the full summary")
+	names := flag.String("names", "", "with -matrix: display names, NUM=name;NUM=name")
+	gobench := flag.String("gobench", "", "print median tables of this go test -bench output and exit")
+	splice := flag.String("splice", "", "replace the marked sections (-section) of this markdown file and exit")
+	section := flag.String("section", "", "with -splice: NAME=FILE[,NAME=FILE], each replacing <!-- bench:NAME --> … <!-- /bench:NAME -->")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -79,12 +95,24 @@ func main() {
 
 	var err error
 	switch {
+	case *jwtKeygen != "":
+		err = writeJWTKey(*jwtKeygen)
+	case *jwtTokens != "":
+		err = writeJWTTokens(*jwtTokens, *jwtKey, *issuerIss, o.tokenBase, o.tokens)
+	case *jwksAddr != "":
+		err = serveJWKS(ctx, *jwksAddr, *jwtKey, *addrFile)
 	case *noopAddr != "":
 		err = serveNoop(ctx, *noopAddr, *addrFile, floorOptions{streamWorkers: uint32(*streamWorkers), richOK: *richOK, work: *work})
 	case *issuerAddr != "":
 		err = serveIssuer(ctx, issuerOptions{addr: *issuerAddr, delay: *delay, iss: *issuerIss, addrFile: *addrFile})
+	case *summarize != "" && *matrix != "":
+		err = matrixFile(os.Stdout, *summarize, *matrix, parseNames(*names))
 	case *summarize != "":
 		err = summarizeFile(os.Stdout, *summarize, *ratio)
+	case *gobench != "":
+		err = gobenchFile(os.Stdout, *gobench)
+	case *splice != "":
+		err = spliceFile(*splice, *section)
 	case *ghzData != "":
 		err = writeGhzData(*ghzData, o)
 	case *protoset != "":
@@ -102,6 +130,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
+}
+
+// parseNames reads -names: NUM=name;NUM=name.
+func parseNames(s string) map[string]string {
+	m := map[string]string{}
+	for part := range strings.SplitSeq(s, ";") {
+		if k, v, ok := strings.Cut(part, "="); ok {
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return m
 }
 
 // printFreePorts lets a script write a config for a server that logs its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -17,9 +18,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/leasegate/leasegate/envoy"
 )
 
 // noopAuthz answers every Check with OK without looking at the request:
@@ -85,23 +87,17 @@ func (n noopAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRe
 	return n.resp, nil
 }
 
-// newFloorServer mirrors leasegate's server.grpcServer with its defaults
-// and tracing off (a no-op tracer provider): the same grpc-go version,
-// options and otelgrpc stats handler, so the only difference measured is
-// leasegate's own work.
+// newFloorServer is leasegate's gRPC server without leasegate: the same
+// options (envoy.ServerOptions: the codec, the stream workers, the
+// limits) and the same otelgrpc stats handler with tracing off, so the
+// only difference measured is leasegate's own work.
 func newFloorServer(o floorOptions) *grpc.Server {
-	opts := []grpc.ServerOption{
-		grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(noop.NewTracerProvider()),
-			otelgrpc.WithPropagators(propagation.TraceContext{}),
-		)),
-		grpc.MaxConcurrentStreams(1024),
-		grpc.MaxRecvMsgSize(4 << 20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+	opts := append([]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
+		otelgrpc.WithTracerProvider(noop.NewTracerProvider()),
+		otelgrpc.WithPropagators(propagation.TraceContext{}),
+	))}, envoy.ServerOptions(1024)...)
 	if o.streamWorkers > 0 {
-		opts = append(opts, grpc.NumStreamWorkers(o.streamWorkers))
+		opts = append(opts, grpc.NumStreamWorkers(o.streamWorkers)) // the later option wins
 	}
 	g := grpc.NewServer(opts...)
 	srv := noopAuthz{resp: okResponse, work: o.work}
@@ -113,13 +109,27 @@ func newFloorServer(o floorOptions) *grpc.Server {
 	return g
 }
 
+// listenAddr listens on host:port or, for unix:///path, on a Unix socket
+// (replacing a socket file left by an earlier run).
+func listenAddr(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		_ = os.Remove(path)
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", addr)
+}
+
 func serveNoop(ctx context.Context, addr, addrFile string, o floorOptions) error {
-	lis, err := net.Listen("tcp", addr)
+	lis, err := listenAddr(addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	g := newFloorServer(o)
-	if err := writeAddr(addrFile, lis.Addr().String()); err != nil {
+	bound := lis.Addr().String()
+	if lis.Addr().Network() == "unix" {
+		bound = "unix://" + bound
+	}
+	if err := writeAddr(addrFile, bound); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "no-op ext_authz listening on", lis.Addr())

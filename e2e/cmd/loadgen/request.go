@@ -27,13 +27,15 @@ const (
 // accepts any tok-<digits>.
 func tokenString(n uint64) string { return fmt.Sprintf("tok-%0*d", tokenDigits, n) }
 
-// template is a marshalled CheckRequest with slots for the token digits and
-// the x-request-id.
+// template is a marshalled CheckRequest with slots for the token (its
+// digits, or a whole token of -token-file) and the x-request-id.
 type template struct {
 	method string
 	b      []byte
 	tokOff int
 	ridOff int
+	tokens []string // -token-file: token n is tokens[n-base]; nil: tok-<n>
+	base   uint64
 }
 
 // envoyRequest is the CheckRequest Envoy's ext_authz filter sends for a
@@ -73,17 +75,29 @@ func envoyRequest(method, host, path, token, rid string) *authv3.CheckRequest {
 }
 
 func newTemplate(method, host, path string) (template, error) {
+	return newTokenTemplate(method, host, path, nil, 0)
+}
+
+// newTokenTemplate is newTemplate for the tokens of a -token-file, token n
+// being tokens[n-base] (all of one length); nil tokens is tok-<n>.
+func newTokenTemplate(method, host, path string, tokens []string, base uint64) (template, error) {
 	tokSentinel := "tok-" + strings.Repeat("Q", tokenDigits)
+	if tokens != nil {
+		tokSentinel = strings.Repeat("Q", len(tokens[0]))
+	}
 	ridSentinel := strings.Repeat("R", ridLen)
 	b, err := proto.Marshal(envoyRequest(method, host, path, tokSentinel, ridSentinel))
 	if err != nil {
 		return template{}, fmt.Errorf("marshal %s template: %w", method, err)
 	}
-	t := template{method: method, b: b}
+	t := template{method: method, b: b, tokens: tokens, base: base}
 	if bytes.Count(b, []byte(tokSentinel)) != 1 || bytes.Count(b, []byte(ridSentinel)) != 1 {
 		return template{}, errors.New("template slots are not unique (host or path contains a sentinel)")
 	}
-	t.tokOff = bytes.Index(b, []byte(tokSentinel)) + len("tok-")
+	t.tokOff = bytes.Index(b, []byte(tokSentinel))
+	if tokens == nil {
+		t.tokOff += len("tok-")
+	}
 	t.ridOff = bytes.Index(b, []byte(ridSentinel))
 	return t, nil
 }
@@ -92,12 +106,16 @@ func newTemplate(method, host, path string) (template, error) {
 // which must have the template's length.
 func (t *template) fill(buf []byte, n, hi, lo uint64) {
 	copy(buf, t.b)
+	putUUID(buf[t.ridOff:t.ridOff+ridLen], hi, lo)
+	if t.tokens != nil {
+		copy(buf[t.tokOff:], t.tokens[(n-t.base)%uint64(len(t.tokens))])
+		return
+	}
 	d := buf[t.tokOff : t.tokOff+tokenDigits]
 	for i := len(d) - 1; i >= 0; i-- {
 		d[i] = '0' + byte(n%10)
 		n /= 10
 	}
-	putUUID(buf[t.ridOff:t.ridOff+ridLen], hi, lo)
 }
 
 const hexDigits = "0123456789abcdef"

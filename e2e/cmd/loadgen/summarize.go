@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -17,9 +19,21 @@ import (
 // over runs. Pairs come from the same run because the two were measured
 // back to back under the same background load.
 func summarizeFile(out io.Writer, file, ratio string) error {
-	f, err := os.Open(file)
+	order, byLabel, err := readResults(file)
 	if err != nil {
 		return err
+	}
+	summaryTable(out, order, byLabel)
+	ratioTables(out, order, byLabel, ratio)
+	return nil
+}
+
+// readResults reads a file of -json results, grouped by label in the order
+// first seen.
+func readResults(file string) ([]string, map[string][]Result, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer f.Close()
 	var order []string
@@ -33,17 +47,17 @@ func summarizeFile(out io.Writer, file, ratio string) error {
 		}
 		var r Result
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
+			return nil, nil, fmt.Errorf("%s: %w", file, err)
 		}
 		if _, ok := byLabel[r.Label]; !ok {
 			order = append(order, r.Label)
 		}
 		byLabel[r.Label] = append(byLabel[r.Label], r)
 	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
+	return order, byLabel, sc.Err()
+}
 
+func summaryTable(out io.Writer, order []string, byLabel map[string][]Result) {
 	fmt.Fprintln(out, "| label | runs | requests/s | p50 µs | p90 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | errors+denied |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, label := range order {
@@ -96,6 +110,9 @@ func summarizeFile(out io.Writer, file, ratio string) error {
 		}
 	}
 
+}
+
+func ratioTables(out io.Writer, order []string, byLabel map[string][]Result, ratio string) {
 	for pair := range strings.SplitSeq(ratio, ",") {
 		num, den, ok := strings.Cut(pair, "=")
 		if !ok {
@@ -113,26 +130,97 @@ func summarizeFile(out io.Writer, file, ratio string) error {
 			for _, r := range byLabel[den+"/"+rest] {
 				dens[r.Run] = r
 			}
-			var rps, cpu []float64
-			for _, r := range byLabel[label] {
-				d, ok := dens[r.Run]
-				if !ok || d.RPS == 0 {
-					continue
-				}
-				rps = append(rps, r.RPS/d.RPS)
-				if d.ServerCPUUs > 0 {
-					cpu = append(cpu, r.ServerCPUUs/d.ServerCPUUs)
-				}
-			}
+			rps, cpu := pairRatios(byLabel[label], byLabel[den+"/"+rest])
 			if len(rps) == 0 {
 				continue
 			}
 			fmt.Fprintf(out, "| %s | %d | %s | %s |\n", rest, len(rps), medianRange(rps, "%.3f"), medianRange(cpu, "%.2f"))
 		}
 	}
-	return nil
 }
 
+// pairRatios are the throughput and server-CPU-per-request ratios of the
+// results of nums to those of dens with the same run number.
+func pairRatios(nums, dens []Result) (rps, cpu []float64) {
+	byRun := map[int]Result{}
+	for _, d := range dens {
+		byRun[d.Run] = d
+	}
+	for _, r := range nums {
+		d, ok := byRun[r.Run]
+		if !ok || d.RPS == 0 {
+			continue
+		}
+		rps = append(rps, r.RPS/d.RPS)
+		if d.ServerCPUUs > 0 && r.ServerCPUUs > 0 {
+			cpu = append(cpu, r.ServerCPUUs/d.ServerCPUUs)
+		}
+	}
+	return rps, cpu
+}
+
+// matrixFile prints the peers table: for spec "den=a,b/d2,c", one row per
+// server a, b, c and one column per concurrency found (labels
+// server/c<N>), each cell the median and min–max over runs of the
+// throughput ratio to its floor's run of the same round: the floor run
+// measured right beside it (label den@a/c<N>) when there is one, else
+// den/c<N>; b's floor is d2. Then the same for server CPU per request.
+// names gives a row's display name ("a=leasegate, lease hit"; the label
+// when absent).
+func matrixFile(out io.Writer, file, spec string, names map[string]string) error {
+	_, byLabel, err := readResults(file)
+	if err != nil {
+		return err
+	}
+	den, nums, ok := strings.Cut(spec, "=")
+	if !ok {
+		return fmt.Errorf("-matrix %q: want DEN=NUM[/DEN][,NUM[/DEN]]", spec)
+	}
+	var cs []int
+	for label := range byLabel {
+		if i := strings.LastIndex(label, "/c"); i >= 0 {
+			if c, err := strconv.Atoi(label[i+2:]); err == nil && !slices.Contains(cs, c) {
+				cs = append(cs, c)
+			}
+		}
+	}
+	slices.Sort(cs)
+	floorOf := func(num, floor string, c int) []Result {
+		if rs := byLabel[fmt.Sprintf("%s@%s/c%d", floor, num, c)]; len(rs) > 0 {
+			return rs
+		}
+		return byLabel[fmt.Sprintf("%s/c%d", floor, c)]
+	}
+	for _, part := range []struct {
+		title string
+		cpu   bool
+	}{{"throughput ÷ the floor's", false}, {"server CPU per request ÷ the floor's", true}} {
+		fmt.Fprintf(out, "| %s |", part.title)
+		for _, c := range cs {
+			fmt.Fprintf(out, " %d stream%s |", c, map[bool]string{true: "", false: "s"}[c == 1])
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "|---"+strings.Repeat("|---", len(cs))+"|")
+		for item := range strings.SplitSeq(nums, ",") {
+			num, floor, ok := strings.Cut(item, "/")
+			if !ok {
+				floor = den
+			}
+			fmt.Fprintf(out, "| %s |", cmp.Or(names[num], num))
+			for _, c := range cs {
+				rps, cpu := pairRatios(byLabel[fmt.Sprintf("%s/c%d", num, c)], floorOf(num, floor, c))
+				v := rps
+				if part.cpu {
+					v = cpu
+				}
+				fmt.Fprintf(out, " %s |", medianRange(v, "%.2f"))
+			}
+			fmt.Fprintln(out)
+		}
+		fmt.Fprintln(out)
+	}
+	return nil
+}
 func stat(rs []Result, get func(*Result) float64) string {
 	v := make([]float64, 0, len(rs))
 	for i := range rs {
@@ -145,14 +233,15 @@ func stat(rs []Result, get func(*Result) float64) string {
 	return medianRange(v, format)
 }
 
-// medianRange formats "median (min–max)"; with one value, just the value.
+// medianRange formats "median (min–max)"; with one value (or all equal),
+// just the value.
 func medianRange(v []float64, format string) string {
 	if len(v) == 0 {
 		return "–"
 	}
 	s := slices.Clone(v)
 	slices.Sort(s)
-	if len(s) == 1 {
+	if len(s) == 1 || s[0] == s[len(s)-1] {
 		return fmt.Sprintf(format, s[0])
 	}
 	return fmt.Sprintf(format+" ("+format+"–"+format+")", median(s), s[0], s[len(s)-1])

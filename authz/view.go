@@ -1,0 +1,92 @@
+package authz
+
+import (
+	"strings"
+
+	"github.com/leasegate/leasegate/authz/headertext"
+	"github.com/leasegate/leasegate/authz/trust"
+	"github.com/leasegate/leasegate/leasecache"
+)
+
+// LeaseView is what every hit of one lease allows with: the identity, the
+// upstream identity headers (judged once) and the token id, made on the
+// lease's first hit and shared, unchanged, by the hits after it
+// (Decision.View), so a hit allocates neither headers nor the token id's
+// hex. (Adapters do not cache their responses in it: a shared response per
+// lease was measured slower over real gRPC than one built per request,
+// BENCHMARKS.md.)
+type LeaseView struct {
+	issuer   *trust.Issuer
+	tokenID  string
+	identity Identity
+	headers  []Header // len == cap: a caller's append copies, never writes here
+	// unpassable is UnpassableHeader of headers, judged once.
+	unpassable string
+}
+
+// sharesHeaders reports whether hs starts with the view's headers (the
+// same memory): a decision's headers on a hit, maybe with a route's own
+// appended.
+func (v *LeaseView) sharesHeaders(hs []Header) bool {
+	return len(v.headers) > 0 && len(hs) >= len(v.headers) && &hs[0] == &v.headers[0]
+}
+
+// matches reports whether v renders lease l of issuer is: the same
+// identity, whatever validation produced l.
+func (v *LeaseView) matches(l *leasecache.Lease, is *trust.Issuer) bool {
+	return v.issuer == is && v.identity.Subject == l.Subject && v.identity.ClientID == l.ClientID && v.identity.Scope == l.Scope
+}
+
+// view returns the view of key's lease l (raw: the token's own SHA-256,
+// for the token id), making it on first use; nil when the identity cannot
+// be passed upstream (allow then refuses the token). A view is only used
+// after the lease cache answered a hit for key and only while it matches
+// that lease, so it can never outlive a revocation or a revalidation with
+// other claims; it only saves building the same allow again. The engine
+// holds the views of its recent hits, bounded (recent.Map).
+func (e *Engine) view(key, raw leasecache.Key, l *leasecache.Lease, is *trust.Issuer) *LeaseView {
+	if v, ok := e.views.Get(key); ok && v.matches(l, is) {
+		return v
+	}
+	v := e.newView(raw, l, is)
+	if v != nil {
+		e.views.Put(key, v)
+	}
+	return v
+}
+
+// newView builds the view of l, its strings copied out of the cache
+// entry; nil when a claim is not headertext.ClaimSafe.
+func (e *Engine) newView(raw leasecache.Key, l *leasecache.Lease, is *trust.Issuer) *LeaseView {
+	id := Identity{
+		Subject:  strings.Clone(l.Subject),
+		ClientID: strings.Clone(l.ClientID),
+		Scope:    strings.Clone(l.Scope),
+		Issuer:   is.Config.Issuer,
+	}
+	hs := e.identityHeaders(id)
+	if hs == nil {
+		return nil
+	}
+	v := &LeaseView{issuer: is, tokenID: raw.Prefix(), identity: id, headers: hs[:len(hs):len(hs)]}
+	v.unpassable = (&Decision{Headers: hs}).UnpassableHeader()
+	return v
+}
+
+// identityHeaders are the upstream headers of id, or nil when a value is
+// not headertext.ClaimSafe: a claim with CR/LF/NUL or of absurd size would break or
+// inject upstream headers.
+func (e *Engine) identityHeaders(id Identity) []Header {
+	hs := []Header{
+		{e.upstream.Subject, id.Subject},
+		{e.upstream.ClientID, id.ClientID},
+		{e.upstream.Scope, id.Scope},
+		{e.upstream.Issuer, id.Issuer},
+	}
+	for _, h := range hs {
+		if !headertext.ClaimSafe(h.Value) {
+			return nil
+		}
+	}
+	return hs
+}

@@ -1,0 +1,75 @@
+package envoy
+
+import (
+	"context"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/leasegate/leasegate/authz"
+)
+
+// TestHitAllocations holds BenchmarkCheckHit's count: the request view,
+// the lease cache's two copies (bigcache's Get), and the OK response
+// (one allocation for its messages, two for dynamic_metadata's map).
+func TestHitAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops sync.Pool items at random")
+	}
+	is := newTestIssuer(t, false)
+	s := newTestServer(t, newRealEngine(t, is.URL))
+	req := envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken, "x-forwarded-for": "10.0.0.1"}, nil)
+	ctx := context.Background()
+	s.Check(ctx, req)
+	if n := testing.AllocsPerRun(200, func() {
+		if resp, _ := s.Check(ctx, req); meta(resp, "lease") != "hit" {
+			t.Fatalf("not a hit: %v", resp)
+		}
+	}); n > 6 {
+		t.Fatalf("a hit allocates %v times, want at most 6", n)
+	}
+}
+
+// TestHitWithRouteHeaders: headers a decision appends to a hit's (a
+// route's own upstream headers) are rendered with the identity headers,
+// and the lease's shared headers stay as they were for the next hit.
+func TestHitWithRouteHeaders(t *testing.T) {
+	is := newTestIssuer(t, false)
+	eng := newRealEngine(t, is.URL)
+	plain := newTestServer(t, eng)
+	extras := newTestServer(t, extraHeaders{eng, []authz.Header{{Name: "if-none-match", Value: "*"}, {Name: "x-drop", Value: ""}}})
+	ctx := context.Background()
+	req := envoyRequest("PUT", "/data/new", map[string]string{"authorization": "Bearer " + goodToken}, nil)
+	plain.Check(ctx, req)
+	got, _ := extras.Check(ctx, req)
+	set := checkHeaderOptions(t, got.GetOkResponse().GetHeaders())
+	if meta(got, "lease") != "hit" || set["if-none-match"] != "*" || set["x-auth-subject"] != "alice" || len(set) != 5 {
+		t.Fatalf("hit with route headers: %v (%v)", set, got)
+	}
+	if rm := got.GetOkResponse().GetHeadersToRemove(); len(rm) != 1 || rm[0] != "x-drop" {
+		t.Fatalf("headers_to_remove: %v", rm)
+	}
+	again, _ := plain.Check(ctx, req)
+	if set := checkHeaderOptions(t, again.GetOkResponse().GetHeaders()); len(set) != 4 || set["if-none-match"] != "" {
+		t.Fatalf("the next plain hit: %v, want the four identity headers", set)
+	}
+}
+
+// extraHeaders appends headers to every allow of its engine, as a route
+// with upstream headers of its own would.
+type extraHeaders struct {
+	eng   Checker
+	extra []authz.Header
+}
+
+func (x extraHeaders) Check(ctx context.Context, r *authz.Request) authz.Decision {
+	d := x.eng.Check(ctx, r)
+	if d.Allow {
+		d.Headers = append(d.Headers, x.extra...)
+	}
+	return d
+}
+
+func meta(r *authv3.CheckResponse, key string) string {
+	return r.GetDynamicMetadata().GetFields()[key].GetStringValue()
+}

@@ -1,0 +1,5 @@
+//go:build !vtprotobuf
+
+package envoy
+
+const vtprotobufTag = false
