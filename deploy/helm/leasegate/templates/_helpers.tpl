@@ -47,6 +47,61 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "leasegate.configDir" -}}/etc/leasegate/config{{- end -}}
 
 {{/*
+grpc.socket, checked: the Unix socket leasegate serves gRPC on, or "" for
+TCP. Every template that uses the socket asks here, so the checks run
+wherever it appears (the ConfigMap always renders).
+*/}}
+{{- define "leasegate.socket" -}}
+{{- with .Values.grpc.socket -}}
+{{- if ne (include "leasegate.sidecar" $) "true" -}}
+{{- fail "grpc.socket needs mode: sidecar (a Unix socket reaches only the containers of leasegate's own pod; standalone Envoy, Istio and Envoy Gateway call the Service over TCP)" -}}
+{{- end -}}
+{{- if or (not (isAbs .)) (ne (clean .) .) (eq (dir .) "/") (gt (len .) 103) -}}
+{{- fail (printf "grpc.socket %q: want a clean absolute path of at most 103 bytes in a directory of its own, e.g. /run/leasegate/authz.sock (the chart mounts an emptyDir at that directory)" .) -}}
+{{- end -}}
+{{- $d := dir . -}}
+{{- $mounts := list (include "leasegate.configDir" $) -}}
+{{- if $.Values.fleet.enabled -}}
+{{- $mounts = append $mounts $.Values.fleet.key.mountPath -}}
+{{- if $.Values.fleet.redis.tls.enabled -}}
+{{- $mounts = append $mounts $.Values.fleet.redis.tls.mountPath -}}
+{{- end -}}
+{{- end -}}
+{{- range $m := $mounts -}}
+{{- if or (eq $d $m) (hasPrefix (printf "%s/" $m) $d) (hasPrefix (printf "%s/" $d) $m) -}}
+{{- fail (printf "grpc.socket %q: its directory %s overlaps the container's mount %s; put the socket in a directory of its own" $.Values.grpc.socket $d $m) -}}
+{{- end -}}
+{{- end -}}
+{{- range $name := list "livenessProbe" "readinessProbe" -}}
+{{- $probe := index $.Values $name -}}
+{{- range $kind := list "httpGet" "tcpSocket" "grpc" -}}
+{{- with and (kindIs "map" $probe) (get $probe $kind) -}}
+{{- if has (toString .port) (list "grpc" (toString $.Values.grpc.port)) -}}
+{{- fail (printf "%s.%s uses the gRPC port, which grpc.socket closes: probe the metrics port" $name $kind) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The socket's group: grpc.socketGroup, else podSecurityContext.fsGroup,
+which every container of a pod with that fsGroup has.
+*/}}
+{{- define "leasegate.socketGroup" -}}
+{{- $g := .Values.grpc.socketGroup -}}
+{{- if kindIs "string" $g -}}
+{{- $g = .Values.podSecurityContext.fsGroup -}}
+{{- end -}}
+{{- if kindIs "invalid" $g -}}
+{{- fail "grpc.socket needs a group Envoy shares (the socket is mode 0660): set grpc.socketGroup or podSecurityContext.fsGroup" -}}
+{{- end -}}
+{{- printf "%d" (int64 $g) -}}
+{{- end -}}
+
+{{/*
 The leasegate configuration: listen, admin and fleet from the chart's
 values, the rest from .Values.config as given.
 */}}
@@ -61,8 +116,16 @@ values, the rest from .Values.config as given.
 {{- if and (not (has $admin (list "127.0.0.1" "localhost" "::1"))) (not .Values.adminSecret.existingSecret) -}}
 {{- fail "admin.address is not loopback: set adminSecret.existingSecret (POST /revoke must not be open), or admin.address: 127.0.0.1" -}}
 {{- end -}}
+{{- $socket := include "leasegate.socket" . -}}
 listen:
+  {{- if $socket }}
+  grpc: {{ printf "unix://%s" $socket | quote }}
+  grpc_socket:
+    mode: {{ .Values.grpc.socketMode | quote }}
+    group: {{ include "leasegate.socketGroup" . | quote }}
+  {{- else }}
   grpc: {{ printf "%s:%v" $bind .Values.grpc.port | quote }}
+  {{- end }}
   {{- if .Values.http.enabled }}
   http: {{ printf "%s:%v" $bind .Values.http.port | quote }}
   http_mode: {{ .Values.http.mode | quote }}
@@ -153,7 +216,9 @@ fleet:
     {{- end }}
   {{- end }}
   ports:
+    {{- if not (include "leasegate.socket" .) }}
     - { name: grpc, containerPort: {{ .Values.grpc.port }}, protocol: TCP }
+    {{- end }}
     {{- if .Values.http.enabled }}
     - { name: http, containerPort: {{ .Values.http.port }}, protocol: TCP }
     {{- end }}
@@ -176,6 +241,9 @@ fleet:
     {{- toYaml .Values.resources | nindent 4 }}
   volumeMounts:
     - { name: leasegate-config, mountPath: {{ include "leasegate.configDir" . | quote }}, readOnly: true }
+    {{- with include "leasegate.socket" . }}
+    - { name: leasegate-socket, mountPath: {{ dir . | quote }} }
+    {{- end }}
     {{- if .Values.fleet.enabled }}
     - { name: leasegate-fleet-key, mountPath: {{ .Values.fleet.key.mountPath | quote }}, readOnly: true }
     {{- if .Values.fleet.redis.tls.enabled }}
@@ -189,6 +257,11 @@ fleet:
 - name: leasegate-config
   configMap:
     name: {{ include "leasegate.fullname" . }}
+{{- if include "leasegate.socket" . }}
+# Shared with the Envoy container, which connects to the socket on it.
+- name: leasegate-socket
+  emptyDir: {}
+{{- end }}
 {{- if .Values.fleet.enabled }}
 - name: leasegate-fleet-key
   secret:
