@@ -68,6 +68,7 @@ type rendered struct {
 	pod    corev1.PodSpec // the Deployment's, or the sidecar notes' fragment
 	// secrets are the case's Secrets, for checks that vary them.
 	secrets fakeSecrets
+	notes   string // the sidecar notes; "" in standalone mode
 }
 
 var standaloneKinds = []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "ServiceAccount"}
@@ -251,7 +252,20 @@ func TestChart(t *testing.T) {
 					t.Error("the sidecar publishes its admin port")
 				}
 			}
+			if strings.Contains(c.notes, "pipe") {
+				t.Errorf("TCP sidecar notes speak of a pipe address:\n%s", c.notes)
+			}
 		},
+	}, {
+		name:   "sidecar on a unix socket",
+		values: "mode: sidecar\ngrpc: { socket: /run/leasegate/authz.sock }\n",
+		kinds:  []string{"ConfigMap"},
+		check:  checkSidecarSocket("/run/leasegate/authz.sock", "65532"),
+	}, {
+		name:   "sidecar socket with its own group",
+		values: "mode: sidecar\ngrpc: { socket: /var/run/lg/ext-authz.sock, socketGroup: 1337 }\nhttp: { enabled: true }\n",
+		kinds:  []string{"ConfigMap"},
+		check:  checkSidecarSocket("/var/run/lg/ext-authz.sock", "1337"),
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,7 +287,8 @@ func TestChart(t *testing.T) {
 					t.Errorf("listen.grpc = %q, want :9001 (all interfaces)", str(t, c.cfg, "listen.grpc"))
 				}
 			} else {
-				c.pod = sidecarPod(t, renderNotes(t, vf))
+				c.notes = renderNotes(t, vf)
+				c.pod = sidecarPod(t, c.notes)
 			}
 			lc := leasegateContainer(t, c.pod)
 			checkContainerSecurity(t, lc)
@@ -309,6 +324,17 @@ func TestChartRefuses(t *testing.T) {
 		{"unknown value", "replicas: 3\n", "replicas"},
 		{"unknown mode", "mode: daemonset\n", "mode"},
 		{"unknown store-loss mode", "fleet: { onStoreLoss: allow }\n", "onStoreLoss"},
+		{"socket in standalone mode", "grpc: { socket: /run/leasegate/authz.sock }\n", "grpc.socket needs mode: sidecar"},
+		{"relative socket path", "mode: sidecar\ngrpc: { socket: run/authz.sock }\n", "at '/grpc/socket'"},
+		{"unclean socket path", "mode: sidecar\ngrpc: { socket: /run/leasegate/../authz.sock }\n", "want a clean absolute path"},
+		{"socket in /", "mode: sidecar\ngrpc: { socket: /authz.sock }\n", "in a directory of its own"},
+		{"socket path too long", "mode: sidecar\ngrpc: { socket: /run/" + strings.Repeat("x", 100) + ".sock }\n", "at most 103 bytes"},
+		{"socket beside the config", "mode: sidecar\ngrpc: { socket: /etc/leasegate/config/authz.sock }\n", "overlaps the container's mount /etc/leasegate/config"},
+		{"socket above the config", "mode: sidecar\ngrpc: { socket: /etc/leasegate/authz.sock }\n", "overlaps the container's mount /etc/leasegate/config"},
+		{"probe on the socket's closed port", "mode: sidecar\ngrpc: { socket: /run/leasegate/authz.sock }\nreadinessProbe: { httpGet: null, grpc: { port: 9001 } }\n", "readinessProbe.grpc uses the gRPC port"},
+		{"socket without a group", "mode: sidecar\ngrpc: { socket: /run/leasegate/authz.sock }\npodSecurityContext: { fsGroup: null }\n", "grpc.socket needs a group"},
+		{"socket mode not octal", "mode: sidecar\ngrpc: { socket: /run/leasegate/authz.sock, socketMode: '0968' }\n", "at '/grpc/socketMode'"},
+		{"socket group a name", "mode: sidecar\ngrpc: { socket: /run/leasegate/authz.sock, socketGroup: envoy }\n", "at '/grpc/socketGroup'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
