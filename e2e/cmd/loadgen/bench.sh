@@ -90,13 +90,14 @@ start_noop() {
 # config and log files (several leasegates run at once in some suites).
 start_leasegate() {
 	local ports name=${LG_NAME:-leasegate}
-	mapfile -t ports < <("$LOADGEN" -free-ports 2)
+	mapfile -t ports < <("$LOADGEN" -free-ports 3)
 	LG_ADDR=${LG_LISTEN:-127.0.0.1:${ports[0]}}
 	LG_ADMIN=127.0.0.1:${ports[1]}
 	cat >"$OUT/$name.yaml" <<EOF
 listen:
   grpc: "$LG_ADDR"
   admin: "$LG_ADMIN"
+  metrics: "127.0.0.1:${ports[2]}"
 realm: leasegate
 issuers:
 ${LG_ISSUERS:-$(introspection_issuer)}
