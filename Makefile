@@ -103,7 +103,7 @@ deploy-test: build
 ## fuzz: every native fuzz target for FUZZTIME (corpora in testdata/fuzz/);
 ## a bare fuzz-coordinator deadline (Go 1.26, no failing input) is run again once
 fuzz:
-	GO=$(GO) FUZZTIME=$(FUZZTIME) bash internal/tools/fuzz/run.sh
+	GO=$(GO) FUZZTIME=$(FUZZTIME) GOTAGS="$(GOTAGS)" bash internal/tools/fuzz/run.sh
 
 ## hydra: build ORY Hydra (pinned in e2e/go.mod) into .cache/bin/hydra, once
 hydra:

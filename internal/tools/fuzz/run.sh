@@ -9,6 +9,7 @@
 set -euo pipefail
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-5s}
+GOTAGS=${GOTAGS:-}
 
 coordinator_race() {
 	grep -q 'context deadline exceeded' <<<"$1" && ! grep -q 'Failing input written to' <<<"$1"
@@ -17,7 +18,7 @@ coordinator_race() {
 run_target() {
 	local pkg=$1 t=$2 out
 	for attempt in 1 2; do
-		if out=$("$GO" test -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1); then
+		if out=$("$GO" test -tags "$GOTAGS" -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1); then
 			return 0
 		fi
 		if [[ $attempt == 1 ]] && coordinator_race "$out"; then
