@@ -54,8 +54,9 @@ type Options struct {
 	// OnListen is told the bound addresses once every listener is up.
 	OnListen func(Addrs)
 	// MemoryLimit sets the Go runtime's soft memory limit from
-	// lease.max_memory_mb (MemoryLimitFor) unless GOMEMLIMIT is set. It is
-	// process-wide: main sets it, tests sharing one process do not.
+	// lease.max_memory_mb and the container's limit (memoryLimit) unless
+	// GOMEMLIMIT is set. It is process-wide: main sets it, tests sharing
+	// one process do not.
 	MemoryLimit bool
 }
 
@@ -138,9 +139,10 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 		log = newLogger(cfg.Log, os.Stderr)
 	}
 	if opts.MemoryLimit && opts.Getenv("GOMEMLIMIT") == "" {
-		limit := MemoryLimitFor(cfg.Lease.MaxMemoryMB)
+		limit, container := memoryLimit(cfg.Lease.MaxMemoryMB, os.ReadFile)
 		debug.SetMemoryLimit(limit)
-		log.Info("memory limit", slog.Int64("bytes", limit), slog.Int("lease_max_memory_mb", cfg.Lease.MaxMemoryMB))
+		log.Info("memory limit", slog.Int64("bytes", limit), slog.Int("lease_max_memory_mb", cfg.Lease.MaxMemoryMB),
+			slog.Int64("container_bytes", container))
 	}
 	// Lines logged for a traced request carry its trace_id and span_id.
 	log = slog.New(telemetry.LogHandler(log.Handler()))
@@ -424,15 +426,6 @@ func (s *service) registerServerMetrics() error {
 		s.reloads.WithLabelValues(o) // exported as 0 before the first reload
 	}
 	return nil
-}
-
-// MemoryLimitFor is the soft memory limit for lease.max_memory_mb mb: the
-// lease cache's bound, half again for its index maps, the views of recent
-// hits and garbage between collections, and 64 MiB for the gRPC, HTTP and
-// telemetry stacks. With it the collector runs before garbage doubles the
-// heap, so RSS stays near the bound instead of 2-3× it (BENCHMARKS.md).
-func MemoryLimitFor(mb int) int64 {
-	return int64(mb)<<20*3/2 + 64<<20
 }
 
 func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
