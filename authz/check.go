@@ -80,7 +80,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, start time.Time) Decisi
 			return e.storeLost(ctx, d, r, m, tok, key, start)
 		}
 	}
-	lease, outcome := e.find(ctx, key, m.Window, start)
+	lease, outcome, at := e.find(ctx, key, m.Window, start)
 	if outcome == leasecache.Hit {
 		if is := e.byName[lease.Issuer]; is != nil && leaseShowsAge(&m, is, &lease) {
 			d.Lease = LeaseHit
@@ -90,7 +90,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, start time.Time) Decisi
 			} else {
 				d.TokenID = raw.Prefix()
 			}
-			return e.allow(d, r, m, is, &lease, v, e.nowAt(start))
+			return e.allow(d, r, m, is, &lease, v, at)
 		}
 	}
 	d.TokenID = raw.Prefix()
@@ -103,28 +103,25 @@ func (e *Engine) decide(ctx context.Context, r *Request, start time.Time) Decisi
 }
 
 // find is decide's lease lookup: the local cache and, in fleet mode, the
-// shared store after a local miss or a closed window.
-func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration, start time.Time) (leasecache.Lease, leasecache.Outcome) {
-	lease, outcome := e.lookup(ctx, key, w, start)
-	if e.fleet == nil || (outcome != leasecache.Miss && outcome != leasecache.WindowClosed) {
-		return lease, outcome
+// shared store after a local miss or a closed window. at is the engine's
+// time when the answer was read, for the judgements on it (the lifetime
+// policy): start itself only when the clocks are real and the local cache
+// answered, else a fresh reading (a store lookup takes a round trip).
+func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration, start time.Time) (lease leasecache.Lease, outcome leasecache.Outcome, at time.Time) {
+	lease, outcome = e.lookup(ctx, key, w, start)
+	if e.fleet != nil && (outcome == leasecache.Miss || outcome == leasecache.WindowClosed) {
+		var after time.Time
+		if outcome == leasecache.WindowClosed {
+			after = lease.ValidatedAt
+		}
+		if sl, so := e.fleet.Lookup(ctx, key, w, after); so != leasecache.Miss {
+			return sl, so, e.now()
+		}
 	}
-	var after time.Time
-	if outcome == leasecache.WindowClosed {
-		after = lease.ValidatedAt
-	}
-	if sl, so := e.fleet.Lookup(ctx, key, w, after); so != leasecache.Miss {
-		return sl, so
-	}
-	return lease, outcome
-}
-
-// nowAt is the engine's time, start itself when the clocks are real.
-func (e *Engine) nowAt(start time.Time) time.Time {
 	if e.realClock {
-		return start
+		return lease, outcome, start
 	}
-	return e.now()
+	return lease, outcome, e.now()
 }
 
 // storeLost decides while the fleet's store is down and on_store_loss is

@@ -117,15 +117,9 @@ func Unavailable(desc string) Decision {
 // adapters apply it, so a token's identity passes through gRPC and HTTP
 // mode alike or through neither.
 func (d *Decision) UnpassableHeader() string {
-	hs := d.Headers
-	if v := d.View; v != nil && v.sharesHeaders(hs) {
-		// The view's headers were judged when it was made.
-		if v.unpassable != "" {
-			return v.unpassable
-		}
-		hs = hs[len(v.headers):]
-	}
-	for _, h := range hs {
+	// Judged on every decision, a hit's shared headers too: four short
+	// strings, and nobody's write into them can slip past.
+	for _, h := range d.Headers {
 		if h.Name == "" {
 			continue
 		}

@@ -20,15 +20,6 @@ type LeaseView struct {
 	tokenID  string
 	identity Identity
 	headers  []Header // len == cap: a caller's append copies, never writes here
-	// unpassable is UnpassableHeader of headers, judged once.
-	unpassable string
-}
-
-// sharesHeaders reports whether hs starts with the view's headers (the
-// same memory): a decision's headers on a hit, maybe with a route's own
-// appended.
-func (v *LeaseView) sharesHeaders(hs []Header) bool {
-	return len(v.headers) > 0 && len(hs) >= len(v.headers) && &hs[0] == &v.headers[0]
 }
 
 // matches reports whether v renders lease l of issuer is: the same
@@ -68,9 +59,7 @@ func (e *Engine) newView(raw leasecache.Key, l *leasecache.Lease, is *trust.Issu
 	if hs == nil {
 		return nil
 	}
-	v := &LeaseView{issuer: is, tokenID: raw.Prefix(), identity: id, headers: hs[:len(hs):len(hs)]}
-	v.unpassable = (&Decision{Headers: hs}).UnpassableHeader()
-	return v
+	return &LeaseView{issuer: is, tokenID: raw.Prefix(), identity: id, headers: hs[:len(hs):len(hs)]}
 }
 
 // identityHeaders are the upstream headers of id, or nil when a value is

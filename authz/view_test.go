@@ -27,7 +27,7 @@ func TestHitsShareOneView(t *testing.T) {
 	if a.Lease != LeaseHit || b.Lease != LeaseHit || a.View == nil || a.View != b.View {
 		t.Fatalf("hits: %p %p (%s, %s), want one shared view", a.View, b.View, a.Lease, b.Lease)
 	}
-	if &a.Headers[0] != &b.Headers[0] || !a.View.sharesHeaders(a.Headers) {
+	if &a.Headers[0] != &b.Headers[0] || &a.Headers[0] != &a.View.headers[0] {
 		t.Fatal("hits do not share the view's headers")
 	}
 	if a.TokenID != miss.TokenID || a.TokenID != leasecache.KeyOf(tok).Prefix() {
@@ -130,5 +130,26 @@ func TestHitAllocations(t *testing.T) {
 		}
 	}); n > 2 {
 		t.Fatalf("a hit allocates %v times, want at most 2", n)
+	}
+}
+
+// TestHitHeadersJudgedEachTime: a hit's headers are the view's shared
+// memory; a write into them in place (which no code may do) cannot slip an
+// unpassable value past UnpassableHeader, on that decision or the next.
+func TestHitHeadersJudgedEachTime(t *testing.T) {
+	env := newEngEnv(t, engOpts{})
+	const tok = "view-inplace"
+	env.iss.setAnswer(tok, env.active(nil))
+	env.check("GET", "/f", tok)
+	d := env.check("GET", "/f", tok)
+	if d.Lease != LeaseHit || d.UnpassableHeader() != "" {
+		t.Fatalf("hit: %s, unpassable %q", d.Lease, d.UnpassableHeader())
+	}
+	d.Headers[0].Value = "alice\r\nx-auth-scope: storage.modify:/"
+	if got := d.UnpassableHeader(); got != "x-auth-subject" {
+		t.Fatalf("after an in-place write: unpassable %q, want x-auth-subject", got)
+	}
+	if next := env.check("GET", "/f", tok); next.Allow && next.UnpassableHeader() == "" {
+		t.Fatalf("the next hit passes the written value: %v", next.Headers)
 	}
 }

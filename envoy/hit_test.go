@@ -73,3 +73,20 @@ func (x extraHeaders) Check(ctx context.Context, r *authz.Request) authz.Decisio
 func meta(r *authv3.CheckResponse, key string) string {
 	return r.GetDynamicMetadata().GetFields()[key].GetStringValue()
 }
+
+// TestUnpassableBeforeTwin: an allow whose identity cannot be passed and
+// whose request also carries an underscore twin of it is refused for the
+// identity (401), as HTTP mode refuses it, not for the twin (400).
+func TestUnpassableBeforeTwin(t *testing.T) {
+	d := allowDecision()
+	d.Headers[0].Value = "alice\r"
+	s := newTestServer(t, &fakeChecker{d: d})
+	req := envoyRequest("GET", "/f", map[string]string{"authorization": "Bearer x", "x_auth_subject": "mallory"}, nil)
+	resp, err := s.Check(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetDeniedResponse().GetStatus().GetCode(); got != 401 {
+		t.Fatalf("status %v, want 401 (%v)", got, resp)
+	}
+}

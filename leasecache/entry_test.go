@@ -123,16 +123,19 @@ func sameLease(a, b Lease) bool {
 }
 
 func FuzzEntryRoundTrip(f *testing.F) {
-	f.Add(int64(1764000000000000000), int64(0), "alice", "cli", "storage.read:/atlas", "hydra", "https://a", "1.0")
-	f.Add(int64(-1), int64(1), "", "", "", "", "", "")
-	f.Add(int64(1764000000000000000), int64(9999999999), "alice", "", "", "hydra", "", "")
-	f.Add(int64(0), int64(-9223372036854775808), "\x00\xff", "é", " ", "x", "a b c", "2")
+	f.Add(int64(1764000000000000000), int64(0), int64(0), "alice", "cli", "storage.read:/atlas", "hydra", "https://a", "1.0", "", "")
+	f.Add(int64(-1), int64(1), int64(-1), "", "", "", "", "", "", "s", "")
+	f.Add(int64(1764000000000000000), int64(9999999999), int64(1763999990), "alice", "", "", "hydra", "", "", "sid-1", "a@example.org")
+	f.Add(int64(0), int64(-9223372036854775808), int64(9223372036854775807), "\x00\xff", "é", " ", "x", "a b c", "2", "\xff", "é")
 	d := newDict()
-	f.Fuzz(func(t *testing.T, at, exp int64, sub, cid, scope, iss, aud, ver string) {
+	f.Fuzz(func(t *testing.T, at, exp, iat int64, sub, cid, scope, iss, aud, ver, sid, email string) {
 		in := Lease{ValidatedAt: time.Unix(0, at), Subject: sub, ClientID: cid, Scope: scope, Issuer: iss, Audience: aud, WLCGVersion: ver,
-			Gen: uint64(at) ^ uint64(exp)}
+			SessionID: sid, Email: email, Gen: uint64(at) ^ uint64(exp)}
 		if exp != 0 {
 			in.Expiry = time.Unix(exp, 0)
+		}
+		if iat != 0 {
+			in.IssuedAt = time.Unix(iat, 0)
 		}
 		b, err := encodeEntry(&in, d)
 		if err != nil {

@@ -1,8 +1,8 @@
 package leasecache
 
-// EncodeLease is the lease's wire form, the same bytes the cache keeps
-// (layout in encoding.go), for a store that shares leases beyond this
-// process. Gen is encoded too: it means something only to the Cache whose
+// EncodeLease is the lease's wire form (layout in encoding.go), for a store
+// that shares leases beyond this process; the cache keeps its own, smaller
+// layout (entry.go). Gen is encoded too: it means something only to the Cache whose
 // Generation it came from.
 func EncodeLease(l Lease) ([]byte, error) { return encode(l) }
 

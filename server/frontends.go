@@ -46,6 +46,7 @@ func (s *service) newFrontEnds(cfg *config.Config) (*frontEnds, error) {
 		push: s.pushServer(cfg)}
 	if cfg.Listen.HTTP != "" {
 		if fe.http, err = s.httpModeServer(cfg); err != nil {
+			g.Stop() // its stream workers
 			return nil, err
 		}
 	}

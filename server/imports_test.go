@@ -25,11 +25,13 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":      {"server", "server/config"},
-	"server": {"server/config", "server/telemetry", "server/fleetlink", "envoy", "server/forwardauth", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server": {"server/config", "server/telemetry", "server/fleetlink", "server/unixsocket", "envoy", "server/forwardauth", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
-	"server/config":    {"server/config/yamltree", "server/telemetry", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/config":    {"server/config/yamltree", "server/telemetry", "server/unixsocket", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	"server/telemetry": {},
+	// Binding a Unix socket listener: private directory, mode, owner, link.
+	"server/unixsocket": {},
 	// Strict YAML decoding through the node tree, with lines.
 	"server/config/yamltree": {},
 	// The replica's link to the fleet's store, kept across generations.

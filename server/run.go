@@ -143,6 +143,12 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 		debug.SetMemoryLimit(limit)
 		log.Info("memory limit", slog.Int64("bytes", limit), slog.Int("lease_max_memory_mb", cfg.Lease.MaxMemoryMB),
 			slog.Int64("container_bytes", container))
+		if container > 0 && container < int64(cfg.Lease.MaxMemoryMB)<<20+128<<20 {
+			// The lease cache alone may reach the bound: the collector would
+			// run near its CPU cap, or the kernel kill the process.
+			log.Warn("the container's memory limit leaves little room above lease.max_memory_mb; raise it to at least max_memory_mb + 128 MiB",
+				slog.Int64("container_bytes", container), slog.Int("lease_max_memory_mb", cfg.Lease.MaxMemoryMB))
+		}
 	}
 	// Lines logged for a traced request carry its trace_id and span_id.
 	log = slog.New(telemetry.LogHandler(log.Handler()))

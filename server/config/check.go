@@ -15,6 +15,7 @@ import (
 	"github.com/leasegate/leasegate/policy"
 	"github.com/leasegate/leasegate/policy/storage"
 	"github.com/leasegate/leasegate/server/telemetry"
+	"github.com/leasegate/leasegate/server/unixsocket"
 )
 
 // validate reports every problem in a decoded, defaulted configuration.
@@ -106,8 +107,10 @@ func (c *Config) checkSocket(ps *Problems, path string) {
 	switch {
 	case !filepath.IsAbs(path) || filepath.Clean(path) != path:
 		c.problem(ps, "listen.grpc", fmt.Sprintf("%q: a unix socket needs a clean absolute path (unix:///run/leasegate/authz.sock)", c.Listen.GRPC))
-	case len(path) > MaxSocketPath:
-		c.problem(ps, "listen.grpc", fmt.Sprintf("socket path is %d bytes, at most %d fit a sockaddr_un", len(path), MaxSocketPath))
+	case len(path) > unixsocket.MaxPath:
+		c.problem(ps, "listen.grpc", fmt.Sprintf("socket path is %d bytes, at most %d fit a sockaddr_un", len(path), unixsocket.MaxPath))
+	case len(filepath.Dir(path)) > unixsocket.MaxDir:
+		c.problem(ps, "listen.grpc", fmt.Sprintf("socket directory is %d bytes, at most %d (the socket is bound in a temporary directory beside it first)", len(filepath.Dir(path)), unixsocket.MaxDir))
 	}
 	sc := c.Listen.GRPCSocket
 	if _, err := sc.FileMode(); err != nil {

@@ -7,11 +7,6 @@ import (
 	"strconv"
 )
 
-// MaxSocketPath is the longest listen.grpc socket path: Linux's sun_path
-// holds 107 bytes and a NUL, and the server binds a temporary name (the
-// path and ".tmp") before renaming it into place.
-const MaxSocketPath = 103
-
 // FileMode parses Mode: octal permission bits, at most 0777.
 func (s SocketConfig) FileMode() (fs.FileMode, error) {
 	m, err := strconv.ParseUint(s.Mode, 8, 32)

@@ -4,6 +4,8 @@ import (
 	"os/user"
 	"strings"
 	"testing"
+
+	"github.com/leasegate/leasegate/server/unixsocket"
 )
 
 const socketBase = `
@@ -42,11 +44,13 @@ func TestParseUnixSocket(t *testing.T) {
 }
 
 func TestParseUnixSocketProblems(t *testing.T) {
-	long := "/" + strings.Repeat("d", MaxSocketPath)
+	long := "/" + strings.Repeat("d", unixsocket.MaxPath)
+	longDir := "/" + strings.Repeat("d", unixsocket.MaxDir) + "/a.sock"
 	tests := []struct{ listen, want string }{
 		{`grpc: "unix://run/authz.sock"`, "listen.grpc: \"unix://run/authz.sock\": a unix socket needs a clean absolute path"},
 		{`grpc: "unix:///run/../authz.sock"`, "a unix socket needs a clean absolute path"},
-		{`grpc: "unix://` + long + `"`, "listen.grpc: socket path is 104 bytes, at most 103"},
+		{`grpc: "unix://` + long + `"`, "listen.grpc: socket path is 108 bytes, at most 107"},
+		{`grpc: "unix://` + longDir + `"`, "listen.grpc: socket directory is 84 bytes, at most 83"},
 		{"grpc: \"unix:///run/a.sock\"\n  grpc_socket: { mode: \"0999\" }", `listen.grpc_socket.mode: "0999" is not an octal file mode`},
 		{"grpc: \"unix:///run/a.sock\"\n  grpc_socket: { mode: \"1777\" }", `listen.grpc_socket.mode: "1777" is not an octal file mode`},
 		{"grpc: \"unix:///run/a.sock\"\n  grpc_socket: { user: \"no-such-user-here\" }", `listen.grpc_socket.user: user "no-such-user-here"`},

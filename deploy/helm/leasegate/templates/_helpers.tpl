@@ -56,8 +56,8 @@ wherever it appears (the ConfigMap always renders).
 {{- if ne (include "leasegate.sidecar" $) "true" -}}
 {{- fail "grpc.socket needs mode: sidecar (a Unix socket reaches only the containers of leasegate's own pod; standalone Envoy, Istio and Envoy Gateway call the Service over TCP)" -}}
 {{- end -}}
-{{- if or (not (isAbs .)) (ne (clean .) .) (eq (dir .) "/") (gt (len .) 103) -}}
-{{- fail (printf "grpc.socket %q: want a clean absolute path of at most 103 bytes in a directory of its own, e.g. /run/leasegate/authz.sock (the chart mounts an emptyDir at that directory)" .) -}}
+{{- if or (not (isAbs .)) (ne (clean .) .) (eq (dir .) "/") (gt (len .) 107) (gt (len (dir .)) 83) -}}
+{{- fail (printf "grpc.socket %q: want a clean absolute path of at most 107 bytes, in a directory of its own of at most 83, e.g. /run/leasegate/authz.sock (the chart mounts an emptyDir at that directory)" .) -}}
 {{- end -}}
 {{- $d := dir . -}}
 {{- $mounts := list (include "leasegate.configDir" $) -}}
