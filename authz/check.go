@@ -22,16 +22,14 @@ import (
 // become 503 decisions, and a cancelled ctx fails closed.
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	start := time.Now()
-	d := e.decide(ctx, r, start)
+	d := e.decide(ctx, r)
 	e.metrics.Decision(ctx, tierLabel(&d), decisionLabel(&d), string(d.Lease), time.Since(start))
 	e.annotate(ctx, r, &d)
 	e.logDecision(ctx, r, &d)
 	return d
 }
 
-// decide is Check's decision; start is when Check began (time.Now), the
-// lease clock's reading too when both clocks are real (Engine.realClock).
-func (e *Engine) decide(ctx context.Context, r *Request, start time.Time) Decision {
+func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	var d Decision
 	if ctx.Err() != nil {
 		return e.unavailable(d, ReasonCanceled, "request canceled", 0)
@@ -77,10 +75,10 @@ func (e *Engine) decide(ctx context.Context, r *Request, start time.Time) Decisi
 		key = e.fleet.KeyOf(key)
 		if e.fleet.Lost() {
 			d.TokenID = raw.Prefix()
-			return e.storeLost(ctx, d, r, m, tok, key, start)
+			return e.storeLost(ctx, d, r, m, tok, key)
 		}
 	}
-	lease, outcome, at := e.find(ctx, key, m.Window, start)
+	lease, outcome := e.find(ctx, key, m.Window)
 	if outcome == leasecache.Hit {
 		if is := e.byName[lease.Issuer]; is != nil && leaseShowsAge(&m, is, &lease) {
 			d.Lease = LeaseHit
@@ -90,7 +88,9 @@ func (e *Engine) decide(ctx context.Context, r *Request, start time.Time) Decisi
 			} else {
 				d.TokenID = raw.Prefix()
 			}
-			return e.allow(d, r, m, is, &lease, v, at)
+			// Judged at a reading after the lookup (a fleet store's answer
+			// takes a round trip): the lifetime deadline may have passed.
+			return e.allow(d, r, m, is, &lease, v, e.now())
 		}
 	}
 	d.TokenID = raw.Prefix()
@@ -103,35 +103,30 @@ func (e *Engine) decide(ctx context.Context, r *Request, start time.Time) Decisi
 }
 
 // find is decide's lease lookup: the local cache and, in fleet mode, the
-// shared store after a local miss or a closed window. at is the engine's
-// time when the answer was read, for the judgements on it (the lifetime
-// policy): start itself only when the clocks are real and the local cache
-// answered, else a fresh reading (a store lookup takes a round trip).
-func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration, start time.Time) (lease leasecache.Lease, outcome leasecache.Outcome, at time.Time) {
-	lease, outcome = e.lookup(ctx, key, w, start)
-	if e.fleet != nil && (outcome == leasecache.Miss || outcome == leasecache.WindowClosed) {
-		var after time.Time
-		if outcome == leasecache.WindowClosed {
-			after = lease.ValidatedAt
-		}
-		if sl, so := e.fleet.Lookup(ctx, key, w, after); so != leasecache.Miss {
-			return sl, so, e.now()
-		}
+// shared store after a local miss or a closed window.
+func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
+	lease, outcome := e.lookup(ctx, key, w)
+	if e.fleet == nil || (outcome != leasecache.Miss && outcome != leasecache.WindowClosed) {
+		return lease, outcome
 	}
-	if e.realClock {
-		return lease, outcome, start
+	var after time.Time
+	if outcome == leasecache.WindowClosed {
+		after = lease.ValidatedAt
 	}
-	return lease, outcome, e.now()
+	if sl, so := e.fleet.Lookup(ctx, key, w, after); so != leasecache.Miss {
+		return sl, so
+	}
+	return lease, outcome
 }
 
 // storeLost decides while the fleet's store is down and on_store_loss is
 // revalidate (no hits: validate, coalesced here; a negative lease still
 // refuses, and stale_if_error still applies to the local lease) or deny.
-func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key, start time.Time) Decision {
+func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy.Match, tok string, key leasecache.Key) Decision {
 	if e.fleet.Loss() == fleetmode.StoreLossDeny {
 		return e.unavailable(d, ReasonFleetUnavailable, "the fleet's lease store is unavailable", time.Second)
 	}
-	lease, outcome := e.lookup(ctx, key, m.Window, start)
+	lease, outcome := e.lookup(ctx, key, m.Window)
 	if outcome == leasecache.Negative {
 		d.Lease = LeaseNegative
 		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
@@ -140,28 +135,19 @@ func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy
 	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Hit || outcome == leasecache.WindowClosed)
 }
 
-// lookup is the lease cache read, with its own span when the request is
-// traced. now is Check's start: the lookup's time when the engine's and the
-// cache's clocks are both time.Now, which saves a clock read per request.
-func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration, now time.Time) (leasecache.Lease, leasecache.Outcome) {
+// lookup is the lease cache read, with its own span when the request is traced.
+func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
 	if !trace.SpanFromContext(ctx).IsRecording() {
-		return e.cacheLookup(key, w, now)
+		return e.cache.Lookup(key, w)
 	}
 	// The span has no children: Cache.Lookup is in memory and takes no
 	// ctx. Work that can have them (a fleet-store read) must use the ctx
 	// Start returns.
 	_, span := e.tracer.Start(ctx, "lease.lookup")
-	l, o := e.cacheLookup(key, w, now)
+	l, o := e.cache.Lookup(key, w)
 	span.SetAttributes(attribute.String("leasegate.lease", string(lookupLease(o))), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
 	span.End()
 	return l, o
-}
-
-func (e *Engine) cacheLookup(key leasecache.Key, w time.Duration, now time.Time) (leasecache.Lease, leasecache.Outcome) {
-	if e.realClock {
-		return e.cache.LookupAt(key, w, now)
-	}
-	return e.cache.Lookup(key, w)
 }
 
 // lookupLease names a lookup outcome as Decision.Lease does, so the

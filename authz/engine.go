@@ -85,11 +85,8 @@ type Engine struct {
 	tracer   trace.Tracer
 	metrics  *Metrics
 	denials  *denylog.Limit
-	fleet    *fleetmode.Mode // nil: not in fleet mode
-	// realClock: the lease clock and the cache's are both time.Now, so
-	// Check's own reading of it serves the lease lookup too.
-	realClock bool
-	views     recent.Map[leasecache.Key, *LeaseView] // of recent hits (view.go)
+	fleet    *fleetmode.Mode                        // nil: not in fleet mode
+	views    recent.Map[leasecache.Key, *LeaseView] // of recent hits (view.go)
 
 	byIss  map[string]*trust.Issuer
 	byName map[string]*trust.Issuer
@@ -121,7 +118,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	u.ClientID = cmp.Or(u.ClientID, "x-auth-client-id")
 	u.Scope = cmp.Or(u.Scope, "x-auth-scope")
 	u.Issuer = cmp.Or(u.Issuer, "x-auth-issuer")
-	realClock := cfg.Now == nil && cfg.Cache.RealClock()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -133,20 +129,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Engine{
-		realClock: realClock,
-		realm:     cfg.Realm,
-		policy:    cfg.Policy,
-		cache:     cfg.Cache,
-		upstream:  cfg.Upstream,
-		strip:     cfg.StripAuthorization,
-		now:       cfg.Now,
-		log:       cfg.Logger,
-		tracer:    cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
-		metrics:   cfg.Metrics,
-		denials:   cfg.DenialLog,
-		byIss:     map[string]*trust.Issuer{},
-		byName:    map[string]*trust.Issuer{},
-		cancel:    cancel,
+		realm:    cfg.Realm,
+		policy:   cfg.Policy,
+		cache:    cfg.Cache,
+		upstream: cfg.Upstream,
+		strip:    cfg.StripAuthorization,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		tracer:   cfg.TracerProvider.Tracer("github.com/leasegate/leasegate/authz"),
+		metrics:  cfg.Metrics,
+		denials:  cfg.DenialLog,
+		byIss:    map[string]*trust.Issuer{},
+		byName:   map[string]*trust.Issuer{},
+		cancel:   cancel,
 	}
 	var err error
 	e.fleet, err = fleetmode.New(cfg.Fleet, fleetmode.Local{

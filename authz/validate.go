@@ -90,6 +90,13 @@ func (e *Engine) flight(ctx context.Context, is *trust.Issuer, tok string, key l
 	leader := false
 	ch := e.group.DoChan(flightKey(is.Config.Name, key, gen), func() (any, error) {
 		leader = true
+		// A flight that ended after this caller's lookup may have left a
+		// negative lease it came too early to see: refuse on it, as a
+		// lookup now would, rather than ask the issuer again. (A lease is
+		// not reused here: the callers' windows differ.)
+		if _, o := e.cache.Lookup(key, 0); o == leasecache.Negative {
+			return &result{reason: ReasonNegative, desc: "token is not active"}, nil
+		}
 		// The shared call outlives any one caller: a caller with a short
 		// deadline gets its 503 on time while the answer still fills the
 		// lease for the next request. The issuer client applies its timeout.

@@ -133,7 +133,6 @@ var ErrRevokedSince = errors.New("leasecache: revoked while the validation was i
 type Cache struct {
 	pos, neg    *bigcache.BigCache
 	dict        *dict // the entries' interned strings (entry.go)
-	realClock   bool  // Config.Now was nil: time.Now
 	now         func() time.Time
 	negativeTTL time.Duration
 	maxAge      atomic.Int64   // lease.max, a time.Duration; SetMaxAge changes it
@@ -166,8 +165,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxMemoryMB < 2 {
 		return nil, fmt.Errorf("leasecache: max_memory_mb %d is below the minimum of 2", cfg.MaxMemoryMB)
 	}
-	realClock := cfg.Now == nil
-	if realClock {
+	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	negMB := max(1, cfg.MaxMemoryMB/negativeShare)
@@ -188,7 +186,6 @@ func New(cfg Config) (*Cache, error) {
 		pos:         pos,
 		neg:         neg,
 		dict:        newDict(),
-		realClock:   realClock,
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
 		evicted:     evicted,
@@ -270,12 +267,10 @@ func (c *Cache) Close() error {
 // w. A hit needs validated_at <= now < validated_at+w and now < exp; a hit
 // never changes the lease. The lease is returned for Hit and WindowClosed.
 func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
-	return c.LookupAt(k, w, c.now())
-}
-
-// LookupAt is Lookup at now, a reading of the cache's own clock the caller
-// already has (RealClock: time.Now). It saves a clock read per request.
-func (c *Cache) LookupAt(k Key, w time.Duration, now time.Time) (Lease, Outcome) {
+	// The cache's own reading, taken here: a reading from before the call
+	// (the request's start, say) would make a lease another request
+	// stored meanwhile look validated in the future, and drop it.
+	now := c.now()
 	kb := keyBufs.Get().(*Key)
 	defer keyBufs.Put(kb)
 	*kb = k
@@ -299,10 +294,6 @@ func (c *Cache) LookupAt(k Key, w time.Duration, now time.Time) (Lease, Outcome)
 	}
 	return Lease{}, Miss
 }
-
-// RealClock reports whether the cache's clock is time.Now (Config.Now was
-// nil), so a caller reading time.Now may pass that reading to LookupAt.
-func (c *Cache) RealClock() bool { return c.realClock }
 
 // isNegative reports a negative lease younger than NegativeTTL. One stamped
 // in the future (the clock stepped back) stays negative and is re-stamped
