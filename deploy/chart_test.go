@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"maps"
 	"math/big"
@@ -137,7 +138,9 @@ func TestChart(t *testing.T) {
 		values: fleetValues,
 		secrets: func(t *testing.T) fakeSecrets {
 			s := chartSecrets()
-			s["leasegate-fleet"] = map[string][]byte{"fleet.key": randomBytes(t, 32)}
+			// As the values' comment makes it: base64 text (a secret file's
+			// trailing CR/LF is trimmed, so raw bytes could come up short).
+			s["leasegate-fleet"] = map[string][]byte{"fleet.key": []byte(base64.StdEncoding.EncodeToString(randomBytes(t, 48)) + "\n")}
 			s["leasegate-redis"] = map[string][]byte{"password": []byte("redis-pw")}
 			s["leasegate-redis-tls"] = map[string][]byte{"ca.crt": selfSignedCA(t), "tls.crt": []byte("unused"), "tls.key": []byte("unused")}
 			return s

@@ -152,7 +152,7 @@ func (c Config) Validate() []Problem {
 	case len(c.Secret) == 0:
 		add("secret_file", "is required: the fleet's keys and values are authenticated with it")
 	case len(c.Secret) < MinSecret:
-		add("secret_file", "the secret has %d bytes; at least %d are required (e.g. `head -c 32 /dev/urandom`)", len(c.Secret), MinSecret)
+		add("secret_file", "the secret has %d bytes; at least %d are required (e.g. `head -c 48 /dev/urandom | base64`)", len(c.Secret), MinSecret)
 	}
 	if c.Timeout < 0 || c.Timeout > maxTimeout {
 		add("timeout", "%v must be positive and at most %v", c.Timeout, maxTimeout)
