@@ -91,11 +91,31 @@ func ClaimSafe(v string) bool {
 // Passable reports whether s can be carried unchanged by a proxy as a
 // header name or value: no NUL, CR or LF, at most MaxValueBytes, UTF-8.
 func Passable(s string) bool {
-	if len(s) > MaxValueBytes || !utf8.ValidString(s) {
+	if len(s) > MaxValueBytes {
 		return false
 	}
-	return strings.IndexByte(s, 0) < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0
+	// One pass over the bytes (it runs on every allowed header); UTF-8 is
+	// checked only for text that has a non-ASCII byte.
+	var seen byte
+	for i := 0; i < len(s); i++ {
+		seen |= passClass[s[i]]
+	}
+	return seen&classBreak == 0 && (seen&classNonASCII == 0 || utf8.ValidString(s))
 }
+
+// The byte classes Passable looks for.
+const (
+	classBreak    = 1 << iota // NUL, CR, LF
+	classNonASCII             // 0x80 and above
+)
+
+var passClass = func() (t [256]byte) {
+	t[0], t['\r'], t['\n'] = classBreak, classBreak, classBreak
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = classNonASCII
+	}
+	return t
+}()
 
 // UnderscoreTwins reports whether a and b are the same name to a backend
 // that folds "_" into "-" and ignores ASCII case, yet not the same name to

@@ -3,6 +3,7 @@ package headertext
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestChallengeQuoting(t *testing.T) {
@@ -83,5 +84,29 @@ func TestUnderscoreTwins(t *testing.T) {
 		if got := UnderscoreTwins(tt.a, tt.b); got != tt.want {
 			t.Errorf("UnderscoreTwins(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+// TestPassableIsItsDefinition: the one-pass Passable agrees with its
+// definition (UTF-8, no NUL, CR or LF) on every 1- and 2-byte text and on
+// longer texts around the non-ASCII and length edges.
+func TestPassableIsItsDefinition(t *testing.T) {
+	def := func(s string) bool {
+		return len(s) <= MaxValueBytes && utf8.ValidString(s) && !strings.ContainsAny(s, "\x00\r\n")
+	}
+	check := func(s string) {
+		if got, want := Passable(s), def(s); got != want {
+			t.Fatalf("Passable(%q) = %v, want %v", s, got, want)
+		}
+	}
+	for a := range 256 {
+		check(string([]byte{byte(a)}))
+		for b := range 256 {
+			check(string([]byte{byte(a), byte(b)}))
+		}
+	}
+	for _, s := range []string{"", "x-auth-subject", "é", "\xe2\x82", "\xe2\x82\xac", "ok\xffok", "a\nb", "€\r",
+		strings.Repeat("a", MaxValueBytes), strings.Repeat("a", MaxValueBytes+1), strings.Repeat("é", MaxValueBytes/2)} {
+		check(s)
 	}
 }
