@@ -33,6 +33,9 @@ type headerView struct {
 	// mixedCase is set when some map key has upper-case letters (not an
 	// Envoy-built request); lookups then scan instead of indexing.
 	mixedCase bool
+	// underscore is set when some name has a "_": only then can a name be
+	// an underscore twin of an identity header without "_" (underscoreTwin).
+	underscore bool
 }
 
 // Problems newHeaderView reports; each becomes the error_description of a
@@ -52,22 +55,23 @@ func newHeaderView(m map[string]string, hm *corev3.HeaderMap) (headerView, strin
 		if len(list) > MaxHeaderFields {
 			return headerView{}, problemTooManyFields
 		}
+		h := headerView{list: list}
 		for _, hv := range list {
 			if raw := hv.GetRawValue(); len(raw) > 0 && hv.GetValue() != "" && hv.GetValue() != string(raw) {
 				return headerView{}, problemValueAndRaw
 			}
+			h.underscore = h.underscore || strings.IndexByte(hv.GetKey(), '_') >= 0
 		}
-		return headerView{list: list}, ""
+		return h, ""
 	}
 	if len(m) > MaxHeaderFields {
 		return headerView{}, problemTooManyFields
 	}
 	h := headerView{m: m}
 	for k := range m {
-		if hasUpper(k) {
-			h.mixedCase = true
-			break
-		}
+		upper, underscore := nameBytes(k)
+		h.mixedCase = h.mixedCase || upper
+		h.underscore = h.underscore || underscore
 	}
 	return h, ""
 }
@@ -145,8 +149,13 @@ func (h *headerView) getList(name string) (string, int) {
 
 // underscoreTwin returns the first request header name that is an
 // underscore twin (authz.Decision.UnderscoreTwin) of one of d's identity
-// headers, or "". It allocates nothing: it runs on every allow.
+// headers, or "". It allocates nothing: it runs on every allow. Twins
+// differ by a "_" against a "-", so when neither the request's names nor
+// d's have a "_" there is none, and the names are not read again.
 func (h *headerView) underscoreTwin(d *authz.Decision) string {
+	if !h.underscore && !namesHaveUnderscore(d.Headers) {
+		return ""
+	}
 	if h.list != nil {
 		for _, hv := range h.list {
 			if hv != nil && d.UnderscoreTwin(hv.GetKey()) != "" {
@@ -196,9 +205,32 @@ func equalFoldASCII(a, b string) bool {
 	return true
 }
 
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
+// nameBytes reports whether name has an upper-case ASCII letter and
+// whether it has a "_", in one pass.
+func nameBytes(name string) (upper, underscore bool) {
+	var seen byte
+	for i := 0; i < len(name); i++ {
+		seen |= nameClass[name[i]]
+	}
+	return seen&classUpper != 0, seen&classUnderscore != 0
+}
+
+const (
+	classUpper = 1 << iota
+	classUnderscore
+)
+
+var nameClass = func() (t [256]byte) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = classUpper
+	}
+	t['_'] = classUnderscore
+	return t
+}()
+
+func namesHaveUnderscore(hs []authz.Header) bool {
+	for _, h := range hs {
+		if strings.IndexByte(h.Name, '_') >= 0 {
 			return true
 		}
 	}

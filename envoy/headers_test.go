@@ -464,3 +464,38 @@ func TestCheckRefusesUnderscoreTwins(t *testing.T) {
 		})
 	}
 }
+
+// TestUnderscoreTwinEitherWay: a twin is found whichever side has the "_"
+// (the request's name or an operator's identity header name), in either
+// shape of headers; names without any "_" are not twins.
+func TestUnderscoreTwinEitherWay(t *testing.T) {
+	dash := &authz.Decision{Allow: true, Headers: []authz.Header{{Name: "x-auth-subject", Value: "alice"}}}
+	under := &authz.Decision{Allow: true, Headers: []authz.Header{{Name: "x_auth_subject", Value: "alice"}}}
+	tests := []struct {
+		name string
+		m    map[string]string
+		list *corev3.HeaderMap
+		d    *authz.Decision
+		want string
+	}{
+		{name: "request _, identity -", m: map[string]string{"x_auth_subject": "r"}, d: dash, want: "x_auth_subject"},
+		{name: "request -, identity _", m: map[string]string{"x-auth-subject": "r"}, d: under, want: "x-auth-subject"},
+		{name: "mixed case, identity _", m: map[string]string{"X-Auth-Subject": "r"}, d: under, want: "X-Auth-Subject"},
+		{name: "list, request -, identity _", list: rawHeaders("X-Auth-Subject", "r"), d: under, want: "X-Auth-Subject"},
+		{name: "list, request _, identity -", list: rawHeaders("a", "b", "x_AUTH_subject", "r"), d: dash, want: "x_AUTH_subject"},
+		{name: "same spelling", m: map[string]string{"x-auth-subject": "r"}, d: dash},
+		{name: "no _ anywhere", m: map[string]string{"x-auth-subjec": "r", "authorization": "b"}, d: dash},
+		{name: "_ elsewhere", m: map[string]string{"x_other_name": "r"}, d: dash},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, problem := newHeaderView(tc.m, tc.list)
+			if problem != "" {
+				t.Fatal(problem)
+			}
+			if got := h.underscoreTwin(tc.d); got != tc.want {
+				t.Fatalf("underscoreTwin = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
