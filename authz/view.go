@@ -2,6 +2,7 @@ package authz
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"github.com/leasegate/leasegate/authz/headertext"
 	"github.com/leasegate/leasegate/authz/trust"
@@ -12,15 +13,29 @@ import (
 // upstream identity headers (judged once) and the token id, made on the
 // lease's first hit and shared, unchanged, by the hits after it
 // (Decision.View), so a hit allocates neither headers nor the token id's
-// hex. (Adapters do not cache their responses in it: a shared response per
-// lease was measured slower over real gRPC than one built per request,
-// BENCHMARKS.md.)
+// hex.
 type LeaseView struct {
 	issuer   *trust.Issuer
 	tokenID  string
 	identity Identity
 	headers  []Header // len == cap: a caller's append copies, never writes here
+	memo     atomic.Pointer[any]
 }
+
+// Memo returns what an adapter kept with the view (SetMemo), or nil. The
+// engine never reads it; it lives and dies with the view, so nothing kept
+// there outlasts the lease hits it was made for.
+func (v *LeaseView) Memo() any {
+	if p := v.memo.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SetMemo keeps x with the view for the adapter that made it (the gRPC
+// adapter keeps the view's encoded OK answers there). x must be immutable:
+// concurrent hits share it. The last SetMemo wins.
+func (v *LeaseView) SetMemo(x any) { v.memo.Store(&x) }
 
 // matches reports whether v renders lease l of issuer is: the same
 // identity, whatever validation produced l.

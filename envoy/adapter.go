@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -12,7 +13,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -70,9 +70,6 @@ func New(cfg Config) (*Server, error) {
 	return &Server{engine: cfg.Engine, realm: cfg.Realm, log: cfg.Logger}, nil
 }
 
-// Register adds the Authorization service to g (a *grpc.Server).
-func (s *Server) Register(g grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(g, s) }
-
 // Check implements envoy.service.auth.v3.Authorization/Check.
 //
 // Contract: the error is always nil and the response always carries a
@@ -87,29 +84,24 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp, err = faultResponse(), nil
 		}
 	}()
+	d, ok := s.decide(ctx, req)
+	if !ok {
+		return faultResponse(), nil
+	}
+	return s.response(ctx, &d), nil
+}
+
+// decide is the decision on req, for Check and for the gRPC handler
+// (answer) alike; ok is false when there is no engine, which is a fault.
+func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (d authz.Decision, ok bool) {
 	eng := s.engine()
 	if eng == nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check without an engine")
-		return faultResponse(), nil
+		return d, false
 	}
-
 	// One allocation holds the request and its header view.
 	c := new(checkCall)
-	var d authz.Decision
-	if problem := c.fill(req); problem == "" {
-		d = eng.Check(ctx, &c.req)
-		// The identity's own headers first, then the request's twins of
-		// them: the order HTTP mode judges in, so a decision with both
-		// problems gets the same answer over either protocol.
-		s.refuseUnpassable(ctx, &d)
-		if d.Allow {
-			if twin := c.h.underscoreTwin(&d); twin != "" {
-				s.log.LogAttrs(ctx, slog.LevelInfo, "denied: underscore spelling of an identity header",
-					slog.String("header", twin), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-				d.RefuseUnderscoreTwin(s.realm)
-			}
-		}
-	} else {
+	if problem := c.fill(req); problem != "" {
 		// Headers that cannot be read unambiguously: refused before any
 		// lookup. The engine answers a method-less request with 400
 		// invalid_request (its realm, metrics and log line); only the
@@ -118,8 +110,21 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		if d.Status == http.StatusBadRequest {
 			d.SetDescription(problem)
 		}
+		return d, true
 	}
-	return s.response(ctx, &d), nil
+	d = eng.Check(ctx, &c.req)
+	// The identity's own headers first, then the request's twins of
+	// them: the order HTTP mode judges in, so a decision with both
+	// problems gets the same answer over either protocol.
+	s.refuseUnpassable(ctx, &d)
+	if d.Allow {
+		if twin := c.h.underscoreTwin(&d); twin != "" {
+			s.log.LogAttrs(ctx, slog.LevelInfo, "denied: underscore spelling of an identity header",
+				slog.String("header", twin), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+			d.RefuseUnderscoreTwin(s.realm)
+		}
+	}
+	return d, true
 }
 
 // checkCall is one Check's view of the CheckRequest.
@@ -188,7 +193,8 @@ func orHeader(v string, h *headerView, name string) (string, bool) {
 // response renders a decision as Envoy expects it (SPEC §3).
 func (s *Server) response(ctx context.Context, d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
-		return okResponse(d)
+		sh := shapeOf(d)
+		return okResponse(&sh)
 	}
 	return deniedResponse(d)
 }
@@ -222,15 +228,33 @@ type okParts struct {
 	md     metaParts
 }
 
-// okResponse builds the OK response of d, new for every request. (Sharing
-// one per lease was measured slower over real gRPC: BENCHMARKS.md, issue
-// 16's closing note.) A route's own upstream headers appended to d.Headers
+// okShape is all of a decision that okResponse renders: two allows of
+// equal shape have the same OK response, which is what lets the gRPC
+// handler reuse one encoding of it (wire.go).
+type okShape struct {
+	headers []authz.Header
+	strip   bool
+	id      authz.Identity
+	tier    string
+	lease   authz.LeaseOutcome
+}
+
+func shapeOf(d *authz.Decision) okShape {
+	return okShape{headers: d.Headers, strip: d.StripAuthorization, id: d.Identity, tier: d.Tier, lease: d.Lease}
+}
+
+func (a *okShape) equal(b *okShape) bool {
+	return a.strip == b.strip && a.id == b.id && a.tier == b.tier && a.lease == b.lease && slices.Equal(a.headers, b.headers)
+}
+
+// okResponse builds the OK response of an allow of shape sh, new for every
+// call. A route's own upstream headers appended to the decision's Headers
 // are rendered like the identity headers.
-func okResponse(d *authz.Decision) *authv3.CheckResponse {
+func okResponse(sh *okShape) *authv3.CheckResponse {
 	p := new(okParts)
 	p.ok.Headers = p.ptrs[:0]
 	p.ok.HeadersToRemove = p.remove[:0]
-	for _, h := range d.Headers {
+	for _, h := range sh.headers {
 		switch {
 		case h.Name == "":
 		case h.Value == "":
@@ -250,7 +274,7 @@ func okResponse(d *authz.Decision) *authv3.CheckResponse {
 			p.ok.Headers = append(p.ok.Headers, o)
 		}
 	}
-	if d.StripAuthorization {
+	if sh.strip {
 		p.ok.HeadersToRemove = append(p.ok.HeadersToRemove, "authorization")
 	}
 	if len(p.ok.Headers) == 0 {
@@ -264,12 +288,12 @@ func okResponse(d *authz.Decision) *authv3.CheckResponse {
 	p.resp.Status = &p.status
 	p.resp.HttpResponse = &p.oneof
 	p.resp.DynamicMetadata = p.md.fill(
-		"sub", d.Identity.Subject,
-		"client_id", d.Identity.ClientID,
-		"scope", d.Identity.Scope,
-		"iss", d.Identity.Issuer,
-		"tier", d.Tier,
-		"lease", string(d.Lease),
+		"sub", sh.id.Subject,
+		"client_id", sh.id.ClientID,
+		"scope", sh.id.Scope,
+		"iss", sh.id.Issuer,
+		"tier", sh.tier,
+		"lease", string(sh.lease),
 	)
 	return &p.resp
 }

@@ -779,11 +779,16 @@ func newRealEngine(t testing.TB, issuerURL string) *authz.Engine {
 // connection.
 func serveGRPC(t *testing.T, s *Server) authv3.AuthorizationClient {
 	t.Helper()
+	return serveOn(t, grpc.NewServer(), s)
+}
+
+// serveOn serves s on g at 127.0.0.1:0 and returns a client.
+func serveOn(t *testing.T, g *grpc.Server, s *Server) authv3.AuthorizationClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
 	s.Register(g)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = g.Serve(lis) }()
@@ -946,7 +951,9 @@ func TestCheckCancelledContextFailsClosed(t *testing.T) {
 }
 
 // BenchmarkCheckHit is the hot path: adapter plus real engine on a lease
-// hit, in process.
+// hit, in process. "wire" is what the gRPC server runs per hit (the
+// handler's answer and the codec's marshalling), "message" the in-process
+// Check, which builds its response.
 func BenchmarkCheckHit(b *testing.B) {
 	is := newTestIssuer(b, false)
 	s := newTestServer(b, newRealEngine(b, is.URL))
@@ -961,13 +968,26 @@ func BenchmarkCheckHit(b *testing.B) {
 		b.Fatalf("warm-up: %v", resp.GetStatus())
 	}
 	calls := is.calls.Load()
-	b.ReportAllocs()
-	for b.Loop() {
-		resp, _ := s.Check(ctx, req)
-		if resp.GetStatus().GetCode() != 0 {
-			b.Fatal("not OK")
+	b.Run("wire", func(b *testing.B) {
+		c := Codec()
+		b.ReportAllocs()
+		for b.Loop() {
+			out, err := c.Marshal(s.answer(ctx, req))
+			if err != nil || out.Len() == 0 {
+				b.Fatal("no answer", err)
+			}
+			out.Free()
 		}
-	}
+	})
+	b.Run("message", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, _ := s.Check(ctx, req)
+			if resp.GetStatus().GetCode() != 0 {
+				b.Fatal("not OK")
+			}
+		}
+	})
 	if is.calls.Load() != calls {
 		b.Fatal("the issuer was called: not a lease hit")
 	}

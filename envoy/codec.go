@@ -35,6 +35,9 @@ type vtMarshaler interface {
 type codec struct{ proto encoding.CodecV2 }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*encodedOK); ok {
+		return e.wire, nil // read-only bytes; SliceBuffer's Free does nothing
+	}
 	m, ok := v.(vtMarshaler)
 	if !ok {
 		return c.proto.Marshal(v)

@@ -23,8 +23,8 @@ func TestCodecMatchesProto(t *testing.T) {
 	big.Headers = append(big.Headers, authz.Header{Name: "x-big", Value: strings.Repeat("v", 8<<10)})
 	denied := denial(403, authz.ReasonScope, authz.ErrCodeInsufficientScope, "nope", "storage.read:/x", `Bearer realm="r"`, 0)
 	msgs := map[string]proto.Message{
-		"ok":                okResponse(&ok),
-		"ok, large":         okResponse(&big),
+		"ok":                okOf(&ok),
+		"ok, large":         okOf(&big),
 		"denied":            deniedResponse(&denied),
 		"fault":             faultResponse(),
 		"health":            &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING},
@@ -70,4 +70,10 @@ func TestCodecBuild(t *testing.T) {
 	if VTProtobuf() != vtprotobufTag {
 		t.Fatalf("VTProtobuf() = %v in a build with the vtprotobuf tag %v", VTProtobuf(), vtprotobufTag)
 	}
+}
+
+// okOf is the OK response of allow d, as Check renders it.
+func okOf(d *authz.Decision) *authv3.CheckResponse {
+	sh := shapeOf(d)
+	return okResponse(&sh)
 }
