@@ -153,3 +153,21 @@ func TestHitHeadersJudgedEachTime(t *testing.T) {
 		t.Fatalf("the next hit passes the written value: %v", next.Headers)
 	}
 }
+
+// TestLeaseViewMemo: a view's memo is empty until set, then holds the last
+// value set, whatever its type.
+func TestLeaseViewMemo(t *testing.T) {
+	v := new(LeaseView)
+	if m := v.Memo(); m != nil {
+		t.Fatalf("new view's memo = %v, want nil", m)
+	}
+	v.SetMemo([]int{1})
+	v.SetMemo("second")
+	if m, _ := v.Memo().(string); m != "second" {
+		t.Fatalf("memo = %v, want the last value set", v.Memo())
+	}
+	v.SetMemo(nil)
+	if m := v.Memo(); m != nil {
+		t.Fatalf("memo = %v after SetMemo(nil)", m)
+	}
+}

@@ -740,7 +740,7 @@ func newTestIssuer(t testing.TB, alwaysInactive bool) *testIssuer {
 }
 
 // newRealEngine wires policy, lease cache and engine as the server does.
-func newRealEngine(t testing.TB, issuerURL string) *authz.Engine {
+func newRealEngine(t testing.TB, issuerURL string, opts ...func(*authz.Config)) *authz.Engine {
 	t.Helper()
 	pol, err := policy.New(policy.Config{
 		Tiers:    policy.DefaultTiers(),
@@ -755,7 +755,7 @@ func newRealEngine(t testing.TB, issuerURL string) *authz.Engine {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e, err := authz.New(ctx, authz.Config{
+	cfg := authz.Config{
 		Realm:  "leasegate-test",
 		Policy: pol,
 		Cache:  cache,
@@ -766,7 +766,11 @@ func newRealEngine(t testing.TB, issuerURL string) *authz.Engine {
 		}},
 		Upstream: authz.UpstreamHeaderNames{Subject: "x-auth-subject", ClientID: "x-auth-client-id", Scope: "x-auth-scope", Issuer: "x-auth-issuer"},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e, err := authz.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/leasegate/leasegate/authz"
@@ -21,8 +22,8 @@ import (
 // Check's message encodes to (TestWireMatchesCheck).
 
 // Register adds the Authorization service to g, a *grpc.Server built with
-// ServerOptions (any other codec also sends the right bytes, only slower:
-// see encodedOK).
+// ServerOptions (with another codec, binary or JSON, the answers are the
+// same, only slower: see encodedOK).
 func (s *Server) Register(g grpc.ServiceRegistrar) { g.RegisterService(&authorizationService, s) }
 
 // authorizationService is authv3.Authorization_ServiceDesc with its own
@@ -72,27 +73,44 @@ func (s *Server) answer(ctx context.Context, req *authv3.CheckRequest) (out any)
 	return s.response(ctx, &d)
 }
 
-// encodedOK is an OK response encoded once. Its CheckResponse is empty but
-// for unknown fields that hold the whole encoding, so any protobuf codec
-// sends exactly those bytes; the adapter's own (Codec) sends wire, a
-// buffer over them, without a copy. Immutable once made.
+// encodedOK is an OK response encoded once, immutable once made. The
+// adapter's codec (Codec) sends wire, a buffer over its bytes, without a
+// copy. For any other codec it is a proto.Message whose ProtoReflect is a
+// new CheckResponse decoded from those bytes, so a binary or JSON codec
+// sends the same answer, and nothing such a codec does to the message
+// (Reset, its size cache) touches what other hits share.
 type encodedOK struct {
-	authv3.CheckResponse
 	shape okShape
+	bytes []byte
 	wire  mem.BufferSlice
 }
 
-// maxEncodings bounds the encodings kept per view: one per tier and
-// storage-route variant in use, reset when full.
-const maxEncodings = 4
+func (e *encodedOK) ProtoReflect() protoreflect.Message {
+	m := new(authv3.CheckResponse)
+	if err := proto.Unmarshal(e.bytes, m); err != nil {
+		return faultResponse().ProtoReflect() // our own encoding: cannot happen
+	}
+	return m.ProtoReflect()
+}
 
-// encodings are a view's encoded answers (its memo); never written after
-// it is made, a new one replaces it.
+// Bounds on what a view keeps (it lives in the engine's recent views, at
+// most recent.Shards × 2 × recent.PerShard of them): a few encodings,
+// one per tier and storage variant in use, the oldest dropped first, each
+// at most maxEncodedBytes (larger answers, built from huge claims, are
+// built per request). At most 4 × 1 KiB per view, ~64 MiB for them all.
+const (
+	maxEncodings    = 4
+	maxEncodedBytes = 1 << 10
+)
+
+// encodings are a view's encoded answers (its memo), newest last; never
+// written after it is made, a new one replaces it.
 type encodings []*encodedOK
 
 // encodedHit returns the encoded OK response of d when d is a lease hit
-// (an allow with a view), made and kept with the view on first use; nil
-// otherwise, or when encoding fails, and the caller builds the message.
+// (an allow with a view) whose shape is keepable, made and kept with the
+// view on first use; nil otherwise, or when it cannot be kept, and the
+// caller builds the message.
 func encodedHit(d *authz.Decision) *encodedOK {
 	if !d.Allow || d.Lease != authz.LeaseHit || d.View == nil {
 		return nil
@@ -104,27 +122,47 @@ func encodedHit(d *authz.Decision) *encodedOK {
 			return e
 		}
 	}
+	if !keepable(&sh) {
+		return nil
+	}
 	e := encode(sh)
 	if e == nil {
 		return nil
 	}
 	if len(known) >= maxEncodings {
-		known = nil
+		known = known[len(known)-maxEncodings+1:]
 	}
 	d.View.SetMemo(append(slices.Clip(known), e))
 	return e
 }
 
-// encode makes the encodedOK of shape sh through the adapter's codec.
+// keepable: the shape holds no value the client chose, so one lease has
+// few shapes. A storage route passes the client's own If-None-Match on
+// (any ETag); only its absence ("", removed) and "*" are kept.
+func keepable(sh *okShape) bool {
+	for _, h := range sh.headers {
+		if h.Name == authz.HeaderIfNoneMatch && h.Value != "" && h.Value != authz.IfNoneMatchCreate {
+			return false
+		}
+	}
+	return true
+}
+
+// encode makes the encodedOK of shape sh through the adapter's codec; nil
+// when that fails or the answer is larger than maxEncodedBytes.
 func encode(sh okShape) *encodedOK {
 	bs, err := Codec().Marshal(okResponse(&sh))
 	if err != nil {
 		return nil
 	}
+	defer bs.Free()
+	if bs.Len() > maxEncodedBytes {
+		return nil
+	}
 	b := bs.Materialize()
-	bs.Free()
-	sh.headers = slices.Clone(sh.headers) // a storage route's are the request's own
-	e := &encodedOK{shape: sh, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
-	e.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
-	return e
+	// A storage route's headers are the request's slice. Their text is
+	// the view's (copied out of the lease cache) or a constant (keepable),
+	// never the request's, so the strings can be shared.
+	sh.headers = slices.Clone(sh.headers)
+	return &encodedOK{shape: sh, bytes: b, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
 }

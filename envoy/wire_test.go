@@ -3,13 +3,16 @@ package envoy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/leasegate/leasegate/authz"
@@ -18,33 +21,39 @@ import (
 // TestWireMatchesCheck: what the gRPC handler sends decodes to exactly
 // what Check returns for the same request, hits (encoded once per view and
 // shape) and everything else, whether the server runs the adapter's codec
-// or gRPC's own.
+// or gRPC's own, with and without strip_authorization.
 func TestWireMatchesCheck(t *testing.T) {
-	servers := map[string]*grpc.Server{
-		"adapter codec": grpc.NewServer(ServerOptions(100)...),
-		"grpc codec":    grpc.NewServer(),
-	}
 	bearer := map[string]string{"authorization": "Bearer " + goodToken}
 	with := func(k, v string) map[string]string {
 		return map[string]string{"authorization": "Bearer " + goodToken, k: v}
 	}
 	reqs := map[string]*authv3.CheckRequest{
-		"read hit":                  envoyRequest("GET", "/data/f", bearer, nil),
-		"read hit, other method":    envoyRequest("HEAD", "/data/f", bearer, nil),
-		"write hit":                 envoyRequest("PUT", "/data/f", bearer, nil),
-		"critical tier (no window)": envoyRequest("DELETE", "/data/f", bearer, nil),
-		"storage route hit":         envoyRequest("GET", "/store/f", bearer, nil),
-		"storage route, client INM": envoyRequest("GET", "/store/f", with("if-none-match", `"abc"`), nil),
-		"storage route, denied":     envoyRequest("PUT", "/store/f", bearer, nil),
-		"tier hint":                 envoyRequest("GET", "/data/f", bearer, map[string]string{TierHintKey: "write"}),
-		"unknown token":             envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer nobody"}, nil),
-		"underscore twin":           envoyRequest("GET", "/data/f", with("x_auth_subject", "forged"), nil),
+		"read hit":                      envoyRequest("GET", "/data/f", bearer, nil),
+		"read hit, other method":        envoyRequest("HEAD", "/data/f", bearer, nil),
+		"write hit":                     envoyRequest("PUT", "/data/f", bearer, nil),
+		"tier hint hit":                 envoyRequest("GET", "/data/f", bearer, map[string]string{TierHintKey: "write"}),
+		"storage route hit":             envoyRequest("GET", "/store/f", bearer, nil),
+		"storage route hit, client INM": envoyRequest("GET", "/store/f", with("if-none-match", `"abc"`), nil),
+		"critical tier (no window)":     envoyRequest("DELETE", "/data/f", bearer, nil),
+		"storage route, denied":         envoyRequest("PUT", "/store/f", bearer, nil),
+		"unknown token":                 envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer nobody"}, nil),
+		"underscore twin":               envoyRequest("GET", "/data/f", with("x_auth_subject", "forged"), nil),
 	}
-	for name, g := range servers {
+	// Hits whose answer is kept: everything but the client's own ETag.
+	kept := func(name string) bool { return strings.Contains(name, "hit") && !strings.Contains(name, "INM") }
+	setups := map[string]struct {
+		opts  []grpc.ServerOption
+		strip bool
+	}{
+		"adapter codec":        {opts: ServerOptions(100)},
+		"grpc codec":           {},
+		"adapter codec, strip": {opts: ServerOptions(100), strip: true},
+	}
+	for name, setup := range setups {
 		t.Run(name, func(t *testing.T) {
 			is := newTestIssuer(t, false)
-			s := newTestServer(t, newRealEngine(t, is.URL))
-			client := serveOn(t, g, s)
+			s := newTestServer(t, newRealEngine(t, is.URL, func(c *authz.Config) { c.StripAuthorization = setup.strip }))
+			client := serveOn(t, grpc.NewServer(setup.opts...), s)
 			ctx := t.Context()
 			for _, req := range reqs { // the leases, in process
 				s.Check(ctx, req)
@@ -62,44 +71,80 @@ func TestWireMatchesCheck(t *testing.T) {
 					if !proto.Equal(got, want) {
 						t.Errorf("%s, round %d: the wire sent\n%v\nCheck returns\n%v", rname, round, got, want)
 					}
+					if _, enc := s.answer(ctx, req).(*encodedOK); enc != kept(rname) {
+						t.Errorf("%s: answered with an encoding: %v, want %v", rname, enc, kept(rname))
+					}
 				}
 			}
 		})
 	}
 }
 
-// TestEncodedHitsPerShape: one view keeps one encoding per shape in use,
-// at most maxEncodings; every encoding decodes to its decision's message,
-// and a decision that is no hit gets none.
+// TestWireInterceptorSeesMessages: a unary interceptor gets Check's
+// request and response messages, and the client the same answer.
+func TestWireInterceptorSeesMessages(t *testing.T) {
+	is := newTestIssuer(t, false)
+	s := newTestServer(t, newRealEngine(t, is.URL))
+	var seen []string
+	icpt := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		resp, err := h(ctx, req)
+		seen = append(seen, fmt.Sprintf("%s %T %T", info.FullMethod, req, resp))
+		return resp, err
+	}
+	client := serveOn(t, grpc.NewServer(append(ServerOptions(100), grpc.UnaryInterceptor(icpt))...), s)
+	req := envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken}, nil)
+	s.Check(t.Context(), req)
+	for range 2 {
+		got, err := client.Check(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := s.Check(t.Context(), req); !proto.Equal(got, want) || meta(want, "lease") != "hit" {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	want := "/envoy.service.auth.v3.Authorization/Check *authv3.CheckRequest *authv3.CheckResponse"
+	if len(seen) != 2 || seen[0] != want || seen[1] != want {
+		t.Fatalf("the interceptor saw %q, want %q twice", seen, want)
+	}
+}
+
+// TestEncodedHitsPerShape: one view keeps one encoding per keepable shape
+// in use, at most maxEncodings, the oldest dropped first; each decodes to
+// its decision's message. A miss, and a hit passing the client's own
+// If-None-Match on, get none.
 func TestEncodedHitsPerShape(t *testing.T) {
 	is := newTestIssuer(t, false)
 	eng := newRealEngine(t, is.URL)
 	ctx := t.Context()
-	check := func(method, path string, hdr map[string]string) authz.Decision {
-		c := new(checkCall)
-		if p := c.fill(envoyRequest(method, path, hdr, nil)); p != "" {
-			t.Fatal(p)
-		}
-		return eng.Check(ctx, &c.req)
-	}
-	bearer := map[string]string{"authorization": "Bearer " + goodToken}
-	if d := check("GET", "/data/f", bearer); encodedHit(&d) != nil {
-		t.Fatalf("a miss was encoded: %+v", d)
-	}
-	var view *authz.LeaseView
-	seen := map[*encodedOK]bool{}
-	for i, inm := range []string{"", `"a"`, `"b"`, `"c"`, `"d"`, `"e"`, ""} {
+	check := func(method, path, hint, inm string) authz.Decision {
 		hdr := map[string]string{"authorization": "Bearer " + goodToken}
 		if inm != "" {
 			hdr["if-none-match"] = inm
 		}
-		d := check("GET", "/store/f", hdr)
-		e := encodedHit(&d)
-		if e == nil || d.View == nil {
-			t.Fatalf("%d: hit not encoded: %+v", i, d)
+		c := new(checkCall)
+		if p := c.fill(envoyRequest(method, path, hdr, map[string]string{TierHintKey: hint})); p != "" {
+			t.Fatal(p)
 		}
-		if view != nil && d.View != view {
-			t.Fatalf("%d: another view for the same lease", i)
+		return eng.Check(ctx, &c.req)
+	}
+	if d := check("GET", "/data/f", "", ""); encodedHit(&d) != nil {
+		t.Fatalf("a miss was encoded: %+v", d)
+	}
+	if d := check("GET", "/store/f", "", `"etag"`); d.View == nil || encodedHit(&d) != nil {
+		t.Fatalf("a hit with the client's If-None-Match was encoded (or no hit): %+v", d)
+	}
+	shapes := []struct{ method, path string }{{"GET", "/data/f"}, {"PUT", "/data/f"}, {"GET", "/store/f"}, {"HEAD", "/store/f"}}
+	var view *authz.LeaseView
+	for i, sh := range shapes {
+		hint := ""
+		if sh.method == "HEAD" {
+			hint = "write" // the storage route's write shape
+		}
+		d := check(sh.method, sh.path, hint, "")
+		e := encodedHit(&d)
+		if e == nil || d.View == nil || view != nil && d.View != view {
+			t.Fatalf("%d: not an encoded hit of the one view: %+v", i, d)
 		}
 		view = d.View
 		var got authv3.CheckResponse
@@ -109,74 +154,118 @@ func TestEncodedHitsPerShape(t *testing.T) {
 		if want := okOf(&d); !proto.Equal(&got, want) {
 			t.Fatalf("%d: encoding %v, want %v", i, &got, want)
 		}
-		if seen[e] {
-			t.Fatalf("%d: If-None-Match %q reused another shape's encoding", i, inm)
-		}
-		seen[e] = true
-		if n := len(view.Memo().(encodings)); n > maxEncodings {
-			t.Fatalf("%d: %d encodings kept, want at most %d", i, n, maxEncodings)
+		if again := check(sh.method, sh.path, hint, ""); encodedHit(&again) != e {
+			t.Fatalf("%d: the same shape was encoded again", i)
 		}
 	}
-	d := check("GET", "/store/f", map[string]string{"authorization": "Bearer " + goodToken, "if-none-match": `"e"`})
-	if e := encodedHit(&d); !seen[e] {
-		t.Fatal("a shape still kept was encoded again")
+	if n := len(view.Memo().(encodings)); n != len(shapes) {
+		t.Fatalf("the view keeps %d encodings, want %d", n, len(shapes))
+	}
+}
+
+// TestEncodingsDropTheOldest: past maxEncodings shapes, a view keeps the
+// newest; an answer too large to keep is built, not kept.
+func TestEncodingsDropTheOldest(t *testing.T) {
+	d := allowDecision()
+	d.Lease, d.View = authz.LeaseHit, new(authz.LeaseView)
+	var order []*encodedOK
+	for i := range maxEncodings + 2 {
+		d.Tier = fmt.Sprintf("tier-%d", i)
+		order = append(order, encodedHit(&d))
+	}
+	if kept := d.View.Memo().(encodings); !slices.Equal(kept, order[len(order)-maxEncodings:]) {
+		t.Fatalf("kept %d encodings, not the newest %d", len(kept), maxEncodings)
+	}
+	d.Tier = order[len(order)-1].shape.tier
+	if encodedHit(&d) != order[len(order)-1] {
+		t.Fatal("the newest encoding was not reused")
+	}
+	d.Identity.Scope = strings.Repeat("s", maxEncodedBytes)
+	if encodedHit(&d) != nil {
+		t.Fatal("an answer over maxEncodedBytes was kept")
 	}
 }
 
 // TestOKShapeEqualSeesEveryField: equal compares every field of okShape,
-// so a decision that renders differently never reuses an encoding.
+// every string of its struct and slice fields too, and the response shows
+// each, so a decision that renders differently never reuses an encoding.
 func TestOKShapeEqualSeesEveryField(t *testing.T) {
 	d := allowDecision()
 	d.Tier, d.Lease, d.StripAuthorization = "read", authz.LeaseHit, true
 	base := shapeOf(&d)
+	fresh := func() okShape {
+		o := shapeOf(&d)
+		o.headers = slices.Clone(o.headers)
+		return o
+	}
+	// Each way to change one thing in a shape; a new field with no case
+	// fails the test.
+	var changes []string
+	change := map[string]func(*okShape){}
 	typ := reflect.TypeFor[okShape]()
 	for i := range typ.NumField() {
-		t.Run(typ.Field(i).Name, func(t *testing.T) {
-			other := shapeOf(&d)
-			other.headers = append([]authz.Header(nil), other.headers...)
-			f := reflect.ValueOf(&other).Elem().Field(i)
-			switch f.Kind() {
-			case reflect.Bool:
-				setUnexported(f, reflect.ValueOf(!f.Bool()))
-			case reflect.String:
-				setUnexported(f, reflect.ValueOf(f.String()+"x").Convert(f.Type()))
-			case reflect.Slice:
-				other.headers[1].Value += "x"
-			case reflect.Struct:
-				other.id.Scope += "x"
-			default:
-				t.Fatalf("field of kind %v: teach this test to change it", f.Kind())
+		f := typ.Field(i)
+		add := func(name string, fn func(reflect.Value)) {
+			changes = append(changes, name)
+			change[name] = func(o *okShape) {
+				fn(reflect.NewAt(f.Type, reflect.ValueOf(o).Elem().Field(i).Addr().UnsafePointer()).Elem())
 			}
+		}
+		switch f.Type.Kind() {
+		case reflect.Bool:
+			add(f.Name, func(v reflect.Value) { v.SetBool(!v.Bool()) })
+		case reflect.String:
+			add(f.Name, func(v reflect.Value) { v.SetString(v.String() + "x") })
+		case reflect.Struct:
+			for j := range f.Type.NumField() {
+				add(f.Name+"."+f.Type.Field(j).Name, func(v reflect.Value) { v.Field(j).SetString(v.Field(j).String() + "x") })
+			}
+		case reflect.Slice:
+			el := f.Type.Elem()
+			for j := range el.NumField() {
+				add(f.Name+"[1]."+el.Field(j).Name, func(v reflect.Value) { v.Index(1).Field(j).SetString(v.Index(1).Field(j).String() + "x") })
+			}
+			add(f.Name+" longer", func(v reflect.Value) {
+				extra := reflect.New(el).Elem()
+				for j := range el.NumField() {
+					extra.Field(j).SetString("x-extra")
+				}
+				v.Set(reflect.Append(v, extra))
+			})
+		default:
+			t.Fatalf("field %s of kind %v: teach this test to change it", f.Name, f.Type.Kind())
+		}
+	}
+	for _, name := range changes {
+		t.Run(name, func(t *testing.T) {
+			other := fresh()
+			change[name](&other)
 			if base.equal(&other) || other.equal(&base) {
-				t.Fatalf("shapes differing in %s are equal", typ.Field(i).Name)
+				t.Fatalf("shapes differing in %s are equal", name)
 			}
 			if proto.Equal(okResponse(&base), okResponse(&other)) {
-				t.Fatalf("the response does not show %s", typ.Field(i).Name)
+				t.Fatalf("the response does not show %s", name)
 			}
 		})
 	}
-	same := shapeOf(&d)
-	same.headers = append([]authz.Header(nil), same.headers...)
-	if !base.equal(&same) {
+	if same := fresh(); !base.equal(&same) {
 		t.Fatal("equal shapes in different slices are not equal")
 	}
 }
 
-// setUnexported sets the unexported field f (addressable) to v.
-func setUnexported(f, v reflect.Value) {
-	reflect.NewAt(f.Type(), f.Addr().UnsafePointer()).Elem().Set(v)
-}
-
-// TestEncodedOKThroughAnyCodec: an encodedOK is the same bytes whether the
-// adapter's codec or protobuf-go marshals it.
+// TestEncodedOKThroughAnyCodec: an encodedOK is the answer its decision's
+// message is, through the adapter's codec, protobuf-go and protojson; and
+// what a codec does to the message it is handed (Reset) leaves the
+// encoding alone.
 func TestEncodedOKThroughAnyCodec(t *testing.T) {
 	d := allowDecision()
 	d.Lease = authz.LeaseHit
+	want := okOf(&d)
 	e := encode(shapeOf(&d))
 	if e == nil {
 		t.Fatal("encode failed")
 	}
-	want, err := proto.Marshal(okOf(&d))
+	viaCodec, err := Codec().Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,24 +273,23 @@ func TestEncodedOKThroughAnyCodec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	viaCodec, err := Codec().Marshal(e)
+	for name, b := range map[string][]byte{"adapter codec": viaCodec.Materialize(), "protobuf-go": viaProto} {
+		var got authv3.CheckResponse
+		if err := proto.Unmarshal(b, &got); err != nil || !proto.Equal(&got, want) {
+			t.Errorf("%s: decodes to %v (%v), want %v", name, &got, err, want)
+		}
+	}
+	js, err := protojson.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string][]byte{"protobuf-go": viaProto, "adapter codec": viaCodec.Materialize()} {
-		var got authv3.CheckResponse
-		if err := proto.Unmarshal(b, &got); err != nil {
-			t.Fatal(err)
-		}
-		if !proto.Equal(&got, okOf(&d)) {
-			t.Errorf("%s: decodes to %v", name, &got)
-		}
-		if !bytes.Equal(b, e.wire.Materialize()) {
-			t.Errorf("%s: %d bytes, not the encoding's %d", name, len(b), e.wire.Len())
-		}
+	var got authv3.CheckResponse
+	if err := protojson.Unmarshal(js, &got); err != nil || !proto.Equal(&got, want) {
+		t.Errorf("protojson: %s (%v)", js, err)
 	}
-	if len(want) != e.wire.Len() {
-		t.Errorf("encoding is %d bytes, protobuf-go's %d", e.wire.Len(), len(want))
+	proto.Reset(e)
+	if again, _ := Codec().Marshal(e); !bytes.Equal(again.Materialize(), viaCodec.Materialize()) {
+		t.Error("Reset changed the encoding")
 	}
 }
 
