@@ -244,6 +244,14 @@ const (
 	IfNoneMatchCreate = "*"
 )
 
+// ClientChosen reports whether h, an upstream header of an allow, carries
+// a value the client chose rather than one the lease or the config fixes:
+// a storage route passes the client's own If-None-Match on (any ETag). An
+// adapter that keeps answers per lease must not keep such a header's.
+func ClientChosen(h Header) bool {
+	return h.Name == HeaderIfNoneMatch && h.Value != "" && h.Value != IfNoneMatchCreate
+}
+
 // denyStorage turns a storage denial into the engine's.
 func (e *Engine) denyStorage(d Decision, sd storage.Decision) Decision {
 	reason := ReasonScope

@@ -75,6 +75,14 @@ func TestEngineConditionalCreate(t *testing.T) {
 			if got != tc.inm {
 				t.Errorf("upstream if-none-match %q, want %q (headers %v)", got, tc.inm, d.Headers)
 			}
+			// Only a value the client sent and the allow passes on is
+			// ClientChosen; the identity's, "" and "*" are not.
+			clientOwn := got != absent && got != "" && got != IfNoneMatchCreate && slices.Contains(tc.hdr["if-none-match"], got)
+			for _, h := range d.Headers {
+				if ClientChosen(h) != (clientOwn && h.Name == HeaderIfNoneMatch) {
+					t.Errorf("ClientChosen(%v) = %v", h, ClientChosen(h))
+				}
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -85,6 +86,11 @@ type encodedOK struct {
 	wire  mem.BufferSlice
 }
 
+// String does not print the identity an encoding carries.
+func (e *encodedOK) String() string {
+	return fmt.Sprintf("encoded OK response, %d bytes", len(e.bytes))
+}
+
 func (e *encodedOK) ProtoReflect() protoreflect.Message {
 	m := new(authv3.CheckResponse)
 	if err := proto.Unmarshal(e.bytes, m); err != nil {
@@ -95,9 +101,10 @@ func (e *encodedOK) ProtoReflect() protoreflect.Message {
 
 // Bounds on what a view keeps (it lives in the engine's recent views, at
 // most recent.Shards × 2 × recent.PerShard of them): a few encodings,
-// one per tier and storage variant in use, the oldest dropped first, each
-// at most maxEncodedBytes (larger answers, built from huge claims, are
-// built per request). At most 4 × 1 KiB per view, ~64 MiB for them all.
+// one per tier and storage variant in use (first made, first dropped:
+// a lease seldom has more than four shapes), each at most
+// maxEncodedBytes (a larger answer, from long claims, is encoded for its
+// hit and not kept). At most 4 × 1 KiB per view, ~64 MiB for them all.
 const (
 	maxEncodings    = 4
 	maxEncodedBytes = 1 << 10
@@ -109,8 +116,8 @@ type encodings []*encodedOK
 
 // encodedHit returns the encoded OK response of d when d is a lease hit
 // (an allow with a view) whose shape is keepable, made and kept with the
-// view on first use; nil otherwise, or when it cannot be kept, and the
-// caller builds the message.
+// view on first use (one over maxEncodedBytes is made for this hit
+// only); nil otherwise, and the caller builds the message.
 func encodedHit(d *authz.Decision) *encodedOK {
 	if !d.Allow || d.Lease != authz.LeaseHit || d.View == nil {
 		return nil
@@ -126,8 +133,8 @@ func encodedHit(d *authz.Decision) *encodedOK {
 		return nil
 	}
 	e := encode(sh)
-	if e == nil {
-		return nil
+	if e == nil || len(e.bytes) > maxEncodedBytes {
+		return e // sent, not kept
 	}
 	if len(known) >= maxEncodings {
 		known = known[len(known)-maxEncodings+1:]
@@ -136,12 +143,11 @@ func encodedHit(d *authz.Decision) *encodedOK {
 	return e
 }
 
-// keepable: the shape holds no value the client chose, so one lease has
-// few shapes. A storage route passes the client's own If-None-Match on
-// (any ETag); only its absence ("", removed) and "*" are kept.
+// keepable: the shape holds no value the client chose
+// (authz.ClientChosen), so one lease has few shapes.
 func keepable(sh *okShape) bool {
 	for _, h := range sh.headers {
-		if h.Name == authz.HeaderIfNoneMatch && h.Value != "" && h.Value != authz.IfNoneMatchCreate {
+		if authz.ClientChosen(h) {
 			return false
 		}
 	}
@@ -149,20 +155,17 @@ func keepable(sh *okShape) bool {
 }
 
 // encode makes the encodedOK of shape sh through the adapter's codec; nil
-// when that fails or the answer is larger than maxEncodedBytes.
+// when that fails.
 func encode(sh okShape) *encodedOK {
 	bs, err := Codec().Marshal(okResponse(&sh))
 	if err != nil {
 		return nil
 	}
-	defer bs.Free()
-	if bs.Len() > maxEncodedBytes {
-		return nil
-	}
 	b := bs.Materialize()
+	bs.Free()
 	// A storage route's headers are the request's slice. Their text is
-	// the view's (copied out of the lease cache) or a constant (keepable),
-	// never the request's, so the strings can be shared.
+	// the view's (copied out of the lease cache), the config's or "*"
+	// (keepable), so the strings can be shared.
 	sh.headers = slices.Clone(sh.headers)
 	return &encodedOK{shape: sh, bytes: b, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
 }

@@ -1,7 +1,6 @@
 package envoy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"reflect"
@@ -12,6 +11,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -34,13 +34,14 @@ func TestWireMatchesCheck(t *testing.T) {
 		"tier hint hit":                 envoyRequest("GET", "/data/f", bearer, map[string]string{TierHintKey: "write"}),
 		"storage route hit":             envoyRequest("GET", "/store/f", bearer, nil),
 		"storage route hit, client INM": envoyRequest("GET", "/store/f", with("if-none-match", `"abc"`), nil),
+		"storage route hit, INM *":      envoyRequest("GET", "/store/f", with("if-none-match", "*"), nil),
 		"critical tier (no window)":     envoyRequest("DELETE", "/data/f", bearer, nil),
 		"storage route, denied":         envoyRequest("PUT", "/store/f", bearer, nil),
 		"unknown token":                 envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer nobody"}, nil),
 		"underscore twin":               envoyRequest("GET", "/data/f", with("x_auth_subject", "forged"), nil),
 	}
 	// Hits whose answer is kept: everything but the client's own ETag.
-	kept := func(name string) bool { return strings.Contains(name, "hit") && !strings.Contains(name, "INM") }
+	kept := func(name string) bool { return strings.Contains(name, "hit") && !strings.Contains(name, "client INM") }
 	setups := map[string]struct {
 		opts  []grpc.ServerOption
 		strip bool
@@ -181,7 +182,11 @@ func TestEncodingsDropTheOldest(t *testing.T) {
 		t.Fatal("the newest encoding was not reused")
 	}
 	d.Identity.Scope = strings.Repeat("s", maxEncodedBytes)
-	if encodedHit(&d) != nil {
+	big := encodedHit(&d)
+	if big == nil || !proto.Equal(big, okOf(&d)) {
+		t.Fatalf("an answer over maxEncodedBytes was not encoded for its hit: %v", big)
+	}
+	if kept := d.View.Memo().(encodings); slices.Contains(kept, big) {
 		t.Fatal("an answer over maxEncodedBytes was kept")
 	}
 }
@@ -288,8 +293,13 @@ func TestEncodedOKThroughAnyCodec(t *testing.T) {
 		t.Errorf("protojson: %s (%v)", js, err)
 	}
 	proto.Reset(e)
-	if again, _ := Codec().Marshal(e); !bytes.Equal(again.Materialize(), viaCodec.Materialize()) {
-		t.Error("Reset changed the encoding")
+	again, err := proto.Marshal(e)
+	var after authv3.CheckResponse
+	if err != nil || proto.Unmarshal(again, &after) != nil || !proto.Equal(&after, want) {
+		t.Errorf("after Reset protobuf-go sends %v (%v), want %v", &after, err, want)
+	}
+	if s := fmt.Sprint(e); strings.Contains(s, d.Identity.Subject) {
+		t.Errorf("an encoding prints its identity: %s", s)
 	}
 }
 
@@ -356,4 +366,41 @@ func TestWireConcurrentHits(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestEncodingsConcurrentEviction: hits of more shapes than a view keeps,
+// at once, through both codecs: every answer is its own decision's while
+// the view's encodings are replaced under them.
+func TestEncodingsConcurrentEviction(t *testing.T) {
+	view := new(authz.LeaseView)
+	decisions := make([]authz.Decision, maxEncodings+3)
+	for i := range decisions {
+		d := allowDecision()
+		d.Lease, d.View, d.Tier = authz.LeaseHit, view, fmt.Sprintf("tier-%d", i)
+		decisions[i] = d
+	}
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			for i := range 300 {
+				d := decisions[(g+i)%len(decisions)]
+				e := encodedHit(&d)
+				b, err := proto.Marshal(e) // ProtoReflect: a new message each time
+				if i%2 == 0 {
+					var bs mem.BufferSlice
+					bs, err = Codec().Marshal(e)
+					b = bs.Materialize()
+				}
+				var got authv3.CheckResponse
+				if err != nil || proto.Unmarshal(b, &got) != nil || !proto.Equal(&got, okOf(&d)) {
+					t.Errorf("%s: got %v (%v)", d.Tier, &got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(view.Memo().(encodings)); n != maxEncodings {
+		t.Fatalf("the view keeps %d encodings, want %d", n, maxEncodings)
+	}
 }
