@@ -9,9 +9,11 @@ import (
 	"github.com/leasegate/leasegate/authz"
 )
 
-// TestHitAllocations holds BenchmarkCheckHit's count: the request view,
-// the lease cache's two copies (bigcache's Get), and the OK response
-// (one allocation for its messages, two for dynamic_metadata's map).
+// TestHitAllocations holds BenchmarkCheckHit's counts. Over gRPC (the
+// handler's answer and the codec's marshalling): the request view and the
+// lease cache's two copies (bigcache's Get); the kept encoding costs
+// nothing. Check, in process: those three and the OK response (one
+// allocation for its messages, two for dynamic_metadata's map).
 func TestHitAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector drops sync.Pool items at random")
@@ -21,12 +23,33 @@ func TestHitAllocations(t *testing.T) {
 	req := envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken, "x-forwarded-for": "10.0.0.1"}, nil)
 	ctx := context.Background()
 	s.Check(ctx, req)
-	if n := testing.AllocsPerRun(200, func() {
-		if resp, _ := s.Check(ctx, req); meta(resp, "lease") != "hit" {
-			t.Fatalf("not a hit: %v", resp)
-		}
-	}); n > 6 {
-		t.Fatalf("a hit allocates %v times, want at most 6", n)
+	c := Codec()
+	tests := []struct {
+		name string
+		max  float64
+		hit  func(t *testing.T)
+	}{
+		{"wire", 3, func(t *testing.T) {
+			out := s.answer(ctx, req)
+			if _, ok := out.(*encodedOK); !ok {
+				t.Fatalf("not an encoded hit: %v", out)
+			}
+			if _, err := c.Marshal(out); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"Check", 6, func(t *testing.T) {
+			if resp, _ := s.Check(ctx, req); meta(resp, "lease") != "hit" {
+				t.Fatalf("not a hit: %v", resp)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if n := testing.AllocsPerRun(200, func() { tc.hit(t) }); n > tc.max {
+				t.Fatalf("a hit allocates %v times, want at most %v", n, tc.max)
+			}
+		})
 	}
 }
 

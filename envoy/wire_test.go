@@ -303,31 +303,6 @@ func TestEncodedOKThroughAnyCodec(t *testing.T) {
 	}
 }
 
-// TestWireHitAllocations holds BenchmarkCheckHit/wire's count: the request
-// view and the lease cache's two copies (bigcache's Get); the response and
-// its marshalling allocate nothing.
-func TestWireHitAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector drops sync.Pool items at random")
-	}
-	is := newTestIssuer(t, false)
-	s := newTestServer(t, newRealEngine(t, is.URL))
-	req := envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken, "x-forwarded-for": "10.0.0.1"}, nil)
-	ctx := context.Background()
-	s.Check(ctx, req)
-	c := Codec()
-	if n := testing.AllocsPerRun(200, func() {
-		if _, ok := s.answer(ctx, req).(*encodedOK); !ok {
-			t.Fatal("not an encoded hit")
-		}
-		if _, err := c.Marshal(s.answer(ctx, req)); err != nil {
-			t.Fatal(err)
-		}
-	}); n > 6 {
-		t.Fatalf("two hits allocate %v times, want at most 6 (3 each)", n)
-	}
-}
-
 // TestWireConcurrentHits: hits of one lease on several tiers at once share
 // and replace the view's encodings; each answer is its own request's.
 func TestWireConcurrentHits(t *testing.T) {
