@@ -379,3 +379,49 @@ func TestEncodingsConcurrentEviction(t *testing.T) {
 		t.Fatalf("the view keeps %d encodings, want %d", n, maxEncodings)
 	}
 }
+
+// FuzzWireHit: hostile methods, paths, tier hints and headers on a token
+// the issuer says is active. Whatever the gRPC handler answers, a kept
+// encoding or a message, carries a status and decodes to what Check
+// returns for the same request.
+func FuzzWireHit(f *testing.F) {
+	f.Add("GET", "/data/f", "x-forwarded-for", "10.0.0.1", "", uint8(0))
+	f.Add("GET", "/store/f", "if-none-match", `"abc"`, "", uint8(0))
+	f.Add("HEAD", "/store/f", "If-None-Match", "*", "write", uint8(1))
+	f.Add("PUT", "/data/f", "x_auth_subject", "root", "read", uint8(2))
+	f.Add("GET", "/data/f", "X-Auth-Scope", "storage.modify:/", "critical", uint8(2))
+	f.Add("MOVE", "/store/a", "destination", "/store/b", "", uint8(1))
+	f.Add("DELETE", "/%2e%2e/", "authorization", "Bearer other", "nope", uint8(0))
+	is := newTestIssuer(f, false)
+	s := newTestServer(f, newRealEngine(f, is.URL))
+	c := Codec()
+	f.Fuzz(func(t *testing.T, method, path, name, value, hint string, shape uint8) {
+		hr := &authv3.AttributeContext_HttpRequest{Method: method, Path: path, Host: "storage.example"}
+		switch shape % 3 {
+		case 0: // Envoy's map
+			hr.Headers = map[string]string{"authorization": "Bearer " + goodToken, name: value}
+		case 1: // the raw header list
+			hr.HeaderMap = rawHeaders("authorization", "Bearer "+goodToken, name, value)
+		case 2: // mixed-case map keys
+			hr.Headers = map[string]string{"Authorization": "Bearer " + goodToken, strings.ToUpper(name): value}
+		}
+		req := httpReq(hr, map[string]string{TierHintKey: hint})
+		ctx := t.Context()
+		s.Check(ctx, req) // the lease and its view
+		want, _ := s.Check(ctx, req)
+		out, err := c.Marshal(s.answer(ctx, req))
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		var got authv3.CheckResponse
+		if err := proto.Unmarshal(out.Materialize(), &got); err != nil {
+			t.Fatalf("the wire's bytes do not decode: %v", err)
+		}
+		if got.GetStatus() == nil {
+			t.Fatal("answer without status")
+		}
+		if !proto.Equal(&got, want) {
+			t.Fatalf("the wire sent\n%v\nCheck returns\n%v", &got, want)
+		}
+	})
+}
