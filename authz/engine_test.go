@@ -1017,10 +1017,39 @@ func TestEngineMetrics(t *testing.T) {
 		}
 	}
 	// A second NewMetrics on the same registry (engine rebuilt on reload)
-	// is not an error.
-	if _, err := NewMetrics(env.reg); err != nil {
+	// is not an error, and counts into the series the registry exports.
+	again, err := NewMetrics(env.reg)
+	if err != nil {
 		t.Fatalf("NewMetrics again: %v", err)
 	}
+	before := decisionsCounted(t, env.reg, "probe-tier")
+	again.Decision(t.Context(), "probe-tier", "allow", "hit", time.Millisecond)
+	if after := decisionsCounted(t, env.reg, "probe-tier"); after != before+1 {
+		t.Fatalf("a decision counted by the second Metrics: registry shows %v, want %v", after, before+1)
+	}
+}
+
+// decisionsCounted sums leasegate_decisions_total for tier in reg.
+func decisionsCounted(t *testing.T, reg *prometheus.Registry, tier string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "leasegate_decisions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tier" && l.GetValue() == tier {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }
 
 var tokenIDField = regexp.MustCompile(`"token_id":"([0-9a-f]*)"`)

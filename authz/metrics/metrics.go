@@ -47,7 +47,8 @@ var durationBuckets = []float64{
 }
 
 // New creates and registers the series on reg; a series already
-// registered (a reload) is reused.
+// registered (a second New on the same registry) is reused, so both count
+// into what the registry exports.
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -81,13 +82,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "JWKS refreshes (OIDC discovery included), background or for an unknown key, by outcome (ok, error).",
 		}, []string{"issuer", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.issuerRequests, m.issuerDuration, m.checkDuration, m.coalesced, m.fleetLookups, m.jwksRefreshes} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-		}
+	if err := errors.Join(
+		register(reg, &m.decisions), register(reg, &m.issuerRequests), register(reg, &m.issuerDuration),
+		register(reg, &m.checkDuration), register(reg, &m.coalesced), register(reg, &m.fleetLookups),
+		register(reg, &m.jwksRefreshes),
+	); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -154,4 +154,18 @@ func (m *Metrics) FleetLookup(o fleet.Outcome) {
 	if m != nil {
 		m.fleetLookups.WithLabelValues(o.String()).Inc()
 	}
+}
+
+// register registers *c on reg, or points *c at the collector reg already
+// has under that name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	err := reg.Register(*c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			*c = existing
+			return nil
+		}
+	}
+	return err
 }
