@@ -274,6 +274,8 @@ func (e *Engine) storeLease(ctx context.Context, name string, key leasecache.Key
 	switch {
 	case errors.Is(err, leasecache.ErrRevokedSince):
 		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: revoked during validation", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
+	case errors.Is(err, leasecache.ErrSuperseded):
+		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: a later validation's answer is stored", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
 	case err != nil:
 		// Not fatal: the decision stands, the next request asks again.
 		e.log.LogAttrs(ctx, slog.LevelWarn, "lease not stored", slog.String("issuer", name), slog.String("error", err.Error()))

@@ -123,6 +123,12 @@ const maxRevokeRecords = 1 << 16
 // validation began.
 var ErrRevokedSince = errors.New("leasecache: revoked while the validation was in flight")
 
+// ErrSuperseded reports a lease Store dropped because an answer about the
+// token from a validation that began later is already stored (two flights
+// of one token, the older answer arriving last): an older "active" must
+// not replace a newer "not active", nor a newer lease.
+var ErrSuperseded = errors.New("leasecache: a newer answer about the token is stored")
+
 // Cache is the lease store. Safe for concurrent use.
 //
 // Revocations are ordered by a generation counter rather than by the clock:
@@ -148,6 +154,11 @@ type Cache struct {
 	tokens map[Key]uint64  // generation of the token's last revoke
 	queue  []revocation    // every record, oldest first, for pruning
 	nNames atomic.Int32    // len(names), read without the lock on the hot path
+
+	// fills orders the fills of one token (Store, StoreNegative), so
+	// Store's look at what is stored and its write are one step; striped
+	// by the key, never taken on a lookup.
+	fills [64]sync.Mutex
 }
 
 // revocation is one revoke in the pruning queue.
@@ -337,10 +348,16 @@ func (c *Cache) Store(k Key, l Lease) error {
 	if err != nil {
 		return err
 	}
+	f := &c.fills[k[0]%byte(len(c.fills))]
+	f.Lock()
+	defer f.Unlock()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.revokedSinceLocked(k, &l, l.Gen) {
 		return fmt.Errorf("leasecache: lease %s: %w", k.Prefix(), ErrRevokedSince)
+	}
+	if c.newerStored(&k, l.ValidatedAt) {
+		return fmt.Errorf("leasecache: lease %s: %w", k.Prefix(), ErrSuperseded)
 	}
 	_ = c.neg.Delete(keyString(&k))
 	if err := c.pos.Set(keyString(&k), buf); err != nil {
@@ -354,6 +371,9 @@ func (c *Cache) Store(k Key, l Lease) error {
 // started; a verdict older than a revoke of k is dropped (ErrRevokedSince),
 // as the revoke forgot everything about k.
 func (c *Cache) StoreNegative(k Key, gen uint64) error {
+	f := &c.fills[k[0]%byte(len(c.fills))]
+	f.Lock()
+	defer f.Unlock()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.revokedSinceLocked(k, nil, gen) {
@@ -366,6 +386,26 @@ func (c *Cache) StoreNegative(k Key, gen uint64) error {
 		return fmt.Errorf("leasecache: store negative lease %s: %w", k.Prefix(), err)
 	}
 	return nil
+}
+
+// newerStored reports whether k has a negative lease stamped, or a lease
+// validated, after validatedAt (a validation stamps its start, a refusal
+// its end, so the refusal of a flight that began later is always after).
+// A stamp in the future (the clock stepped back) does not count: lookups
+// drop or re-stamp those.
+func (c *Cache) newerStored(k *Key, validatedAt time.Time) bool {
+	now := c.now()
+	if buf, err := c.neg.Get(keyString(k)); err == nil && len(buf) == 12 {
+		if at, ok := getTime(buf); ok && at.After(validatedAt) && !at.After(now) {
+			return true
+		}
+	}
+	if buf, err := c.pos.Get(keyString(k)); err == nil {
+		if old, err := decodeEntry(buf, c.dict); err == nil && old.ValidatedAt.After(validatedAt) && !old.ValidatedAt.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // revokedSinceLocked reports whether a validation that started at gen is

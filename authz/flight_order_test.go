@@ -1,0 +1,62 @@
+package authz
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestOlderFlightLosesToNewerNegative: two flights of one token (a revoke
+// of someone else between them starts a new generation); the older one's
+// "active" arrives after the newer one's "not active" and must not bring
+// the token back (SPEC §1: an inactive token does not come back).
+func TestOlderFlightLosesToNewerNegative(t *testing.T) {
+	env := newEngEnv(t, engOpts{})
+	const tok = "opaque-token-overwrite"
+	env.iss.setAnswer(tok, env.active(nil))
+	if d := env.check("GET", "/f", tok); !d.Allow {
+		t.Fatalf("first GET: %+v", d)
+	}
+	env.clock.Advance(61 * time.Second) // read window closed
+
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // a failure before the release must not hang the issuer
+	var n atomic.Int64
+	activeAns := env.active(nil)
+	env.iss.setFault(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if n.Add(1) == 1 {
+			<-release // flight A: issuer said active, answer delayed on the wire
+			_ = json.NewEncoder(w).Encode(activeAns)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"active": false}) // revoked now
+	})
+	done := make(chan Decision)
+	go func() { done <- env.check("GET", "/f", tok) }()
+	eventually(t, "flight A at the issuer", func() bool { return n.Load() == 1 })
+	env.clock.Advance(time.Millisecond) // flight B begins after A
+
+	// Any unrelated revocation advances the generation.
+	if err := env.eng.RevokeSubject(engIssuerName, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if d := env.check("DELETE", "/f", tok); d.Allow || d.Reason != ReasonInactive {
+		t.Fatalf("DELETE after the issuer's revoke: %+v, want inactive", d)
+	}
+	if d := env.check("GET", "/f", tok); d.Allow || d.Lease != LeaseNegative {
+		t.Fatalf("GET right after: %+v, want the negative lease", d)
+	}
+
+	unblock()
+	<-done // flight A's own caller, who asked before the revoke, gets its answer
+	env.clock.Advance(time.Second)
+	if d := env.check("GET", "/f", tok); d.Allow || d.Lease != LeaseNegative {
+		t.Fatalf("GET after the older flight landed: %+v, want the negative lease", d)
+	}
+}

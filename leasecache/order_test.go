@@ -1,0 +1,79 @@
+package leasecache
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestOlderAnswerLosesToNewer: of two validations of one token, the answer
+// of the one that began later stands, whichever arrives last. An older
+// "active" does not replace a newer negative lease nor a newer lease; a
+// stamp in the future (the clock stepped back) does not block a fill; a
+// newer answer replaces an older one.
+func TestOlderAnswerLosesToNewer(t *testing.T) {
+	k := KeyOf("token")
+	t.Run("negative after the validation began", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		older := lease(clk, time.Hour) // began now
+		for _, d := range []time.Duration{time.Millisecond, time.Second} {
+			clk.Advance(d)
+			if err := c.StoreNegative(k, c.Generation()); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Store(k, older); !errors.Is(err, ErrSuperseded) {
+				t.Fatalf("negative %v after: Store = %v, want ErrSuperseded", d, err)
+			}
+			if _, o := c.Lookup(k, time.Minute); o != Negative {
+				t.Fatalf("negative %v after: Lookup = %v, want Negative", d, o)
+			}
+		}
+	})
+	t.Run("newer lease", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		older := lease(clk, time.Hour)
+		clk.Advance(time.Second)
+		newer := lease(clk, time.Hour)
+		newer.Scope = "storage.read:/atlas/sub"
+		if err := c.Store(k, newer); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Store(k, older); !errors.Is(err, ErrSuperseded) {
+			t.Fatalf("Store(older) = %v, want ErrSuperseded", err)
+		}
+		if l, o := c.Lookup(k, time.Minute); o != Hit || l.Scope != newer.Scope {
+			t.Fatalf("Lookup = %v %q, want the newer lease", o, l.Scope)
+		}
+		if err := c.Store(k, newer); err != nil {
+			t.Fatalf("the same lease again: %v", err)
+		}
+	})
+	t.Run("newer answer replaces", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		if err := c.StoreNegative(k, c.Generation()); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+		if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+			t.Fatalf("a validation begun after the negative lease: %v", err)
+		}
+		if _, o := c.Lookup(k, time.Minute); o != Hit {
+			t.Fatalf("Lookup = %v, want Hit", o)
+		}
+	})
+	t.Run("stamp in the future", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		clk.Advance(time.Hour)
+		if err := c.StoreNegative(k, c.Generation()); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(-2 * time.Hour) // stepped back
+		if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+			t.Fatalf("a negative stamped in the future blocked the fill: %v", err)
+		}
+	})
+}
