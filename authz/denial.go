@@ -8,6 +8,7 @@ package authz
 // never spells a challenge or a body itself, so the two cannot drift apart.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -159,6 +160,29 @@ func (d *Decision) UnderscoreTwin(name string) string {
 // UnderscoreTwin, into a 400 invalid_request that passes nothing upstream.
 func (d *Decision) RefuseUnderscoreTwin(realm string) {
 	d.deny(realm, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, descUnderscoreTwin, "")
+}
+
+// RefuseUnpassable is both adapters' last judgement of an allow, in one
+// order so a request gets the same answer over either protocol: an
+// identity a proxy could not pass exactly (UnpassableHeader) is refused
+// with 401, then a request carrying twin (the adapter's first request
+// header name that is an UnderscoreTwin of an identity header, "" for
+// none) with 400; each is logged, never with a value.
+func (d *Decision) RefuseUnpassable(ctx context.Context, log *slog.Logger, realm, twin string) {
+	if !d.Allow {
+		return
+	}
+	if bad := d.UnpassableHeader(); bad != "" {
+		log.LogAttrs(ctx, slog.LevelWarn, "identity cannot be passed upstream",
+			slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+		d.RefuseIdentity(realm)
+		return
+	}
+	if twin != "" {
+		log.LogAttrs(ctx, slog.LevelInfo, "denied: underscore spelling of an identity header",
+			slog.String("header", twin), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
+		d.RefuseUnderscoreTwin(realm)
+	}
 }
 
 // PanicAttrs describes a recovered panic for a log line: the value's type,

@@ -88,7 +88,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	if !ok {
 		return faultResponse(), nil
 	}
-	return s.response(ctx, &d), nil
+	return s.response(&d), nil
 }
 
 // decide is the decision on req, for Check and for the gRPC handler
@@ -113,17 +113,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (d authz.
 		return d, true
 	}
 	d = eng.Check(ctx, &c.req)
-	// The identity's own headers first, then the request's twins of
-	// them: the order HTTP mode judges in, so a decision with both
-	// problems gets the same answer over either protocol.
-	s.refuseUnpassable(ctx, &d)
-	if d.Allow {
-		if twin := c.h.underscoreTwin(&d); twin != "" {
-			s.log.LogAttrs(ctx, slog.LevelInfo, "denied: underscore spelling of an identity header",
-				slog.String("header", twin), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-			d.RefuseUnderscoreTwin(s.realm)
-		}
-	}
+	d.RefuseUnpassable(ctx, s.log, s.realm, c.h.underscoreTwin(&d))
 	return d, true
 }
 
@@ -191,26 +181,12 @@ func orHeader(v string, h *headerView, name string) (string, bool) {
 }
 
 // response renders a decision as Envoy expects it (SPEC §3).
-func (s *Server) response(ctx context.Context, d *authz.Decision) *authv3.CheckResponse {
+func (s *Server) response(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		sh := shapeOf(d)
 		return okResponse(&sh)
 	}
 	return deniedResponse(d)
-}
-
-// refuseUnpassable refuses an allow whose identity headers Envoy would
-// refuse or mangle (or that could inject a header): an identity that
-// cannot be passed exactly is not passed at all.
-func (s *Server) refuseUnpassable(ctx context.Context, d *authz.Decision) {
-	if !d.Allow {
-		return
-	}
-	if bad := d.UnpassableHeader(); bad != "" {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "identity cannot be passed upstream",
-			slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-		d.RefuseIdentity(s.realm)
-	}
 }
 
 // okParts holds every message of an OK response in one allocation, so the

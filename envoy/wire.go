@@ -71,7 +71,7 @@ func (s *Server) answer(ctx context.Context, req *authv3.CheckRequest) (out any)
 	if e := encodedHit(&d); e != nil {
 		return e
 	}
-	return s.response(ctx, &d)
+	return s.response(&d)
 }
 
 // encodedOK is an OK response encoded once, immutable once made. The
@@ -136,6 +136,10 @@ func encodedHit(d *authz.Decision) *encodedOK {
 	if e == nil || len(e.bytes) > maxEncodedBytes {
 		return e // sent, not kept
 	}
+	// A storage route's headers are the request's slice. Their text is
+	// the view's (copied out of the lease cache), the config's or "*"
+	// (keepable), so the strings can be shared.
+	e.shape.headers = slices.Clone(e.shape.headers)
 	if len(known) >= maxEncodings {
 		known = known[len(known)-maxEncodings+1:]
 	}
@@ -163,9 +167,5 @@ func encode(sh okShape) *encodedOK {
 	}
 	b := bs.Materialize()
 	bs.Free()
-	// A storage route's headers are the request's slice. Their text is
-	// the view's (copied out of the lease cache), the config's or "*"
-	// (keepable), so the strings can be shared.
-	sh.headers = slices.Clone(sh.headers)
 	return &encodedOK{shape: sh, bytes: b, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
 }

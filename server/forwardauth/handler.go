@@ -105,33 +105,20 @@ func (h *Handler) decide(r *http.Request, conv convention) authz.Decision {
 		return authz.Unavailable("not ready")
 	}
 	d := eng.Check(r.Context(), req)
-	if d.Allow {
-		h.refuseUnpassable(r.Context(), &d, r.Header)
-	}
+	// net/http would turn CR and LF into spaces: an identity is passed
+	// exactly or not at all, as on the gRPC path.
+	d.RefuseUnpassable(r.Context(), h.log, h.realm, underscoreTwin(r.Header, &d))
 	return d
 }
 
-// refuseUnpassable turns the allow d into a denial when the proxy could not
-// pass its identity exactly: a header net/http would rewrite, or a client
-// header that is an underscore twin of an identity header.
-func (h *Handler) refuseUnpassable(ctx context.Context, d *authz.Decision, hdr http.Header) {
-	if bad := d.UnpassableHeader(); bad != "" {
-		// net/http would turn CR and LF into spaces (and a backend may
-		// trim them): an identity is passed exactly or not at all, as
-		// on the gRPC path.
-		h.log.LogAttrs(ctx, slog.LevelWarn, "identity cannot be passed upstream",
-			slog.String("header", bad), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-		d.RefuseIdentity(h.realm)
-		return
-	}
+// underscoreTwin returns the first of hdr's names that is an underscore
+// twin of one of d's identity headers: the proxy overwrites X-Auth-Subject,
+// not X_Auth_Subject, and a backend may read the one as the other.
+func underscoreTwin(hdr http.Header, d *authz.Decision) string {
 	for name := range hdr {
 		if d.UnderscoreTwin(name) != "" {
-			// The proxy overwrites X-Auth-Subject, not X_Auth_Subject,
-			// and a backend may read the one as the other.
-			h.log.LogAttrs(ctx, slog.LevelInfo, "denied: underscore spelling of an identity header",
-				slog.String("header", name), slog.String("issuer", d.Issuer), slog.String("token_id", d.TokenID))
-			d.RefuseUnderscoreTwin(h.realm)
-			return
+			return name
 		}
 	}
+	return ""
 }
