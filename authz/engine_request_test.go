@@ -268,3 +268,34 @@ func TestEngineLocalHosts(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenInQueryIsNotAccepted: SPEC §3, "Tokens in query strings are not
+// accepted": a token the issuer vouches for, sent in the query or in a
+// header other than Authorization, is no token (401, no issuer call).
+func TestTokenInQueryIsNotAccepted(t *testing.T) {
+	env := newEngEnv(t, engOpts{})
+	const tok = "opaque-token-in-query-0123456789"
+	env.iss.setAnswer(tok, env.active(nil))
+	for _, tc := range []struct {
+		name string
+		path string
+		h    engHeaders
+	}{
+		{"access_token in the query", "/f?access_token=" + tok, engHeaders{}},
+		{"bearer in the query", "/f?bearer=" + tok + "&x=1", engHeaders{}},
+		{"access_token header", "/f", engHeaders{"access_token": {tok}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := env.eng.Check(t.Context(), &Request{Method: "GET", Path: tc.path, Host: "storage.example.org", Headers: tc.h})
+			if d.Allow || d.Status != 401 || d.Reason != ReasonNoToken {
+				t.Fatalf("got %+v, want 401 no_token", d)
+			}
+		})
+	}
+	if n := env.calls(); n != 0 {
+		t.Fatalf("the issuer was asked %d times", n)
+	}
+	if d := env.check("GET", "/f", tok); !d.Allow {
+		t.Fatalf("the same token in Authorization: %+v, want allowed", d)
+	}
+}
