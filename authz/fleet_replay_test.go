@@ -65,7 +65,7 @@ func (c *countingStore) Lookup(ctx context.Context, k leasecache.Key) (leasecach
 	return l, o, err
 }
 
-func (c *countingStore) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, error) {
+func (c *countingStore) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, fleet.Stamp, error) {
 	c.acquires.Add(1)
 	return c.SharedStore.Acquire(ctx, k, ttl)
 }

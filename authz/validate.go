@@ -139,7 +139,7 @@ func (e *Engine) flight(ctx context.Context, is *trust.Issuer, tok string, key l
 func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string, key leasecache.Key, gen uint64, pos fleet.Position, deadline time.Time, after time.Time) *result {
 	f := e.fleet
 	timeout := is.Timeout()
-	won, err := f.Acquire(ctx, key, timeout)
+	won, since, err := f.Acquire(ctx, key, timeout)
 	if err == nil && !won {
 		switch l, o := f.Wait(ctx, key, gen, timeout, deadline, after); o {
 		case fleet.Hit:
@@ -152,7 +152,7 @@ func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string
 	}
 	res := e.validateWithIssuer(ctx, is, tok, key, gen)
 	if res.kept {
-		f.Share(ctx, key, res.lease, res.active, pos)
+		f.Share(ctx, key, res.lease, res.active, pos, since)
 	}
 	if won {
 		f.Release(ctx, key)

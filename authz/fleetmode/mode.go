@@ -24,7 +24,7 @@ import (
 // uses it; leasecache/fleet's *Store is one. Every call is bounded by the
 // store's own timeout (fleet.timeout) on top of ctx, and returns at once
 // while the store is down. The engine imports leasecache/fleet only for
-// the two value types Position and Outcome.
+// the value types Position, Stamp and Outcome.
 type SharedStore interface {
 	// KeyOf maps a token's SHA-256 to its fleet-wide key; in fleet mode it
 	// is the local cache's key too.
@@ -36,9 +36,11 @@ type SharedStore interface {
 	// cache's Generation).
 	Position() fleet.Position
 	Lookup(ctx context.Context, k leasecache.Key) (leasecache.Lease, fleet.Outcome, error)
-	Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos fleet.Position) error
+	// Store shares a lease unless a newer answer is shared (since: the
+	// store's clock at the Acquire before the validation).
+	Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos fleet.Position, since fleet.Stamp) error
 	StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Duration, pos fleet.Position) error
-	Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, error)
+	Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, fleet.Stamp, error)
 	Release(ctx context.Context, k leasecache.Key) error
 	// Wait waits for another replica's answer for k, a lease validated
 	// after after (see fleet.Store.Wait).
@@ -180,18 +182,20 @@ func (f *Mode) Lookup(ctx context.Context, key leasecache.Key, w time.Duration, 
 }
 
 // Acquire takes the fleet's lock for key for at most ttl; won false
-// with a nil error means another replica holds it.
-func (f *Mode) Acquire(ctx context.Context, key leasecache.Key, ttl time.Duration) (won bool, err error) {
+// with a nil error means another replica holds it. since goes to Share
+// with the answer of the validation that follows.
+func (f *Mode) Acquire(ctx context.Context, key leasecache.Key, ttl time.Duration) (won bool, since fleet.Stamp, err error) {
 	actx, span := f.span(ctx, "fleet.acquire")
-	won, err = f.store.Acquire(actx, key, ttl)
+	won, since, err = f.store.Acquire(actx, key, ttl)
 	endSpan(span, attribute.Bool("leasegate.fleet.won", won))
-	return won, err
+	return won, since, err
 }
 
 // Share writes what this replica validated for key to the store: l when
-// active, else a negative lease. A revoke since pos, or a store that is
-// down, leaves it unshared.
-func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease, active bool, pos fleet.Position) {
+// active, else a negative lease. A revoke since pos, a newer answer
+// shared since the Acquire that returned since, or a store that is down,
+// leaves it unshared.
+func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease, active bool, pos fleet.Position, since fleet.Stamp) {
 	sctx, span := f.span(ctx, "fleet.store")
 	var serr error
 	if active {
@@ -199,12 +203,12 @@ func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease
 		if !l.Expiry.IsZero() {
 			ttl = min(ttl, l.Expiry.Sub(f.local.Now()))
 		}
-		serr = f.store.Store(sctx, key, l, ttl, pos)
+		serr = f.store.Store(sctx, key, l, ttl, pos, since)
 	} else {
 		serr = f.store.StoreNegative(sctx, key, f.negativeTTL, pos)
 	}
 	endSpan(span)
-	if serr != nil && !errors.Is(serr, fleet.ErrUnavailable) && !errors.Is(serr, leasecache.ErrRevokedSince) {
+	if serr != nil && !errors.Is(serr, fleet.ErrUnavailable) && !errors.Is(serr, leasecache.ErrRevokedSince) && !errors.Is(serr, leasecache.ErrSuperseded) {
 		f.local.Log.LogAttrs(ctx, slog.LevelWarn, "fleet: answer not shared", slog.String("token_id", key.Prefix()), slog.String("error", serr.Error()))
 	}
 }

@@ -35,7 +35,7 @@ func BenchmarkLookupHit(b *testing.B) {
 			}
 			s, _ := e.open(b, nil)
 			k := tokenKey(s, "bench")
-			if err := s.Store(bg, k, testLease("alice"), time.Minute, s.Position()); err != nil {
+			if err := s.Store(bg, k, testLease("alice"), time.Minute, s.Position(), stampNow(b, s)); err != nil {
 				b.Fatal(err)
 			}
 			b.Run("serial", func(b *testing.B) {
@@ -88,7 +88,7 @@ func TestBytesPerLease(t *testing.T) {
 	l := testLease("")
 	for i := range n {
 		l.Subject = fmt.Sprintf("user-%06d@example.org", i)
-		if err := s.Store(bg, tokenKey(s, fmt.Sprint("tok", i)), l, time.Hour, s.Position()); err != nil {
+		if err := s.Store(bg, tokenKey(s, fmt.Sprint("tok", i)), l, time.Hour, s.Position(), stampNow(t, s)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -52,6 +52,16 @@
 // the order. See Lookup for the one
 // step the caller adds, the local cache's revocation generation.
 //
+// # Order
+//
+// Two replicas can validate one token at once (a waiter gives up on the
+// lock and asks on its own), and the older validation's answer can land
+// last. Writes are ordered on the store's clock (see putScript): a
+// refusal is stamped as it is written, a lease with the time Acquire
+// answered before its validation, and a lease never replaces a value
+// stamped at or after it. So a late "active" cannot undo a newer "not
+// active" that another replica shared.
+//
 // The log itself (records, appending, the follower, the fence index) is
 // leasecache/fleet/revlog; a Store owns one.
 package fleet

@@ -105,14 +105,14 @@ func TestFence(t *testing.T) {
 		applied(1)
 		// C's answer lands after the revoke; C's own index would refuse
 		// it, so write it as a C that had not yet applied the revoke.
-		raw := c.k.sealValue(c.ks.lease(k), kindLease, old, mustEncode(t, testLease("grace")))
-		if err := e.raw.Do(bg, e.raw.B().Set().Key(c.ks.lease(k)).Value(string(raw)).Build()).Error(); err != nil {
+		raw := stamped(stampNow(t, c), c.k.sealValue(c.ks.lease(k), kindLease, old, mustEncode(t, testLease("grace"))))
+		if err := e.raw.Do(bg, e.raw.B().Set().Key(c.ks.lease(k)).Value(raw).Build()).Error(); err != nil {
 			t.Fatal(err)
 		}
 		if _, o, _ := b.Lookup(bg, k); o != Revoked {
 			t.Errorf("token: a lease fenced before the revoke: %v, want revoked", o)
 		}
-		if err := c.Store(bg, k, testLease("grace"), time.Minute, c.Position()); err != nil {
+		if err := c.Store(bg, k, testLease("grace"), time.Minute, c.Position(), stampNow(t, c)); err != nil {
 			t.Fatal(err)
 		}
 		if _, o, _ := b.Lookup(bg, k); o != Hit {
@@ -121,7 +121,7 @@ func TestFence(t *testing.T) {
 
 		ks := tokenKey(a, "fence-subject")
 		old = c.Position()
-		if err := c.Store(bg, ks, testLease("heidi"), time.Minute, old); err != nil {
+		if err := c.Store(bg, ks, testLease("heidi"), time.Minute, old, stampNow(t, c)); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.RevokeSubject(bg, "hydra", "heidi"); err != nil {
@@ -132,11 +132,11 @@ func TestFence(t *testing.T) {
 			t.Errorf("subject: a lease fenced before the revoke: %v, want revoked", o)
 		}
 		other := tokenKey(a, "fence-subject-other")
-		_ = c.Store(bg, other, testLease("ivan"), time.Minute, old)
+		_ = c.Store(bg, other, testLease("ivan"), time.Minute, old, stampNow(t, c))
 		if _, o, _ := b.Lookup(bg, other); o != Hit {
 			t.Errorf("subject: another subject's lease: %v, want hit", o)
 		}
-		if err := c.Store(bg, ks, testLease("heidi"), time.Minute, c.Position()); err != nil {
+		if err := c.Store(bg, ks, testLease("heidi"), time.Minute, c.Position(), stampNow(t, c)); err != nil {
 			t.Fatal(err)
 		}
 		if _, o, _ := b.Lookup(bg, ks); o != Hit {
@@ -187,7 +187,7 @@ func TestLocalFillRace(t *testing.T) {
 	defer b.Close()
 
 	k := tokenKey(a, "race-token")
-	_ = a.Store(bg, k, testLease("judy"), time.Minute, a.Position())
+	_ = a.Store(bg, k, testLease("judy"), time.Minute, a.Position(), stampNow(t, a))
 	gen := cache.Generation() // B: local miss, before the shared lookup
 	l, o, err := b.Lookup(bg, k)
 	if err != nil || o != Hit {
@@ -369,7 +369,7 @@ func testRestartEmpty(t *testing.T, e *env, logNode func(*Store) *redisServer) {
 	a, recA := e.open(t, nil)
 	b, recB := e.open(t, nil)
 	k := tokenKey(a, "restart-token")
-	_ = a.Store(bg, k, testLease("ken"), time.Minute, a.Position())
+	_ = a.Store(bg, k, testLease("ken"), time.Minute, a.Position(), stampNow(t, a))
 	old := a.Position()
 
 	logNode(a).restartEmpty(t)
@@ -391,14 +391,14 @@ func testRestartEmpty(t *testing.T, e *env, logNode func(*Store) *redisServer) {
 	}
 	// A value fenced in the old epoch is void (it survives on another
 	// Cluster node); one fenced now is shared.
-	raw := a.k.sealValue(a.ks.lease(k), kindLease, old, mustEncode(t, testLease("ken")))
-	for e.raw.Do(bg, e.raw.B().Set().Key(a.ks.lease(k)).Value(string(raw)).Build()).Error() != nil {
+	raw := stamped(0, a.k.sealValue(a.ks.lease(k), kindLease, old, mustEncode(t, testLease("ken"))))
+	for e.raw.Do(bg, e.raw.B().Set().Key(a.ks.lease(k)).Value(raw).Build()).Error() != nil {
 		time.Sleep(10 * time.Millisecond) // the test's own client reconnects
 	}
 	if _, o, _ := b.Lookup(bg, k); o != Revoked {
 		t.Errorf("a value of the old epoch: %v, want revoked", o)
 	}
-	if err := a.Store(bg, k, testLease("ken"), time.Minute, a.Position()); err != nil {
+	if err := a.Store(bg, k, testLease("ken"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	if _, o, err := b.Lookup(bg, k); o != Hit {
@@ -435,7 +435,7 @@ func TestRevokeNameFanOut(t *testing.T) {
 		kSID, kEmail, kOther := tokenKey(a, "name-sid"), tokenKey(a, "name-email"), tokenKey(a, "name-other")
 		old := b.Position()
 		for k, l := range map[leasecache.Key]leasecache.Lease{kSID: withSID, kEmail: withEmail, kOther: testLease("judy")} {
-			if err := b.Store(bg, k, l, time.Minute, old); err != nil {
+			if err := b.Store(bg, k, l, time.Minute, old, stampNow(t, b)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -471,7 +471,7 @@ func TestRevokeNameFanOut(t *testing.T) {
 			}
 		}
 		// A validation after the revocation is shared again.
-		if err := b.Store(bg, kSID, withSID, time.Minute, b.Position()); err != nil {
+		if err := b.Store(bg, kSID, withSID, time.Minute, b.Position(), stampNow(t, b)); err != nil {
 			t.Fatal(err)
 		}
 		if _, o, _ := a.Lookup(bg, kSID); o != Hit {

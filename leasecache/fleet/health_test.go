@@ -18,7 +18,7 @@ func TestHungStore(t *testing.T) {
 	e := newEnv(t, "standalone", []string{srv.addr()}, nil)
 	a, rec := e.open(t, nil)
 	k := tokenKey(a, "hung")
-	if err := a.Store(bg, k, testLease("leo"), time.Minute, a.Position()); err != nil {
+	if err := a.Store(bg, k, testLease("leo"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	const slack = 50 * time.Millisecond
@@ -41,9 +41,9 @@ func TestHungStore(t *testing.T) {
 	rec.waitFor(t, time.Second, "Health(false)", func() bool { return len(rec.ups) > 0 && !rec.ups[len(rec.ups)-1] })
 	for name, op := range map[string]func() error{
 		"Lookup":        func() error { _, _, err := a.Lookup(bg, k); return err },
-		"Store":         func() error { return a.Store(bg, k, testLease("leo"), time.Minute, a.Position()) },
+		"Store":         func() error { return a.Store(bg, k, testLease("leo"), time.Minute, a.Position(), 0) },
 		"StoreNegative": func() error { return a.StoreNegative(bg, k, time.Minute, a.Position()) },
-		"Acquire":       func() error { _, err := a.Acquire(bg, k, time.Second); return err },
+		"Acquire":       func() error { _, _, err := a.Acquire(bg, k, time.Second); return err },
 		"Wait":          func() error { _, _, err := a.Wait(bg, k, time.Time{}); return err },
 	} {
 		start := time.Now()
@@ -160,13 +160,13 @@ func TestACL(t *testing.T) {
 	a, _ := e.open(t, as)
 	b, rec := e.open(t, as)
 	k := tokenKey(a, "acl")
-	if err := a.Store(bg, k, testLease("mia"), time.Minute, a.Position()); err != nil {
+	if err := a.Store(bg, k, testLease("mia"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	if _, o, err := b.Lookup(bg, k); err != nil || o != Hit {
 		t.Fatal(o, err)
 	}
-	if ok, err := a.Acquire(bg, k, time.Second); err != nil || !ok {
+	if ok, _, err := a.Acquire(bg, k, time.Second); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
 	if err := a.Release(bg, k); err != nil {

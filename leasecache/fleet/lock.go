@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -18,27 +19,30 @@ return 0
 `)
 
 // Acquire takes k's fleet-wide coalescing lock for ttl (the issuer
-// timeout): true means this replica validates k and then Stores (or
+// timeout): won true means this replica validates k and then Stores (or
 // StoreNegative) and Releases; false means another replica is validating
 // it and this one should Wait. The lock expires by itself after ttl, so
-// a replica that dies holding it delays the others by ttl at most.
-func (s *Store) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, error) {
+// a replica that dies holding it delays the others by ttl at most. Either
+// way, since is the store's clock as it answered: pass it to Store with
+// the answer of a validation started after Acquire returned.
+func (s *Store) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (won bool, since Stamp, err error) {
 	if ttl <= 0 {
-		return false, fmt.Errorf("fleet: acquire %s: ttl %v is not positive", k.Prefix(), ttl)
+		return false, 0, fmt.Errorf("fleet: acquire %s: ttl %v is not positive", k.Prefix(), ttl)
 	}
 	if !s.Up() {
-		return false, s.unavailable("acquire", k, errDown)
+		return false, 0, s.unavailable("acquire", k, errDown)
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	err := s.c.Do(ctx, s.c.B().Set().Key(s.ks.lock(k)).Value(s.owner).Nx().PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error()
-	if rueidis.IsRedisNil(err) {
-		return false, nil
+	px := strconv.FormatInt(max(ttl.Milliseconds(), 1), 10)
+	res, err := acquireScript.Exec(ctx, s.c, []string{s.ks.lock(k)}, []string{s.owner, px}).AsIntSlice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("%d values, want 2", len(res))
 	}
 	if err != nil {
-		return false, s.unavailable("acquire", k, err)
+		return false, 0, s.unavailable("acquire", k, err)
 	}
-	return true, nil
+	return res[0] == 1, Stamp(res[1]), nil
 }
 
 // Release gives up k's lock if this Store holds it. Store the answer

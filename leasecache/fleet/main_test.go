@@ -260,3 +260,29 @@ func tokenKey(s *Store, token string) leasecache.Key { return s.KeyOf(leasecache
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(bg, d)
 }
+
+// stampNow is the store's clock now, as Acquire would return it, and
+// later than any stamp it returned before: so a test's Store calls on one
+// key are ordered as written.
+func stampNow(tb testing.TB, s *Store) Stamp {
+	tb.Helper()
+	t, err := s.c.Do(context.Background(), s.c.B().Time().Build()).AsIntSlice()
+	if err != nil || len(t) != 2 {
+		tb.Fatalf("TIME: %v %v", t, err)
+	}
+	now := Stamp(t[0]*1_000_000 + t[1])
+	for {
+		last := lastStamp.Load()
+		next := max(int64(now), last+1)
+		if lastStamp.CompareAndSwap(last, next) {
+			return Stamp(next)
+		}
+	}
+}
+
+var lastStamp atomic.Int64
+
+// stamped is a sealed value as the put script stores it, stamped st.
+func stamped(st Stamp, sealed []byte) string {
+	return fmt.Sprintf("%016d", st) + string(sealed)
+}

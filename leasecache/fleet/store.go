@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -313,7 +314,7 @@ func (s *Store) Lookup(ctx context.Context, k leasecache.Key) (leasecache.Lease,
 
 // read checks a shared value and its fence.
 func (s *Store) read(k leasecache.Key, key string, b []byte) (leasecache.Lease, Outcome) {
-	kind, pos, l, err := s.k.openValue(key, b)
+	kind, pos, l, err := s.k.openValue(key, unstamped(b))
 	if err != nil {
 		s.stats.forgedValues.Add(1)
 		return leasecache.Lease{}, Forged
@@ -335,26 +336,31 @@ func (s *Store) read(k leasecache.Key, key string, b []byte) (leasecache.Lease, 
 // Store shares a fresh validation of k for ttl, which the caller computes
 // as min(lease.max, exp − now) (never more than Config.LeaseMax is kept);
 // ttl ≤ 0 stores nothing. pos is Position() read before the validation
-// started. A lease (or negative lease) already shared for k is replaced.
-// When this replica has already applied a revocation that voids the
-// lease, nothing is stored and the error wraps leasecache.ErrRevokedSince.
-func (s *Store) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos Position) error {
+// started, since the Stamp of the Acquire made before it (zero: none).
+// A shared value already stamped at or after since (a newer answer: a
+// refusal stamps its end, a lease the Acquire before it) is kept and the
+// error wraps leasecache.ErrSuperseded; an older one is replaced. When
+// this replica has already applied a revocation that voids the lease,
+// nothing is stored and the error wraps leasecache.ErrRevokedSince.
+func (s *Store) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos Position, since Stamp) error {
 	l.Gen = 0
 	enc, err := leasecache.EncodeLease(l)
 	if err != nil {
 		return fmt.Errorf("fleet: store %s: %w", k.Prefix(), err)
 	}
-	return s.put(ctx, k, kindLease, enc, &l, ttl, pos)
+	return s.put(ctx, k, kindLease, enc, &l, ttl, pos, since)
 }
 
 // StoreNegative shares that k is not active, for ttl (lease.negative_ttl),
-// as Store does.
+// as Store does. It replaces whatever is shared for k (a refusal is never
+// older than what it refutes) and is stamped with the store's clock as it
+// is written.
 func (s *Store) StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Duration, pos Position) error {
-	return s.put(ctx, k, kindNegative, nil, nil, ttl, pos)
+	return s.put(ctx, k, kindNegative, nil, nil, ttl, pos, 0)
 }
 
 // put shares enc, the encoding of l (nil for a negative lease).
-func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte, l *leasecache.Lease, ttl time.Duration, pos Position) error {
+func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte, l *leasecache.Lease, ttl time.Duration, pos Position, since Stamp) error {
 	ttl = min(ttl, s.cfg.LeaseMax)
 	if ttl <= 0 {
 		return nil
@@ -369,8 +375,14 @@ func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte
 	defer cancel()
 	key := s.ks.lease(k)
 	v := s.k.sealValue(key, kind, pos, enc)
-	if err := s.c.Do(ctx, s.c.B().Set().Key(key).Value(rueidis.BinaryString(v)).PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error(); err != nil {
+	written, err := putScript.Exec(ctx, s.c, []string{key}, []string{
+		rueidis.BinaryString(v), strconv.FormatInt(max(ttl.Milliseconds(), 1), 10), since.arg(kind),
+	}).AsInt64()
+	if err != nil {
 		return s.unavailable("store", k, err)
+	}
+	if written == 0 {
+		return fmt.Errorf("fleet: store %s: %w", k.Prefix(), leasecache.ErrSuperseded)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func TestShareLease(t *testing.T) {
 			t.Fatalf("before Store: %v %v", o, err)
 		}
 		want := testLease("alice")
-		if err := a.Store(bg, k, want, time.Minute, a.Position()); err != nil {
+		if err := a.Store(bg, k, want, time.Minute, a.Position(), stampNow(t, a)); err != nil {
 			t.Fatal(err)
 		}
 		got, o, err := b.Lookup(bg, k)
@@ -53,7 +53,7 @@ func TestNegativeLease(t *testing.T) {
 		a, _ := e.open(t, nil)
 		b, _ := e.open(t, nil)
 		k := tokenKey(a, "token-negative")
-		if err := a.Store(bg, k, testLease("bob"), time.Minute, a.Position()); err != nil {
+		if err := a.Store(bg, k, testLease("bob"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 			t.Fatal(err)
 		}
 		if err := b.StoreNegative(bg, k, 10*time.Second, b.Position()); err != nil {
@@ -62,7 +62,7 @@ func TestNegativeLease(t *testing.T) {
 		if _, o, err := a.Lookup(bg, k); err != nil || o != Negative {
 			t.Fatalf("negative replaces the lease: got %v %v", o, err)
 		}
-		if err := a.Store(bg, k, testLease("bob"), time.Minute, a.Position()); err != nil {
+		if err := a.Store(bg, k, testLease("bob"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 			t.Fatal(err)
 		}
 		if _, o, err := b.Lookup(bg, k); err != nil || o != Hit {
@@ -77,7 +77,7 @@ func TestTTL(t *testing.T) {
 	topologies(t, func(t *testing.T, e *env) {
 		a, _ := e.open(t, func(c *Config) { c.LeaseMax = 2 * time.Second })
 		k := tokenKey(a, "token-ttl")
-		if err := a.Store(bg, k, testLease("carol"), 80*time.Millisecond, a.Position()); err != nil {
+		if err := a.Store(bg, k, testLease("carol"), 80*time.Millisecond, a.Position(), stampNow(t, a)); err != nil {
 			t.Fatal(err)
 		}
 		pttl, err := e.raw.Do(bg, e.raw.B().Pttl().Key(a.ks.lease(k)).Build()).AsInt64()
@@ -102,13 +102,13 @@ func TestTTL(t *testing.T) {
 			t.Errorf("gone after %v, before its TTL", d)
 		}
 		k2 := tokenKey(a, "token-ttl-long")
-		if err := a.Store(bg, k2, testLease("carol"), time.Hour, a.Position()); err != nil {
+		if err := a.Store(bg, k2, testLease("carol"), time.Hour, a.Position(), stampNow(t, a)); err != nil {
 			t.Fatal(err)
 		}
 		if pttl, _ := e.raw.Do(bg, e.raw.B().Pttl().Key(a.ks.lease(k2)).Build()).AsInt64(); pttl > 2000 {
 			t.Errorf("PTTL %d ms beyond LeaseMax", pttl)
 		}
-		if err := a.Store(bg, tokenKey(a, "expired"), testLease("carol"), 0, a.Position()); err != nil {
+		if err := a.Store(bg, tokenKey(a, "expired"), testLease("carol"), 0, a.Position(), stampNow(t, a)); err != nil {
 			t.Errorf("ttl 0: %v, want nothing stored and no error", err)
 		}
 		if n, _ := e.raw.Do(bg, e.raw.B().Exists().Key(a.ks.lease(tokenKey(a, "expired"))).Build()).AsInt64(); n != 0 {
@@ -123,7 +123,7 @@ func TestForged(t *testing.T) {
 		a, _ := e.open(t, nil)
 		other, _ := e.open(t, func(c *Config) { c.Secret = []byte("another-fleet-secret-0123456789abcdef") })
 		victim, attacker := tokenKey(a, "admin-token"), tokenKey(a, "attacker-token")
-		if err := a.Store(bg, victim, testLease("admin"), time.Minute, a.Position()); err != nil {
+		if err := a.Store(bg, victim, testLease("admin"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 			t.Fatal(err)
 		}
 		good, err := e.raw.Do(bg, e.raw.B().Get().Key(a.ks.lease(victim)).Build()).AsBytes()
@@ -133,7 +133,7 @@ func TestForged(t *testing.T) {
 		flipped := bytes.Clone(good)
 		flipped[len(flipped)/2] ^= 1
 		otherKey := other.KeyOf(leasecache.KeyOf("attacker-token"))
-		if err := other.Store(bg, otherKey, testLease("admin"), time.Minute, other.Position()); err != nil {
+		if err := other.Store(bg, otherKey, testLease("admin"), time.Minute, other.Position(), stampNow(t, other)); err != nil {
 			t.Fatal(err)
 		}
 		foreign, _ := e.raw.Do(bg, e.raw.B().Get().Key(other.ks.lease(otherKey)).Build()).AsBytes()
@@ -179,17 +179,17 @@ func TestNoTokenInRedis(t *testing.T) {
 		for i, tok := range tokens {
 			k := tokenKey(a, tok)
 			if i%2 == 0 {
-				_ = a.Store(bg, k, testLease("alice"), time.Minute, a.Position())
+				_ = a.Store(bg, k, testLease("alice"), time.Minute, a.Position(), stampNow(t, a))
 			} else {
 				_ = b.StoreNegative(bg, k, time.Minute, b.Position())
 			}
-			if ok, err := a.Acquire(bg, k, time.Minute); err != nil || !ok {
+			if ok, _, err := a.Acquire(bg, k, time.Minute); err != nil || !ok {
 				t.Fatal(ok, err)
 			}
 			if err := b.Revoke(bg, k); err != nil {
 				t.Fatal(err)
 			}
-			_ = a.Store(bg, k, testLease("alice"), time.Minute, a.Position())
+			_ = a.Store(bg, k, testLease("alice"), time.Minute, a.Position(), stampNow(t, a))
 		}
 		if err := a.RevokeSubject(bg, "hydra", "alice"); err != nil {
 			t.Fatal(err)
@@ -254,7 +254,7 @@ func TestAcquireExclusive(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ok, err := s.Acquire(bg, k, time.Minute)
+				ok, _, err := s.Acquire(bg, k, time.Minute)
 				if err != nil {
 					t.Error(err)
 				}
@@ -276,17 +276,17 @@ func TestAcquireExclusive(t *testing.T) {
 		if err := other.Release(bg, k); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := other.Acquire(bg, k, time.Minute); ok {
+		if ok, _, _ := other.Acquire(bg, k, time.Minute); ok {
 			t.Fatal("a Release by a non-holder freed the lock")
 		}
 		if err := holder.Release(bg, k); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := other.Acquire(bg, k, 50*time.Millisecond); !ok {
+		if ok, _, _ := other.Acquire(bg, k, 50*time.Millisecond); !ok {
 			t.Fatal("released, but not free")
 		}
 		time.Sleep(80 * time.Millisecond)
-		if ok, _ := holder.Acquire(bg, k, time.Minute); !ok {
+		if ok, _, _ := holder.Acquire(bg, k, time.Minute); !ok {
 			t.Fatal("the lock outlived its TTL")
 		}
 	})
@@ -298,15 +298,15 @@ func TestWait(t *testing.T) {
 		b, _ := e.open(t, nil)
 		t.Run("answer", func(t *testing.T) {
 			k := tokenKey(a, "token-wait")
-			if ok, _ := a.Acquire(bg, k, time.Second); !ok {
+			if ok, _, _ := a.Acquire(bg, k, time.Second); !ok {
 				t.Fatal("no lock")
 			}
-			if ok, _ := b.Acquire(bg, k, time.Second); ok {
+			if ok, _, _ := b.Acquire(bg, k, time.Second); ok {
 				t.Fatal("two holders")
 			}
 			go func() {
 				time.Sleep(30 * time.Millisecond)
-				_ = a.Store(bg, k, testLease("dave"), time.Minute, a.Position())
+				_ = a.Store(bg, k, testLease("dave"), time.Minute, a.Position(), stampNow(t, a))
 				_ = a.Release(bg, k)
 			}()
 			start := time.Now()
@@ -320,7 +320,7 @@ func TestWait(t *testing.T) {
 		})
 		t.Run("negative", func(t *testing.T) {
 			k := tokenKey(a, "token-wait-negative")
-			_, _ = a.Acquire(bg, k, time.Second)
+			_, _, _ = a.Acquire(bg, k, time.Second)
 			go func() {
 				time.Sleep(10 * time.Millisecond)
 				_ = a.StoreNegative(bg, k, time.Minute, a.Position())
@@ -332,7 +332,7 @@ func TestWait(t *testing.T) {
 		})
 		t.Run("holder gave up", func(t *testing.T) {
 			k := tokenKey(a, "token-wait-gaveup")
-			_, _ = a.Acquire(bg, k, time.Second)
+			_, _, _ = a.Acquire(bg, k, time.Second)
 			go func() {
 				time.Sleep(10 * time.Millisecond)
 				_ = a.Release(bg, k)
@@ -345,13 +345,13 @@ func TestWait(t *testing.T) {
 			k := tokenKey(a, "token-wait-refresh")
 			old := testLease("erin")
 			old.ValidatedAt = time.Now().Add(-time.Minute)
-			if err := a.Store(bg, k, old, time.Minute, a.Position()); err != nil {
+			if err := a.Store(bg, k, old, time.Minute, a.Position(), stampNow(t, a)); err != nil {
 				t.Fatal(err)
 			}
-			_, _ = a.Acquire(bg, k, time.Second)
+			_, _, _ = a.Acquire(bg, k, time.Second)
 			go func() {
 				time.Sleep(20 * time.Millisecond)
-				_ = a.Store(bg, k, testLease("erin"), time.Minute, a.Position())
+				_ = a.Store(bg, k, testLease("erin"), time.Minute, a.Position(), stampNow(t, a))
 				_ = a.Release(bg, k)
 			}()
 			l, o, err := b.Wait(bg, k, old.ValidatedAt)
@@ -359,7 +359,7 @@ func TestWait(t *testing.T) {
 				t.Fatalf("Wait: %v %v validated %v; want the fresh lease, not the one of %v", o, err, l.ValidatedAt, old.ValidatedAt)
 			}
 			// The holder gives up with only the old lease there: a miss.
-			_, _ = a.Acquire(bg, k, time.Second)
+			_, _, _ = a.Acquire(bg, k, time.Second)
 			go func() { time.Sleep(10 * time.Millisecond); _ = a.Release(bg, k) }()
 			if _, o, err := b.Wait(bg, k, time.Now()); err != nil || o != Miss {
 				t.Fatalf("Wait with only the old lease: %v %v, want miss", o, err)
@@ -367,7 +367,7 @@ func TestWait(t *testing.T) {
 		})
 		t.Run("deadline", func(t *testing.T) {
 			k := tokenKey(a, "token-wait-deadline")
-			_, _ = a.Acquire(bg, k, time.Minute)
+			_, _, _ = a.Acquire(bg, k, time.Minute)
 			c, cancel := contextWithTimeout(50 * time.Millisecond)
 			defer cancel()
 			start := time.Now()
@@ -388,7 +388,7 @@ func TestClusterSpread(t *testing.T) {
 	e := clusterEnv(t)
 	a, _ := e.open(t, nil)
 	for i := range 30 {
-		_ = a.Store(bg, tokenKey(a, "spread-"+string(rune('a'+i))), testLease("eve"), time.Minute, a.Position())
+		_ = a.Store(bg, tokenKey(a, "spread-"+string(rune('a'+i))), testLease("eve"), time.Minute, a.Position(), stampNow(t, a))
 	}
 	perNode := map[string]int{}
 	for addr, n := range e.raw.Nodes() {
@@ -429,11 +429,11 @@ func TestStoreFencedByOwnIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, time.Second, "its own revocation", func() bool { return len(rec.revs) == 1 })
-	err := a.Store(bg, k, testLease("frank"), time.Minute, pos)
+	err := a.Store(bg, k, testLease("frank"), time.Minute, pos, stampNow(t, a))
 	if !errors.Is(err, leasecache.ErrRevokedSince) {
 		t.Fatalf("Store fenced before a revoke it applied: %v", err)
 	}
-	if err := a.Store(bg, k, testLease("frank"), time.Minute, a.Position()); err != nil {
+	if err := a.Store(bg, k, testLease("frank"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 		t.Fatalf("Store after: %v", err)
 	}
 }

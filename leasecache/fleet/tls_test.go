@@ -96,7 +96,7 @@ func TestTLS(t *testing.T) {
 	a, _ := e.open(t, func(c *Config) { c.TLS = full })
 	b, _ := e.open(t, func(c *Config) { c.TLS = full; c.TLS.ServerName = "" }) // verified by IP SAN
 	k := tokenKey(a, "tls")
-	if err := a.Store(bg, k, testLease("nina"), time.Minute, a.Position()); err != nil {
+	if err := a.Store(bg, k, testLease("nina"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	if _, o, err := b.Lookup(bg, k); err != nil || o != Hit {
@@ -179,7 +179,7 @@ func TestSentinel(t *testing.T) {
 	a, _ := e.open(t, viaSentinel)
 	b, rec := e.open(t, viaSentinel)
 	k := tokenKey(a, "sentinel")
-	if err := a.Store(bg, k, testLease("oscar"), time.Minute, a.Position()); err != nil {
+	if err := a.Store(bg, k, testLease("oscar"), time.Minute, a.Position(), stampNow(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	if _, o, err := b.Lookup(bg, k); err != nil || o != Hit {

@@ -12,7 +12,8 @@ import (
 // starts and store the validation's answer with it.
 type Position = revlog.Position
 
-// Value layout, version 1:
+// Value layout, version 2, as sealValue makes it (the put script stores it
+// behind a 16-digit decimal Stamp, outside the MAC; unstamped removes it):
 //
 //	[0]      version
 //	[1]      kind: kindLease or kindNegative
@@ -25,7 +26,7 @@ type Position = revlog.Position
 // The MAC binds the key so a valid value copied under another token's key
 // (someone else's identity onto an attacker's token) fails.
 const (
-	valueVersion = 1
+	valueVersion = 2
 	kindLease    = 1
 	kindNegative = 2
 	valueHeader  = 2 + revlog.PositionLen

@@ -217,9 +217,9 @@ func (fl *Link) Lookup(ctx context.Context, k leasecache.Key) (leasecache.Lease,
 	return leasecache.Lease{}, fleet.Unavailable, errNotOpen
 }
 
-func (fl *Link) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos fleet.Position) error {
+func (fl *Link) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos fleet.Position, since fleet.Stamp) error {
 	if st := fl.store.Load(); st != nil {
-		return st.Store(ctx, k, l, ttl, pos)
+		return st.Store(ctx, k, l, ttl, pos, since)
 	}
 	return errNotOpen
 }
@@ -231,11 +231,11 @@ func (fl *Link) StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Du
 	return errNotOpen
 }
 
-func (fl *Link) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, error) {
+func (fl *Link) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration) (bool, fleet.Stamp, error) {
 	if st := fl.store.Load(); st != nil {
 		return st.Acquire(ctx, k, ttl)
 	}
-	return false, errNotOpen
+	return false, 0, errNotOpen
 }
 
 func (fl *Link) Release(ctx context.Context, k leasecache.Key) error {

@@ -1,0 +1,114 @@
+//go:build unix
+
+package fleet
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/leasegate/leasegate/leasecache"
+)
+
+// TestSharedAnswersInOrder: two replicas validate one token at once; the
+// answer of the validation that began first never replaces a newer one
+// that was shared before it (SPEC §1: an inactive token does not come
+// back). Stamps come from Acquire, as in the engine.
+func TestSharedAnswersInOrder(t *testing.T) {
+	topologies(t, func(t *testing.T, e *env) {
+		a, _ := e.open(t, nil)
+		b, _ := e.open(t, nil)
+		acquire := func(s *Store, k leasecache.Key) Stamp {
+			t.Helper()
+			_, since, err := s.Acquire(bg, k, time.Second)
+			if err != nil || since <= 0 {
+				t.Fatalf("Acquire: %v %v", since, err)
+			}
+			return since
+		}
+		expect := func(k leasecache.Key, want Outcome, subject string) {
+			t.Helper()
+			l, o, err := b.Lookup(bg, k)
+			if err != nil || o != want || want == Hit && l.Subject != subject {
+				t.Fatalf("shared: %v %q %v, want %v %q", o, l.Subject, err, want, subject)
+			}
+		}
+
+		t.Run("an older lease after a newer refusal", func(t *testing.T) {
+			k := tokenKey(a, "order-negative")
+			since := acquire(a, k) // a starts validating
+			acquire(b, k)          // b too, later, and is refused first
+			if err := b.StoreNegative(bg, k, time.Minute, b.Position()); err != nil {
+				t.Fatal(err)
+			}
+			err := a.Store(bg, k, testLease("ada"), time.Minute, a.Position(), since)
+			if !errors.Is(err, leasecache.ErrSuperseded) {
+				t.Fatalf("Store = %v, want ErrSuperseded", err)
+			}
+			expect(k, Negative, "")
+		})
+		t.Run("a lease validated after the refusal", func(t *testing.T) {
+			k := tokenKey(a, "order-after")
+			if err := b.StoreNegative(bg, k, time.Minute, b.Position()); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Store(bg, k, testLease("ben"), time.Minute, a.Position(), acquire(a, k)); err != nil {
+				t.Fatal(err)
+			}
+			expect(k, Hit, "ben")
+		})
+		t.Run("an older lease after a newer lease", func(t *testing.T) {
+			k := tokenKey(a, "order-leases")
+			older, newer := acquire(a, k), acquire(b, k)
+			if err := b.Store(bg, k, testLease("new"), time.Minute, b.Position(), newer); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Store(bg, k, testLease("old"), time.Minute, a.Position(), older); !errors.Is(err, leasecache.ErrSuperseded) {
+				t.Fatalf("Store(older) = %v, want ErrSuperseded", err)
+			}
+			expect(k, Hit, "new")
+		})
+		t.Run("a newer lease after an older lease", func(t *testing.T) {
+			k := tokenKey(a, "order-refresh")
+			older, newer := acquire(a, k), acquire(b, k)
+			if err := a.Store(bg, k, testLease("old"), time.Minute, a.Position(), older); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Store(bg, k, testLease("new"), time.Minute, b.Position(), newer); err != nil {
+				t.Fatal(err)
+			}
+			expect(k, Hit, "new")
+		})
+		t.Run("a refusal replaces a newer lease", func(t *testing.T) {
+			k := tokenKey(a, "order-refusal-wins")
+			if err := a.Store(bg, k, testLease("cy"), time.Minute, a.Position(), acquire(a, k)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.StoreNegative(bg, k, time.Minute, b.Position()); err != nil {
+				t.Fatal(err)
+			}
+			expect(k, Negative, "")
+		})
+		t.Run("no Acquire: only where nothing is shared", func(t *testing.T) {
+			k := tokenKey(a, "order-unstamped")
+			if err := a.Store(bg, k, testLease("dee"), time.Minute, a.Position(), 0); err != nil {
+				t.Fatal(err)
+			}
+			expect(k, Hit, "dee")
+			if err := b.Store(bg, k, testLease("eve"), time.Minute, b.Position(), 0); !errors.Is(err, leasecache.ErrSuperseded) {
+				t.Fatalf("second unstamped Store = %v, want ErrSuperseded", err)
+			}
+			expect(k, Hit, "dee")
+		})
+		t.Run("a value without a readable stamp is kept", func(t *testing.T) {
+			k := tokenKey(a, "order-garbage")
+			if err := e.raw.Do(bg, e.raw.B().Set().Key(a.ks.lease(k)).Value("not a stamp").Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Store(bg, k, testLease("fay"), time.Minute, a.Position(), acquire(a, k)); !errors.Is(err, leasecache.ErrSuperseded) {
+				t.Fatalf("Store over garbage = %v, want ErrSuperseded", err)
+			}
+			expect(k, Forged, "")
+		})
+	})
+}
