@@ -94,28 +94,23 @@ func Passable(s string) bool {
 	if len(s) > MaxValueBytes {
 		return false
 	}
-	// One pass over the bytes (it runs on every allowed header); UTF-8 is
-	// checked only for text that has a non-ASCII byte.
-	var seen byte
-	for i := 0; i < len(s); i++ {
-		seen |= passClass[s[i]]
+	// UTF-8 is checked only for text that has a non-ASCII byte.
+	var brk, high uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := word(s, i)
+		brk |= breaks(w)
+		high |= w & highs
 	}
-	return seen&classBreak == 0 && (seen&classNonASCII == 0 || utf8.ValidString(s))
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == 0 || c == '\r' || c == '\n' {
+			return false
+		}
+		high |= uint64(c) & 0x80
+	}
+	return brk == 0 && (high == 0 || utf8.ValidString(s))
 }
-
-// The byte classes Passable looks for.
-const (
-	classBreak    = 1 << iota // NUL, CR, LF
-	classNonASCII             // 0x80 and above
-)
-
-var passClass = func() (t [256]byte) {
-	t[0], t['\r'], t['\n'] = classBreak, classBreak, classBreak
-	for c := 0x80; c < 0x100; c++ {
-		t[c] = classNonASCII
-	}
-	return t
-}()
 
 // UnderscoreTwins reports whether a and b are the same name to a backend
 // that folds "_" into "-" and ignores ASCII case, yet not the same name to

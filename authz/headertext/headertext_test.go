@@ -1,6 +1,7 @@
 package headertext
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -109,4 +110,55 @@ func TestPassableIsItsDefinition(t *testing.T) {
 		strings.Repeat("a", MaxValueBytes), strings.Repeat("a", MaxValueBytes+1), strings.Repeat("é", MaxValueBytes/2)} {
 		check(s)
 	}
+}
+
+// hostileText is n bytes drawn mostly from the bytes the word-at-a-time
+// tests look for, and their neighbours.
+func hostileText(r *rand.Rand, n int) string {
+	const alphabet = "\x00\x01\r\n\x0b\x0c\x7f\x80\xbf\xc3\xa9\xe2\x82\xac\xffAZ@[_^`az-0"
+	b := make([]byte, n)
+	for i := range b {
+		if r.IntN(3) == 0 {
+			b[i] = byte(r.IntN(256))
+		} else {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+	}
+	return string(b)
+}
+
+// TestWordsAgreeWithBytes: Passable, which reads eight bytes at a time,
+// agrees with its byte-by-byte definition on every length around a word,
+// with the bytes in question at every position.
+func TestWordsAgreeWithBytes(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := range 40 {
+		for range 2000 {
+			checkWords(t, hostileText(r, n))
+		}
+		for _, c := range []byte{0, 1, '\r', '\n', 0x0b, 0x7f, 0x80, 0xff} {
+			for i := range n {
+				b := []byte(strings.Repeat("a", n))
+				b[i] = c
+				checkWords(t, string(b))
+			}
+		}
+	}
+}
+
+func checkWords(t *testing.T, s string) {
+	t.Helper()
+	if got, want := Passable(s), utf8.ValidString(s) && !strings.ContainsAny(s, "\x00\r\n"); got != want {
+		t.Fatalf("Passable(%q) = %v, want %v", s, got, want)
+	}
+}
+
+func FuzzWords(f *testing.F) {
+	f.Add("x-auth-subject")
+	f.Add("X_Auth\x00\xe2\x82")
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) <= MaxValueBytes {
+			checkWords(t, s)
+		}
+	})
 }
