@@ -98,7 +98,7 @@ func Passable(s string) bool {
 	var brk, high uint64
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := word(s, i)
+		w := word(s[i:])
 		brk |= breaks(w)
 		high |= w & highs
 	}
