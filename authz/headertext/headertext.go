@@ -95,20 +95,29 @@ func Passable(s string) bool {
 		return false
 	}
 	// UTF-8 is checked only for text that has a non-ASCII byte.
+	if len(s) < 8 {
+		var high byte
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c == 0 || c == '\r' || c == '\n' {
+				return false
+			}
+			high |= c
+		}
+		return high < 0x80 || utf8.ValidString(s)
+	}
+	// Whole words, then the last eight bytes (they may overlap the words
+	// before them: each test is about some byte, so seeing one twice is
+	// harmless).
 	var brk, high uint64
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
+	for i := 0; i+8 <= len(s); i += 8 {
 		w := word(s[i:])
 		brk |= breaks(w)
 		high |= w & highs
 	}
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c == 0 || c == '\r' || c == '\n' {
-			return false
-		}
-		high |= uint64(c) & 0x80
-	}
+	w := word(s[len(s)-8:])
+	brk |= breaks(w)
+	high |= w & highs
 	return brk == 0 && (high == 0 || utf8.ValidString(s))
 }
 
