@@ -66,4 +66,8 @@ func TestFleetOlderFlightLosesToNewerNegative(t *testing.T) {
 	if a.calls() != calls {
 		t.Errorf("C asked the issuer (%d calls, want %d): the store's answer was not the refusal", a.calls(), calls)
 	}
+	// A itself took the refusal in place of its own late lease.
+	if d := a.check("GET", "/f", tok); d.Allow || d.Lease != LeaseNegative {
+		t.Fatalf("A after its late answer: %+v, want the negative lease", d)
+	}
 }

@@ -152,7 +152,7 @@ func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string
 	}
 	res := e.validateWithIssuer(ctx, is, tok, key, gen)
 	if res.kept {
-		f.Share(ctx, key, res.lease, res.active, pos, since)
+		f.Share(ctx, key, res.lease, res.active, gen, pos, since)
 	}
 	if won {
 		f.Release(ctx, key)

@@ -15,8 +15,9 @@
 //
 // # Keys
 //
-//	<prefix>l:{K}      a lease or a negative lease, with the Redis TTL the caller chose
+//	<prefix>l:{K}      a lease or a negative lease behind its Stamp, with the Redis TTL the caller chose
 //	<prefix>c:{K}      a coalescing lock (SET NX PX), on the same slot as its lease
+//	<prefix>o:{K}      the order of K's answers: the highest Stamp handed out, the last refusal's
 //	<prefix>{rev}:log  the revocation log, a stream (no TTL)
 //	<prefix>{rev}:epoch the log's epoch, random, created with the log (no TTL)
 //
@@ -56,11 +57,13 @@
 //
 // Two replicas can validate one token at once (a waiter gives up on the
 // lock and asks on its own), and the older validation's answer can land
-// last. Writes are ordered on the store's clock (see putScript): a
-// refusal is stamped as it is written, a lease with the time Acquire
-// answered before its validation, and a lease never replaces a value
+// last. Writes are ordered by Stamps the store hands out (see putScript):
+// a refusal takes one as it is written, a lease carries the one Acquire
+// returned before its validation, and a lease is never written after a
+// refusal stamped later (while the order key remembers it) or over a value
 // stamped at or after it. So a late "active" cannot undo a newer "not
-// active" that another replica shared.
+// active" that another replica shared; Store says so (ErrNewerRefusal)
+// and the caller drops its own copy.
 //
 // The log itself (records, appending, the follower, the fence index) is
 // leasecache/fleet/revlog; a Store owns one.

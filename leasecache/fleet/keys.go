@@ -113,6 +113,9 @@ func (ks keys) lease(k leasecache.Key) string { return ks.named("l:{", k) }
 // lock is the key of k's coalescing lock, on the same slot as its lease.
 func (ks keys) lock(k leasecache.Key) string { return ks.named("c:{", k) }
 
+// order is the key of k's write order (see putScript), on the same slot.
+func (ks keys) order(k leasecache.Key) string { return ks.named("o:{", k) }
+
 func (ks keys) named(kind string, k leasecache.Key) string {
 	b := make([]byte, 0, len(ks.prefix)+len(kind)+b64.EncodedLen(len(k))+1)
 	b = append(b, ks.prefix...)

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -34,8 +33,13 @@ func (s *Store) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	px := strconv.FormatInt(max(ttl.Milliseconds(), 1), 10)
-	res, err := acquireScript.Exec(ctx, s.c, []string{s.ks.lock(k)}, []string{s.owner, px}).AsIntSlice()
+	life := orderLife(ttl)
+	for cur := s.flightLife.Load(); int64(life) > cur; cur = s.flightLife.Load() {
+		if s.flightLife.CompareAndSwap(cur, int64(life)) {
+			break
+		}
+	}
+	res, err := acquireScript.Exec(ctx, s.c, []string{s.ks.lock(k), s.ks.order(k)}, []string{s.owner, ms(ttl), "", ms(life)}).AsIntSlice()
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("%d values, want 2", len(res))
 	}

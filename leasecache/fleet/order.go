@@ -1,14 +1,17 @@
 package fleet
 
 import (
+	"errors"
 	"strconv"
+	"time"
 
 	"github.com/redis/rueidis"
 )
 
-// Stamp is a time on the store's clock, in microseconds: one clock for
-// the fleet, so ordering two replicas' answers about a token does not
-// depend on how well their own clocks agree. Acquire returns it; a
+// Stamp orders the answers about one token: microseconds on the store's
+// clock, and never less than a stamp handed out for that token before
+// (the order key keeps the highest), so neither replicas' clocks nor a
+// store's clock stepping back reorder them. Acquire returns one; a
 // validation that starts after Acquire answered is newer than it.
 type Stamp int64
 
@@ -16,42 +19,93 @@ type Stamp int64
 // front of every shared value; the MAC does not cover it (see putScript).
 const stampLen = 16
 
+// ErrNewerRefusal: Store kept a refusal of the token shared after the
+// lease's Acquire; the error also wraps leasecache.ErrSuperseded. The
+// caller drops its own copy of the lease (stores the refusal locally).
+var ErrNewerRefusal = errors.New("fleet: a newer refusal of the token is shared")
+
+// readOrder, inside a script, reads KEYS[2], the order key ("hi neg": the
+// highest stamp handed out for the token, the last refusal's or empty),
+// and sets s to the next stamp: the store's clock, or hi + 1 when the
+// clock is behind it. writeOrder keeps hi = s and neg for ARGV[4] ms,
+// longer than a validation that took a stamp can take to share its
+// answer. A string, not a hash: the scripts need no command beyond GET,
+// SET and TIME.
+const readOrder = `
+local o = redis.call('GET', KEYS[2])
+local hi, neg = nil, ''
+if o then
+  local h, n = string.match(o, '^(%d+) (%d*)$')
+  hi, neg = tonumber(h), n or ''
+end
+local t = redis.call('TIME')
+local s = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if hi and s <= hi then s = hi + 1 end
+`
+
+const writeOrder = `
+redis.call('SET', KEYS[2], string.format('%d %s', s, neg), 'PX', ARGV[4])
+`
+
 // putScript writes a shared value behind its stamp, ordered: a refusal
-// (ARGV[3] empty) is stamped now and always written; a lease is stamped
-// with its Acquire's time and written only over an older value (or
-// none), so a validation that began before another replica's refusal
-// was stored cannot bring the token back. The stamp is outside the MAC:
-// it orders writes and nothing reads it as an answer, so a writer to
-// Redis who alters it can only keep leases from being shared, which it
-// can do by deleting them anyway.
+// (ARGV[3] empty) takes the next stamp, is remembered in the order key
+// and is always written; a lease, stamped with its Acquire's stamp, is
+// written only when no refusal was stamped after that (even one whose
+// value has expired) and the value there is older (or none). So a
+// validation that began before another replica's refusal cannot bring
+// the token back. The stamp is outside the MAC: it orders writes and
+// nothing reads it as an answer, so a writer to Redis who alters it can
+// only keep leases from being shared, as deleting them would.
 //
-// KEYS[1] the lease key; ARGV[1] the sealed value, ARGV[2] PX, ARGV[3]
-// the lease's stamp (empty for a refusal). Returns 1 when written, 0
-// when a newer value is kept.
+// KEYS[1] the lease key, KEYS[2] the order key; ARGV[1] the sealed value,
+// ARGV[2] PX, ARGV[3] the lease's stamp (empty for a refusal), ARGV[4]
+// the order key's minimum life. Returns putWritten, or what was kept.
 var putScript = rueidis.NewLuaScript(`
-local stamp = ARGV[3]
-if stamp == '' then
-  local t = redis.call('TIME')
-  stamp = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  stamp = tonumber(stamp)
-  local cur = redis.call('GET', KEYS[1])
-  if cur then
-    local at = tonumber(string.sub(cur, 1, 16))
-    if not at or at >= stamp then return 0 end
+if ARGV[3] == '' then` + readOrder + `
+  neg = string.format('%d', s)` + writeOrder + `
+  redis.call('SET', KEYS[1], string.format('%016d', s) .. ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+local since = tonumber(ARGV[3])
+local o = redis.call('GET', KEYS[2])
+local neg = o and tonumber(string.match(o, '^%d+ (%d+)$'))
+if neg and neg >= since then return 3 end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local at = tonumber(string.sub(cur, 1, 16))
+  if not at then return 4 end
+  if at >= since then
+    if string.byte(cur, 18) == 2 then return 3 end
+    return 2
   end
 end
-redis.call('SET', KEYS[1], string.format('%016d', stamp) .. ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], string.format('%016d', since) .. ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
-// acquireScript takes a coalescing lock (SET NX PX) and reads the
-// store's clock after it: {1 if taken, the stamp}.
+// What putScript did. It reads the kind of a kept value at byte 18
+// (1-based: after the stamp and the version byte) and knows kindNegative
+// as 2; TestSharedAnswersInOrder holds it to that.
+const (
+	putWritten     = 1
+	putKeptLease   = 2
+	putKeptRefusal = 3
+	putKeptUnknown = 4
+)
+
+// acquireScript takes a coalescing lock (SET NX PX) and the next stamp:
+// {1 if taken, the stamp}. KEYS[1] the lock, KEYS[2] the order key;
+// ARGV[1] the owner, ARGV[2] PX, ARGV[3] unused, ARGV[4] the order key's
+// minimum life.
 var acquireScript = rueidis.NewLuaScript(`
-local won = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-local t = redis.call('TIME')
-return {won and 1 or 0, tonumber(t[1]) * 1000000 + tonumber(t[2])}
+local won = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])` + readOrder + writeOrder + `
+return {won and 1 or 0, s}
 `)
+
+// orderLife is how long an order key outlives a stamp taken for a flight
+// of ttl: a holder shares within ttl, a waiter waits ttl then validates
+// within ttl; a second more for the store's round trips.
+func orderLife(ttl time.Duration) time.Duration { return 2*ttl + time.Second }
 
 // arg is the put script's ARGV[3] for a value of kind.
 func (s Stamp) arg(kind byte) string {

@@ -4,6 +4,7 @@ package fleet
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -34,6 +35,19 @@ func TestSharedAnswersInOrder(t *testing.T) {
 			}
 		}
 
+		set := func(key, v string) {
+			t.Helper()
+			if err := e.raw.Do(bg, e.raw.B().Set().Key(key).Value(v).Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		del := func(key string) {
+			t.Helper()
+			if err := e.raw.Do(bg, e.raw.B().Del().Key(key).Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+		}
+
 		t.Run("an older lease after a newer refusal", func(t *testing.T) {
 			k := tokenKey(a, "order-negative")
 			since := acquire(a, k) // a starts validating
@@ -42,10 +56,57 @@ func TestSharedAnswersInOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := a.Store(bg, k, testLease("ada"), time.Minute, a.Position(), since)
-			if !errors.Is(err, leasecache.ErrSuperseded) {
-				t.Fatalf("Store = %v, want ErrSuperseded", err)
+			if !errors.Is(err, leasecache.ErrSuperseded) || !errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("Store = %v, want ErrSuperseded and ErrNewerRefusal", err)
 			}
 			expect(k, Negative, "")
+		})
+		t.Run("the refusal's value read, without its order", func(t *testing.T) {
+			k := tokenKey(a, "order-negative-value")
+			since := acquire(a, k)
+			if err := b.StoreNegative(bg, k, time.Minute, b.Position()); err != nil {
+				t.Fatal(err)
+			}
+			del(a.ks.order(k))
+			err := a.Store(bg, k, testLease("ada"), time.Minute, a.Position(), since)
+			if !errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("Store = %v, want ErrNewerRefusal (the kept value's kind)", err)
+			}
+			expect(k, Negative, "")
+		})
+		t.Run("a refusal whose value expired still wins", func(t *testing.T) {
+			k := tokenKey(a, "order-negative-expired")
+			since := acquire(a, k)
+			if err := b.StoreNegative(bg, k, time.Millisecond, b.Position()); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+				if _, o, _ := b.Lookup(bg, k); o == Miss {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the refusal did not expire")
+				}
+			}
+			if err := a.Store(bg, k, testLease("ada"), time.Minute, a.Position(), since); !errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("Store = %v, want ErrNewerRefusal", err)
+			}
+			expect(k, Miss, "")
+		})
+		t.Run("stamps keep their order when the clock is behind them", func(t *testing.T) {
+			k := tokenKey(a, "order-clock-back")
+			future := time.Now().Add(time.Hour).UnixMicro()
+			set(a.ks.order(k), fmt.Sprintf("%d ", future)) // stamps taken before a step back
+			since := acquire(a, k)
+			if since <= Stamp(future) {
+				t.Fatalf("stamp %d not after the highest handed out, %d", since, future)
+			}
+			if err := b.StoreNegative(bg, k, time.Minute, b.Position()); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Store(bg, k, testLease("ada"), time.Minute, a.Position(), since); !errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("Store = %v, want ErrNewerRefusal", err)
+			}
 		})
 		t.Run("a lease validated after the refusal", func(t *testing.T) {
 			k := tokenKey(a, "order-after")
@@ -63,8 +124,8 @@ func TestSharedAnswersInOrder(t *testing.T) {
 			if err := b.Store(bg, k, testLease("new"), time.Minute, b.Position(), newer); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.Store(bg, k, testLease("old"), time.Minute, a.Position(), older); !errors.Is(err, leasecache.ErrSuperseded) {
-				t.Fatalf("Store(older) = %v, want ErrSuperseded", err)
+			if err := a.Store(bg, k, testLease("old"), time.Minute, a.Position(), older); !errors.Is(err, leasecache.ErrSuperseded) || errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("Store(older) = %v, want ErrSuperseded, not a refusal", err)
 			}
 			expect(k, Hit, "new")
 		})
@@ -81,9 +142,8 @@ func TestSharedAnswersInOrder(t *testing.T) {
 		})
 		t.Run("a refusal replaces a newer lease", func(t *testing.T) {
 			k := tokenKey(a, "order-refusal-wins")
-			if err := a.Store(bg, k, testLease("cy"), time.Minute, a.Position(), acquire(a, k)); err != nil {
-				t.Fatal(err)
-			}
+			sealed := a.k.sealValue(a.ks.lease(k), kindLease, a.Position(), mustEncode(t, testLease("cy")))
+			set(a.ks.lease(k), stamped(Stamp(time.Now().Add(time.Hour).UnixMicro()), sealed))
 			if err := b.StoreNegative(bg, k, time.Minute, b.Position()); err != nil {
 				t.Fatal(err)
 			}
@@ -102,9 +162,7 @@ func TestSharedAnswersInOrder(t *testing.T) {
 		})
 		t.Run("a value without a readable stamp is kept", func(t *testing.T) {
 			k := tokenKey(a, "order-garbage")
-			if err := e.raw.Do(bg, e.raw.B().Set().Key(a.ks.lease(k)).Value("not a stamp").Build()).Error(); err != nil {
-				t.Fatal(err)
-			}
+			set(a.ks.lease(k), "not a stamp")
 			if err := a.Store(bg, k, testLease("fay"), time.Minute, a.Position(), acquire(a, k)); !errors.Is(err, leasecache.ErrSuperseded) {
 				t.Fatalf("Store over garbage = %v, want ErrSuperseded", err)
 			}

@@ -140,6 +140,9 @@ type Store struct {
 	upSaid          bool
 
 	stats struct{ forgedValues, revokedValues atomic.Uint64 }
+	// flightLife is the longest orderLife of this Store's Acquires (ns):
+	// a refusal's order is kept at least that long.
+	flightLife atomic.Int64
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -337,9 +340,9 @@ func (s *Store) read(k leasecache.Key, key string, b []byte) (leasecache.Lease, 
 // as min(lease.max, exp − now) (never more than Config.LeaseMax is kept);
 // ttl ≤ 0 stores nothing. pos is Position() read before the validation
 // started, since the Stamp of the Acquire made before it (zero: none).
-// A shared value already stamped at or after since (a newer answer: a
-// refusal stamps its end, a lease the Acquire before it) is kept and the
-// error wraps leasecache.ErrSuperseded; an older one is replaced. When
+// When a refusal was stamped after since, or the shared value is, it is
+// kept and the error wraps leasecache.ErrSuperseded (and ErrNewerRefusal
+// when a refusal is the newer answer); an older one is replaced. When
 // this replica has already applied a revocation that voids the lease,
 // nothing is stored and the error wraps leasecache.ErrRevokedSince.
 func (s *Store) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos Position, since Stamp) error {
@@ -352,9 +355,10 @@ func (s *Store) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease,
 }
 
 // StoreNegative shares that k is not active, for ttl (lease.negative_ttl),
-// as Store does. It replaces whatever is shared for k (a refusal is never
-// older than what it refutes) and is stamped with the store's clock as it
-// is written.
+// as Store does. It replaces whatever is shared for k, even a newer lease
+// (a late refusal errs on the side of denying), takes the next stamp, and
+// its order outlives its value while a flight that started before it may
+// still land.
 func (s *Store) StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Duration, pos Position) error {
 	return s.put(ctx, k, kindNegative, nil, nil, ttl, pos, 0)
 }
@@ -375,14 +379,22 @@ func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte
 	defer cancel()
 	key := s.ks.lease(k)
 	v := s.k.sealValue(key, kind, pos, enc)
-	written, err := putScript.Exec(ctx, s.c, []string{key}, []string{
-		rueidis.BinaryString(v), strconv.FormatInt(max(ttl.Milliseconds(), 1), 10), since.arg(kind),
+	life := max(ttl, time.Duration(s.flightLife.Load()))
+	done, err := putScript.Exec(ctx, s.c, []string{key, s.ks.order(k)}, []string{
+		rueidis.BinaryString(v), ms(ttl), since.arg(kind), ms(life),
 	}).AsInt64()
 	if err != nil {
 		return s.unavailable("store", k, err)
 	}
-	if written == 0 {
+	switch done {
+	case putWritten:
+		return nil
+	case putKeptRefusal:
+		return fmt.Errorf("fleet: store %s: %w: %w", k.Prefix(), ErrNewerRefusal, leasecache.ErrSuperseded)
+	default:
 		return fmt.Errorf("fleet: store %s: %w", k.Prefix(), leasecache.ErrSuperseded)
 	}
-	return nil
 }
+
+// ms is d in whole milliseconds, at least 1, as PX and PEXPIRE take it.
+func ms(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }
