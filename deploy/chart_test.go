@@ -105,6 +105,9 @@ func TestChart(t *testing.T) {
 			if _, ok := lookup(c.cfg, "fleet"); ok {
 				t.Error("fleet is configured with fleet.enabled false")
 			}
+			if _, ok := lookup(c.cfg, "listen.push"); ok {
+				t.Error("listen.push rendered with push.port 0: the receivers belong on the admin port")
+			}
 			checkAntiAffinity(t, d, "preferred")
 			if d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
 				t.Errorf("rolling update %+v may take a pod away before its successor is ready", d.Spec.Strategy.RollingUpdate)
@@ -211,6 +214,19 @@ func TestChart(t *testing.T) {
 				if e.Name == "LEASEGATE_ADMIN_SECRET" {
 					t.Error("LEASEGATE_ADMIN_SECRET set without adminSecret.existingSecret")
 				}
+			}
+		},
+	}, {
+		name:   "push receivers on their own port",
+		values: "push: { port: 9193, service: true }\n",
+		kinds:  standaloneKinds,
+		check: func(t *testing.T, c *rendered) {
+			if got := str(t, c.cfg, "listen.push"); got != ":9193" {
+				t.Errorf("listen.push = %q, want :9193", got)
+			}
+			svc := only[*corev1.Service](t, c.objs)
+			if p := servicePort(t, svc, "push"); p.Port != 9193 {
+				t.Errorf("Service push port %d", p.Port)
 			}
 		},
 	}, {
@@ -327,6 +343,7 @@ func TestChartRefuses(t *testing.T) {
 		{"unknown value", "replicas: 3\n", "replicas"},
 		{"unknown mode", "mode: daemonset\n", "mode"},
 		{"unknown store-loss mode", "fleet: { onStoreLoss: allow }\n", "onStoreLoss"},
+		{"push on the Service without a port", "push: { service: true }\n", "push.service needs push.port"},
 		{"socket in standalone mode", "grpc: { socket: /run/leasegate/authz.sock }\n", "grpc.socket needs mode: sidecar"},
 		{"relative socket path", "mode: sidecar\ngrpc: { socket: run/authz.sock }\n", "at '/grpc/socket'"},
 		{"unclean socket path", "mode: sidecar\ngrpc: { socket: /run/leasegate/../authz.sock }\n", "want a clean absolute path"},

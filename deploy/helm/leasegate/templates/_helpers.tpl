@@ -108,7 +108,7 @@ values, the rest from .Values.config as given.
 {{- define "leasegate.config" -}}
 {{- range $k := list "listen" "admin" "fleet" -}}
 {{- if hasKey $.Values.config $k -}}
-{{- fail (printf "config.%s is written by the chart: set it through the chart's values (grpc, http, metrics, admin, adminSecret, fleet)" $k) -}}
+{{- fail (printf "config.%s is written by the chart: set it through the chart's values (grpc, http, metrics, admin, push, adminSecret, fleet)" $k) -}}
 {{- end -}}
 {{- end -}}
 {{- $bind := ternary "127.0.0.1" "" (eq (include "leasegate.sidecar" .) "true") -}}
@@ -131,6 +131,11 @@ listen:
   http_mode: {{ .Values.http.mode | quote }}
   {{- end }}
   metrics: {{ printf ":%v" .Values.metrics.port | quote }}
+  {{- if .Values.push.port }}
+  push: {{ printf ":%v" .Values.push.port | quote }}
+  {{- else if .Values.push.service }}
+  {{- fail "push.service needs push.port (the receivers' own port; without one they are on the admin port)" }}
+  {{- end }}
   admin: {{ printf "%s:%v" (ternary (printf "[%s]" $admin) $admin (contains ":" $admin)) .Values.admin.port | quote }}
 {{- if .Values.adminSecret.existingSecret }}
 admin:
@@ -225,6 +230,9 @@ fleet:
     - { name: metrics, containerPort: {{ .Values.metrics.port }}, protocol: TCP }
     {{- if ne (include "leasegate.sidecar" .) "true" }}
     - { name: admin, containerPort: {{ .Values.admin.port }}, protocol: TCP }
+    {{- end }}
+    {{- if .Values.push.port }}
+    - { name: push, containerPort: {{ .Values.push.port }}, protocol: TCP }
     {{- end }}
   livenessProbe:
     {{- toYaml .Values.livenessProbe | nindent 4 }}
