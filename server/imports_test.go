@@ -40,7 +40,7 @@ var allowedImports = map[string][]string{
 	"server/forwardauth": {"authz"},
 	// The push receivers verify with authz/issuer's key sets and name what
 	// they revoke in leasecache's terms; the Revoker they call is server's.
-	"server/push": {"authz/issuer", "leasecache"},
+	"server/push": {"authz/denylog", "authz/issuer", "leasecache"},
 	// authz imports the fleet package for the store's two value types
 	// (Position, Outcome) only.
 	"authz": {"authz/denylog", "authz/fleetmode", "authz/headertext", "authz/metrics", "authz/recent", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},

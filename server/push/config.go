@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/leasegate/leasegate/authz/denylog"
 	"github.com/leasegate/leasegate/authz/issuer"
 )
 
@@ -67,6 +68,11 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// Metrics: nil counts nothing.
 	Metrics *Metrics
+	// RefusalLog limits the "push signal refused" lines
+	// (log.denials_per_second, a bucket of their own, so a flood of
+	// garbage pushes cannot flood the log or use up the check denials'
+	// lines); nil logs every one. Accepted pushes are always logged.
+	RefusalLog *denylog.Limit
 }
 
 // Problem is one reason Validate refuses a configuration: Issuer indexes

@@ -193,10 +193,15 @@ func (r *Receivers) serve(req *http.Request, source string, handle func(context.
 		if outcome == outcomeUnavailable {
 			span.SetStatus(codes.Error, res.refused.desc)
 		}
-		// Not under log.denials_per_second (the engine's limit on check
-		// denials): one line per refused push request, unlimited.
-		r.log.LogAttrs(ctx, slog.LevelInfo, "push signal refused",
-			append(attrs, slog.String("error", res.refused.code), slog.String("error_description", res.refused.desc))...)
+		ok, suppressed := r.cfg.RefusalLog.Admit()
+		if !ok {
+			break
+		}
+		attrs = append(attrs, slog.String("error", res.refused.code), slog.String("error_description", res.refused.desc))
+		if suppressed > 0 {
+			attrs = append(attrs, slog.Uint64("suppressed", suppressed))
+		}
+		r.log.LogAttrs(ctx, slog.LevelInfo, "push signal refused", attrs...)
 	default:
 		for _, e := range res.events {
 			r.cfg.Metrics.event(source, e)
