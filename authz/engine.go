@@ -152,6 +152,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	for _, ic := range cfg.Issuers {
+		e.metrics.KnowIssuer(ic.Name)
 		if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
 			ic.JWT.OnRefresh = e.metrics.JWKSRefreshHook(ic.Name, ic.JWT.OnRefresh)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,31 @@ func TestSpanRequestAttributes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIssuerSeriesFromTheStart: before any validation, every outcome of
+// the configured issuer is exported at zero (the issuer-error alert's
+// rate needs the series to exist), and a validation counts into them.
+func TestIssuerSeriesFromTheStart(t *testing.T) {
+	env := newEngEnv(t, engOpts{})
+	var outcomes []string
+	for _, m := range env.family("leasegate_issuer_requests_total") {
+		if !labelsMatch(m, []string{"issuer", engIssuerName}) || m.GetCounter().GetValue() != 0 {
+			t.Fatalf("series before any validation: %v", m)
+		}
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == "outcome" {
+				outcomes = append(outcomes, lp.GetValue())
+			}
+		}
+	}
+	slices.Sort(outcomes)
+	if want := []string{"active", "circuit_open", "error", "inactive", "invalid"}; !slices.Equal(outcomes, want) {
+		t.Fatalf("outcomes %v, want %v", outcomes, want)
+	}
+	env.check("GET", "/f", "some-unknown-token")
+	if got := env.counter("leasegate_issuer_requests_total", "outcome", "inactive"); got != 1 {
+		t.Errorf("inactive after one refusal: %v", got)
 	}
 }

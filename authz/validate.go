@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz/issuer"
+	"github.com/leasegate/leasegate/authz/metrics"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
@@ -193,14 +194,14 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 	}
 	is.MarkReached()
 	if !claims.Active {
-		e.metrics.Issuer(ctx, name, "inactive", took)
+		e.metrics.Issuer(ctx, name, metrics.IssuerInactive, took)
 		return &result{reason: ReasonInactive, desc: "token is not active", kept: e.storeNegative(ctx, key, gen)}
 	}
 	if issuer.Expired(claims.Expiry, validatedAt) {
-		e.metrics.Issuer(ctx, name, "inactive", took)
+		e.metrics.Issuer(ctx, name, metrics.IssuerInactive, took)
 		return &result{reason: ReasonExpired, desc: "token expired", kept: e.storeNegative(ctx, key, gen)}
 	}
-	e.metrics.Issuer(ctx, name, "active", took)
+	e.metrics.Issuer(ctx, name, metrics.IssuerActive, took)
 	l := leasecache.Lease{
 		ValidatedAt: validatedAt,
 		Expiry:      claims.Expiry,
@@ -225,7 +226,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 // its value (which could quote the token).
 func (e *Engine) panicAsFault(ctx context.Context, name string, key leasecache.Key, start time.Time, res **result) {
 	if p := recover(); p != nil {
-		e.metrics.Issuer(ctx, name, "error", time.Since(start))
+		e.metrics.Issuer(ctx, name, metrics.IssuerError, time.Since(start))
 		attrs := append([]slog.Attr{slog.String("issuer", name), slog.String("token_id", key.Prefix())}, PanicAttrs(p)...)
 		e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
 		*res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, issuer.ErrIssuerUnavailable), retryAfter: time.Second}
@@ -242,10 +243,10 @@ func (e *Engine) notValidated(ctx context.Context, is *trust.Issuer, key leaseca
 	var te *issuer.TokenError
 	switch {
 	case errors.As(err, &open):
-		e.metrics.Issuer(ctx, name, "circuit_open", 0)
+		e.metrics.Issuer(ctx, name, metrics.IssuerCircuitOpen, 0)
 		return &result{err: err, retryAfter: open.Wait}
 	case errors.As(err, &te) || errors.Is(err, issuer.ErrInvalidToken):
-		e.metrics.Issuer(ctx, name, "invalid", took)
+		e.metrics.Issuer(ctx, name, metrics.IssuerInvalid, took)
 		kept := e.storeNegative(ctx, key, gen)
 		desc := "token is invalid"
 		if te != nil {
@@ -260,7 +261,7 @@ func (e *Engine) notValidated(ctx context.Context, is *trust.Issuer, key leaseca
 			is.MarkReached()
 		}
 	}
-	e.metrics.Issuer(ctx, name, "error", took)
+	e.metrics.Issuer(ctx, name, metrics.IssuerError, took)
 	e.log.LogAttrs(ctx, slog.LevelWarn, "issuer fault", slog.String("issuer", name), slog.String("token_id", key.Prefix()), slog.String("error", err.Error()))
 	return &result{err: err, retryAfter: max(retry, time.Second)}
 }

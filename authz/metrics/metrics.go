@@ -130,8 +130,30 @@ func (m *Metrics) decisionSeries(k decisionKey) *decisionSeries {
 	return s
 }
 
-// Issuer counts one validation with an issuer by outcome; ctx is the
-// call's, for the exemplar; took 0 records no duration.
+// Outcomes of leasegate_issuer_requests_total.
+const (
+	IssuerActive      = "active"
+	IssuerInactive    = "inactive"
+	IssuerInvalid     = "invalid"
+	IssuerError       = "error"
+	IssuerCircuitOpen = "circuit_open"
+)
+
+// KnowIssuer exports issuer's request series at zero, every outcome, so
+// a rate over them (the issuer-error alert's) exists before the first
+// validation of each.
+func (m *Metrics) KnowIssuer(issuer string) {
+	if m == nil {
+		return
+	}
+	for _, o := range [...]string{IssuerActive, IssuerInactive, IssuerInvalid, IssuerError, IssuerCircuitOpen} {
+		m.issuerRequests.WithLabelValues(issuer, o)
+	}
+}
+
+// Issuer counts one validation with an issuer by outcome (one of the
+// Issuer* names); ctx is the call's, for the exemplar; took 0 records no
+// duration.
 func (m *Metrics) Issuer(ctx context.Context, issuer, outcome string, took time.Duration) {
 	if m == nil {
 		return
