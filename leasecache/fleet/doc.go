@@ -17,7 +17,7 @@
 //
 //	<prefix>l:{K}      a lease or a negative lease behind its Stamp, with the Redis TTL the caller chose
 //	<prefix>c:{K}      a coalescing lock (SET NX PX), on the same slot as its lease
-//	<prefix>o:{K}      the order of K's answers: the highest Stamp handed out, the last refusal's
+//	<prefix>o:{K}      the order of K's answers: the last Stamp handed out, the last refusal's (OrderHorizon)
 //	<prefix>{rev}:log  the revocation log, a stream (no TTL)
 //	<prefix>{rev}:epoch the log's epoch, random, created with the log (no TTL)
 //
@@ -59,11 +59,12 @@
 // lock and asks on its own), and the older validation's answer can land
 // last. Writes are ordered by Stamps the store hands out (see putScript):
 // a refusal takes one as it is written, a lease carries the one Acquire
-// returned before its validation, and a lease is never written after a
-// refusal stamped later (while the order key remembers it) or over a value
-// stamped at or after it. So a late "active" cannot undo a newer "not
-// active" that another replica shared; Store says so (ErrNewerRefusal)
-// and the caller drops its own copy.
+// returned before its validation, and a lease is never written over a
+// value stamped at or after it, after a refusal stamped later (the order
+// key remembers refusals for OrderHorizon), or once its stamp is older
+// than OrderHorizon. So a late "active" cannot undo a newer "not active"
+// that another replica shared; Store says so (ErrNewerRefusal) and the
+// caller drops its own copy.
 //
 // The log itself (records, appending, the follower, the fence index) is
 // leasecache/fleet/revlog; a Store owns one.

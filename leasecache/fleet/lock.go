@@ -33,13 +33,8 @@ func (s *Store) Acquire(ctx context.Context, k leasecache.Key, ttl time.Duration
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	life := orderLife(ttl)
-	for cur := s.flightLife.Load(); int64(life) > cur; cur = s.flightLife.Load() {
-		if s.flightLife.CompareAndSwap(cur, int64(life)) {
-			break
-		}
-	}
-	res, err := acquireScript.Exec(ctx, s.c, []string{s.ks.lock(k), s.ks.order(k)}, []string{s.owner, ms(ttl), "", ms(life)}).AsIntSlice()
+	keys := []string{s.ks.lock(k), s.ks.order(k), s.ks.lease(k)}
+	res, err := acquireScript.Exec(ctx, s.c, keys, []string{s.owner, ms(ttl), "", ms(OrderHorizon)}).AsIntSlice()
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("%d values, want 2", len(res))
 	}

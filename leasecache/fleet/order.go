@@ -9,28 +9,35 @@ import (
 )
 
 // Stamp orders the answers about one token: microseconds on the store's
-// clock, and never less than a stamp handed out for that token before
-// (the order key keeps the highest), so neither replicas' clocks nor a
-// store's clock stepping back reorder them. Acquire returns one; a
-// validation that starts after Acquire answered is newer than it.
+// clock, and never less than a stamp handed out for that token, or one
+// its shared value carries (so a store clock stepping back does not
+// reorder them). Acquire returns one; a validation that starts after
+// Acquire answered is newer than it.
 type Stamp int64
 
 // stampLen is the width of the decimal stamp the put script writes in
 // front of every shared value; the MAC does not cover it (see putScript).
 const stampLen = 16
 
-// ErrNewerRefusal: Store kept a refusal of the token shared after the
-// lease's Acquire; the error also wraps leasecache.ErrSuperseded. The
-// caller drops its own copy of the lease (stores the refusal locally).
+// OrderHorizon bounds how old a lease's stamp may be when it is shared:
+// a validation that took longer (from its Acquire to its Store) is not
+// shared, and a refusal's order is remembered that long, past its own
+// value's expiry. Longer than any issuer timeout plus a JWKS fetch.
+const OrderHorizon = 30 * time.Second
+
+// ErrNewerRefusal: Store found that a refusal of the token, stamped after
+// the lease's Acquire, is the newest answer about it; the error also
+// wraps leasecache.ErrSuperseded. The caller drops its own copy of the
+// lease (stores the refusal locally).
 var ErrNewerRefusal = errors.New("fleet: a newer refusal of the token is shared")
 
 // readOrder, inside a script, reads KEYS[2], the order key ("hi neg": the
 // highest stamp handed out for the token, the last refusal's or empty),
-// and sets s to the next stamp: the store's clock, or hi + 1 when the
-// clock is behind it. writeOrder keeps hi = s and neg for ARGV[4] ms,
-// longer than a validation that took a stamp can take to share its
-// answer. A string, not a hash: the scripts need no command beyond GET,
-// SET and TIME.
+// and sets s to the next stamp: the store's clock, or past hi and past
+// the stamp of the value at KEYS[3] when the clock is behind them.
+// writeOrder keeps hi = s and neg for OrderHorizon (ARGV[4] ms); every
+// write sets the same span from its own now, so the key's life only ever
+// grows. A string, not a hash: the scripts need only GET, SET and TIME.
 const readOrder = `
 local o = redis.call('GET', KEYS[2])
 local hi, neg = nil, ''
@@ -39,27 +46,34 @@ if o then
   hi, neg = tonumber(h), n or ''
 end
 local t = redis.call('TIME')
-local s = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local s = now
 if hi and s <= hi then s = hi + 1 end
+local cur = redis.call('GET', KEYS[3])
+local at = cur and tonumber(string.sub(cur, 1, 16))
+if at and s <= at then s = at + 1 end
 `
 
 const writeOrder = `
 redis.call('SET', KEYS[2], string.format('%d %s', s, neg), 'PX', ARGV[4])
 `
 
-// putScript writes a shared value behind its stamp, ordered: a refusal
+// putScript writes a shared value behind its stamp, ordered. A refusal
 // (ARGV[3] empty) takes the next stamp, is remembered in the order key
-// and is always written; a lease, stamped with its Acquire's stamp, is
-// written only when no refusal was stamped after that (even one whose
-// value has expired) and the value there is older (or none). So a
-// validation that began before another replica's refusal cannot bring
-// the token back. The stamp is outside the MAC: it orders writes and
-// nothing reads it as an answer, so a writer to Redis who alters it can
-// only keep leases from being shared, as deleting them would.
+// and is always written. A lease, stamped with its Acquire's stamp, is
+// written only when that stamp is within OrderHorizon, the value there is
+// older (or none), and no refusal was stamped after it. So a validation
+// that began before another replica's refusal cannot bring the token
+// back, whenever its answer lands. The stamp is outside the MAC: it
+// orders writes and nothing reads it as an answer, so a writer to Redis
+// who alters it can only keep leases from being shared, as deleting them
+// would.
 //
-// KEYS[1] the lease key, KEYS[2] the order key; ARGV[1] the sealed value,
-// ARGV[2] PX, ARGV[3] the lease's stamp (empty for a refusal), ARGV[4]
-// the order key's minimum life. Returns putWritten, or what was kept.
+// KEYS[1] and KEYS[3] the lease key, KEYS[2] the order key; ARGV[1] the
+// sealed value, ARGV[2] PX, ARGV[3] the lease's stamp (empty for a
+// refusal), ARGV[4] OrderHorizon in ms. Returns putWritten or what was
+// kept. A kept value's kind is read at byte 18 (1-based: after the stamp
+// and the version byte), kindNegative being 2.
 var putScript = rueidis.NewLuaScript(`
 if ARGV[3] == '' then` + readOrder + `
   neg = string.format('%d', s)` + writeOrder + `
@@ -67,9 +81,8 @@ if ARGV[3] == '' then` + readOrder + `
   return 1
 end
 local since = tonumber(ARGV[3])
-local o = redis.call('GET', KEYS[2])
-local neg = o and tonumber(string.match(o, '^%d+ (%d+)$'))
-if neg and neg >= since then return 3 end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000000 + tonumber(t[2]) - since > tonumber(ARGV[4]) * 1000 then return 5 end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local at = tonumber(string.sub(cur, 1, 16))
@@ -79,33 +92,30 @@ if cur then
     return 2
   end
 end
+local o = redis.call('GET', KEYS[2])
+local neg = o and tonumber(string.match(o, '^%d+ (%d+)$'))
+if neg and neg >= since then return 3 end
 redis.call('SET', KEYS[1], string.format('%016d', since) .. ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
-// What putScript did. It reads the kind of a kept value at byte 18
-// (1-based: after the stamp and the version byte) and knows kindNegative
-// as 2; TestSharedAnswersInOrder holds it to that.
+// What putScript did.
 const (
 	putWritten     = 1
-	putKeptLease   = 2
-	putKeptRefusal = 3
-	putKeptUnknown = 4
+	putKeptLease   = 2 // a lease stamped at or after since
+	putKeptRefusal = 3 // the newest answer is a refusal stamped after since
+	putKeptUnknown = 4 // a value without a readable stamp
+	putTooOld      = 5 // since is older than OrderHorizon
 )
 
 // acquireScript takes a coalescing lock (SET NX PX) and the next stamp:
-// {1 if taken, the stamp}. KEYS[1] the lock, KEYS[2] the order key;
-// ARGV[1] the owner, ARGV[2] PX, ARGV[3] unused, ARGV[4] the order key's
-// minimum life.
+// {1 if taken, the stamp}. KEYS[1] the lock, KEYS[2] the order key,
+// KEYS[3] the lease key; ARGV[1] the owner, ARGV[2] PX, ARGV[3] unused,
+// ARGV[4] OrderHorizon in ms.
 var acquireScript = rueidis.NewLuaScript(`
 local won = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])` + readOrder + writeOrder + `
 return {won and 1 or 0, s}
 `)
-
-// orderLife is how long an order key outlives a stamp taken for a flight
-// of ttl: a holder shares within ttl, a waiter waits ttl then validates
-// within ttl; a second more for the store's round trips.
-func orderLife(ttl time.Duration) time.Duration { return 2*ttl + time.Second }
 
 // arg is the put script's ARGV[3] for a value of kind.
 func (s Stamp) arg(kind byte) string {

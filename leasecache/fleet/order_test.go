@@ -149,16 +149,44 @@ func TestSharedAnswersInOrder(t *testing.T) {
 			}
 			expect(k, Negative, "")
 		})
-		t.Run("no Acquire: only where nothing is shared", func(t *testing.T) {
+		t.Run("no Acquire: not shared", func(t *testing.T) {
 			k := tokenKey(a, "order-unstamped")
-			if err := a.Store(bg, k, testLease("dee"), time.Minute, a.Position(), 0); err != nil {
+			if err := a.Store(bg, k, testLease("dee"), time.Minute, a.Position(), 0); !errors.Is(err, leasecache.ErrSuperseded) || errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("unstamped Store = %v, want ErrSuperseded", err)
+			}
+			expect(k, Miss, "")
+		})
+		t.Run("a stamp older than the horizon", func(t *testing.T) {
+			k := tokenKey(a, "order-too-old")
+			old := acquire(a, k) - Stamp((OrderHorizon + time.Second).Microseconds())
+			if err := a.Store(bg, k, testLease("dee"), time.Minute, a.Position(), old); !errors.Is(err, leasecache.ErrSuperseded) || errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("Store = %v, want ErrSuperseded", err)
+			}
+			expect(k, Miss, "")
+		})
+		t.Run("a lease shared after the refusal is the newest answer", func(t *testing.T) {
+			k := tokenKey(a, "order-refusal-then-lease")
+			older := acquire(a, k)
+			if err := b.StoreNegative(bg, k, time.Minute, b.Position()); err != nil {
 				t.Fatal(err)
 			}
-			expect(k, Hit, "dee")
-			if err := b.Store(bg, k, testLease("eve"), time.Minute, b.Position(), 0); !errors.Is(err, leasecache.ErrSuperseded) {
-				t.Fatalf("second unstamped Store = %v, want ErrSuperseded", err)
+			if err := b.Store(bg, k, testLease("new"), time.Minute, b.Position(), acquire(b, k)); err != nil {
+				t.Fatal(err)
 			}
-			expect(k, Hit, "dee")
+			err := a.Store(bg, k, testLease("old"), time.Minute, a.Position(), older)
+			if !errors.Is(err, leasecache.ErrSuperseded) || errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("Store(older) = %v, want ErrSuperseded, not a refusal", err)
+			}
+			expect(k, Hit, "new")
+		})
+		t.Run("stamps pass the shared value's when the order key is gone", func(t *testing.T) {
+			k := tokenKey(a, "order-value-ahead")
+			future := Stamp(time.Now().Add(time.Hour).UnixMicro())
+			sealed := a.k.sealValue(a.ks.lease(k), kindLease, a.Position(), mustEncode(t, testLease("cy")))
+			set(a.ks.lease(k), stamped(future, sealed))
+			if since := acquire(a, k); since <= future {
+				t.Fatalf("stamp %d not after the shared value's, %d", since, future)
+			}
 		})
 		t.Run("a value without a readable stamp is kept", func(t *testing.T) {
 			k := tokenKey(a, "order-garbage")

@@ -140,9 +140,6 @@ type Store struct {
 	upSaid          bool
 
 	stats struct{ forgedValues, revokedValues atomic.Uint64 }
-	// flightLife is the longest orderLife of this Store's Acquires (ns):
-	// a refusal's order is kept at least that long.
-	flightLife atomic.Int64
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -339,10 +336,11 @@ func (s *Store) read(k leasecache.Key, key string, b []byte) (leasecache.Lease, 
 // Store shares a fresh validation of k for ttl, which the caller computes
 // as min(lease.max, exp − now) (never more than Config.LeaseMax is kept);
 // ttl ≤ 0 stores nothing. pos is Position() read before the validation
-// started, since the Stamp of the Acquire made before it (zero: none).
-// When a refusal was stamped after since, or the shared value is, it is
-// kept and the error wraps leasecache.ErrSuperseded (and ErrNewerRefusal
-// when a refusal is the newer answer); an older one is replaced. When
+// started, since the Stamp of the Acquire made before it. When the shared
+// value is stamped at or after since, or a refusal was, or since is older
+// than OrderHorizon or zero (no Acquire answered), nothing is written and
+// the error wraps leasecache.ErrSuperseded (and ErrNewerRefusal when a
+// refusal is the newest answer); an older value is replaced. When
 // this replica has already applied a revocation that voids the lease,
 // nothing is stored and the error wraps leasecache.ErrRevokedSince.
 func (s *Store) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos Position, since Stamp) error {
@@ -357,8 +355,8 @@ func (s *Store) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease,
 // StoreNegative shares that k is not active, for ttl (lease.negative_ttl),
 // as Store does. It replaces whatever is shared for k, even a newer lease
 // (a late refusal errs on the side of denying), takes the next stamp, and
-// its order outlives its value while a flight that started before it may
-// still land.
+// is remembered for OrderHorizon, past its own value's expiry, against
+// leases of validations that began before it.
 func (s *Store) StoreNegative(ctx context.Context, k leasecache.Key, ttl time.Duration, pos Position) error {
 	return s.put(ctx, k, kindNegative, nil, nil, ttl, pos, 0)
 }
@@ -375,13 +373,16 @@ func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte
 	if s.log.Voids(k, pos, l) {
 		return fmt.Errorf("fleet: store %s: %w", k.Prefix(), leasecache.ErrRevokedSince)
 	}
+	if kind == kindLease && since <= 0 {
+		// Without a stamp nothing orders it against a refusal.
+		return fmt.Errorf("fleet: store %s: no Acquire stamp, not shared: %w", k.Prefix(), leasecache.ErrSuperseded)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	key := s.ks.lease(k)
 	v := s.k.sealValue(key, kind, pos, enc)
-	life := max(ttl, time.Duration(s.flightLife.Load()))
-	done, err := putScript.Exec(ctx, s.c, []string{key, s.ks.order(k)}, []string{
-		rueidis.BinaryString(v), ms(ttl), since.arg(kind), ms(life),
+	done, err := putScript.Exec(ctx, s.c, []string{key, s.ks.order(k), key}, []string{
+		rueidis.BinaryString(v), ms(ttl), since.arg(kind), ms(OrderHorizon),
 	}).AsInt64()
 	if err != nil {
 		return s.unavailable("store", k, err)
