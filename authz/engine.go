@@ -152,7 +152,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	for _, ic := range cfg.Issuers {
-		e.metrics.KnowIssuer(ic.Name)
 		if ic.Mode == ModeJWT || ic.Mode == ModeJWTIntrospection {
 			ic.JWT.OnRefresh = e.metrics.JWKSRefreshHook(ic.Name, ic.JWT.OnRefresh)
 		}
@@ -167,6 +166,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		if ic.DefaultForOpaque {
 			e.opaque = is
 		}
+	}
+	for name := range e.byName {
+		e.metrics.KnowIssuer(name) // only issuers that took effect
 	}
 	return e, nil
 }

@@ -135,7 +135,8 @@ func (e *Engine) flight(ctx context.Context, is *trust.Issuer, tok string, key l
 // validateFleet is one coalesced flight in fleet mode: take the fleet's
 // lock for key; holding it, validate and share the answer; else wait for
 // the holder's answer, at most the issuer timeout and until deadline (the
-// leading caller's), and validate on our own when none comes. after is
+// leading caller's), and validate on our own when none comes (taking the
+// lock again: it may be free, and the stamp is then this one's). after is
 // the validated_at of the lease whose window closed (zero for none).
 func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string, key leasecache.Key, gen uint64, pos fleet.Position, deadline time.Time, after time.Time) *result {
 	f := e.fleet
@@ -150,10 +151,13 @@ func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string
 			e.metrics.Coalesced()
 			return &result{reason: ReasonNegative, desc: "token is not active"}
 		}
+		// No answer came: a stamp of our own, taken now, orders what this
+		// validation shares (the wait's would count against its horizon).
+		won, since, _ = f.Acquire(ctx, key, timeout)
 	}
 	res := e.validateWithIssuer(ctx, is, tok, key, gen)
 	if res.kept {
-		f.Share(ctx, key, res.lease, res.active, gen, pos, since)
+		f.Share(ctx, key, res.lease, res.active, pos, since)
 	}
 	if won {
 		f.Release(ctx, key)

@@ -344,6 +344,7 @@ func TestChartRefuses(t *testing.T) {
 		{"unknown mode", "mode: daemonset\n", "mode"},
 		{"unknown store-loss mode", "fleet: { onStoreLoss: allow }\n", "onStoreLoss"},
 		{"push on the Service without a port", "push: { service: true }\n", "push.service needs push.port"},
+		{"push on the Service of a sidecar", "mode: sidecar\npush: { port: 9193, service: true }\n", "push.service needs mode: standalone"},
 		{"socket in standalone mode", "grpc: { socket: /run/leasegate/authz.sock }\n", "grpc.socket needs mode: sidecar"},
 		{"relative socket path", "mode: sidecar\ngrpc: { socket: run/authz.sock }\n", "at '/grpc/socket'"},
 		{"unclean socket path", "mode: sidecar\ngrpc: { socket: /run/leasegate/../authz.sock }\n", "want a clean absolute path"},

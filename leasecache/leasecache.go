@@ -408,6 +408,23 @@ func (c *Cache) newerStored(k *Key, validatedAt time.Time) bool {
 	return false
 }
 
+// Forget drops k's lease if it was validated no later than validatedAt:
+// the caller's own answer, which it learnt is older than another (a newer
+// answer stored since is kept). Unlike Revoke it leaves no trace: a
+// validation in flight may still store its answer.
+func (c *Cache) Forget(k Key, validatedAt time.Time) {
+	f := &c.fills[k[0]%byte(len(c.fills))]
+	f.Lock()
+	defer f.Unlock()
+	buf, err := c.pos.Get(keyString(&k))
+	if err != nil {
+		return
+	}
+	if l, err := decodeEntry(buf, c.dict); err != nil || !l.ValidatedAt.After(validatedAt) {
+		_ = c.pos.Delete(keyString(&k))
+	}
+}
+
 // revokedSinceLocked reports whether a validation that started at gen is
 // overtaken by a revoke of k or of one of l's names (l is nil for a
 // negative lease). c.mu is held.

@@ -77,3 +77,34 @@ func TestOlderAnswerLosesToNewer(t *testing.T) {
 		}
 	})
 }
+
+// TestForget: Forget drops the caller's own lease, or an older one, and
+// keeps a newer one another validation stored.
+func TestForget(t *testing.T) {
+	k := KeyOf("forget-token")
+	for _, tc := range []struct {
+		name   string
+		stored time.Duration // from the caller's validated_at
+		kept   bool
+	}{
+		{"its own", 0, false},
+		{"an older one", -time.Second, false},
+		{"a newer one", time.Nanosecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, clk)
+			ours := clk.Now()
+			s := lease(clk, time.Hour)
+			s.ValidatedAt = ours.Add(tc.stored)
+			if err := c.Store(k, s); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(time.Second)
+			c.Forget(k, ours)
+			if _, o := c.Lookup(k, time.Hour); (o == Hit) != tc.kept {
+				t.Fatalf("after Forget: %v, want kept %v", o, tc.kept)
+			}
+		})
+	}
+}

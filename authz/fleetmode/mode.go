@@ -194,10 +194,10 @@ func (f *Mode) Acquire(ctx context.Context, key leasecache.Key, ttl time.Duratio
 // Share writes what this replica validated for key to the store: l when
 // active, else a negative lease. A revoke since pos, a newer answer
 // shared since the Acquire that returned since, or a store that is down,
-// leaves it unshared. When the newer answer is a refusal, it replaces l
-// in the local cache too (at gen, the flight's generation): another
-// replica heard "not active" after this validation began.
-func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease, active bool, gen uint64, pos fleet.Position, since fleet.Stamp) {
+// leaves it unshared. When the newer answer is a refusal (another replica
+// heard "not active" after this validation began), or the validation is
+// too old to be ordered against one, l leaves the local cache too.
+func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease, active bool, pos fleet.Position, since fleet.Stamp) {
 	sctx, span := f.span(ctx, "fleet.store")
 	var serr error
 	if active {
@@ -210,8 +210,10 @@ func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease
 		serr = f.store.StoreNegative(sctx, key, f.negativeTTL, pos)
 	}
 	endSpan(span)
-	if errors.Is(serr, fleet.ErrNewerRefusal) {
-		_ = f.local.Cache.StoreNegative(key, gen) // a revoke since gen dropped the lease already
+	if active && (errors.Is(serr, fleet.ErrNewerRefusal) || errors.Is(serr, fleet.ErrTooOld)) {
+		// Our answer is older than a refusal, or may be: the next request
+		// here reads the fleet's answer. A newer local lease stays.
+		f.local.Cache.Forget(key, l.ValidatedAt)
 		return
 	}
 	if serr != nil && !errors.Is(serr, fleet.ErrUnavailable) && !errors.Is(serr, leasecache.ErrRevokedSince) && !errors.Is(serr, leasecache.ErrSuperseded) {

@@ -26,18 +26,24 @@ const stampLen = 16
 const OrderHorizon = 30 * time.Second
 
 // ErrNewerRefusal: Store found that a refusal of the token, stamped after
-// the lease's Acquire, is the newest answer about it; the error also
-// wraps leasecache.ErrSuperseded. The caller drops its own copy of the
-// lease (stores the refusal locally).
-var ErrNewerRefusal = errors.New("fleet: a newer refusal of the token is shared")
+// the lease's Acquire, is the newest answer about it; ErrTooOld: the
+// lease's stamp is older than OrderHorizon, so a refusal since may be
+// forgotten. Each also wraps leasecache.ErrSuperseded, and after either
+// the caller drops its own copy of the lease.
+var (
+	ErrNewerRefusal = errors.New("fleet: a newer refusal of the token is shared")
+	ErrTooOld       = errors.New("fleet: the validation began too long ago to be ordered")
+)
 
 // readOrder, inside a script, reads KEYS[2], the order key ("hi neg": the
 // highest stamp handed out for the token, the last refusal's or empty),
 // and sets s to the next stamp: the store's clock, or past hi and past
 // the stamp of the value at KEYS[3] when the clock is behind them.
-// writeOrder keeps hi = s and neg for OrderHorizon (ARGV[4] ms); every
-// write sets the same span from its own now, so the key's life only ever
-// grows. A string, not a hash: the scripts need only GET, SET and TIME.
+// writeOrder keeps hi = s and neg for OrderHorizon (ARGV[4] ms) past the
+// time s stands for, and a second more: stamps ahead of a clock that
+// stepped back keep it that much longer, and every write sets the span
+// from its own stamp, so the key's life only ever grows. A string, not a
+// hash: the scripts need only GET, SET and TIME.
 const readOrder = `
 local o = redis.call('GET', KEYS[2])
 local hi, neg = nil, ''
@@ -55,14 +61,15 @@ if at and s <= at then s = at + 1 end
 `
 
 const writeOrder = `
-redis.call('SET', KEYS[2], string.format('%d %s', s, neg), 'PX', ARGV[4])
+redis.call('SET', KEYS[2], string.format('%d %s', s, neg), 'PX', tonumber(ARGV[4]) + 1000 + math.floor(math.max(0, s - now) / 1000))
 `
 
 // putScript writes a shared value behind its stamp, ordered. A refusal
 // (ARGV[3] empty) takes the next stamp, is remembered in the order key
 // and is always written. A lease, stamped with its Acquire's stamp, is
-// written only when that stamp is within OrderHorizon, the value there is
-// older (or none), and no refusal was stamped after it. So a validation
+// written only when the value there is older (or none), no refusal was
+// stamped after it, and that stamp is within OrderHorizon (checked last,
+// so a refusal the store still knows is always reported as one). So a validation
 // that began before another replica's refusal cannot bring the token
 // back, whenever its answer lands. The stamp is outside the MAC: it
 // orders writes and nothing reads it as an answer, so a writer to Redis
@@ -81,8 +88,6 @@ if ARGV[3] == '' then` + readOrder + `
   return 1
 end
 local since = tonumber(ARGV[3])
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000000 + tonumber(t[2]) - since > tonumber(ARGV[4]) * 1000 then return 5 end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local at = tonumber(string.sub(cur, 1, 16))
@@ -95,6 +100,8 @@ end
 local o = redis.call('GET', KEYS[2])
 local neg = o and tonumber(string.match(o, '^%d+ (%d+)$'))
 if neg and neg >= since then return 3 end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000000 + tonumber(t[2]) - since > tonumber(ARGV[4]) * 1000 then return 5 end
 redis.call('SET', KEYS[1], string.format('%016d', since) .. ARGV[1], 'PX', ARGV[2])
 return 1
 `)

@@ -159,10 +159,30 @@ func TestSharedAnswersInOrder(t *testing.T) {
 		t.Run("a stamp older than the horizon", func(t *testing.T) {
 			k := tokenKey(a, "order-too-old")
 			old := acquire(a, k) - Stamp((OrderHorizon + time.Second).Microseconds())
-			if err := a.Store(bg, k, testLease("dee"), time.Minute, a.Position(), old); !errors.Is(err, leasecache.ErrSuperseded) || errors.Is(err, ErrNewerRefusal) {
-				t.Fatalf("Store = %v, want ErrSuperseded", err)
+			if err := a.Store(bg, k, testLease("dee"), time.Minute, a.Position(), old); !errors.Is(err, ErrTooOld) || !errors.Is(err, leasecache.ErrSuperseded) {
+				t.Fatalf("Store = %v, want ErrTooOld", err)
 			}
 			expect(k, Miss, "")
+		})
+		t.Run("a known refusal is reported past the horizon", func(t *testing.T) {
+			k := tokenKey(a, "order-too-old-refused")
+			old := acquire(a, k) - Stamp((OrderHorizon + time.Second).Microseconds())
+			if err := b.StoreNegative(bg, k, time.Minute, b.Position()); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Store(bg, k, testLease("dee"), time.Minute, a.Position(), old); !errors.Is(err, ErrNewerRefusal) {
+				t.Fatalf("Store = %v, want ErrNewerRefusal", err)
+			}
+		})
+		t.Run("the order outlives stamps ahead of the clock", func(t *testing.T) {
+			k := tokenKey(a, "order-key-life")
+			ahead := time.Minute
+			set(a.ks.order(k), fmt.Sprintf("%d ", time.Now().Add(ahead).UnixMicro()))
+			acquire(a, k)
+			pttl, err := e.raw.Do(bg, e.raw.B().Pttl().Key(a.ks.order(k)).Build()).AsInt64()
+			if min := (ahead + OrderHorizon - time.Second).Milliseconds(); err != nil || pttl < min {
+				t.Fatalf("order key PTTL %d ms (%v), want at least %d: the horizon counts from the stamp", pttl, err, min)
+			}
 		})
 		t.Run("a lease shared after the refusal is the newest answer", func(t *testing.T) {
 			k := tokenKey(a, "order-refusal-then-lease")

@@ -340,7 +340,8 @@ func (s *Store) read(k leasecache.Key, key string, b []byte) (leasecache.Lease, 
 // value is stamped at or after since, or a refusal was, or since is older
 // than OrderHorizon or zero (no Acquire answered), nothing is written and
 // the error wraps leasecache.ErrSuperseded (and ErrNewerRefusal when a
-// refusal is the newest answer); an older value is replaced. When
+// refusal is the newest answer, ErrTooOld when since is too old); an
+// older value is replaced. When
 // this replica has already applied a revocation that voids the lease,
 // nothing is stored and the error wraps leasecache.ErrRevokedSince.
 func (s *Store) Store(ctx context.Context, k leasecache.Key, l leasecache.Lease, ttl time.Duration, pos Position, since Stamp) error {
@@ -392,6 +393,8 @@ func (s *Store) put(ctx context.Context, k leasecache.Key, kind byte, enc []byte
 		return nil
 	case putKeptRefusal:
 		return fmt.Errorf("fleet: store %s: %w: %w", k.Prefix(), ErrNewerRefusal, leasecache.ErrSuperseded)
+	case putTooOld:
+		return fmt.Errorf("fleet: store %s: %w: %w", k.Prefix(), ErrTooOld, leasecache.ErrSuperseded)
 	default:
 		return fmt.Errorf("fleet: store %s: %w", k.Prefix(), leasecache.ErrSuperseded)
 	}

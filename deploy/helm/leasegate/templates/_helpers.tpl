@@ -131,6 +131,9 @@ listen:
   http_mode: {{ .Values.http.mode | quote }}
   {{- end }}
   metrics: {{ printf ":%v" .Values.metrics.port | quote }}
+  {{- if and .Values.push.service (eq (include "leasegate.sidecar" .) "true") }}
+  {{- fail "push.service needs mode: standalone (a sidecar has no Service; the issuer reaches the pod's push port)" }}
+  {{- end }}
   {{- if .Values.push.port }}
   push: {{ printf ":%v" .Values.push.port | quote }}
   {{- else if .Values.push.service }}
