@@ -18,6 +18,7 @@ import (
 	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
+	"github.com/leasegate/leasegate/leasecache/fleet"
 	"github.com/leasegate/leasegate/policy"
 )
 
@@ -167,8 +168,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			e.opaque = is
 		}
 	}
-	for name := range e.byName {
+	for name, is := range e.byName {
 		e.metrics.KnowIssuer(name) // only issuers that took effect
+		if d := is.Longest(); e.fleet != nil && d >= fleet.OrderHorizon {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "fleet: this issuer's validations may outlast the fleet's order horizon; those are neither shared nor kept",
+				slog.String("issuer", name), slog.Duration("longest", d), slog.Duration("horizon", fleet.OrderHorizon))
+		}
 	}
 	return e, nil
 }

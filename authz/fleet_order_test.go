@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/leasegate/leasegate/authz/fleetmode"
 )
@@ -66,8 +67,64 @@ func TestFleetOlderFlightLosesToNewerNegative(t *testing.T) {
 	if a.calls() != calls {
 		t.Errorf("C asked the issuer (%d calls, want %d): the store's answer was not the refusal", a.calls(), calls)
 	}
-	// A itself took the refusal in place of its own late lease.
+	// A dropped its own late lease: its next request reads the refusal.
 	if d := a.check("GET", "/f", tok); d.Allow || d.Lease != LeaseNegative {
 		t.Fatalf("A after its late answer: %+v, want the negative lease", d)
+	}
+}
+
+// TestFleetWaiterTakesTheLock: a replica that gave up waiting on another's
+// lock (it lapsed) takes the lock itself before it validates, so its
+// answer carries a stamp of its own and others wait on it.
+func TestFleetWaiterTakesTheLock(t *testing.T) {
+	a, b, rs := fleetPair(t, fleetmode.StoreLossStandalone)
+	raw := rawClient(t, rs.Addr())
+	ctx := context.Background()
+	const tok = "fleet-waiter-lock"
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	var n atomic.Int64
+	activeAns := a.active(nil)
+	a.iss.setFault(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(activeAns)
+	})
+	locks := func() []string {
+		t.Helper()
+		ks, err := raw.Do(ctx, raw.B().Keys().Pattern("leasegate:c:*").Build()).AsStrSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	doneA, doneB := make(chan Decision), make(chan Decision)
+	go func() { doneA <- a.check("GET", "/f", tok) }()
+	eventually(t, "A's flight at the issuer", func() bool { return n.Load() == 1 })
+	held := locks()
+	if len(held) != 1 {
+		t.Fatalf("locks %v, want A's", held)
+	}
+	go func() { doneB <- b.check("GET", "/f", tok) }()
+	time.Sleep(20 * time.Millisecond) // B waits on A's lock
+	if err := raw.Do(ctx, raw.B().Del().Key(held...).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B's own validation", func() bool { return n.Load() == 2 })
+	if got := locks(); len(got) != 1 {
+		t.Fatalf("locks while B validates: %v, want B's", got)
+	}
+	unblock()
+	if d := <-doneA; !d.Allow {
+		t.Errorf("A: %+v", d)
+	}
+	if d := <-doneB; !d.Allow {
+		t.Errorf("B: %+v", d)
+	}
+	if got := locks(); len(got) != 0 {
+		t.Errorf("locks after both: %v, want none (B released its own)", got)
 	}
 }

@@ -153,11 +153,15 @@ func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string
 		}
 		// No answer came: a stamp of our own, taken now, orders what this
 		// validation shares (the wait's would count against its horizon).
-		won, since, _ = f.Acquire(ctx, key, timeout)
+		if w, s, err := f.Acquire(ctx, key, timeout); err == nil {
+			won, since = w, s
+		}
 	}
 	res := e.validateWithIssuer(ctx, is, tok, key, gen)
-	if res.kept {
-		f.Share(ctx, key, res.lease, res.active, pos, since)
+	if res.kept && !f.Share(ctx, key, res.lease, res.active, pos, since) {
+		// The lease left the local cache (a newer refusal, or too old to
+		// order): a request from now on must not join this flight.
+		e.group.Forget(flightKey(is.Config.Name, key, gen))
 	}
 	if won {
 		f.Release(ctx, key)

@@ -196,8 +196,9 @@ func (f *Mode) Acquire(ctx context.Context, key leasecache.Key, ttl time.Duratio
 // shared since the Acquire that returned since, or a store that is down,
 // leaves it unshared. When the newer answer is a refusal (another replica
 // heard "not active" after this validation began), or the validation is
-// too old to be ordered against one, l leaves the local cache too.
-func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease, active bool, pos fleet.Position, since fleet.Stamp) {
+// too old to be ordered against one, l leaves the local cache too and
+// Share reports false: the answer should serve no one who asks from now.
+func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease, active bool, pos fleet.Position, since fleet.Stamp) bool {
 	sctx, span := f.span(ctx, "fleet.store")
 	var serr error
 	if active {
@@ -214,11 +215,12 @@ func (f *Mode) Share(ctx context.Context, key leasecache.Key, l leasecache.Lease
 		// Our answer is older than a refusal, or may be: the next request
 		// here reads the fleet's answer. A newer local lease stays.
 		f.local.Cache.Forget(key, l.ValidatedAt)
-		return
+		return false
 	}
 	if serr != nil && !errors.Is(serr, fleet.ErrUnavailable) && !errors.Is(serr, leasecache.ErrRevokedSince) && !errors.Is(serr, leasecache.ErrSuperseded) {
 		f.local.Log.LogAttrs(ctx, slog.LevelWarn, "fleet: answer not shared", slog.String("token_id", key.Prefix()), slog.String("error", serr.Error()))
 	}
+	return true
 }
 
 // Release gives the fleet's lock for key back.

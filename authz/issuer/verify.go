@@ -67,6 +67,9 @@ type JWTVerifier struct {
 	keys *jwks.Set
 }
 
+// FetchTimeout is the bound on one key fetch Verify may make on demand.
+func (v *JWTVerifier) FetchTimeout() time.Duration { return v.cfg.FetchTimeout }
+
 // NewJWTVerifier validates cfg and starts fetching keys in the background.
 // It does not fail when the issuer is unreachable: it keeps retrying until
 // ctx is cancelled, and Verify fetches on demand. Cancelling ctx stops all

@@ -122,6 +122,20 @@ func (is *Issuer) Probe(ctx context.Context) {
 	}
 }
 
+// Longest bounds one validation with is, its clients' own timeouts
+// added up: the introspection call and, in the JWT modes, an on-demand
+// key fetch before it.
+func (is *Issuer) Longest() time.Duration {
+	var d time.Duration
+	if is.Introspector != nil {
+		d += is.Timeout()
+	}
+	if is.JWT != nil {
+		d += is.JWT.FetchTimeout()
+	}
+	return d
+}
+
 // Timeout is the longest one validation with the issuer takes: the
 // fleet lock's lifetime and a waiter's patience.
 func (is *Issuer) Timeout() time.Duration {
