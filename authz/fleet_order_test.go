@@ -6,12 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/leasegate/leasegate/authz/fleetmode"
+	"github.com/leasegate/leasegate/internal/testredis"
+	"github.com/leasegate/leasegate/leasecache/fleet"
 )
 
 // TestFleetOlderFlightLosesToNewerNegative is TestOlderFlightLosesToNewerNegative
@@ -126,5 +129,31 @@ func TestFleetWaiterTakesTheLock(t *testing.T) {
 	}
 	if got := locks(); len(got) != 0 {
 		t.Errorf("locks after both: %v, want none (B released its own)", got)
+	}
+}
+
+// TestFleetWarnsOfSlowIssuers: in fleet mode, an issuer whose timeouts add
+// up to the order horizon or more is named in a warning at start (its
+// slowest validations would be neither shared nor kept); a quick one is not.
+func TestFleetWarnsOfSlowIssuers(t *testing.T) {
+	rs := testredis.Start(t)
+	for _, tc := range []struct {
+		timeout time.Duration
+		warned  bool
+	}{{2 * time.Second, false}, {fleet.OrderHorizon, true}} {
+		st, err := fleet.Open(context.Background(), fleet.Config{Addresses: []string{rs.Addr()}, Secret: fleetSecret}, fleet.Hooks{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		env := newEngEnv(t, engOpts{
+			issuer: func(ic *IssuerConfig) { ic.Introspection.Timeout = tc.timeout },
+			config: func(c *Config) {
+				c.Fleet = &fleetmode.Config{Store: st, NegativeTTL: 10 * time.Second, LeaseMax: 10 * time.Minute}
+			},
+		})
+		if got := strings.Contains(env.logs.String(), "order horizon"); got != tc.warned {
+			t.Errorf("timeout %v: warned %v, want %v\n%s", tc.timeout, got, tc.warned, env.logs.String())
+		}
 	}
 }
