@@ -31,7 +31,7 @@ func (s *service) newPush(cfg *config.Config) (*push.Receivers, error) {
 		Logger:         s.log,
 		TracerProvider: s.tp,
 		Metrics:        s.pushMetrics,
-		RefusalLog:     s.pushRefusals,
+		RefusalLog:     s.pushLog,
 	})
 }
 

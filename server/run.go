@@ -67,26 +67,24 @@ type Addrs struct{ GRPC, HTTP, Metrics, Admin, Push string }
 // service is the running state. Everything a reload changes is in one
 // generation, swapped whole; the lease cache is shared by all of them.
 type service struct {
-	opts    Options
-	log     *slog.Logger
-	gen     atomic.Pointer[generation]
-	cache   *leasecache.Cache
-	fleet   *fleetlink.Link // nil without fleet:
-	metrics *authz.Metrics
-	denials *denylog.Limit // one bucket for every generation
-	// pushRefusals limits push refusal lines as denials does check denials,
-	// with a bucket of its own.
-	pushRefusals *denylog.Limit
-	build        Build
-	reloads      *prometheus.CounterVec
-	reg          *prometheus.Registry
-	tp           trace.TracerProvider
-	flush        func(context.Context) error // flushes and stops tp
-	health       *health.Server
-	ready        atomic.Bool
-	draining     atomic.Bool
-	ctx          context.Context
-	mu           sync.Mutex // serializes reloads
+	opts     Options
+	log      *slog.Logger
+	gen      atomic.Pointer[generation]
+	cache    *leasecache.Cache
+	fleet    *fleetlink.Link // nil without fleet:
+	metrics  *authz.Metrics
+	denials  *denylog.Limit // one bucket for every generation
+	pushLog  *denylog.Limit // push refusal lines: the same rate, a bucket of its own
+	build    Build
+	reloads  *prometheus.CounterVec
+	reg      *prometheus.Registry
+	tp       trace.TracerProvider
+	flush    func(context.Context) error // flushes and stops tp
+	health   *health.Server
+	ready    atomic.Bool
+	draining atomic.Bool
+	ctx      context.Context
+	mu       sync.Mutex // serializes reloads
 
 	liveMu   sync.Mutex
 	live     map[*generation]struct{} // not yet closed: the one in force and those retiring
@@ -197,7 +195,7 @@ func (s *service) buildState(cfg *config.Config) (*frontEnds, error) {
 	if s.denials, err = denylog.New(dc); err != nil {
 		return nil, err
 	}
-	if s.pushRefusals, err = denylog.New(dc); err != nil {
+	if s.pushLog, err = denylog.New(dc); err != nil {
 		return nil, err
 	}
 	if cfg.Fleet != nil {

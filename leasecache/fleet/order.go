@@ -69,9 +69,9 @@ redis.call('SET', KEYS[2], string.format('%d %s', s, neg), 'PX', tonumber(ARGV[4
 // and is always written. A lease, stamped with its Acquire's stamp, is
 // written only when the value there is older (or none), no refusal was
 // stamped after it, and that stamp is within OrderHorizon (checked last,
-// so a refusal the store still knows is always reported as one). So a validation
-// that began before another replica's refusal cannot bring the token
-// back, whenever its answer lands. The stamp is outside the MAC: it
+// so a refusal the store still knows is always reported as one). So a
+// validation that began before another replica's refusal cannot bring
+// the token back, whenever its answer lands. The stamp is outside the MAC: it
 // orders writes and nothing reads it as an answer, so a writer to Redis
 // who alters it can only keep leases from being shared, as deleting them
 // would.
