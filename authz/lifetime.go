@@ -19,8 +19,9 @@ func lifetimeOf(m *policy.Match, is *trust.Issuer) policy.Lifetime {
 
 // leaseShowsAge reports whether l may answer a hit under the lifetime
 // policy: always without one, and with one only when l knows the token's
-// iat. A lease without it may come from a replica that did not keep iat,
-// so it is validated again rather than refused; the fresh answer decides.
+// iat, or knows the issuer gave none (the hit is then refused, as the
+// fresh answer was, without asking again). A lease that says neither may
+// come from a replica that did not keep iat, so it is validated again.
 func leaseShowsAge(m *policy.Match, is *trust.Issuer, l *leasecache.Lease) bool {
-	return !l.IssuedAt.IsZero() || !lifetimeOf(m, is).Limit.Set()
+	return !l.IssuedAt.IsZero() || l.NoIssuedAt || !lifetimeOf(m, is).Limit.Set()
 }

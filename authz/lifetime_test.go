@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
 )
 
@@ -179,12 +180,29 @@ func TestEngineLifetimeNoIat(t *testing.T) {
 		env := newLifetimeEnv(t, lifetimeOpts{pol: func(c *policy.Config) { c.MaxTokenLifetime = 12 * time.Hour }})
 		env.iss.setAnswer(tok, env.issued(time.Time{}, env.clock.Now().Add(time.Hour)))
 		wantLifetimeDenial(t, "first GET", env.check("GET", "/f", tok), "token has no iat, which the lifetime policy (global: 12h) requires")
-		// A lease that cannot show the token's age answers no hit: it is
-		// validated again (it may come from a replica that kept no iat).
+		// The lease knows the issuer gave no iat: the next request is
+		// refused from it, without asking the issuer again.
+		for i := range 3 {
+			d := env.check("GET", "/f", tok)
+			wantLifetimeDenial(t, "GET from the lease", d, "no iat")
+			if d.Lease != LeaseHit || env.calls() != 1 {
+				t.Fatalf("GET %d from the lease: lease %s, %d calls; want a hit and the one issuer call", i, d.Lease, env.calls())
+			}
+		}
+	})
+	t.Run("a lease that does not say", func(t *testing.T) {
+		// As a replica that kept no iat would have stored it: validated again.
+		env := newLifetimeEnv(t, lifetimeOpts{pol: func(c *policy.Config) { c.MaxTokenLifetime = 12 * time.Hour }})
+		env.iss.setAnswer(tok, env.issued(time.Time{}, env.clock.Now().Add(time.Hour)))
+		now := env.clock.Now()
+		l := leasecache.Lease{ValidatedAt: now, Expiry: now.Add(time.Hour), Subject: "alice", Issuer: engIssuerName, Gen: env.cache.Generation()}
+		if err := env.cache.Store(leasecache.KeyOf(tok), l); err != nil {
+			t.Fatal(err)
+		}
 		d := env.check("GET", "/f", tok)
-		wantLifetimeDenial(t, "second GET", d, "no iat")
-		if d.Lease != LeaseMiss || env.calls() != 2 {
-			t.Errorf("second GET: lease %s, %d calls; want a miss and a second issuer call", d.Lease, env.calls())
+		wantLifetimeDenial(t, "GET", d, "no iat")
+		if d.Lease != LeaseMiss || env.calls() != 1 {
+			t.Errorf("GET: lease %s, %d calls; want a miss and an issuer call", d.Lease, env.calls())
 		}
 	})
 	t.Run("no policy", func(t *testing.T) {

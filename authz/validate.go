@@ -214,6 +214,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 		ValidatedAt: validatedAt,
 		Expiry:      claims.Expiry,
 		IssuedAt:    claims.IssuedAt,
+		NoIssuedAt:  claims.IssuedAt.IsZero(),
 		Subject:     claims.Subject,
 		ClientID:    claims.ClientID,
 		Scope:       claims.Scope,

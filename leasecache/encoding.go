@@ -39,9 +39,10 @@ const (
 	headerLen  = 34
 	maxField   = 1 << 16
 
-	flagExpiry   = 1 << 0
-	flagIssuedAt = 1 << 1
-	timeLen      = 12 // putTime's
+	flagExpiry     = 1 << 0
+	flagIssuedAt   = 1 << 1
+	flagNoIssuedAt = 1 << 2 // the issuer gave no iat (Lease.NoIssuedAt)
+	timeLen        = 12     // putTime's
 )
 
 var errCorrupt = errors.New("leasecache: corrupt lease entry")
@@ -71,6 +72,8 @@ func encode(l Lease) ([]byte, error) {
 		buf[1] |= flagIssuedAt
 		buf = append(buf, make([]byte, timeLen)...)
 		putTime(buf[len(buf)-timeLen:], l.IssuedAt)
+	} else if l.NoIssuedAt {
+		buf[1] |= flagNoIssuedAt
 	}
 	return buf, nil
 }
@@ -95,7 +98,8 @@ func getTime(b []byte) (time.Time, bool) {
 // reused by the caller.
 func decode(buf []byte) (Lease, error) {
 	var l Lease
-	if len(buf) < headerLen || (buf[0] != encVersion && buf[0] != encV2) || buf[1]&^(flagExpiry|flagIssuedAt) != 0 {
+	if len(buf) < headerLen || (buf[0] != encVersion && buf[0] != encV2) || buf[1]&^(flagExpiry|flagIssuedAt|flagNoIssuedAt) != 0 ||
+		buf[1]&flagIssuedAt != 0 && buf[1]&flagNoIssuedAt != 0 {
 		return l, errCorrupt
 	}
 	var ok bool
@@ -127,6 +131,7 @@ func decode(buf []byte) (Lease, error) {
 		}
 		rest = rest[n:]
 	}
+	l.NoIssuedAt = buf[1]&flagNoIssuedAt != 0
 	if buf[1]&flagIssuedAt != 0 {
 		if len(rest) < timeLen {
 			return Lease{}, errCorrupt

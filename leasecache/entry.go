@@ -38,6 +38,7 @@ const (
 	kindRelTime                      // time, seconds relative to validated_at
 	kindUint                         // uvarint
 	kindInline                       // string, always inline
+	kindFlag                         // the tag alone: true
 	kindDict                         // string, a dict index when it fits
 )
 
@@ -61,6 +62,7 @@ var entryFields = [...]entryField{
 	{tag: 10, kind: kindRelTime}, // issued_at, when the issuer gave one
 	{tag: 11, kind: kindInline},  // sid
 	{tag: 12, kind: kindInline},  // email
+	{tag: 13, kind: kindFlag},    // no issued_at: the issuer gave none
 }
 
 // entryTime is the Lease field of a relative time tag (a switch, as
@@ -127,6 +129,10 @@ func encodeEntry(l *Lease, d *dict) ([]byte, error) {
 			if l.Gen != 0 {
 				buf = binary.AppendUvarint(append(buf, f.tag), l.Gen)
 			}
+		case kindFlag:
+			if l.NoIssuedAt && l.IssuedAt.IsZero() {
+				buf = append(buf, f.tag)
+			}
 		default:
 			s := *entryString(l, f.tag)
 			if s == "" {
@@ -184,6 +190,8 @@ func decodeEntry(buf []byte, d *dict) (Lease, error) {
 			*entryTime(&l, f.tag), _, rest, ok = readTime(rest, validatedSec)
 		case f.kind == kindUint:
 			l.Gen, rest, ok = readUvarint(rest)
+		case f.kind == kindFlag:
+			l.NoIssuedAt, ok = true, l.IssuedAt.IsZero()
 		default:
 			*entryString(&l, f.tag), rest, ok = readString(rest, tag&tagRef != 0, d)
 		}

@@ -25,6 +25,7 @@ func TestEntryRoundTrip(t *testing.T) {
 			Subject: "alice", SessionID: "sid-7f2c", Email: "alice@example.org"}},
 		{"iat after validated_at", Lease{ValidatedAt: base, IssuedAt: base.Add(3 * time.Second)}},
 		{"iat only", Lease{IssuedAt: time.Unix(-5, 7)}},
+		{"the issuer gave no iat", Lease{ValidatedAt: base, Subject: "s", NoIssuedAt: true}},
 	}
 	d := newDict()
 	for _, tc := range tests {

@@ -50,7 +50,10 @@ type Lease struct {
 	// IssuedAt is the token's iat, zero when the issuer gave none (or the
 	// lease was written by a version that did not keep it); the lifetime
 	// policy judges a lease by it.
-	IssuedAt    time.Time
+	IssuedAt time.Time
+	// NoIssuedAt says the issuer's answer had no iat (IssuedAt is zero
+	// because there was none, not because a writer did not keep it).
+	NoIssuedAt  bool
 	Subject     string
 	ClientID    string
 	Scope       string

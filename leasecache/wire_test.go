@@ -29,3 +29,25 @@ func TestEncodeDecodeLease(t *testing.T) {
 		t.Fatal("a truncated lease decoded")
 	}
 }
+
+// TestLeaseNoIssuedAt: "the issuer gave no iat" crosses the fleet's wire
+// form, and a value claiming both an iat and none is corrupt.
+func TestLeaseNoIssuedAt(t *testing.T) {
+	l := Lease{ValidatedAt: time.Unix(1700000000, 5), Subject: "alice", NoIssuedAt: true}
+	b, err := EncodeLease(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeLease(b)
+	if err != nil || !got.NoIssuedAt || !got.IssuedAt.IsZero() {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	l.NoIssuedAt, l.IssuedAt = false, time.Unix(1699999000, 0)
+	if b, err = EncodeLease(l); err != nil {
+		t.Fatal(err)
+	}
+	b[1] |= flagNoIssuedAt
+	if _, err := DecodeLease(b); err == nil {
+		t.Fatal("a lease with an iat and none decoded")
+	}
+}
