@@ -29,24 +29,14 @@ func TestFleetOlderFlightLosesToNewerNegative(t *testing.T) {
 	ctx := context.Background()
 	const tok = "fleet-opaque-overwrite"
 
-	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
+	// A's flight: the issuer said active, the answer is late.
+	h := holdFirstCall(a.engEnv)
+	unblock := sync.OnceFunc(func() { close(h.release) })
 	t.Cleanup(unblock)
-	var n atomic.Int64
-	activeAns := a.active(nil)
-	a.iss.setFault(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if n.Add(1) == 1 {
-			<-release // A's flight: the issuer said active, the answer is late
-			_ = json.NewEncoder(w).Encode(activeAns)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"active": false}) // revoked now
-	})
 	done := make(chan Decision)
 	go func() { done <- a.check("GET", "/f", tok) }()
-	eventually(t, "A's flight at the issuer", func() bool { return n.Load() == 1 })
+	<-h.inCall
+	h.revoked.Store(true) // the issuer's revoke: every later call is refused
 
 	// A's fleet lock lapses while its answer is on the way, so B, waiting
 	// on it, validates on its own and shares the refusal.
@@ -85,8 +75,7 @@ func TestFleetWaiterTakesTheLock(t *testing.T) {
 	ctx := context.Background()
 	const tok = "fleet-waiter-lock"
 	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
+	unblock := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(unblock)
 	var n atomic.Int64
 	activeAns := a.active(nil)

@@ -1,10 +1,7 @@
 package authz
 
 import (
-	"encoding/json"
-	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -22,24 +19,14 @@ func TestOlderFlightLosesToNewerNegative(t *testing.T) {
 	}
 	env.clock.Advance(61 * time.Second) // read window closed
 
-	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
+	// Flight A: the issuer said active, the answer delayed on the wire.
+	h := holdFirstCall(env)
+	unblock := sync.OnceFunc(func() { close(h.release) })
 	t.Cleanup(unblock) // a failure before the release must not hang the issuer
-	var n atomic.Int64
-	activeAns := env.active(nil)
-	env.iss.setFault(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if n.Add(1) == 1 {
-			<-release // flight A: issuer said active, answer delayed on the wire
-			_ = json.NewEncoder(w).Encode(activeAns)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"active": false}) // revoked now
-	})
 	done := make(chan Decision)
 	go func() { done <- env.check("GET", "/f", tok) }()
-	eventually(t, "flight A at the issuer", func() bool { return n.Load() == 1 })
+	<-h.inCall
+	h.revoked.Store(true)               // the issuer's revoke: every later call is refused
 	env.clock.Advance(time.Millisecond) // flight B begins after A
 
 	// Any unrelated revocation advances the generation.
