@@ -21,6 +21,7 @@ import (
 	"github.com/leasegate/leasegate/internal/testredis"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
+	"github.com/leasegate/leasegate/policy"
 )
 
 // Fleet mode against a real Redis: two engines, each with its own lease
@@ -46,8 +47,9 @@ func fleetPair(t testing.TB, loss fleetmode.StoreLoss) (a, b *replica, rs *testr
 }
 
 // newReplica builds a replica; iss, when set, is the issuer of another
-// replica to share (the env's own otherwise).
-func newReplica(t testing.TB, addr string, loss fleetmode.StoreLoss, iss *engIssuerServer) *replica {
+// replica to share (the env's own otherwise); mods change its Config after
+// the fleet is set.
+func newReplica(t testing.TB, addr string, loss fleetmode.StoreLoss, iss *engIssuerServer, mods ...func(*Config)) *replica {
 	t.Helper()
 	var cache atomic.Pointer[leasecache.Cache]
 	hooks := fleet.Hooks{
@@ -76,6 +78,9 @@ func newReplica(t testing.TB, addr string, loss fleetmode.StoreLoss, iss *engIss
 	t.Cleanup(st.Close)
 	o := engOpts{config: func(c *Config) {
 		c.Fleet = &fleetmode.Config{Store: st, OnStoreLoss: loss, NegativeTTL: 10 * time.Second, LeaseMax: 10 * time.Minute}
+		for _, mod := range mods {
+			mod(c)
+		}
 	}}
 	if iss != nil {
 		o.issuer = func(ic *IssuerConfig) { ic.Introspection.Endpoint = iss.URL + "/introspect" }
@@ -128,6 +133,24 @@ func TestFleetSharedLease(t *testing.T) {
 	// A window-0 tier never hits on a shared lease: validated fresh.
 	if d := b.check("DELETE", "/f", tok); !d.Allow || d.Lease != LeaseMiss || a.calls() != 2 {
 		t.Fatalf("B DELETE: %+v, calls %d", d, a.calls())
+	}
+}
+
+// TestFleetSharedNoIat: under a lifetime policy, a lease shared without
+// iat says the issuer gave none, so another replica refuses from it
+// without asking the issuer (SPEC §2: such a token is refused).
+func TestFleetSharedNoIat(t *testing.T) {
+	rs := testredis.Start(t)
+	pol := lifetimePolicy(t, func(c *policy.Config) { c.MaxTokenLifetime = 12 * time.Hour })
+	a := newReplica(t, rs.Addr(), fleetmode.StoreLossStandalone, nil, pol)
+	b := newReplica(t, rs.Addr(), fleetmode.StoreLossStandalone, a.iss, pol)
+	const tok = "fleet-no-iat-token"
+	a.iss.setAnswer(tok, a.issued(time.Time{}, a.clock.Now().Add(time.Hour)))
+	wantLifetimeDenial(t, "A", a.check("GET", "/f", tok), "no iat")
+	d := b.check("GET", "/f", tok)
+	wantLifetimeDenial(t, "B", d, "no iat")
+	if d.Lease != LeaseHit || a.calls() != 1 {
+		t.Fatalf("B: lease %s, %d issuer calls; want the shared lease and A's one call", d.Lease, a.calls())
 	}
 }
 
