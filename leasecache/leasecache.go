@@ -394,17 +394,17 @@ func (c *Cache) StoreNegative(k Key, gen uint64) error {
 // newerStored reports whether k has a negative lease stamped, or a lease
 // validated, after validatedAt (a validation stamps its start, a refusal
 // its end, so the refusal of a flight that began later is always after).
-// A stamp in the future (the clock stepped back) does not count: lookups
-// drop or re-stamp those.
+// A negative stamped in the future (the clock stepped back) counts: it may
+// be the newer answer, and lookups re-stamp it, so it lasts at most
+// NegativeTTL. A lease stamped in the future does not: lookups drop it.
 func (c *Cache) newerStored(k *Key, validatedAt time.Time) bool {
-	now := c.now()
 	if buf, err := c.neg.Get(keyString(k)); err == nil && len(buf) == 12 {
-		if at, ok := getTime(buf); ok && at.After(validatedAt) && !at.After(now) {
+		if at, ok := getTime(buf); ok && at.After(validatedAt) {
 			return true
 		}
 	}
 	if buf, err := c.pos.Get(keyString(k)); err == nil {
-		if old, err := decodeEntry(buf, c.dict); err == nil && old.ValidatedAt.After(validatedAt) && !old.ValidatedAt.After(now) {
+		if old, err := decodeEntry(buf, c.dict); err == nil && old.ValidatedAt.After(validatedAt) && !old.ValidatedAt.After(c.now()) {
 			return true
 		}
 	}

@@ -9,8 +9,9 @@ import (
 // TestOlderAnswerLosesToNewer: of two validations of one token, the answer
 // of the one that began later stands, whichever arrives last. An older
 // "active" does not replace a newer negative lease nor a newer lease; a
-// stamp in the future (the clock stepped back) does not block a fill; a
-// newer answer replaces an older one.
+// negative stamped in the future (the clock stepped back) blocks the fill
+// of a flight on the stepped-back clock until a lookup re-stamps it and
+// it ages out; a newer answer replaces an older one.
 func TestOlderAnswerLosesToNewer(t *testing.T) {
 	k := KeyOf("token")
 	t.Run("negative after the validation began", func(t *testing.T) {
@@ -72,8 +73,21 @@ func TestOlderAnswerLosesToNewer(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.Advance(-2 * time.Hour) // stepped back
+		// The flight began before the stamp on this clock, so the negative
+		// may be the newer answer: the "active" loses.
+		if err := c.Store(k, lease(clk, time.Hour)); !errors.Is(err, ErrSuperseded) {
+			t.Fatalf("Store over a negative stamped in the future = %v, want ErrSuperseded", err)
+		}
+		if _, o := c.Lookup(k, time.Minute); o != Negative {
+			t.Fatalf("Lookup = %v, want Negative", o)
+		}
+		// The lookup re-stamped it now; a flight begun after that fills.
+		clk.Advance(time.Second)
 		if err := c.Store(k, lease(clk, time.Hour)); err != nil {
-			t.Fatalf("a negative stamped in the future blocked the fill: %v", err)
+			t.Fatalf("a validation begun after the re-stamp: %v", err)
+		}
+		if _, o := c.Lookup(k, time.Minute); o != Hit {
+			t.Fatalf("Lookup = %v, want Hit", o)
 		}
 	})
 }
