@@ -141,6 +141,7 @@ var ErrSuperseded = errors.New("leasecache: a newer answer about the token is st
 // a reload) sees every revoke.
 type Cache struct {
 	pos, neg    *bigcache.BigCache
+	memo        *memo // recently read leases, decoded (memo.go)
 	dict        *dict // the entries' interned strings (entry.go)
 	now         func() time.Time
 	negativeTTL time.Duration
@@ -162,6 +163,8 @@ type Cache struct {
 	// Store's look at what is stored and its write are one step; striped
 	// by the key, never taken on a lookup.
 	fills [64]sync.Mutex
+
+	afterRead func() // tests: runs between a store read and its memo
 }
 
 // revocation is one revoke in the pruning queue.
@@ -184,9 +187,15 @@ func New(cfg Config) (*Cache, error) {
 	}
 	negMB := max(1, cfg.MaxMemoryMB/negativeShare)
 	evicted := new(atomic.Uint64)
+	m := newMemo(cfg.MaxMemoryMB)
 	posCfg := storeConfig(cfg.MaxMemoryMB-negMB, cfg.MaxAge, 256)
-	posCfg.OnRemoveWithReason = func(string, []byte, bigcache.RemoveReason) { evicted.Add(1) }
-	posCfg = posCfg.OnRemoveFilterSet(bigcache.NoSpace)
+	posCfg.OnRemoveWithReason = func(key string, _ []byte, why bigcache.RemoveReason) {
+		m.changed(key)
+		if why == bigcache.NoSpace {
+			evicted.Add(1)
+		}
+	}
+	posCfg = posCfg.OnRemoveFilterSet(bigcache.NoSpace, bigcache.Expired)
 	pos, err := bigcache.New(context.Background(), posCfg)
 	if err != nil {
 		return nil, fmt.Errorf("leasecache: positive store: %w", err)
@@ -199,6 +208,7 @@ func New(cfg Config) (*Cache, error) {
 	c := &Cache{
 		pos:         pos,
 		neg:         neg,
+		memo:        m,
 		dict:        newDict(),
 		now:         cfg.Now,
 		negativeTTL: cfg.NegativeTTL,
@@ -285,28 +295,63 @@ func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 	// (the request's start, say) would make a lease another request
 	// stored meanwhile look validated in the future, and drop it.
 	now := c.now()
-	kb := keyBufs.Get().(*Key)
-	defer keyBufs.Put(kb)
-	*kb = k
-	buf, err := c.pos.Get(keyString(kb))
-	if err == nil {
-		l, err := decodeEntry(buf, c.dict)
+	l, found := c.memo.get(&k)
+	if !found {
+		l, found = c.read(&k)
+	}
+	if found {
 		switch {
 		// SPEC §1: "a lease whose validated_at lies in the future (the wall
 		// clock stepped back) is a miss, never a longer hit" — nor a stale
 		// allowance, so it is not returned as WindowClosed either.
-		case err != nil, c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
-			_ = c.pos.Delete(keyString(kb))
+		case c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
+			c.drop(&k)
 		case now.Before(l.ValidatedAt.Add(w)):
 			return l, Hit
 		default:
 			return l, WindowClosed
 		}
 	}
+	kb := keyBufs.Get().(*Key)
+	defer keyBufs.Put(kb)
+	*kb = k
 	if c.isNegative(kb, now) {
 		return Lease{}, Negative
 	}
 	return Lease{}, Miss
+}
+
+// read is k's lease from the positive store, memoised; a corrupt entry is
+// dropped.
+func (c *Cache) read(k *Key) (Lease, bool) {
+	kb := keyBufs.Get().(*Key)
+	defer keyBufs.Put(kb)
+	*kb = *k
+	epoch := c.memo.epoch(kb) // before the read: a change after it voids the memo
+	buf, err := c.pos.Get(keyString(kb))
+	if err != nil {
+		return Lease{}, false
+	}
+	if c.afterRead != nil {
+		c.afterRead()
+	}
+	l, err := decodeEntry(buf, c.dict)
+	if err != nil {
+		c.drop(kb)
+		return Lease{}, false
+	}
+	c.memo.put(kb, epoch, l) // buf is Get's copy: l's strings may keep it
+	return l, true
+}
+
+// drop deletes k's lease. Every change to the positive store is followed
+// by the memo's changed, so the memo never serves what was there before.
+func (c *Cache) drop(k *Key) {
+	kb := keyBufs.Get().(*Key)
+	defer keyBufs.Put(kb)
+	*kb = *k
+	_ = c.pos.Delete(keyString(kb))
+	c.memo.changed(keyString(kb))
 }
 
 // isNegative reports a negative lease younger than NegativeTTL. One stamped
@@ -363,7 +408,9 @@ func (c *Cache) Store(k Key, l Lease) error {
 		return fmt.Errorf("leasecache: lease %s: %w", k.Prefix(), ErrSuperseded)
 	}
 	_ = c.neg.Delete(keyString(&k))
-	if err := c.pos.Set(keyString(&k), buf); err != nil {
+	err = c.pos.Set(keyString(&k), buf)
+	c.memo.changed(keyString(&k)) // a failed Set may have dropped the old entry too
+	if err != nil {
 		return fmt.Errorf("leasecache: store lease %s: %w", k.Prefix(), err)
 	}
 	return nil
@@ -382,7 +429,7 @@ func (c *Cache) StoreNegative(k Key, gen uint64) error {
 	if c.revokedSinceLocked(k, nil, gen) {
 		return fmt.Errorf("leasecache: negative lease %s: %w", k.Prefix(), ErrRevokedSince)
 	}
-	_ = c.pos.Delete(keyString(&k))
+	c.drop(&k)
 	var buf [12]byte
 	putTime(buf[:], c.now())
 	if err := c.neg.Set(keyString(&k), buf[:]); err != nil {
@@ -424,7 +471,7 @@ func (c *Cache) Forget(k Key, validatedAt time.Time) {
 		return
 	}
 	if l, err := decodeEntry(buf, c.dict); err != nil || !l.ValidatedAt.After(validatedAt) {
-		_ = c.pos.Delete(keyString(&k))
+		c.drop(&k)
 	}
 }
 
@@ -460,6 +507,7 @@ func (c *Cache) Revoke(k Key) bool {
 	defer c.mu.Unlock()
 	c.recordLocked(revocation{token: k})
 	e1 := c.pos.Delete(keyString(&k))
+	c.memo.changed(keyString(&k))
 	e2 := c.neg.Delete(keyString(&k))
 	return e1 == nil || e2 == nil
 }
@@ -499,6 +547,7 @@ func (c *Cache) RevokeAll() {
 	c.queue = nil
 	c.nNames.Store(0)
 	_ = c.pos.Reset()
+	c.memo.changedAll()
 	_ = c.neg.Reset()
 }
 

@@ -1,0 +1,77 @@
+package leasecache
+
+import "sync/atomic"
+
+// memo keeps the decoded leases of tokens read recently, so a hit on a
+// hot token skips bigcache's copying read and the decode. It decides
+// nothing: Lookup judges a memoised lease exactly as one just read.
+//
+// The rule that keeps it true: every change to the positive store (Set,
+// Delete, Reset, bigcache's own evictions) bumps the epoch of the changed
+// key's slot after the change, and a slot's lease is served only while the
+// epoch is the one read before that lease was read from the store. So a
+// lease that was replaced, removed or revoked since is never served here.
+type memo struct {
+	mask   uint64
+	slots  []atomic.Pointer[memoEntry]
+	epochs []atomic.Uint64
+}
+
+type memoEntry struct {
+	key   Key
+	epoch uint64
+	lease Lease
+}
+
+// The memo's size follows max_memory_mb: a slot holds at most one decoded
+// lease (~500 B with its entry), so memoSlotsPerMB keeps it near 1/64 of
+// the bound.
+const (
+	memoSlotsPerMB = 32
+	memoMinSlots   = 1 << 10
+	memoMaxSlots   = 1 << 14
+)
+
+func newMemo(mb int) *memo {
+	n := memoMinSlots
+	for n < memoMaxSlots && n < mb*memoSlotsPerMB {
+		n <<= 1
+	}
+	return &memo{
+		mask:   uint64(n - 1),
+		slots:  make([]atomic.Pointer[memoEntry], n),
+		epochs: make([]atomic.Uint64, n),
+	}
+}
+
+// slot is k's slot, from the hash bigcache files k under: keys bigcache
+// takes for one (a Set of one replaces the other) share a slot.
+func (m *memo) slot(k string) uint64 { return keyHasher{}.Sum64(k) & m.mask }
+
+// get is k's memoised lease, if nothing changed k's slot since it was read.
+func (m *memo) get(k *Key) (Lease, bool) {
+	i := m.slot(keyString(k))
+	e := m.slots[i].Load()
+	if e == nil || e.key != *k || e.epoch != m.epochs[i].Load() {
+		return Lease{}, false
+	}
+	return e.lease, true
+}
+
+// epoch is read before k is read from the store, and given to put with
+// the lease read.
+func (m *memo) epoch(k *Key) uint64 { return m.epochs[m.slot(keyString(k))].Load() }
+
+func (m *memo) put(k *Key, epoch uint64, l Lease) {
+	m.slots[m.slot(keyString(k))].Store(&memoEntry{key: *k, epoch: epoch, lease: l})
+}
+
+// changed is called after every change to key k in the positive store.
+func (m *memo) changed(k string) { m.epochs[m.slot(k)].Add(1) }
+
+// changedAll is called after the positive store is reset.
+func (m *memo) changedAll() {
+	for i := range m.epochs {
+		m.epochs[i].Add(1)
+	}
+}

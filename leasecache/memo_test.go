@@ -1,0 +1,161 @@
+package leasecache
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leasegate/leasegate/internal/testclock"
+)
+
+// TestMemoServesHits: a hit on a lease read before is answered from the
+// memo, without reading the store (an entry garbled behind the cache's
+// back is not seen) and without allocating.
+func TestMemoServesHits(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("hot")
+	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, o := c.Lookup(k, time.Minute); o != Hit {
+		t.Fatalf("first Lookup = %v, want Hit", o)
+	}
+	if err := c.pos.Set(keyString(&k), []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	if l, o := c.Lookup(k, time.Minute); o != Hit || l.Subject != "alice" {
+		t.Fatalf("Lookup = %v %q, want the memoised Hit", o, l.Subject)
+	}
+	if n := testing.AllocsPerRun(100, func() { c.Lookup(k, time.Minute) }); n != 0 {
+		t.Errorf("a memoised hit allocates %v times, want 0", n)
+	}
+	// The memo's lease is judged as a stored one: the window still closes.
+	clk.Advance(2 * time.Minute)
+	if _, o := c.Lookup(k, time.Minute); o != WindowClosed {
+		t.Errorf("after the window: Lookup = %v, want WindowClosed", o)
+	}
+}
+
+// TestMemoFollowsChanges: after a lookup filled the memo, every way the
+// stored lease can change or go is seen by the next lookup.
+func TestMemoFollowsChanges(t *testing.T) {
+	k := KeyOf("memo-token")
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, c *Cache, clk *testclock.Clock)
+		want   Outcome
+		scope  string // of the lease on Hit
+	}{
+		{"a newer lease stored", func(t *testing.T, c *Cache, clk *testclock.Clock) {
+			l := lease(clk, time.Hour)
+			l.Scope = "storage.read:/atlas/newer"
+			mustStore(t, c, k, l)
+		}, Hit, "storage.read:/atlas/newer"},
+		{"a negative lease", func(t *testing.T, c *Cache, _ *testclock.Clock) {
+			if err := c.StoreNegative(k, c.Generation()); err != nil {
+				t.Fatal(err)
+			}
+		}, Negative, ""},
+		{"the token revoked", func(_ *testing.T, c *Cache, _ *testclock.Clock) { c.Revoke(k) }, Miss, ""},
+		{"its subject revoked", func(_ *testing.T, c *Cache, _ *testclock.Clock) { c.RevokeSubject("hydra", "alice") }, Miss, ""},
+		{"everything revoked", func(_ *testing.T, c *Cache, _ *testclock.Clock) { c.RevokeAll() }, Miss, ""},
+		{"forgotten", func(_ *testing.T, c *Cache, clk *testclock.Clock) { c.Forget(k, clk.Now()) }, Miss, ""},
+		{"replaced in bigcache by a key of the same hash", func(t *testing.T, c *Cache, clk *testclock.Clock) {
+			twin := k
+			twin[31] ^= 1 // bigcache's hash is the first 8 bytes
+			mustStore(t, c, twin, lease(clk, time.Hour))
+		}, Miss, ""},
+		{"pushed out for space", func(t *testing.T, c *Cache, clk *testclock.Clock) {
+			l := lease(clk, time.Hour)
+			l.Scope = strings.Repeat("s", 150)
+			for i := 0; ; i++ {
+				if _, err := c.pos.Get(keyString(&k)); err != nil {
+					return // gone
+				}
+				// Fillers in other memo slots: only the eviction can tell.
+				f := KeyOf(fmt.Sprint("filler", i))
+				if c.memo.slot(keyString(&f)) != c.memo.slot(keyString(&k)) {
+					mustStore(t, c, f, l)
+				}
+			}
+		}, Miss, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			c, err := New(Config{MaxMemoryMB: 2, NegativeTTL: 10 * time.Second, MaxAge: 10 * time.Minute, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			mustStore(t, c, k, lease(clk, time.Hour))
+			if _, o := c.Lookup(k, time.Minute); o != Hit {
+				t.Fatalf("before: Lookup = %v, want Hit", o)
+			}
+			clk.Advance(time.Second)
+			tc.change(t, c, clk)
+			l, o := c.Lookup(k, time.Minute)
+			if o != tc.want || (o == Hit && l.Scope != tc.scope) {
+				t.Fatalf("after: Lookup = %v %q, want %v %q", o, l.Scope, tc.want, tc.scope)
+			}
+		})
+	}
+}
+
+// TestMemoChangeDuringRead: a revoke between a lookup's store read and
+// its memo voids what that read memoises.
+func TestMemoChangeDuringRead(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("read-raced")
+	mustStore(t, c, k, lease(clk, time.Hour))
+	c.afterRead = func() { c.afterRead = nil; c.Revoke(k) }
+	if _, o := c.Lookup(k, time.Minute); o != Hit {
+		t.Fatalf("the racing lookup = %v, want Hit (it read before the revoke)", o)
+	}
+	if _, o := c.Lookup(k, time.Minute); o != Miss {
+		t.Fatalf("after the revoke: Lookup = %v, want Miss", o)
+	}
+}
+
+// TestMemoRevokeRace: with lookups running on other goroutines, a lookup
+// made after Revoke returns never hits.
+func TestMemoRevokeRace(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("raced")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					c.Lookup(k, time.Minute)
+				}
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for i := range 2000 {
+		l := lease(clk, time.Hour)
+		l.Gen = c.Generation()
+		mustStore(t, c, k, l)
+		c.Lookup(k, time.Minute)
+		c.Revoke(k)
+		if _, o := c.Lookup(k, time.Minute); o == Hit {
+			t.Fatalf("round %d: a hit after Revoke returned", i)
+		}
+	}
+}
+
+func mustStore(t *testing.T, c *Cache, k Key, l Lease) {
+	t.Helper()
+	if err := c.Store(k, l); err != nil {
+		t.Fatal(err)
+	}
+}
