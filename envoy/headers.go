@@ -36,6 +36,9 @@ type headerView struct {
 	// underscore is set when some name has a "_": only then can a name be
 	// an underscore twin of an identity header without "_" (underscoreTwin).
 	underscore bool
+	// lens has bit len(k)%64 set for every map key k: a name of a length
+	// no key has is absent without a lookup (most of a hit's Gets).
+	lens uint64
 }
 
 // Problems newHeaderView reports; each becomes the error_description of a
@@ -72,6 +75,7 @@ func newHeaderView(m map[string]string, hm *corev3.HeaderMap) (headerView, strin
 		upper, underscore := nameBytes(k)
 		h.mixedCase = h.mixedCase || upper
 		h.underscore = h.underscore || underscore
+		h.lens |= 1 << (len(k) % 64)
 	}
 	return h, ""
 }
@@ -88,6 +92,9 @@ func newHeaderView(m map[string]string, hm *corev3.HeaderMap) (headerView, strin
 func (h *headerView) Get(name string) (string, int) {
 	if h.list != nil {
 		return h.getList(name)
+	}
+	if h.lens&(1<<(len(name)%64)) == 0 {
+		return "", 0 // names of other lengths never match, in any case
 	}
 	if !h.mixedCase {
 		v, ok := h.m[name]
