@@ -19,7 +19,9 @@ import (
 )
 
 // Check decides r. It never returns an allow because of an error: faults
-// become 503 decisions, and a cancelled ctx fails closed.
+// become 503 decisions, and a cancelled ctx fails closed. It keeps no
+// reference to r once it returns, though a validation it started may go
+// on: the caller may reuse r.
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	start := sinceBoot()
 	d := e.decide(ctx, r)

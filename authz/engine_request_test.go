@@ -299,3 +299,44 @@ func TestTokenInQueryIsNotAccepted(t *testing.T) {
 		t.Fatalf("the same token in Authorization: %+v, want allowed", d)
 	}
 }
+
+// TestCheckKeepsNoRequest: once Check returns, the engine no longer reads
+// the Request, even while the validation it started goes on (the envoy
+// adapter recycles the struct the Request and its headers live in). The
+// caller here gives up during the issuer call and then rewrites its
+// Request with another token; the lease that fills is the first token's.
+func TestCheckKeepsNoRequest(t *testing.T) {
+	env := newEngEnv(t, engOpts{})
+	h := holdFirstCall(env)
+	first, second := "token-of-the-first-request", "token-written-over-it"
+	hs := bearer(first)
+	r := &Request{Method: "GET", Path: "/f", Host: "storage.example.org", Headers: hs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Decision, 1)
+	go func() { done <- env.eng.Check(ctx, r) }()
+	<-h.inCall
+	cancel()
+	if d := <-done; d.Allow {
+		t.Fatalf("the cancelled request = %+v, want no allow", d)
+	}
+	*r = Request{Method: "DELETE", Path: "/other", Host: "elsewhere.example.org", Headers: hs}
+	hs["authorization"] = []string{"Bearer " + second}
+	close(h.release)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, o := env.cache.Lookup(leasecache.KeyOf(first), time.Minute); o == leasecache.Hit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first token's lease never filled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, o := env.cache.Lookup(leasecache.KeyOf(second), time.Minute); o != leasecache.Miss {
+		t.Fatalf("the token written over the request: lookup = %v, want Miss", o)
+	}
+	if got := env.calls(); got != 1 {
+		t.Fatalf("issuer calls = %d, want 1", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -99,8 +100,14 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (d authz.
 		s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check without an engine")
 		return d, false
 	}
-	// One allocation holds the request and its header view.
-	c := new(checkCall)
+	// One recycled struct holds the request and its header view: nothing
+	// holds it once Check returns (authz.Engine.Check keeps no reference
+	// to the request).
+	c := checkCalls.Get().(*checkCall)
+	defer func() {
+		*c = checkCall{} // drop the request's map and strings
+		checkCalls.Put(c)
+	}()
 	if problem := c.fill(req); problem != "" {
 		// Headers that cannot be read unambiguously: refused before any
 		// lookup. The engine answers a method-less request with 400
@@ -122,6 +129,8 @@ type checkCall struct {
 	req authz.Request
 	h   headerView
 }
+
+var checkCalls = sync.Pool{New: func() any { return new(checkCall) }}
 
 // fill maps the CheckRequest onto c.req. A request without
 // attributes.request.http keeps an empty Method, which the engine refuses
