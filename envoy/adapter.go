@@ -29,7 +29,8 @@ const TierHintKey = "leasegate.tier"
 var ErrNoEngine = errors.New("envoy: Config.Engine is required")
 
 // Checker is what the adapter needs from the decision engine;
-// *authz.Engine implements it.
+// *authz.Engine implements it. Check must keep no reference to r once it
+// returns: the adapter reuses r.
 type Checker interface {
 	Check(ctx context.Context, r *authz.Request) authz.Decision
 }

@@ -47,8 +47,15 @@ type fakeChecker struct {
 }
 
 func (f *fakeChecker) Check(_ context.Context, r *authz.Request) authz.Decision {
+	// A copy: the adapter recycles r once Check returns, as a Checker
+	// may expect (authz.Engine.Check keeps no reference to it).
+	got := *r
+	if hv, ok := r.Headers.(*headerView); ok {
+		view := *hv
+		got.Headers = &view
+	}
 	f.mu.Lock()
-	f.got, f.calls = r, f.calls+1
+	f.got, f.calls = &got, f.calls+1
 	f.mu.Unlock()
 	if f.panic != nil {
 		panic(f.panic)
