@@ -354,16 +354,31 @@ func (c *Cache) drop(k *Key) {
 	c.memo.changed(keyString(kb))
 }
 
+// A negative lease holds two stamps: when its NegativeTTL started, which
+// a lookup moves to now when the clock stepped back, and the refusal's
+// own, which orders it against fills (newerStored) and is never moved
+// back, so a re-stamp cannot let an older flight's answer replace it.
+const negLen = 2 * timeLen
+
+func negStamps(buf []byte) (at, order time.Time, ok bool) {
+	if len(buf) != negLen {
+		return at, order, false
+	}
+	at, ok1 := getTime(buf)
+	order, ok2 := getTime(buf[timeLen:])
+	return at, order, ok1 && ok2
+}
+
 // isNegative reports a negative lease younger than NegativeTTL. One stamped
 // in the future (the clock stepped back) stays negative and is re-stamped
 // now: a step back can neither turn it into an allow nor make it last
 // longer than NegativeTTL from when the step is noticed.
 func (c *Cache) isNegative(k *Key, now time.Time) bool {
 	buf, err := c.neg.Get(keyString(k))
-	if err != nil || len(buf) != 12 {
+	if err != nil {
 		return false
 	}
-	at, ok := getTime(buf)
+	at, _, ok := negStamps(buf)
 	if !ok {
 		return false
 	}
@@ -372,7 +387,7 @@ func (c *Cache) isNegative(k *Key, now time.Time) bool {
 		// it meanwhile must not see it come back.
 		c.mu.RLock()
 		if _, err := c.neg.Get(keyString(k)); err == nil {
-			putTime(buf, now)
+			putTime(buf, now) // the TTL's start; the order stamp stays
 			_ = c.neg.Set(keyString(k), buf)
 		}
 		c.mu.RUnlock()
@@ -430,8 +445,16 @@ func (c *Cache) StoreNegative(k Key, gen uint64) error {
 		return fmt.Errorf("leasecache: negative lease %s: %w", k.Prefix(), ErrRevokedSince)
 	}
 	c.drop(&k)
-	var buf [12]byte
-	putTime(buf[:], c.now())
+	now := c.now()
+	order := now
+	if old, err := c.neg.Get(keyString(&k)); err == nil {
+		if _, o, ok := negStamps(old); ok && o.After(order) {
+			order = o // the clock stepped back: stay the newest answer
+		}
+	}
+	var buf [negLen]byte
+	putTime(buf[:], now)
+	putTime(buf[timeLen:], order)
 	if err := c.neg.Set(keyString(&k), buf[:]); err != nil {
 		return fmt.Errorf("leasecache: store negative lease %s: %w", k.Prefix(), err)
 	}
@@ -441,12 +464,13 @@ func (c *Cache) StoreNegative(k Key, gen uint64) error {
 // newerStored reports whether k has a negative lease stamped, or a lease
 // validated, after validatedAt (a validation stamps its start, a refusal
 // its end, so the refusal of a flight that began later is always after).
-// A negative stamped in the future (the clock stepped back) counts: it may
-// be the newer answer, and lookups re-stamp it, so it lasts at most
-// NegativeTTL. A lease stamped in the future does not: lookups drop it.
+// A negative is judged by its order stamp, in the future or not (the
+// clock stepped back): it may be the newer answer. It denies for at most
+// NegativeTTL from the step, and blocks fills while the store holds it.
+// A lease stamped in the future does not count: lookups drop it.
 func (c *Cache) newerStored(k *Key, validatedAt time.Time) bool {
-	if buf, err := c.neg.Get(keyString(k)); err == nil && len(buf) == 12 {
-		if at, ok := getTime(buf); ok && at.After(validatedAt) {
+	if buf, err := c.neg.Get(keyString(k)); err == nil {
+		if _, order, ok := negStamps(buf); ok && order.After(validatedAt) {
 			return true
 		}
 	}

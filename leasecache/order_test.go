@@ -10,8 +10,8 @@ import (
 // of the one that began later stands, whichever arrives last. An older
 // "active" does not replace a newer negative lease nor a newer lease; a
 // negative stamped in the future (the clock stepped back) blocks the fill
-// of a flight on the stepped-back clock until a lookup re-stamps it and
-// it ages out; a newer answer replaces an older one.
+// of a flight on the stepped-back clock, and a lookup's re-stamp of its
+// TTL does not change that; a newer answer replaces an older one.
 func TestOlderAnswerLosesToNewer(t *testing.T) {
 	k := KeyOf("token")
 	t.Run("negative after the validation began", func(t *testing.T) {
@@ -81,13 +81,36 @@ func TestOlderAnswerLosesToNewer(t *testing.T) {
 		if _, o := c.Lookup(k, time.Minute); o != Negative {
 			t.Fatalf("Lookup = %v, want Negative", o)
 		}
-		// The lookup re-stamped it now; a flight begun after that fills.
-		clk.Advance(time.Second)
-		if err := c.Store(k, lease(clk, time.Hour)); err != nil {
-			t.Fatalf("a validation begun after the re-stamp: %v", err)
+		// The lookup re-stamped its TTL now: it denies for NegativeTTL
+		// from the step, then no more (fills stay refused while the store
+		// holds it: its order stamp is still the newest).
+		clk.Advance(10*time.Second + time.Millisecond)
+		if _, o := c.Lookup(k, time.Minute); o != Miss {
+			t.Fatalf("NegativeTTL after the step: Lookup = %v, want Miss", o)
 		}
-		if _, o := c.Lookup(k, time.Minute); o != Hit {
-			t.Fatalf("Lookup = %v, want Hit", o)
+	})
+	t.Run("re-stamped negative keeps its order", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		older := lease(clk, time.Hour) // begins at T
+		clk.Advance(time.Second)
+		if err := c.StoreNegative(k, c.Generation()); err != nil { // T+1s
+			t.Fatal(err)
+		}
+		clk.Advance(-time.Minute) // stepped back
+		if _, o := c.Lookup(k, time.Minute); o != Negative {
+			t.Fatalf("Lookup = %v, want Negative (re-stamped)", o)
+		}
+		// A refusal on the stepped-back clock keeps the higher order too.
+		if err := c.StoreNegative(k, c.Generation()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Store(k, older); !errors.Is(err, ErrSuperseded) {
+			t.Fatalf("Store(older) after a re-stamped newer negative = %v, want ErrSuperseded", err)
+		}
+		clk.Advance(time.Minute)
+		if _, o := c.Lookup(k, time.Minute); o == Hit {
+			t.Fatal("Lookup = Hit from the older flight's answer")
 		}
 	})
 }
