@@ -329,18 +329,18 @@ func (c *Cache) read(k *Key) (Lease, bool) {
 	*kb = *k
 	epoch := c.memo.epoch(kb) // before the read: a change after it voids the memo
 	buf, err := c.pos.Get(keyString(kb))
-	if err != nil {
-		return Lease{}, false
-	}
 	if c.afterRead != nil {
 		c.afterRead()
+	}
+	if err != nil {
+		return Lease{}, false
 	}
 	l, err := decodeEntry(buf, c.dict)
 	if err != nil {
 		c.drop(kb)
 		return Lease{}, false
 	}
-	c.memo.put(kb, epoch, l) // buf is Get's copy: l's strings may keep it
+	c.memo.put(kb, epoch, l, buf) // buf is Get's copy: l's strings may keep it
 	return l, true
 }
 

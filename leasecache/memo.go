@@ -23,18 +23,20 @@ type memoEntry struct {
 	lease Lease
 }
 
-// The memo's size follows max_memory_mb: a slot holds at most one decoded
-// lease (~500 B with its entry), so memoSlotsPerMB keeps it near 1/64 of
-// the bound.
+// The memo stays within 1/memoShare of max_memory_mb: a slot holds at
+// most one entry of at most memoMaxEntry bytes (larger ones are not
+// memoised) and its decoded lease, and a change clears its slot.
 const (
-	memoSlotsPerMB = 32
-	memoMinSlots   = 1 << 10
-	memoMaxSlots   = 1 << 14
+	memoShare     = 32
+	memoMaxEntry  = 512
+	memoSlotBytes = memoMaxEntry + 288 // + memoEntry
+	memoMinSlots  = 16
+	memoMaxSlots  = 1 << 14
 )
 
 func newMemo(mb int) *memo {
 	n := memoMinSlots
-	for n < memoMaxSlots && n < mb*memoSlotsPerMB {
+	for n < memoMaxSlots && 2*n*memoSlotBytes <= mb<<20/memoShare {
 		n <<= 1
 	}
 	return &memo{
@@ -62,16 +64,27 @@ func (m *memo) get(k *Key) (Lease, bool) {
 // the lease read.
 func (m *memo) epoch(k *Key) uint64 { return m.epochs[m.slot(keyString(k))].Load() }
 
-func (m *memo) put(k *Key, epoch uint64, l Lease) {
+// put memoises l, read from entry (whose memory l's strings may share).
+func (m *memo) put(k *Key, epoch uint64, l Lease, entry []byte) {
+	if len(entry) > memoMaxEntry {
+		return
+	}
 	m.slots[m.slot(keyString(k))].Store(&memoEntry{key: *k, epoch: epoch, lease: l})
 }
 
-// changed is called after every change to key k in the positive store.
-func (m *memo) changed(k string) { m.epochs[m.slot(k)].Add(1) }
+// changed is called after every change to key k in the positive store. It
+// also frees the slot, so a lease gone from the store is not kept alive
+// here (a racing put may refill it, with an epoch that no longer serves).
+func (m *memo) changed(k string) {
+	i := m.slot(k)
+	m.epochs[i].Add(1)
+	m.slots[i].Store(nil)
+}
 
 // changedAll is called after the positive store is reset.
 func (m *memo) changedAll() {
 	for i := range m.epochs {
 		m.epochs[i].Add(1)
+		m.slots[i].Store(nil)
 	}
 }

@@ -104,6 +104,48 @@ func TestMemoFollowsChanges(t *testing.T) {
 	}
 }
 
+// TestMemoBounded: the memo keeps no lease the store dropped, nor any
+// entry over memoMaxEntry, so it stays within its share of the bound.
+func TestMemoBounded(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	held := func(k Key) bool { return c.memo.slots[c.memo.slot(keyString(&k))].Load() != nil }
+	k := KeyOf("bounded")
+	mustStore(t, c, k, lease(clk, time.Hour))
+	c.Lookup(k, time.Minute)
+	if !held(k) {
+		t.Fatal("a hit left nothing in the memo")
+	}
+	c.Revoke(k)
+	if held(k) {
+		t.Error("the memo holds a revoked lease")
+	}
+	big := lease(clk, time.Hour)
+	big.Subject = strings.Repeat("x", memoMaxEntry)
+	kb := KeyOf("big")
+	mustStore(t, c, kb, big)
+	if _, o := c.Lookup(kb, time.Minute); o != Hit {
+		t.Fatalf("big lease: Lookup = %v, want Hit", o)
+	}
+	if held(kb) {
+		t.Error("the memo holds an entry over memoMaxEntry")
+	}
+	for i := range 200 {
+		ki := KeyOf(fmt.Sprint("many", i))
+		mustStore(t, c, ki, lease(clk, time.Hour))
+		c.Lookup(ki, time.Minute)
+	}
+	c.RevokeAll()
+	for i := range c.memo.slots {
+		if c.memo.slots[i].Load() != nil {
+			t.Fatalf("slot %d holds a lease after RevokeAll", i)
+		}
+	}
+	if got := len(c.memo.slots) * memoSlotBytes; got > 16<<20/memoShare {
+		t.Errorf("the memo may hold %d B at max_memory_mb 16, over 1/%d of it", got, memoShare)
+	}
+}
+
 // TestMemoChangeDuringRead: a revoke between a lookup's store read and
 // its memo voids what that read memoises.
 func TestMemoChangeDuringRead(t *testing.T) {
