@@ -189,13 +189,15 @@ func New(cfg Config) (*Cache, error) {
 	evicted := new(atomic.Uint64)
 	m := newMemo(cfg.MaxMemoryMB)
 	posCfg := storeConfig(cfg.MaxMemoryMB-negMB, cfg.MaxAge, 256)
-	posCfg.OnRemoveWithReason = func(key string, _ []byte, why bigcache.RemoveReason) {
+	// Only evictions for space: bigcache copies key and entry for each
+	// callback, under the shard's lock. A lease that aged out of the store
+	// may stay memoised; Lookup still judges its window, which no tier
+	// makes longer than the store's life (bar a reload raising lease.max).
+	posCfg.OnRemoveWithReason = func(key string, _ []byte, _ bigcache.RemoveReason) {
 		m.changed(key)
-		if why == bigcache.NoSpace {
-			evicted.Add(1)
-		}
+		evicted.Add(1)
 	}
-	posCfg = posCfg.OnRemoveFilterSet(bigcache.NoSpace, bigcache.Expired)
+	posCfg = posCfg.OnRemoveFilterSet(bigcache.NoSpace)
 	pos, err := bigcache.New(context.Background(), posCfg)
 	if err != nil {
 		return nil, fmt.Errorf("leasecache: positive store: %w", err)

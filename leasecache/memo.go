@@ -7,7 +7,7 @@ import "sync/atomic"
 // nothing: Lookup judges a memoised lease exactly as one just read.
 //
 // The rule that keeps it true: every change to the positive store (Set,
-// Delete, Reset, bigcache's own evictions) bumps the epoch of the changed
+// Delete, Reset, bigcache's evictions for space) bumps the epoch of the changed
 // key's slot after the change, and a slot's lease is served only while the
 // epoch is the one read before that lease was read from the store. So a
 // lease that was replaced, removed or revoked since is never served here.
