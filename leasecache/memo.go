@@ -6,11 +6,13 @@ import "sync/atomic"
 // hot token skips bigcache's copying read and the decode. It decides
 // nothing: Lookup judges a memoised lease exactly as one just read.
 //
-// The rule that keeps it true: every change to the positive store (Set,
-// Delete, Reset, bigcache's evictions for space) bumps the epoch of the changed
-// key's slot after the change, and a slot's lease is served only while the
-// epoch is the one read before that lease was read from the store. So a
-// lease that was replaced, removed or revoked since is never served here.
+// The rule that keeps it true: every change the cache makes to the
+// positive store (Set, Delete, Reset), and every eviction for space, bumps
+// the epoch of the changed key's slot after the change, and a slot's
+// lease is served only while the epoch is the one read before that lease
+// was read from the store. So a lease that was replaced, removed, revoked
+// or evicted since is never served here. (One that merely aged out of the
+// store may be: Lookup judges its window as for any other.)
 type memo struct {
 	mask   uint64
 	slots  []atomic.Pointer[memoEntry]
