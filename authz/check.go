@@ -87,7 +87,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 			return e.storeLost(ctx, d, r, m, tok, key)
 		}
 	}
-	lease, outcome := e.find(ctx, key, m.Window)
+	lease, outcome, at := e.find(ctx, key, m.Window)
 	if outcome == leasecache.Hit {
 		if is := e.byName[lease.Issuer]; is != nil && leaseShowsAge(&m, is, &lease) {
 			d.Lease = LeaseHit
@@ -97,9 +97,13 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 			} else {
 				d.TokenID = raw.Prefix()
 			}
-			// Judged at a reading after the lookup (a fleet store's answer
-			// takes a round trip): the lifetime deadline may have passed.
-			return e.allow(d, r, m, is, &lease, v, e.now())
+			// Judged at the lookup's reading, or a new one after a fleet
+			// store's answer (a round trip: the lifetime deadline may
+			// have passed meanwhile).
+			if at.IsZero() {
+				at = e.now()
+			}
+			return e.allow(d, r, m, is, &lease, v, at)
 		}
 	}
 	d.TokenID = raw.Prefix()
@@ -112,20 +116,22 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 }
 
 // find is decide's lease lookup: the local cache and, in fleet mode, the
-// shared store after a local miss or a closed window.
-func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
-	lease, outcome := e.lookup(ctx, key, w)
+// shared store after a local miss or a closed window. at is the lease
+// cache's clock reading a local answer was judged at; zero for the shared
+// store's.
+func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome, time.Time) {
+	lease, outcome, at := e.lookup(ctx, key, w)
 	if e.fleet == nil || (outcome != leasecache.Miss && outcome != leasecache.WindowClosed) {
-		return lease, outcome
+		return lease, outcome, at
 	}
 	var after time.Time
 	if outcome == leasecache.WindowClosed {
 		after = lease.ValidatedAt
 	}
 	if sl, so := e.fleet.Lookup(ctx, key, w, after); so != leasecache.Miss {
-		return sl, so
+		return sl, so, time.Time{}
 	}
-	return lease, outcome
+	return lease, outcome, at
 }
 
 // storeLost decides while the fleet's store is down and on_store_loss is
@@ -135,7 +141,7 @@ func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy
 	if e.fleet.Loss() == fleetmode.StoreLossDeny {
 		return e.unavailable(d, ReasonFleetUnavailable, "the fleet's lease store is unavailable", time.Second)
 	}
-	lease, outcome := e.lookup(ctx, key, m.Window)
+	lease, outcome, _ := e.lookup(ctx, key, m.Window)
 	if outcome == leasecache.Negative {
 		d.Lease = LeaseNegative
 		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
@@ -144,19 +150,20 @@ func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy
 	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Hit || outcome == leasecache.WindowClosed)
 }
 
-// lookup is the lease cache read, with its own span when the request is traced.
-func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome) {
+// lookup is the lease cache read, with its own span when the request is
+// traced, and the cache's clock reading it was judged at.
+func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome, time.Time) {
 	if !trace.SpanFromContext(ctx).IsRecording() {
-		return e.cache.Lookup(key, w)
+		return e.cache.Look(key, w)
 	}
 	// The span has no children: Cache.Lookup is in memory and takes no
 	// ctx. Work that can have them (a fleet-store read) must use the ctx
 	// Start returns.
 	_, span := e.tracer.Start(ctx, "lease.lookup")
-	l, o := e.cache.Lookup(key, w)
+	l, o, at := e.cache.Look(key, w)
 	span.SetAttributes(attribute.String("leasegate.lease", string(lookupLease(o))), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
 	span.End()
-	return l, o
+	return l, o, at
 }
 
 // lookupLease names a lookup outcome as Decision.Lease does, so the

@@ -57,8 +57,10 @@ type UpstreamHeaderNames struct {
 
 // Config is everything an Engine needs.
 type Config struct {
-	Realm              string
-	Policy             *policy.Policy
+	Realm  string
+	Policy *policy.Policy
+	// Cache runs on the clock Now reads: a hit is judged at the cache's
+	// reading.
 	Cache              *leasecache.Cache
 	Issuers            []IssuerConfig
 	Upstream           UpstreamHeaderNames

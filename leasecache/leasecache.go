@@ -293,13 +293,25 @@ func (c *Cache) Close() error {
 // w. A hit needs validated_at <= now < validated_at+w and now < exp; a hit
 // never changes the lease. The lease is returned for Hit and WindowClosed.
 func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
+	l, o, _ := c.Look(k, w)
+	return l, o
+}
+
+// Look is Lookup that also returns the clock reading it judged at, so a
+// caller on the same clock need not read it again.
+func (c *Cache) Look(k Key, w time.Duration) (Lease, Outcome, time.Time) {
 	// The cache's own reading, taken here: a reading from before the call
 	// (the request's start, say) would make a lease another request
 	// stored meanwhile look validated in the future, and drop it.
 	now := c.now()
-	l, found := c.memo.get(&k)
+	l, o := c.judge(&k, w, now)
+	return l, o, now
+}
+
+func (c *Cache) judge(k *Key, w time.Duration, now time.Time) (Lease, Outcome) {
+	l, found := c.memo.get(k)
 	if !found {
-		l, found = c.read(&k)
+		l, found = c.read(k)
 	}
 	if found {
 		switch {
@@ -307,7 +319,7 @@ func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 		// clock stepped back) is a miss, never a longer hit" — nor a stale
 		// allowance, so it is not returned as WindowClosed either.
 		case c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
-			c.drop(&k)
+			c.drop(k)
 		case now.Before(l.ValidatedAt.Add(w)):
 			return l, Hit
 		default:
@@ -316,7 +328,7 @@ func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
 	}
 	kb := keyBufs.Get().(*Key)
 	defer keyBufs.Put(kb)
-	*kb = k
+	*kb = *k
 	if c.isNegative(kb, now) {
 		return Lease{}, Negative
 	}
