@@ -36,9 +36,9 @@ type headerView struct {
 	// underscore is set when some name has a "_": only then can a name be
 	// an underscore twin of an identity header without "_" (underscoreTwin).
 	underscore bool
-	// lens has bit len(k)%64 set for every map key k: a name of a length
-	// no key has is absent without a lookup (most of a hit's Gets).
-	lens uint64
+	// names has nameBit(k) set for every map key k: a name whose bit is
+	// clear is absent without a lookup (most of a hit's Gets).
+	names uint64
 }
 
 // Problems newHeaderView reports; each becomes the error_description of a
@@ -75,7 +75,7 @@ func newHeaderView(m map[string]string, hm *corev3.HeaderMap) (headerView, strin
 		upper, underscore := nameBytes(k)
 		h.mixedCase = h.mixedCase || upper
 		h.underscore = h.underscore || underscore
-		h.lens |= 1 << (len(k) % 64)
+		h.names |= nameBit(k)
 	}
 	return h, ""
 }
@@ -93,8 +93,8 @@ func (h *headerView) Get(name string) (string, int) {
 	if h.list != nil {
 		return h.getList(name)
 	}
-	if h.lens&(1<<(len(name)%64)) == 0 {
-		return "", 0 // names of other lengths never match, in any case
+	if h.names&nameBit(name) == 0 {
+		return "", 0
 	}
 	if !h.mixedCase {
 		v, ok := h.m[name]
@@ -210,6 +210,17 @@ func equalFoldASCII(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// nameBit is one of 64 bits, from a name's length and first and last
+// bytes; names that match ASCII case-insensitively (equalFoldASCII) share
+// it, as x|0x20 folds letters and maps other bytes one way.
+func nameBit(name string) uint64 {
+	n := len(name)
+	if n == 0 {
+		return 1
+	}
+	return 1 << ((uint(n) + 7*uint(name[0]|0x20) + 13*uint(name[n-1]|0x20)) % 64)
 }
 
 // nameBytes reports whether name has an upper-case ASCII letter and
