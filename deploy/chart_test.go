@@ -228,6 +228,9 @@ func TestChart(t *testing.T) {
 			if p := servicePort(t, svc, "push"); p.Port != 9193 {
 				t.Errorf("Service push port %d", p.Port)
 			}
+			if !strings.Contains(c.notes, "/backchannel-logout, /ssf/events): port 9193") {
+				t.Errorf("the notes do not name the push port:\n%s", c.notes)
+			}
 		},
 	}, {
 		name:   "servicemonitor",
@@ -292,6 +295,7 @@ func TestChart(t *testing.T) {
 			c := &rendered{dir: t.TempDir()}
 			vf := valuesFile(t, c.dir, tc.values)
 			c.objs = renderChart(t, vf)
+			c.notes = renderNotes(t, vf)
 			c.config = configData(t, c.objs)
 			c.cfg = parseConfig(t, c.config)
 			checkKinds(t, c.objs, tc.kinds)
@@ -306,7 +310,6 @@ func TestChart(t *testing.T) {
 					t.Errorf("listen.grpc = %q, want :9001 (all interfaces)", str(t, c.cfg, "listen.grpc"))
 				}
 			} else {
-				c.notes = renderNotes(t, vf)
 				c.pod = sidecarPod(t, c.notes)
 			}
 			lc := leasegateContainer(t, c.pod)
