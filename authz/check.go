@@ -246,8 +246,11 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer,
 		if !headertext.ClaimSafe(inm) || !headertext.Passable(inm) {
 			return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "If-None-Match header cannot be passed on", "")
 		}
-		// A view's headers have len == cap: this append copies them.
-		d.Headers = append(d.Headers, Header{HeaderIfNoneMatch, inm})
+		if v != nil {
+			d.Headers = v.withIfNoneMatch(inm)
+		} else {
+			d.Headers = append(d.Headers, Header{HeaderIfNoneMatch, inm})
+		}
 	}
 	d.StripAuthorization = e.strip
 	return d

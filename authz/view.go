@@ -20,6 +20,29 @@ type LeaseView struct {
 	identity Identity
 	headers  []Header // len == cap: a caller's append copies, never writes here
 	memo     atomic.Pointer[any]
+	// withINM holds headers plus If-None-Match "" and "*", the values a
+	// storage route's hit mostly passes (withIfNoneMatch), made on first use.
+	withINM [2]atomic.Pointer[[]Header]
+}
+
+// withIfNoneMatch is v's headers followed by If-None-Match: inm, shared by
+// the hits that pass the same "" or "*", a copy for any other value.
+func (v *LeaseView) withIfNoneMatch(inm string) []Header {
+	i := 0
+	switch inm {
+	case "":
+	case IfNoneMatchCreate:
+		i = 1
+	default:
+		return append(v.headers, Header{HeaderIfNoneMatch, inm}) // len == cap: a copy
+	}
+	if p := v.withINM[i].Load(); p != nil {
+		return *p
+	}
+	hs := append(v.headers, Header{HeaderIfNoneMatch, inm})
+	hs = hs[:len(hs):len(hs)]
+	v.withINM[i].Store(&hs)
+	return hs
 }
 
 // Memo returns what an adapter kept with the view (SetMemo), or nil. The
