@@ -113,6 +113,13 @@ type Config struct {
 	Now func() time.Time
 }
 
+// FlightHorizon is how long a validation is taken to last at most (the
+// issuer timeouts leasegate allows are shorter): a refusal blocks the
+// answers of validations begun before it for that long past its
+// NegativeTTL, and no longer, whatever the wall clock did meanwhile.
+// The fleet's order horizon is the same.
+const FlightHorizon = 30 * time.Second
+
 // negativeShare is the fraction of memory negative leases may take, so a
 // flood of garbage tokens cannot evict the good leases.
 const negativeShare = 8
@@ -202,7 +209,7 @@ func New(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leasecache: positive store: %w", err)
 	}
-	neg, err := bigcache.New(context.Background(), storeConfig(negMB, cfg.NegativeTTL, 16))
+	neg, err := bigcache.New(context.Background(), storeConfig(negMB, cfg.NegativeTTL+FlightHorizon, 16))
 	if err != nil {
 		pos.Close()
 		return nil, fmt.Errorf("leasecache: negative store: %w", err)
@@ -479,17 +486,20 @@ func (c *Cache) StoreNegative(k Key, gen uint64) error {
 // validated, after validatedAt (a validation stamps its start, a refusal
 // its end, so the refusal of a flight that began later is always after).
 // A negative is judged by its order stamp, in the future or not (the
-// clock stepped back): it may be the newer answer. It denies for at most
-// NegativeTTL from the step, and blocks fills while the store holds it.
+// clock stepped back): it may be the newer answer. It blocks fills for
+// FlightHorizon past its NegativeTTL, counted from its TTL start, which
+// lookups bring back to now after a step: a step costs at most that.
 // A lease stamped in the future does not count: lookups drop it.
 func (c *Cache) newerStored(k *Key, validatedAt time.Time) bool {
+	now := c.now()
 	if buf, err := c.neg.Get(keyString(k)); err == nil {
-		if _, order, ok := negStamps(buf); ok && order.After(validatedAt) {
+		at, order, ok := negStamps(buf)
+		if ok && order.After(validatedAt) && now.Before(at.Add(c.negativeTTL+FlightHorizon)) {
 			return true
 		}
 	}
 	if buf, err := c.pos.Get(keyString(k)); err == nil {
-		if old, err := decodeEntry(buf, c.dict); err == nil && old.ValidatedAt.After(validatedAt) && !old.ValidatedAt.After(c.now()) {
+		if old, err := decodeEntry(buf, c.dict); err == nil && old.ValidatedAt.After(validatedAt) && !old.ValidatedAt.After(now) {
 			return true
 		}
 	}

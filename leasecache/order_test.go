@@ -88,6 +88,31 @@ func TestOlderAnswerLosesToNewer(t *testing.T) {
 		if _, o := c.Lookup(k, time.Minute); o != Miss {
 			t.Fatalf("NegativeTTL after the step: Lookup = %v, want Miss", o)
 		}
+		// And it blocks fills for FlightHorizon more, not until the clock
+		// passes its stamp an hour on.
+		if err := c.Store(k, lease(clk, time.Hour)); !errors.Is(err, ErrSuperseded) {
+			t.Fatalf("within the horizon: Store = %v, want ErrSuperseded", err)
+		}
+		clk.Advance(FlightHorizon)
+		if err := c.Store(k, lease(clk, time.Hour)); err != nil {
+			t.Fatalf("past the horizon: Store = %v", err)
+		}
+		if _, o := c.Lookup(k, time.Minute); o != Hit {
+			t.Fatalf("past the horizon: Lookup = %v, want Hit", o)
+		}
+	})
+	t.Run("refusal outlives its TTL against older flights", func(t *testing.T) {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		older := lease(clk, time.Hour)
+		clk.Advance(time.Second)
+		if err := c.StoreNegative(k, c.Generation()); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(10*time.Second + FlightHorizon - time.Millisecond) // TTL 10 s long gone
+		if err := c.Store(k, older); !errors.Is(err, ErrSuperseded) {
+			t.Fatalf("an older flight's answer %v after the refusal: Store = %v, want ErrSuperseded", 10*time.Second+FlightHorizon, err)
+		}
 	})
 	t.Run("re-stamped negative keeps its order", func(t *testing.T) {
 		clk := newFakeClock()

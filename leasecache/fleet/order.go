@@ -3,9 +3,10 @@ package fleet
 import (
 	"errors"
 	"strconv"
-	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/leasegate/leasegate/leasecache"
 )
 
 // Stamp orders the answers about one token: microseconds on the store's
@@ -22,8 +23,9 @@ const stampLen = 16
 // OrderHorizon bounds how old a lease's stamp may be when it is shared:
 // a validation that took longer (from its Acquire to its Store) is not
 // shared, and a refusal's order is remembered that long, past its own
-// value's expiry. Longer than any issuer timeout plus a JWKS fetch.
-const OrderHorizon = 30 * time.Second
+// value's expiry. Longer than any issuer timeout plus a JWKS fetch; the
+// lease cache's own horizon for the same.
+const OrderHorizon = leasecache.FlightHorizon
 
 // ErrNewerRefusal: Store found that a refusal of the token, stamped after
 // the lease's Acquire, is the newest answer about it; ErrTooOld: the
