@@ -555,9 +555,9 @@ func (c *Cache) Revoke(k Key) bool {
 	defer c.mu.Unlock()
 	c.recordLocked(revocation{token: k})
 	e1 := c.pos.Delete(keyString(&k))
-	c.memo.changed(keyString(&k))
+	memoised := c.memo.changed(keyString(&k)) // aged out of the store, still served
 	e2 := c.neg.Delete(keyString(&k))
-	return e1 == nil || e2 == nil
+	return e1 == nil || memoised || e2 == nil
 }
 
 // RevokeSubject voids every lease of (issuer, subject) whose validation

@@ -77,10 +77,12 @@ func (m *memo) put(k *Key, epoch uint64, l Lease, entry []byte) {
 // changed is called after every change to key k in the positive store. It
 // also frees the slot, so a lease gone from the store is not kept alive
 // here (a racing put may refill it, with an epoch that no longer serves).
-func (m *memo) changed(k string) {
+// It reports whether the slot held k's lease.
+func (m *memo) changed(k string) bool {
 	i := m.slot(k)
 	m.epochs[i].Add(1)
-	m.slots[i].Store(nil)
+	e := m.slots[i].Swap(nil)
+	return e != nil && keyString(&e.key) == k
 }
 
 // changedAll is called after the positive store is reset.

@@ -201,3 +201,24 @@ func mustStore(t *testing.T, c *Cache, k Key, l Lease) {
 		t.Fatal(err)
 	}
 }
+
+// TestRevokeMemoised: a lease that aged out of the store but is still
+// served from the memo (possible after a reload raised lease.max) is
+// reported revoked, and is a miss after.
+func TestRevokeMemoised(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("aged-out")
+	mustStore(t, c, k, lease(clk, time.Hour))
+	c.Lookup(k, time.Minute)
+	_ = c.pos.Delete(keyString(&k)) // as bigcache's own expiry does, unseen
+	if _, o := c.Lookup(k, time.Minute); o != Hit {
+		t.Fatalf("before: Lookup = %v, want the memoised Hit", o)
+	}
+	if !c.Revoke(k) {
+		t.Error("Revoke = false for a lease it was serving")
+	}
+	if _, o := c.Lookup(k, time.Minute); o != Miss {
+		t.Fatalf("after: Lookup = %v, want Miss", o)
+	}
+}
