@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,13 +304,14 @@ func TestTokenInQueryIsNotAccepted(t *testing.T) {
 // TestCheckKeepsNoRequest: once Check returns, the engine no longer reads
 // the Request, even while the validation it started goes on (the envoy
 // adapter recycles the struct the Request and its headers live in). The
-// caller here gives up during the issuer call and then rewrites its
-// Request with another token; the lease that fills is the first token's.
+// caller gives up during the issuer call; every header read after that
+// is counted, and the Request is then rewritten with another token: the
+// lease that fills is the first token's.
 func TestCheckKeepsNoRequest(t *testing.T) {
 	env := newEngEnv(t, engOpts{})
 	h := holdFirstCall(env)
 	first, second := "token-of-the-first-request", "token-written-over-it"
-	hs := bearer(first)
+	hs := &lateReads{h: bearer(first)}
 	r := &Request{Method: "GET", Path: "/f", Host: "storage.example.org", Headers: hs}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan Decision, 1)
@@ -319,8 +321,8 @@ func TestCheckKeepsNoRequest(t *testing.T) {
 	if d := <-done; d.Allow {
 		t.Fatalf("the cancelled request = %+v, want no allow", d)
 	}
-	*r = Request{Method: "DELETE", Path: "/other", Host: "elsewhere.example.org", Headers: hs}
-	hs["authorization"] = []string{"Bearer " + second}
+	hs.returned.Store(true)
+	*r = Request{Method: "DELETE", Path: "/other", Host: "elsewhere.example.org", Headers: bearer(second)}
 	close(h.release)
 
 	deadline := time.Now().Add(5 * time.Second)
@@ -333,10 +335,29 @@ func TestCheckKeepsNoRequest(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	if n := hs.late.Load(); n != 0 {
+		t.Errorf("%d header reads after Check returned", n)
+	}
 	if _, o := env.cache.Lookup(leasecache.KeyOf(second), time.Minute); o != leasecache.Miss {
 		t.Fatalf("the token written over the request: lookup = %v, want Miss", o)
 	}
 	if got := env.calls(); got != 1 {
 		t.Fatalf("issuer calls = %d, want 1", got)
 	}
+}
+
+// lateReads counts the reads made after returned is set, and answers them
+// with another token.
+type lateReads struct {
+	h        engHeaders
+	returned atomic.Bool
+	late     atomic.Int32
+}
+
+func (l *lateReads) Get(name string) (string, int) {
+	if l.returned.Load() {
+		l.late.Add(1)
+		return "Bearer read-too-late", 1
+	}
+	return l.h.Get(name)
 }
