@@ -322,7 +322,9 @@ func TestCheckKeepsNoRequest(t *testing.T) {
 		t.Fatalf("the cancelled request = %+v, want no allow", d)
 	}
 	hs.returned.Store(true)
-	*r = Request{Method: "DELETE", Path: "/other", Host: "elsewhere.example.org", Headers: bearer(second)}
+	over := &lateReads{h: bearer(second)}
+	over.returned.Store(true)
+	*r = Request{Method: "DELETE", Path: "/other", Host: "elsewhere.example.org", Headers: over}
 	close(h.release)
 
 	deadline := time.Now().Add(5 * time.Second)
@@ -335,7 +337,10 @@ func TestCheckKeepsNoRequest(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if n := hs.late.Load(); n != 0 {
+	// Join the flight if it is still going (it stored the lease before it
+	// ended): its reads are all counted once this returns.
+	_, _, _ = env.eng.group.Do(flightKey(engIssuerName, leasecache.KeyOf(first), env.cache.Generation()), func() (any, error) { return nil, nil })
+	if n := hs.late.Load() + over.late.Load(); n != 0 {
 		t.Errorf("%d header reads after Check returned", n)
 	}
 	if _, o := env.cache.Lookup(leasecache.KeyOf(second), time.Minute); o != leasecache.Miss {
@@ -346,8 +351,7 @@ func TestCheckKeepsNoRequest(t *testing.T) {
 	}
 }
 
-// lateReads counts the reads made after returned is set, and answers them
-// with another token.
+// lateReads counts the reads made once returned is set.
 type lateReads struct {
 	h        engHeaders
 	returned atomic.Bool
@@ -357,7 +361,7 @@ type lateReads struct {
 func (l *lateReads) Get(name string) (string, int) {
 	if l.returned.Load() {
 		l.late.Add(1)
-		return "Bearer read-too-late", 1
+		return l.h.Get(name)
 	}
 	return l.h.Get(name)
 }
