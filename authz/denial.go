@@ -10,15 +10,13 @@ package authz
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"time"
 
 	"github.com/leasegate/leasegate/authz/headertext"
+	"github.com/leasegate/leasegate/authz/panics"
 )
 
 // MaxHeaderValueBytes bounds an upstream identity header's name and value
@@ -185,25 +183,5 @@ func (d *Decision) RefuseUnpassable(ctx context.Context, log *slog.Logger, realm
 	}
 }
 
-// PanicAttrs describes a recovered panic for a log line: the value's type,
-// a runtime error's text and the stack (at most 8 KiB), never the value
-// itself, which may be built from request data and so hold a token (SPEC
-// §1: raw tokens are never logged; clipping would still log a short token
-// whole). The engine and both adapters log their panics with it.
-func PanicAttrs(p any) []slog.Attr {
-	attrs := []slog.Attr{slog.String("panic_type", fmt.Sprintf("%T", p))}
-	if re, ok := p.(runtime.Error); ok {
-		attrs = append(attrs, slog.String("panic", re.Error()))
-	}
-	return append(attrs, slog.String("stack", clipStack(debug.Stack())))
-}
-
-// clipStack bounds a logged stack trace. Arguments appear in it as words
-// (pointers, lengths), never as string contents.
-func clipStack(b []byte) string {
-	const maxStack = 8 << 10
-	if len(b) > maxStack {
-		return string(b[:maxStack]) + "…"
-	}
-	return string(b)
-}
+// PanicAttrs is panics.Attrs, for the adapters, which import authz only.
+var PanicAttrs = panics.Attrs

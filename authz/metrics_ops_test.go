@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/leasegate/leasegate/authz/denylog"
+	"github.com/leasegate/leasegate/authz/metrics"
 )
 
 // exemplarTraceIDs lists the trace_id of every exemplar on family's
@@ -128,7 +129,7 @@ func TestBreakerOpenGauge(t *testing.T) {
 	const tok = "opaque-breaker-gauge"
 	env := newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) { ic.BreakerFailures, ic.BreakerOpenFor = 2, 10*time.Second }})
 	env.iss.setAnswer(tok, env.active(nil))
-	c := BreakerCollector(func() *Engine { return env.eng })
+	c := metrics.BreakerCollector(env.eng.BreakersOpen)
 	want := func(step string, v float64) {
 		t.Helper()
 		got, found := gaugeValue(t, c, engIssuerName)
@@ -150,7 +151,7 @@ func TestBreakerOpenGauge(t *testing.T) {
 	}
 	want("closed by the probe", 0)
 
-	if _, found := gaugeValue(t, BreakerCollector(func() *Engine { return nil }), engIssuerName); found {
+	if _, found := gaugeValue(t, metrics.BreakerCollector(func() map[string]bool { return nil }), engIssuerName); found {
 		t.Error("a collector without an engine exported a series")
 	}
 }

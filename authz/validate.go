@@ -12,6 +12,7 @@ import (
 
 	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/authz/metrics"
+	"github.com/leasegate/leasegate/authz/panics"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/leasecache/fleet"
@@ -236,7 +237,7 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 func (e *Engine) panicAsFault(ctx context.Context, name string, key leasecache.Key, start time.Time, res **result) {
 	if p := recover(); p != nil {
 		e.metrics.Issuer(ctx, name, metrics.IssuerError, time.Since(start))
-		attrs := append([]slog.Attr{slog.String("issuer", name), slog.String("token_id", key.Prefix())}, PanicAttrs(p)...)
+		attrs := append([]slog.Attr{slog.String("issuer", name), slog.String("token_id", key.Prefix())}, panics.Attrs(p)...)
 		e.log.LogAttrs(ctx, slog.LevelError, "panic while validating a token; answered as an issuer fault", attrs...)
 		*res = &result{err: fmt.Errorf("validate with %s: panic (%T): %w", name, p, issuer.ErrIssuerUnavailable), retryAfter: time.Second}
 	}

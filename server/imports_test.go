@@ -25,7 +25,7 @@ const module = "github.com/leasegate/leasegate"
 // line when it is made: `"authz/issuer": {},` plus what it imports.
 var allowedImports = map[string][]string{
 	".":      {"server", "server/config"},
-	"server": {"server/config", "server/telemetry", "server/fleetlink", "server/unixsocket", "envoy", "server/forwardauth", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server": {"server/config", "server/telemetry", "server/fleetlink", "server/unixsocket", "envoy", "server/forwardauth", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/issuer", "authz/metrics", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
 	"server/config":    {"server/config/yamltree", "server/telemetry", "server/unixsocket", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
@@ -43,7 +43,7 @@ var allowedImports = map[string][]string{
 	"server/push": {"authz/denylog", "authz/issuer", "leasecache"},
 	// authz imports the fleet package for the store's two value types
 	// (Position, Outcome) only.
-	"authz": {"authz/denylog", "authz/fleetmode", "authz/headertext", "authz/metrics", "authz/recent", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"authz": {"authz/denylog", "authz/fleetmode", "authz/headertext", "authz/metrics", "authz/panics", "authz/recent", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The engine's fleet mode declares the SharedStore it consumes.
 	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
 	// Reading a request: its normal form, single fields, bearer token.
@@ -54,6 +54,8 @@ var allowedImports = map[string][]string{
 	"authz/metrics": {"leasecache/fleet"},
 	// The rate limit on denial log lines.
 	"authz/denylog": {},
+	// What a log line may say of a recovered panic.
+	"authz/panics": {},
 	// What text may go into a header: the RFC 6750 challenge, claim values
 	// passed upstream, underscore twins.
 	"authz/headertext": {},

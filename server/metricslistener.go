@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/leasegate/leasegate/authz"
 	"github.com/leasegate/leasegate/authz/fleetmode"
+	"github.com/leasegate/leasegate/authz/metrics"
 )
 
 // The probes and metrics listener (SPEC §6, listen.metrics): GET /healthz,
@@ -85,9 +85,9 @@ func (s *service) opsCollectors() []prometheus.Collector {
 			Name: "leasegate_lease_evictions_total",
 			Help: "Leases dropped before lease.max to make room (lease.max_memory_mb too small for the traffic).",
 		}, func() float64 { return float64(s.cache.Evictions()) }),
-		authz.BreakerCollector(func() *authz.Engine {
+		metrics.BreakerCollector(func() map[string]bool {
 			if g := s.gen.Load(); g != nil {
-				return g.eng
+				return g.eng.BreakersOpen()
 			}
 			return nil
 		}),
