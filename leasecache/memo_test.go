@@ -20,9 +20,7 @@ func TestMemoServesHits(t *testing.T) {
 	if err := c.Store(k, lease(clk, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, o := c.Lookup(k, time.Minute); o != Hit {
-		t.Fatalf("first Lookup = %v, want Hit", o)
-	}
+	wantLookup(t, c, k, Hit, "first")
 	if err := c.pos.Set(keyString(&k), []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
@@ -34,9 +32,7 @@ func TestMemoServesHits(t *testing.T) {
 	}
 	// The memo's lease is judged as a stored one: the window still closes.
 	clk.Advance(2 * time.Minute)
-	if _, o := c.Lookup(k, time.Minute); o != WindowClosed {
-		t.Errorf("after the window: Lookup = %v, want WindowClosed", o)
-	}
+	wantLookup(t, c, k, WindowClosed, "after the window")
 }
 
 // TestMemoFollowsChanges: after a lookup filled the memo, every way the
@@ -91,9 +87,7 @@ func TestMemoFollowsChanges(t *testing.T) {
 			}
 			t.Cleanup(func() { c.Close() })
 			mustStore(t, c, k, lease(clk, time.Hour))
-			if _, o := c.Lookup(k, time.Minute); o != Hit {
-				t.Fatalf("before: Lookup = %v, want Hit", o)
-			}
+			wantLookup(t, c, k, Hit, "before")
 			clk.Advance(time.Second)
 			tc.change(t, c, clk)
 			l, o := c.Lookup(k, time.Minute)
@@ -124,9 +118,7 @@ func TestMemoBounded(t *testing.T) {
 	big.Subject = strings.Repeat("x", memoMaxEntry)
 	kb := KeyOf("big")
 	mustStore(t, c, kb, big)
-	if _, o := c.Lookup(kb, time.Minute); o != Hit {
-		t.Fatalf("big lease: Lookup = %v, want Hit", o)
-	}
+	wantLookup(t, c, kb, Hit, "big lease")
 	if held(kb) {
 		t.Error("the memo holds an entry over memoMaxEntry")
 	}
@@ -157,9 +149,7 @@ func TestMemoChangeDuringRead(t *testing.T) {
 	if _, o := c.Lookup(k, time.Minute); o != Hit {
 		t.Fatalf("the racing lookup = %v, want Hit (it read before the revoke)", o)
 	}
-	if _, o := c.Lookup(k, time.Minute); o != Miss {
-		t.Fatalf("after the revoke: Lookup = %v, want Miss", o)
-	}
+	wantLookup(t, c, k, Miss, "after the revoke")
 }
 
 // TestMemoRevokeRace: with lookups running on other goroutines, a lookup
@@ -212,13 +202,18 @@ func TestRevokeMemoised(t *testing.T) {
 	mustStore(t, c, k, lease(clk, time.Hour))
 	c.Lookup(k, time.Minute)
 	_ = c.pos.Delete(keyString(&k)) // as bigcache's own expiry does, unseen
-	if _, o := c.Lookup(k, time.Minute); o != Hit {
-		t.Fatalf("before: Lookup = %v, want the memoised Hit", o)
-	}
+	wantLookup(t, c, k, Hit, "before")
 	if !c.Revoke(k) {
 		t.Error("Revoke = false for a lease it was serving")
 	}
-	if _, o := c.Lookup(k, time.Minute); o != Miss {
-		t.Fatalf("after: Lookup = %v, want Miss", o)
+	wantLookup(t, c, k, Miss, "after")
+}
+
+// wantLookup fails t unless a lookup of k with a minute's window answers
+// want; when says at which step.
+func wantLookup(t *testing.T, c *Cache, k Key, want Outcome, when string) {
+	t.Helper()
+	if _, o := c.Lookup(k, time.Minute); o != want {
+		t.Fatalf("%s: Lookup = %v, want %v", when, o, want)
 	}
 }

@@ -61,9 +61,7 @@ func TestOlderAnswerLosesToNewer(t *testing.T) {
 		if err := c.Store(k, lease(clk, time.Hour)); err != nil {
 			t.Fatalf("a validation begun after the negative lease: %v", err)
 		}
-		if _, o := c.Lookup(k, time.Minute); o != Hit {
-			t.Fatalf("Lookup = %v, want Hit", o)
-		}
+		wantLookup(t, c, k, Hit, "a validation begun after the negative")
 	})
 	t.Run("stamp in the future", func(t *testing.T) {
 		clk := newFakeClock()
@@ -78,16 +76,12 @@ func TestOlderAnswerLosesToNewer(t *testing.T) {
 		if err := c.Store(k, lease(clk, time.Hour)); !errors.Is(err, ErrSuperseded) {
 			t.Fatalf("Store over a negative stamped in the future = %v, want ErrSuperseded", err)
 		}
-		if _, o := c.Lookup(k, time.Minute); o != Negative {
-			t.Fatalf("Lookup = %v, want Negative", o)
-		}
+		wantLookup(t, c, k, Negative, "after the step")
 		// The lookup re-stamped its TTL now: it denies for NegativeTTL
 		// from the step, then no more (fills stay refused while the store
 		// holds it: its order stamp is still the newest).
 		clk.Advance(10*time.Second + time.Millisecond)
-		if _, o := c.Lookup(k, time.Minute); o != Miss {
-			t.Fatalf("NegativeTTL after the step: Lookup = %v, want Miss", o)
-		}
+		wantLookup(t, c, k, Miss, "NegativeTTL after the step")
 		// And it blocks fills for FlightHorizon more, not until the clock
 		// passes its stamp an hour on.
 		if err := c.Store(k, lease(clk, time.Hour)); !errors.Is(err, ErrSuperseded) {
@@ -97,9 +91,7 @@ func TestOlderAnswerLosesToNewer(t *testing.T) {
 		if err := c.Store(k, lease(clk, time.Hour)); err != nil {
 			t.Fatalf("past the horizon: Store = %v", err)
 		}
-		if _, o := c.Lookup(k, time.Minute); o != Hit {
-			t.Fatalf("past the horizon: Lookup = %v, want Hit", o)
-		}
+		wantLookup(t, c, k, Hit, "past the horizon")
 	})
 	t.Run("refusal outlives its TTL against older flights", func(t *testing.T) {
 		clk := newFakeClock()
@@ -123,9 +115,7 @@ func TestOlderAnswerLosesToNewer(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.Advance(-time.Minute) // stepped back
-		if _, o := c.Lookup(k, time.Minute); o != Negative {
-			t.Fatalf("Lookup = %v, want Negative (re-stamped)", o)
-		}
+		wantLookup(t, c, k, Negative, "after the step (re-stamped)")
 		// A refusal on the stepped-back clock keeps the higher order too.
 		if err := c.StoreNegative(k, c.Generation()); err != nil {
 			t.Fatal(err)
