@@ -976,3 +976,26 @@ func TestRevokeReachesValidationOutlivingItsCheck(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// SPEC §1: "The server logs this bound at start": the longest window,
+// and the longest age stale_if_error may serve while the issuer is down.
+func TestStartLogsRevocationBound(t *testing.T) {
+	iss := newFakeIssuer(t)
+	yaml := strings.Replace(fmt.Sprintf(testConfigTmpl, iss.URL, "45s"), "read: { window: 45s }",
+		"read: { window: 45s, stale_if_error: 3m }\n  write: { window: 20s }", 1)
+	r := startConfigured(t, yaml, nil)
+	var start map[string]any
+	for line := range strings.Lines(r.logs.String()) {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "leasegate starting" {
+			start = rec
+		}
+	}
+	if start == nil {
+		t.Fatalf("no start line in\n%s", r.logs.String())
+	}
+	if start["revocation_bound"] != "45s" || start["revocation_bound_with_stale"] != "3m0s" || start["lease_max"] != "10m0s" {
+		t.Errorf("start line bound = %v / %v / %v, want 45s / 3m0s / 10m0s",
+			start["revocation_bound"], start["revocation_bound_with_stale"], start["lease_max"])
+	}
+}
