@@ -318,7 +318,7 @@ func (c *Cache) Look(k Key, w time.Duration) (Lease, Outcome, time.Time) {
 func (c *Cache) judge(k *Key, w time.Duration, now time.Time) (Lease, Outcome) {
 	l, found := c.memo.get(k)
 	if !found {
-		l, found = c.read(k)
+		l, found = c.read(k, now)
 	}
 	if found {
 		switch {
@@ -344,7 +344,7 @@ func (c *Cache) judge(k *Key, w time.Duration, now time.Time) (Lease, Outcome) {
 
 // read is k's lease from the positive store, memoised; a corrupt entry is
 // dropped.
-func (c *Cache) read(k *Key) (Lease, bool) {
+func (c *Cache) read(k *Key, now time.Time) (Lease, bool) {
 	kb := keyBufs.Get().(*Key)
 	defer keyBufs.Put(kb)
 	*kb = *k
@@ -361,7 +361,7 @@ func (c *Cache) read(k *Key) (Lease, bool) {
 		c.drop(kb)
 		return Lease{}, false
 	}
-	c.memo.put(kb, epoch, l, buf) // buf is Get's copy: l's strings may keep it
+	c.memo.put(kb, epoch, l, buf, now) // buf is Get's copy: l's strings may keep it
 	return l, true
 }
 

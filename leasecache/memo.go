@@ -1,6 +1,10 @@
 package leasecache
 
-import "sync/atomic"
+import (
+	"encoding/binary"
+	"sync/atomic"
+	"time"
+)
 
 // memo keeps the decoded leases of tokens read recently, so a hit on a
 // hot token skips bigcache's copying read and the decode. It decides
@@ -14,9 +18,20 @@ import "sync/atomic"
 // or evicted since is never served here. (One that merely aged out of the
 // store may be: Lookup judges its window as for any other.)
 type memo struct {
-	mask   uint64
-	slots  []atomic.Pointer[memoEntry]
-	epochs []atomic.Uint64
+	mask  uint64
+	slots []memoSlot
+}
+
+// memoSlot keeps the epoch, a tag of the entry's key and the epoch it was
+// filled at beside its pointer: a read of a token the slot does not hold
+// touches one cache line, not the entry too. Tag and filled are hints (a
+// stale one costs a read or a fill); the entry's own key and epoch decide.
+type memoSlot struct {
+	entry  atomic.Pointer[memoEntry]
+	epoch  atomic.Uint64
+	tag    atomic.Uint64
+	filled atomic.Uint64
+	since  atomic.Int64 // the entry's validated_at, Unix seconds
 }
 
 type memoEntry struct {
@@ -31,7 +46,7 @@ type memoEntry struct {
 const (
 	memoShare     = 32
 	memoMaxEntry  = 512
-	memoSlotBytes = memoMaxEntry + 288 // + memoEntry
+	memoSlotBytes = memoMaxEntry + 288 + 40 // + memoEntry, memoSlot
 	memoMinSlots  = 16
 	memoMaxSlots  = 1 << 14
 )
@@ -41,22 +56,24 @@ func newMemo(mb int) *memo {
 	for n < memoMaxSlots && 2*n*memoSlotBytes <= mb<<20/memoShare {
 		n <<= 1
 	}
-	return &memo{
-		mask:   uint64(n - 1),
-		slots:  make([]atomic.Pointer[memoEntry], n),
-		epochs: make([]atomic.Uint64, n),
-	}
+	return &memo{mask: uint64(n - 1), slots: make([]memoSlot, n)}
 }
 
 // slot is k's slot, from the hash bigcache files k under: keys bigcache
 // takes for one (a Set of one replaces the other) share a slot.
-func (m *memo) slot(k string) uint64 { return keyHasher{}.Sum64(k) & m.mask }
+func (m *memo) slot(k string) *memoSlot { return &m.slots[keyHasher{}.Sum64(k)&m.mask] }
+
+// keyTag is the key bytes after those the slot is chosen by.
+func keyTag(k *Key) uint64 { return binary.LittleEndian.Uint64(k[8:16]) }
 
 // get is k's memoised lease, if nothing changed k's slot since it was read.
 func (m *memo) get(k *Key) (Lease, bool) {
-	i := m.slot(keyString(k))
-	e := m.slots[i].Load()
-	if e == nil || e.key != *k || e.epoch != m.epochs[i].Load() {
+	s := m.slot(keyString(k))
+	if s.tag.Load() != keyTag(k) {
+		return Lease{}, false
+	}
+	e := s.entry.Load()
+	if e == nil || e.key != *k || e.epoch != s.epoch.Load() {
 		return Lease{}, false
 	}
 	return e.lease, true
@@ -64,31 +81,47 @@ func (m *memo) get(k *Key) (Lease, bool) {
 
 // epoch is read before k is read from the store, and given to put with
 // the lease read.
-func (m *memo) epoch(k *Key) uint64 { return m.epochs[m.slot(keyString(k))].Load() }
+func (m *memo) epoch(k *Key) uint64 { return m.slot(keyString(k)).epoch.Load() }
 
-// put memoises l, read from entry (whose memory l's strings may share).
-func (m *memo) put(k *Key, epoch uint64, l Lease, entry []byte) {
+// put memoises l, read from entry (whose memory l's strings may share) at
+// now, unless the slot still serves another token's lease validated less
+// than memoTenure ago: among more tokens than slots, cold reads neither
+// allocate nor evict each other's entries, and a slot whose token went
+// quiet is taken over.
+func (m *memo) put(k *Key, epoch uint64, l Lease, entry []byte, now time.Time) {
+	s := m.slot(keyString(k))
 	if len(entry) > memoMaxEntry {
 		return
 	}
-	m.slots[m.slot(keyString(k))].Store(&memoEntry{key: *k, epoch: epoch, lease: l})
+	if s.tag.Load() != keyTag(k) && s.filled.Load() == s.epoch.Load() && s.entry.Load() != nil &&
+		now.Unix()-s.since.Load() < memoTenure {
+		return
+	}
+	s.entry.Store(&memoEntry{key: *k, epoch: epoch, lease: l})
+	s.tag.Store(keyTag(k))
+	s.filled.Store(epoch)
+	s.since.Store(l.ValidatedAt.Unix())
 }
+
+// memoTenure (seconds) is how long a slot's lease keeps it against
+// another token's: a read window's length.
+const memoTenure = 60
 
 // changed is called after every change to key k in the positive store. It
 // also frees the slot, so a lease gone from the store is not kept alive
 // here (a racing put may refill it, with an epoch that no longer serves).
 // It reports whether the slot held k's lease.
 func (m *memo) changed(k string) bool {
-	i := m.slot(k)
-	m.epochs[i].Add(1)
-	e := m.slots[i].Swap(nil)
+	s := m.slot(k)
+	s.epoch.Add(1)
+	e := s.entry.Swap(nil)
 	return e != nil && keyString(&e.key) == k
 }
 
 // changedAll is called after the positive store is reset.
 func (m *memo) changedAll() {
-	for i := range m.epochs {
-		m.epochs[i].Add(1)
-		m.slots[i].Store(nil)
+	for i := range m.slots {
+		m.slots[i].epoch.Add(1)
+		m.slots[i].entry.Store(nil)
 	}
 }

@@ -103,7 +103,7 @@ func TestMemoFollowsChanges(t *testing.T) {
 func TestMemoBounded(t *testing.T) {
 	clk := newFakeClock()
 	c := newCache(t, clk)
-	held := func(k Key) bool { return c.memo.slots[c.memo.slot(keyString(&k))].Load() != nil }
+	held := func(k Key) bool { return c.memo.slot(keyString(&k)).entry.Load() != nil }
 	k := KeyOf("bounded")
 	mustStore(t, c, k, lease(clk, time.Hour))
 	c.Lookup(k, time.Minute)
@@ -129,7 +129,7 @@ func TestMemoBounded(t *testing.T) {
 	}
 	c.RevokeAll()
 	for i := range c.memo.slots {
-		if c.memo.slots[i].Load() != nil {
+		if c.memo.slots[i].entry.Load() != nil {
 			t.Fatalf("slot %d holds a lease after RevokeAll", i)
 		}
 	}
@@ -215,5 +215,35 @@ func wantLookup(t *testing.T, c *Cache, k Key, want Outcome, when string) {
 	t.Helper()
 	if _, o := c.Lookup(k, time.Minute); o != want {
 		t.Fatalf("%s: Lookup = %v, want %v", when, o, want)
+	}
+}
+
+// TestMemoAdmission: a slot's recent lease keeps it against another
+// token's read (no churn among more tokens than slots); once its lease is
+// memoTenure old, the other token takes it over.
+func TestMemoAdmission(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	first := KeyOf("first")
+	var second Key
+	for i := 0; ; i++ {
+		if second = KeyOf(fmt.Sprint("second", i)); c.memo.slot(keyString(&second)) == c.memo.slot(keyString(&first)) {
+			break
+		}
+	}
+	mustStore(t, c, first, lease(clk, time.Hour))
+	mustStore(t, c, second, lease(clk, time.Hour))
+	holder := func() Key { return c.memo.slot(keyString(&first)).entry.Load().key }
+	c.Lookup(first, time.Hour)
+	wantLookup(t, c, second, Hit, "the other token, from the store")
+	if holder() != first {
+		t.Fatal("a read of another token took a fresh slot")
+	}
+	clk.Advance(memoTenure * time.Second)
+	if _, o := c.Lookup(second, time.Hour); o != Hit {
+		t.Fatalf("later: Lookup = %v, want Hit", o)
+	}
+	if holder() != second {
+		t.Fatal("the slot was not taken over after memoTenure")
 	}
 }
