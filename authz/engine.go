@@ -18,7 +18,6 @@ import (
 	"github.com/leasegate/leasegate/authz/request"
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
-	"github.com/leasegate/leasegate/leasecache/fleet"
 	"github.com/leasegate/leasegate/policy"
 )
 
@@ -172,9 +171,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	for name, is := range e.byName {
 		e.metrics.KnowIssuer(name) // only issuers that took effect
-		if d := is.Longest(); e.fleet != nil && d >= fleet.OrderHorizon {
-			e.log.LogAttrs(ctx, slog.LevelWarn, "fleet: this issuer's validations may outlast the fleet's order horizon; those are neither shared nor kept",
-				slog.String("issuer", name), slog.Duration("longest", d), slog.Duration("horizon", fleet.OrderHorizon))
+		if d := is.Longest(); d >= leasecache.FlightHorizon {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "this issuer's validations may outlast the order horizon; those are neither shared nor kept",
+				slog.String("issuer", name), slog.Duration("longest", d), slog.Duration("horizon", leasecache.FlightHorizon))
 		}
 	}
 	return e, nil

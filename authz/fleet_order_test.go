@@ -121,9 +121,10 @@ func TestFleetWaiterTakesTheLock(t *testing.T) {
 	}
 }
 
-// TestFleetWarnsOfSlowIssuers: in fleet mode, an issuer whose timeouts add
-// up to the order horizon or more is named in a warning at start (its
-// slowest validations would be neither shared nor kept); a quick one is not.
+// TestFleetWarnsOfSlowIssuers: an issuer whose timeouts add up to the
+// order horizon or more is named in a warning at start (its slowest
+// validations would be neither shared nor kept), in fleet mode and alone;
+// a quick one is not.
 func TestFleetWarnsOfSlowIssuers(t *testing.T) {
 	rs := testredis.Start(t)
 	for _, tc := range []struct {
@@ -143,6 +144,10 @@ func TestFleetWarnsOfSlowIssuers(t *testing.T) {
 		})
 		if got := strings.Contains(env.logs.String(), "order horizon"); got != tc.warned {
 			t.Errorf("timeout %v: warned %v, want %v\n%s", tc.timeout, got, tc.warned, env.logs.String())
+		}
+		alone := newEngEnv(t, engOpts{issuer: func(ic *IssuerConfig) { ic.Introspection.Timeout = tc.timeout }})
+		if got := strings.Contains(alone.logs.String(), "order horizon"); got != tc.warned {
+			t.Errorf("timeout %v, no fleet: warned %v, want %v", tc.timeout, got, tc.warned)
 		}
 	}
 }

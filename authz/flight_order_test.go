@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/leasegate/leasegate/leasecache"
 )
 
 // TestOlderFlightLosesToNewerNegative: two flights of one token (a revoke
@@ -45,5 +47,29 @@ func TestOlderFlightLosesToNewerNegative(t *testing.T) {
 	env.clock.Advance(time.Second)
 	if d := env.check("GET", "/f", tok); d.Allow || d.Lease != LeaseNegative {
 		t.Fatalf("GET after the older flight landed: %+v, want the negative lease", d)
+	}
+}
+
+// TestSlowFlightNotKept: a validation that outlasts the order horizon
+// answers its callers but leaves no lease, as the fleet's store refuses
+// it: a refusal of the token met meanwhile is remembered only that long
+// against older answers (a reload's second engine can run one beside it).
+func TestSlowFlightNotKept(t *testing.T) {
+	env := newEngEnv(t, engOpts{})
+	const tok = "opaque-slow-flight"
+	h := holdFirstCall(env)
+	done := make(chan Decision, 1)
+	go func() { done <- env.check("GET", "/f", tok) }()
+	<-h.inCall
+	env.clock.Advance(leasecache.FlightHorizon + time.Second)
+	close(h.release)
+	if d := <-done; !d.Allow || d.Lease != LeaseMiss {
+		t.Fatalf("the slow flight's caller = %+v, want its allow", d)
+	}
+	if d := env.check("GET", "/f", tok); !d.Allow || d.Lease != LeaseMiss || env.calls() != 2 {
+		t.Fatalf("next GET = lease %s, calls %d; want a fresh validation (nothing kept)", d.Lease, env.calls())
+	}
+	if d := env.check("GET", "/f", tok); d.Lease != LeaseHit || env.calls() != 2 {
+		t.Fatalf("third GET = lease %s, calls %d; want a hit on the quick validation's lease", d.Lease, env.calls())
 	}
 }

@@ -281,6 +281,13 @@ func (e *Engine) notValidated(ctx context.Context, is *trust.Issuer, key leaseca
 // this flight, who all arrived before the revoke, get it; the next request
 // asks the issuer again. It reports whether the lease was kept.
 func (e *Engine) storeLease(ctx context.Context, name string, key leasecache.Key, l leasecache.Lease) bool {
+	if e.now().Sub(l.ValidatedAt) > leasecache.FlightHorizon {
+		// Too slow to be ordered against a refusal met meanwhile (the cache
+		// remembers one against older answers that long), as the fleet's
+		// store refuses it: served to this flight's callers, not kept.
+		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: the validation outlasted the order horizon", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
+		return false
+	}
 	err := e.cache.Store(key, l)
 	switch {
 	case errors.Is(err, leasecache.ErrRevokedSince):
