@@ -232,7 +232,7 @@ func New(cfg Config) (*Cache, error) {
 // SetMaxAge changes MaxAge (a reload of lease.max). Revoke records are kept
 // that long, so it must be at least the longest window in use; pruning
 // early only voids more. The stores' own expiry keeps the MaxAge of New: a
-// longer one only means earlier misses.
+// longer one means earlier misses (bar a memoised lease, judged as any).
 func (c *Cache) SetMaxAge(d time.Duration) {
 	if d > 0 {
 		c.maxAge.Store(int64(d))
