@@ -56,11 +56,9 @@ type UpstreamHeaderNames struct {
 
 // Config is everything an Engine needs.
 type Config struct {
-	Realm  string
-	Policy *policy.Policy
-	// Cache runs on the clock Now reads: a hit is judged at the cache's
-	// reading.
-	Cache              *leasecache.Cache
+	Realm              string
+	Policy             *policy.Policy
+	Cache              *leasecache.Cache // on Now's clock: a hit is judged at its reading
 	Issuers            []IssuerConfig
 	Upstream           UpstreamHeaderNames
 	StripAuthorization bool

@@ -282,9 +282,8 @@ func (e *Engine) notValidated(ctx context.Context, is *trust.Issuer, key leaseca
 // asks the issuer again. It reports whether the lease was kept.
 func (e *Engine) storeLease(ctx context.Context, name string, key leasecache.Key, l leasecache.Lease) bool {
 	if e.now().Sub(l.ValidatedAt) > leasecache.FlightHorizon {
-		// Too slow to be ordered against a refusal met meanwhile (the cache
-		// remembers one against older answers that long), as the fleet's
-		// store refuses it: served to this flight's callers, not kept.
+		// Too slow to order against a refusal met meanwhile (remembered that
+		// long): this flight's callers get it; as in the fleet, not kept.
 		e.log.LogAttrs(ctx, slog.LevelDebug, "lease not kept: the validation outlasted the order horizon", slog.String("issuer", name), slog.String("token_id", key.Prefix()))
 		return false
 	}
