@@ -117,7 +117,8 @@ func cleanTarget(raw string) (string, bool) {
 		case '%', ';', '\\', '#', 0:
 			return "", false
 		case '?':
-			if strings.ContainsAny(raw[i:], "#\x00") {
+			// Two IndexByte scans: ContainsAny builds its byte set per call.
+			if rest := raw[i:]; strings.IndexByte(rest, '#') >= 0 || strings.IndexByte(rest, 0) >= 0 {
 				return "", false
 			}
 			return raw[:i], true
