@@ -87,7 +87,8 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 			return e.storeLost(ctx, d, r, m, tok, key)
 		}
 	}
-	lease, outcome, at := e.find(ctx, key, m.Window)
+	var lease leasecache.Lease
+	outcome, at := e.find(ctx, key, m.Window, &lease)
 	if outcome == leasecache.Hit {
 		if is := e.byName[lease.Issuer]; is != nil && leaseShowsAge(&m, is, &lease) {
 			d.Lease = LeaseHit
@@ -115,23 +116,24 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.WindowClosed)
 }
 
-// find is decide's lease lookup: the local cache and, in fleet mode, the
-// shared store after a local miss or a closed window. at is the lease
-// cache's clock reading a local answer was judged at; zero for the shared
-// store's.
-func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome, time.Time) {
-	lease, outcome, at := e.lookup(ctx, key, w)
+// find is decide's lease lookup into *l: the local cache and, in fleet
+// mode, the shared store after a local miss or a closed window. at is the
+// lease cache's clock reading a local answer was judged at; zero for the
+// shared store's.
+func (e *Engine) find(ctx context.Context, key leasecache.Key, w time.Duration, l *leasecache.Lease) (leasecache.Outcome, time.Time) {
+	outcome, at := e.lookup(ctx, key, w, l)
 	if e.fleet == nil || (outcome != leasecache.Miss && outcome != leasecache.WindowClosed) {
-		return lease, outcome, at
+		return outcome, at
 	}
 	var after time.Time
 	if outcome == leasecache.WindowClosed {
-		after = lease.ValidatedAt
+		after = l.ValidatedAt
 	}
 	if sl, so := e.fleet.Lookup(ctx, key, w, after); so != leasecache.Miss {
-		return sl, so, time.Time{}
+		*l = sl
+		return so, time.Time{}
 	}
-	return lease, outcome, at
+	return outcome, at
 }
 
 // storeLost decides while the fleet's store is down and on_store_loss is
@@ -141,7 +143,8 @@ func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy
 	if e.fleet.Loss() == fleetmode.StoreLossDeny {
 		return e.unavailable(d, ReasonFleetUnavailable, "the fleet's lease store is unavailable", time.Second)
 	}
-	lease, outcome, _ := e.lookup(ctx, key, m.Window)
+	var lease leasecache.Lease
+	outcome, _ := e.lookup(ctx, key, m.Window, &lease)
 	if outcome == leasecache.Negative {
 		d.Lease = LeaseNegative
 		return e.deny(d, http.StatusUnauthorized, ReasonNegative, ErrCodeInvalidToken, "token is not active", "")
@@ -150,20 +153,20 @@ func (e *Engine) storeLost(ctx context.Context, d Decision, r *Request, m policy
 	return e.validate(ctx, d, r, m, tok, key, lease, outcome == leasecache.Hit || outcome == leasecache.WindowClosed)
 }
 
-// lookup is the lease cache read, with its own span when the request is
-// traced, and the cache's clock reading it was judged at.
-func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration) (leasecache.Lease, leasecache.Outcome, time.Time) {
+// lookup is the lease cache read into *l, with its own span when the
+// request is traced, and the cache's clock reading it was judged at.
+func (e *Engine) lookup(ctx context.Context, key leasecache.Key, w time.Duration, l *leasecache.Lease) (leasecache.Outcome, time.Time) {
 	if !trace.SpanFromContext(ctx).IsRecording() {
-		return e.cache.Look(key, w)
+		return e.cache.Look(key, w, l)
 	}
 	// The span has no children: Cache.Lookup is in memory and takes no
 	// ctx. Work that can have them (a fleet-store read) must use the ctx
 	// Start returns.
 	_, span := e.tracer.Start(ctx, "lease.lookup")
-	l, o, at := e.cache.Look(key, w)
+	o, at := e.cache.Look(key, w, l)
 	span.SetAttributes(attribute.String("leasegate.lease", string(lookupLease(o))), attribute.Int64("leasegate.window_ms", w.Milliseconds()))
 	span.End()
-	return l, o, at
+	return o, at
 }
 
 // lookupLease names a lookup outcome as Decision.Lease does, so the

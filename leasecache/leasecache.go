@@ -300,51 +300,54 @@ func (c *Cache) Close() error {
 // w. A hit needs validated_at <= now < validated_at+w and now < exp; a hit
 // never changes the lease. The lease is returned for Hit and WindowClosed.
 func (c *Cache) Lookup(k Key, w time.Duration) (Lease, Outcome) {
-	l, o, _ := c.Look(k, w)
+	var l Lease
+	o, _ := c.Look(k, w, &l)
 	return l, o
 }
 
-// Look is Lookup that also returns the clock reading it judged at, so a
-// caller on the same clock need not read it again.
-func (c *Cache) Look(k Key, w time.Duration) (Lease, Outcome, time.Time) {
+// Look is Lookup into *l (one copy of the lease, where returning it would
+// copy it at every caller's level), and the clock reading it judged at,
+// so a caller on the same clock need not read it again. *l is the zero
+// Lease unless the outcome is Hit or WindowClosed.
+func (c *Cache) Look(k Key, w time.Duration, l *Lease) (Outcome, time.Time) {
 	// The cache's own reading, taken here: a reading from before the call
 	// (the request's start, say) would make a lease another request
 	// stored meanwhile look validated in the future, and drop it.
 	now := c.now()
-	l, o := c.judge(&k, w, now)
-	return l, o, now
+	o := c.judge(&k, w, now, l)
+	if o != Hit && o != WindowClosed {
+		*l = Lease{}
+	}
+	return o, now
 }
 
-func (c *Cache) judge(k *Key, w time.Duration, now time.Time) (Lease, Outcome) {
-	l, found := c.memo.get(k)
-	if !found {
-		l, found = c.read(k, now)
-	}
+func (c *Cache) judge(k *Key, w time.Duration, now time.Time, l *Lease) Outcome {
+	found := c.memo.get(k, l) || c.read(k, now, l)
 	if found {
 		switch {
 		// SPEC §1: "a lease whose validated_at lies in the future (the wall
 		// clock stepped back) is a miss, never a longer hit" — nor a stale
 		// allowance, so it is not returned as WindowClosed either.
-		case c.isRevoked(&l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
+		case c.isRevoked(l), !l.Expiry.IsZero() && !now.Before(l.Expiry), now.Before(l.ValidatedAt):
 			c.drop(k)
 		case now.Before(l.ValidatedAt.Add(w)):
-			return l, Hit
+			return Hit
 		default:
-			return l, WindowClosed
+			return WindowClosed
 		}
 	}
 	kb := keyBufs.Get().(*Key)
 	defer keyBufs.Put(kb)
 	*kb = *k
 	if c.isNegative(kb, now) {
-		return Lease{}, Negative
+		return Negative
 	}
-	return Lease{}, Miss
+	return Miss
 }
 
-// read is k's lease from the positive store, memoised; a corrupt entry is
-// dropped.
-func (c *Cache) read(k *Key, now time.Time) (Lease, bool) {
+// read puts k's lease from the positive store into *l, memoised; a
+// corrupt entry is dropped.
+func (c *Cache) read(k *Key, now time.Time, l *Lease) bool {
 	kb := keyBufs.Get().(*Key)
 	defer keyBufs.Put(kb)
 	*kb = *k
@@ -354,15 +357,16 @@ func (c *Cache) read(k *Key, now time.Time) (Lease, bool) {
 		c.afterRead()
 	}
 	if err != nil {
-		return Lease{}, false
+		return false
 	}
-	l, err := decodeEntry(buf, c.dict)
+	d, err := decodeEntry(buf, c.dict)
 	if err != nil {
 		c.drop(kb)
-		return Lease{}, false
+		return false
 	}
-	c.memo.put(kb, epoch, l, buf, now) // buf is Get's copy: l's strings may keep it
-	return l, true
+	c.memo.put(kb, epoch, d, buf, now) // buf is Get's copy: d's strings may keep it
+	*l = d
+	return true
 }
 
 // drop deletes k's lease. Every change to the positive store is followed

@@ -66,17 +66,19 @@ func (m *memo) slot(k string) *memoSlot { return &m.slots[keyHasher{}.Sum64(k)&m
 // keyTag is the key bytes after those the slot is chosen by.
 func keyTag(k *Key) uint64 { return binary.LittleEndian.Uint64(k[8:16]) }
 
-// get is k's memoised lease, if nothing changed k's slot since it was read.
-func (m *memo) get(k *Key) (Lease, bool) {
+// get puts k's memoised lease into *l, if nothing changed k's slot since
+// it was read.
+func (m *memo) get(k *Key, l *Lease) bool {
 	s := m.slot(keyString(k))
 	if s.tag.Load() != keyTag(k) {
-		return Lease{}, false
+		return false
 	}
 	e := s.entry.Load()
 	if e == nil || e.key != *k || e.epoch != s.epoch.Load() {
-		return Lease{}, false
+		return false
 	}
-	return e.lease, true
+	*l = e.lease
+	return true
 }
 
 // epoch is read before k is read from the store, and given to put with
