@@ -86,7 +86,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp, err = faultResponse(), nil
 		}
 	}()
-	d, ok := s.decide(ctx, req)
+	d, _, ok := s.decide(ctx, req, false)
 	if !ok {
 		return faultResponse(), nil
 	}
@@ -94,12 +94,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 }
 
 // decide is the decision on req, for Check and for the gRPC handler
-// (answer) alike; ok is false when there is no engine, which is a fault.
-func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (d authz.Decision, ok bool) {
+// (answer, wire set) alike; ok is false when there is no engine, which is
+// a fault. With wire, enc is the kept encoding that answers d, if any.
+func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, wire bool) (d authz.Decision, enc *encodedOK, ok bool) {
 	eng := s.engine()
 	if eng == nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "ext_authz check without an engine")
-		return d, false
+		return d, nil, false
 	}
 	// One recycled struct holds the request and its header view: nothing
 	// holds it once Check returns (authz.Engine.Check keeps no reference
@@ -118,11 +119,20 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (d authz.
 		if d.Status == http.StatusBadRequest {
 			d.SetDescription(problem)
 		}
-		return d, true
+		return d, nil, true
 	}
 	d = eng.Check(ctx, &c.req)
-	d.RefuseUnpassable(ctx, s.log, s.realm, c.h.underscoreTwin(&d))
-	return d, true
+	twin := c.h.underscoreTwin(&d)
+	if wire && twin == "" {
+		// A kept encoding's headers passed RefuseUnpassable when it was
+		// made (encodedHit runs after it), and it answers only a decision
+		// whose headers equal them: nothing new to judge.
+		if enc = knownHit(&d); enc != nil {
+			return d, enc, true
+		}
+	}
+	d.RefuseUnpassable(ctx, s.log, s.realm, twin)
+	return d, nil, true
 }
 
 // checkCall is one Check's view of the CheckRequest.

@@ -64,9 +64,12 @@ func (s *Server) answer(ctx context.Context, req *authv3.CheckRequest) (out any)
 			out = faultResponse()
 		}
 	}()
-	d, ok := s.decide(ctx, req)
-	if !ok {
+	d, enc, ok := s.decide(ctx, req, true)
+	switch {
+	case !ok:
 		return faultResponse()
+	case enc != nil:
+		return enc
 	}
 	if e := encodedHit(&d); e != nil {
 		return e
@@ -117,18 +120,17 @@ type encodings []*encodedOK
 // encodedHit returns the encoded OK response of d when d is a lease hit
 // (an allow with a view) whose shape is keepable, made and kept with the
 // view on first use (one over maxEncodedBytes is made for this hit
-// only); nil otherwise, and the caller builds the message.
+// only); nil otherwise, and the caller builds the message. d must have
+// passed RefuseUnpassable: what is kept answers later hits unjudged.
 func encodedHit(d *authz.Decision) *encodedOK {
 	if !d.Allow || d.Lease != authz.LeaseHit || d.View == nil {
 		return nil
 	}
+	if e := knownHit(d); e != nil {
+		return e
+	}
 	sh := shapeOf(d)
 	known, _ := d.View.Memo().(encodings)
-	for _, e := range known {
-		if e.shape.equal(&sh) {
-			return e
-		}
-	}
 	if !keepable(&sh) {
 		return nil
 	}
@@ -145,6 +147,24 @@ func encodedHit(d *authz.Decision) *encodedOK {
 	}
 	d.View.SetMemo(append(slices.Clip(known), e))
 	return e
+}
+
+// knownHit returns the kept encoding of d's shape, or nil; it makes none.
+func knownHit(d *authz.Decision) *encodedOK {
+	if !d.Allow || d.Lease != authz.LeaseHit || d.View == nil {
+		return nil
+	}
+	known, _ := d.View.Memo().(encodings)
+	if len(known) == 0 {
+		return nil
+	}
+	sh := shapeOf(d)
+	for _, e := range known {
+		if e.shape.equal(&sh) {
+			return e
+		}
+	}
+	return nil
 }
 
 // keepable: the shape holds no value the client chose
