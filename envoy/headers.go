@@ -7,7 +7,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/leasegate/leasegate/authz"
-	"github.com/leasegate/leasegate/authz/headertext"
 )
 
 // MaxHeaderFields bounds how many header fields the adapter looks at. A
@@ -73,7 +72,7 @@ func newHeaderView(m map[string]string, hm *corev3.HeaderMap) (headerView, strin
 	}
 	h := headerView{m: m}
 	for k := range m {
-		upper, underscore := headertext.NameBytes(k)
+		upper, underscore := nameBytes(k)
 		h.mixedCase = h.mixedCase || upper
 		h.underscore = h.underscore || underscore
 		h.names |= nameBit(k)
@@ -223,6 +222,29 @@ func nameBit(name string) uint64 {
 	}
 	return 1 << ((uint(n) + 7*uint(name[0]|0x20) + 13*uint(name[n-1]|0x20)) % 64)
 }
+
+// nameBytes reports whether name has an upper-case ASCII letter and
+// whether it has a "_", in one pass.
+func nameBytes(name string) (upper, underscore bool) {
+	var seen byte
+	for i := 0; i < len(name); i++ {
+		seen |= nameClass[name[i]]
+	}
+	return seen&classUpper != 0, seen&classUnderscore != 0
+}
+
+const (
+	classUpper = 1 << iota
+	classUnderscore
+)
+
+var nameClass = func() (t [256]byte) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = classUpper
+	}
+	t['_'] = classUnderscore
+	return t
+}()
 
 func namesHaveUnderscore(hs []authz.Header) bool {
 	for _, h := range hs {

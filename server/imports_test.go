@@ -36,7 +36,7 @@ var allowedImports = map[string][]string{
 	"server/config/yamltree": {},
 	// The replica's link to the fleet's store, kept across generations.
 	"server/fleetlink":   {"authz/fleetmode", "leasecache", "leasecache/fleet"},
-	"envoy":              {"authz", "authz/headertext"},
+	"envoy":              {"authz"},
 	"server/forwardauth": {"authz"},
 	// The push receivers verify with authz/issuer's key sets and name what
 	// they revoke in leasecache's terms; the Revoker they call is server's.

@@ -127,8 +127,8 @@ func hostileText(r *rand.Rand, n int) string {
 	return string(b)
 }
 
-// TestWordsAgreeWithBytes: Passable and NameBytes, which read eight bytes
-// at a time, agree with their byte-by-byte definitions on every length around a word,
+// TestWordsAgreeWithBytes: Passable, which reads eight bytes at a time,
+// agrees with its byte-by-byte definition on every length around a word,
 // with the bytes in question at every position.
 func TestWordsAgreeWithBytes(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
@@ -136,7 +136,7 @@ func TestWordsAgreeWithBytes(t *testing.T) {
 		for range 2000 {
 			checkWords(t, hostileText(r, n))
 		}
-		for _, c := range []byte{0, 1, '\r', '\n', 0x0b, 0x7f, 0x80, 0xff, '@', 'A', 'Z', '[', '_', 0xc1, 0xda, 0xdf} {
+		for _, c := range []byte{0, 1, '\r', '\n', 0x0b, 0x7f, 0x80, 0xff} {
 			for i := range n {
 				b := []byte(strings.Repeat("a", n))
 				b[i] = c
@@ -150,13 +150,6 @@ func checkWords(t *testing.T, s string) {
 	t.Helper()
 	if got, want := Passable(s), utf8.ValidString(s) && !strings.ContainsAny(s, "\x00\r\n"); got != want {
 		t.Fatalf("Passable(%q) = %v, want %v", s, got, want)
-	}
-	upper, underscore := NameBytes(s)
-	if want := strings.ContainsFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }); upper != want {
-		t.Fatalf("NameBytes(%q) upper = %v, want %v", s, upper, want)
-	}
-	if want := strings.IndexByte(s, '_') >= 0; underscore != want {
-		t.Fatalf("NameBytes(%q) underscore = %v, want %v", s, underscore, want)
 	}
 }
 

@@ -27,37 +27,3 @@ func hasByte(w uint64, b byte) uint64 {
 
 // breaks is non-zero when some byte of w is NUL, CR or LF.
 func breaks(w uint64) uint64 { return hasByte(w, 0) | hasByte(w, '\r') | hasByte(w, '\n') }
-
-// hasUpper is non-zero when some byte of w is an ASCII capital: each
-// byte's low seven bits plus a constant carry into its high bit exactly
-// when they are at least 'A' (ge) or more than 'Z' (gt), and never into
-// the next byte; bytes with their own high bit set are not letters.
-func hasUpper(w uint64) uint64 {
-	lo := w &^ highs
-	ge := lo + ones*(0x80-'A')
-	gt := lo + ones*(0x7f-'Z')
-	return ge &^ gt &^ w & highs
-}
-
-// NameBytes reports whether a header name has an ASCII capital and
-// whether it has a "_", in one pass: an adapter asks it of every request
-// header name (lookups by lower-case name, UnderscoreTwins).
-func NameBytes(name string) (upper, underscore bool) {
-	if len(name) < 8 {
-		for i := 0; i < len(name); i++ {
-			c := name[i]
-			upper = upper || 'A' <= c && c <= 'Z'
-			underscore = underscore || c == '_'
-		}
-		return upper, underscore
-	}
-	// As Passable: whole words, then the last eight bytes.
-	var up, us uint64
-	for i := 0; i+8 <= len(name); i += 8 {
-		w := word(name[i:])
-		up |= hasUpper(w)
-		us |= hasByte(w, '_')
-	}
-	w := word(name[len(name)-8:])
-	return up|hasUpper(w) != 0, us|hasByte(w, '_') != 0
-}
