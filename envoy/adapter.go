@@ -122,14 +122,21 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, wire bool
 		return d, nil, true
 	}
 	d = eng.Check(ctx, &c.req)
-	twin := c.h.underscoreTwin(&d)
-	if wire && twin == "" {
-		// A kept encoding's headers passed RefuseUnpassable when it was
-		// made (encodedHit runs after it), and it answers only a decision
-		// whose headers equal them: nothing new to judge.
-		if enc = knownHit(&d); enc != nil {
-			return d, enc, true
-		}
+	if wire {
+		enc = knownHit(&d)
+	}
+	// A kept encoding's headers passed RefuseUnpassable when it was made
+	// (encodedHit runs after it), and it answers only a decision whose
+	// headers equal them: only the request's names are new to judge.
+	var underscore bool
+	if enc != nil {
+		underscore = enc.underscore
+	} else {
+		underscore = namesHaveUnderscore(d.Headers)
+	}
+	twin := c.h.underscoreTwin(&d, underscore)
+	if enc != nil && twin == "" {
+		return d, enc, true
 	}
 	d.RefuseUnpassable(ctx, s.log, s.realm, twin)
 	return d, nil, true

@@ -158,9 +158,10 @@ func (h *headerView) getList(name string) (string, int) {
 // underscore twin (authz.Decision.UnderscoreTwin) of one of d's identity
 // headers, or "". It allocates nothing: it runs on every allow. Twins
 // differ by a "_" against a "-", so when neither the request's names nor
-// d's have a "_" there is none, and the names are not read again.
-func (h *headerView) underscoreTwin(d *authz.Decision) string {
-	if !h.underscore && !namesHaveUnderscore(d.Headers) {
+// d's have a "_" (underscore: namesHaveUnderscore of d.Headers) there is
+// none, and the names are not read again.
+func (h *headerView) underscoreTwin(d *authz.Decision, underscore bool) string {
+	if !h.underscore && !underscore {
 		return ""
 	}
 	if h.list != nil {

@@ -493,7 +493,7 @@ func TestUnderscoreTwinEitherWay(t *testing.T) {
 			if problem != "" {
 				t.Fatal(problem)
 			}
-			if got := h.underscoreTwin(tc.d); got != tc.want {
+			if got := h.underscoreTwin(tc.d, namesHaveUnderscore(tc.d.Headers)); got != tc.want {
 				t.Fatalf("underscoreTwin = %q, want %q", got, tc.want)
 			}
 		})

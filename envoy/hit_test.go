@@ -147,3 +147,25 @@ func (l *lastDecision) Check(ctx context.Context, r *authz.Request) authz.Decisi
 	l.d = l.eng.Check(ctx, r)
 	return l.d
 }
+
+// TestKeptEncodingTwin: a hit answered by a kept encoding still refuses a
+// request header that is the twin of an identity header, when the "_" is
+// on the operator's side (the encoding's names) as well as the client's.
+func TestKeptEncodingTwin(t *testing.T) {
+	is := newTestIssuer(t, false)
+	s := newTestServer(t, newRealEngine(t, is.URL, func(c *authz.Config) { c.Upstream.Subject = "x_auth_subject" }))
+	ctx := context.Background()
+	plain := envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken}, nil)
+	s.answer(ctx, plain)
+	s.answer(ctx, plain)
+	if _, ok := s.answer(ctx, plain).(*encodedOK); !ok {
+		t.Fatal("the second hit is not answered by the kept encoding")
+	}
+	for _, name := range []string{"x-auth-subject", "X_Auth-Subject"} {
+		twin := envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken, name: "root"}, nil)
+		resp, ok := s.answer(ctx, twin).(*authv3.CheckResponse)
+		if !ok || resp.GetDeniedResponse().GetStatus().GetCode() != 400 {
+			t.Fatalf("hit with %s: %v, want a 400", name, resp)
+		}
+	}
+}

@@ -87,6 +87,8 @@ type encodedOK struct {
 	shape okShape
 	bytes []byte
 	wire  mem.BufferSlice
+	// underscore: some name of shape.headers has a "_" (underscoreTwin).
+	underscore bool
 }
 
 // String does not print the identity an encoding carries.
@@ -187,5 +189,5 @@ func encode(sh okShape) *encodedOK {
 	}
 	b := bs.Materialize()
 	bs.Free()
-	return &encodedOK{shape: sh, bytes: b, wire: mem.BufferSlice{mem.SliceBuffer(b)}}
+	return &encodedOK{shape: sh, bytes: b, wire: mem.BufferSlice{mem.SliceBuffer(b)}, underscore: namesHaveUnderscore(sh.headers)}
 }
