@@ -255,3 +255,21 @@ func BenchmarkClassify(b *testing.B) {
 		_ = p.Classify(r, "")
 	}
 }
+
+// BenchmarkNormalize: a clean request's host and target, as most arrive:
+// a short path, and a grid storage path with a port and a query.
+func BenchmarkNormalize(b *testing.B) {
+	for _, tc := range []struct{ name, host, target string }{
+		{"short", "storage.example", "/data/file.root?x=1"},
+		{"grid", "xrootd.storage.example.org:1094", "/atlas/rucio/mc23_13p6TeV/ab/cd/EVNT.36512874._000123.pool.root.1?xrd.wantprot=unix"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Normalize("GET", tc.host, tc.target); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -154,6 +154,31 @@ func TestNormalizeHost(t *testing.T) {
 	}
 }
 
+// TestNormalizeHostBytes: every byte in a label's middle, against the
+// rule: letters (folded), digits, '-' and '_' are kept; any other byte is
+// refused (the dot and ':' make other names, tested above).
+func TestNormalizeHostBytes(t *testing.T) {
+	for c := range 256 {
+		b := byte(c)
+		if b == '.' || b == ':' || b == '[' {
+			continue
+		}
+		got, err := NormalizeHost("a" + string([]byte{b}) + "b.example")
+		lower := b | 0x20
+		valid := 'a' <= lower && lower <= 'z' || '0' <= b && b <= '9' || b == '-' || b == '_'
+		want := ""
+		if valid {
+			want = "a" + string([]byte{b}) + "b.example"
+			if 'A' <= b && b <= 'Z' {
+				want = "a" + string([]byte{lower}) + "b.example"
+			}
+		}
+		if valid != (err == nil) || got != want {
+			t.Errorf("NormalizeHost with byte %#x = %q, %v; want %q", b, got, err, want)
+		}
+	}
+}
+
 func TestNormalizeLocalHost(t *testing.T) {
 	for in, want := range map[string]string{"Alias.Example.org.": "alias.example.org", "dav": "dav", "[2001:db8::1]": "[2001:db8::1]", "10.0.0.1": "10.0.0.1"} {
 		if got, err := NormalizeLocalHost(in); err != nil || got != want {
