@@ -102,18 +102,18 @@ func normalName(n string) (string, error) {
 	upper := false
 	label, lastLabel := 0, 0
 	for i := 0; i < len(n); i++ {
-		switch hostClass[n[i]] {
-		case hostDot:
+		switch c := n[i]; {
+		case c == '.':
 			if label == 0 {
 				return "", fmt.Errorf("%w: empty label", ErrInvalidHost)
 			}
 			label, lastLabel = 0, i+1
 			continue
-		case hostLower:
-		case hostUpper:
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		case 'A' <= c && c <= 'Z':
 			upper = true
 		default:
-			return "", fmt.Errorf("%w: character %q", ErrInvalidHost, n[i])
+			return "", fmt.Errorf("%w: character %q", ErrInvalidHost, c)
 		}
 		if label++; label > 63 {
 			return "", fmt.Errorf("%w: label longer than 63", ErrInvalidHost)
@@ -187,23 +187,3 @@ func namesThisServer(target, reqHost string, local, more []string) bool {
 	}
 	return slices.Contains(local, t) || slices.Contains(more, t)
 }
-
-// hostClass sorts a host name's bytes for normalName in one load: a
-// lower-case letter, digit, '-' or '_'; a capital; the label dot; or
-// (zero) anything else, which no host name may hold.
-var hostClass = func() (t [256]byte) {
-	for _, c := range []byte("abcdefghijklmnopqrstuvwxyz0123456789-_") {
-		t[c] = hostLower
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = hostUpper
-	}
-	t['.'] = hostDot
-	return t
-}()
-
-const (
-	hostLower = 1 + iota
-	hostUpper
-	hostDot
-)

@@ -113,9 +113,6 @@ func cleanTarget(raw string) (string, bool) {
 		return "", false
 	}
 	for i := 0; i < len(raw); i++ {
-		if !pathSpecial[raw[i]] {
-			continue // most bytes: one load and one test
-		}
 		switch raw[i] {
 		case '%', ';', '\\', '#', 0:
 			return "", false
@@ -143,14 +140,6 @@ func cleanTarget(raw string) (string, bool) {
 	}
 	return raw, true
 }
-
-// pathSpecial marks the bytes cleanTarget's switch looks at.
-var pathSpecial = func() (t [256]bool) {
-	for _, c := range []byte("%;\\#\x00?/") {
-		t[c] = true
-	}
-	return t
-}()
 
 // DecodeOnce percent-decodes s a single time, refusing the escapes that would
 // change the path's structure after our check ('/', '\', NUL); an error
