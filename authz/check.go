@@ -61,7 +61,7 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 	d.Tier = m.Tier.Name
 	if m.HintUnknown {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "unknown leasegate.tier from the proxy; using the strictest tier",
-			slog.String("hint", clip(r.TierHint)), slog.String("tier", d.Tier))
+			slog.String("hint", request.Clip(r.TierHint)), slog.String("tier", d.Tier))
 	}
 	d.Lease = LeaseNone
 
@@ -104,7 +104,8 @@ func (e *Engine) decide(ctx context.Context, r *Request) Decision {
 			if at.IsZero() {
 				at = e.now()
 			}
-			return e.allow(d, r, m, is, &lease, v, at)
+			e.allow(&d, r, &m, is, &lease, v, at)
+			return d
 		}
 	}
 	d.TokenID = raw.Prefix()
@@ -190,12 +191,13 @@ func lookupLease(o leasecache.Outcome) LeaseOutcome {
 // a local COPY under each profile; m.LocalHosts carries those routes'
 // local_hosts, so it finds no target local that AddTargets found remote.
 // v is the lease's view on a hit (view.go), nil otherwise; now is the
-// engine's time.
-func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer, l *leasecache.Lease, v *LeaseView, now time.Time) Decision {
+// engine's time. It decides in *d (a copy less per hit).
+func (e *Engine) allow(d *Decision, r *Request, m *policy.Match, is *trust.Issuer, l *leasecache.Lease, v *LeaseView, now time.Time) {
 	d.Issuer = is.Config.Name
 	// Hit, fresh answer or stale allowance: one lifetime rule for all.
-	if desc := lifetimeOf(&m, is).Judge(l.IssuedAt, l.Expiry, now, is.ClockSkew); desc != "" {
-		return e.deny(d, http.StatusUnauthorized, ReasonLifetime, ErrCodeInvalidToken, desc, "")
+	if desc := lifetimeOf(m, is).Judge(l.IssuedAt, l.Expiry, now, is.ClockSkew); desc != "" {
+		d.deny(e.realm, http.StatusUnauthorized, ReasonLifetime, ErrCodeInvalidToken, desc, "")
+		return
 	}
 	if v != nil {
 		d.Identity = v.identity
@@ -219,7 +221,8 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer,
 		for profile := range m.Require.All() {
 			sd := storage.Authorize(profile, sr, l.Scope, is.Config.BasePath, l.WLCGVersion)
 			if !sd.Allow {
-				return e.denyStorage(d, sd)
+				*d = e.denyStorage(*d, sd)
+				return
 			}
 			conditional = conditional || sd.Conditional
 		}
@@ -234,7 +237,8 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer,
 		// A hit: the view's headers, judged when the view was made.
 		d.Headers, d.View = v.headers, v
 	} else if d.Headers = e.identityHeaders(d.Identity); d.Headers == nil {
-		return e.deny(d, http.StatusUnauthorized, ReasonInvalidToken, ErrCodeInvalidToken, "token claims cannot be passed upstream", "")
+		d.deny(e.realm, http.StatusUnauthorized, ReasonInvalidToken, ErrCodeInvalidToken, "token claims cannot be passed upstream", "")
+		return
 	}
 	if m.Require != 0 {
 		// Storage routes say what If-None-Match the upstream gets: "*"
@@ -247,7 +251,8 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer,
 			inm = IfNoneMatchCreate
 		}
 		if !headertext.ClaimSafe(inm) || !headertext.Passable(inm) {
-			return e.deny(d, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "If-None-Match header cannot be passed on", "")
+			d.deny(e.realm, http.StatusBadRequest, ReasonMalformed, ErrCodeInvalidRequest, "If-None-Match header cannot be passed on", "")
+			return
 		}
 		if v != nil {
 			d.Headers = v.withIfNoneMatch(inm)
@@ -256,7 +261,6 @@ func (e *Engine) allow(d Decision, r *Request, m policy.Match, is *trust.Issuer,
 		}
 	}
 	d.StripAuthorization = e.strip
-	return d
 }
 
 // The upstream header of a storage decision: If-None-Match: * makes a PUT

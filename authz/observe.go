@@ -3,15 +3,11 @@ package authz
 import (
 	"context"
 	"log/slog"
-	"net"
-	"strconv"
-	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/authz/request"
 )
 
 // annotate puts the decision on the request's span (the gRPC or HTTP server
@@ -31,59 +27,12 @@ func (e *Engine) annotate(ctx context.Context, r *Request, d *Decision) {
 		attribute.Int("leasegate.status", d.Status),
 	}
 	if r != nil {
-		attrs = append(attrs, requestAttrs(r)...)
+		attrs = append(attrs, request.SpanAttrs(r.Method, r.Path, r.Host)...)
 		if r.RequestID != "" {
-			attrs = append(attrs, attribute.String("leasegate.request_id", clip(r.RequestID)))
+			attrs = append(attrs, attribute.String("leasegate.request_id", request.Clip(r.RequestID)))
 		}
 	}
 	span.SetAttributes(attrs...)
-}
-
-// knownMethods are the methods http.request.method names as they are: the
-// semantic conventions' list (RFC 9110 and PATCH) and, as they allow an
-// instrumentation to add, every method of leasegate's default tiers
-// (WebDAV). Any other is _OTHER, with the method in
-// http.request.method_original.
-var knownMethods = func() map[string]bool {
-	m := map[string]bool{}
-	for _, kv := range []attribute.KeyValue{
-		semconv.HTTPRequestMethodConnect, semconv.HTTPRequestMethodDelete, semconv.HTTPRequestMethodGet,
-		semconv.HTTPRequestMethodHead, semconv.HTTPRequestMethodOptions, semconv.HTTPRequestMethodPatch,
-		semconv.HTTPRequestMethodPost, semconv.HTTPRequestMethodPut, semconv.HTTPRequestMethodTrace,
-	} {
-		m[kv.Value.AsString()] = true
-	}
-	for _, t := range policy.DefaultTiers() {
-		for _, method := range t.Methods {
-			m[method] = true
-		}
-	}
-	return m
-}()
-
-// requestAttrs are r's method, path (without the query, which can carry
-// credentials) and host under their semantic-convention keys.
-func requestAttrs(r *Request) []attribute.KeyValue {
-	var attrs []attribute.KeyValue
-	if knownMethods[r.Method] {
-		attrs = append(attrs, semconv.HTTPRequestMethodKey.String(r.Method))
-	} else if r.Method != "" {
-		attrs = append(attrs, semconv.HTTPRequestMethodOther, semconv.HTTPRequestMethodOriginal(clip(r.Method)))
-	}
-	if p, _, _ := strings.Cut(r.Path, "?"); p != "" {
-		attrs = append(attrs, semconv.URLPath(clip(p)))
-	}
-	if r.Host != "" {
-		host, port, err := net.SplitHostPort(r.Host)
-		if err != nil {
-			host, port = r.Host, ""
-		}
-		attrs = append(attrs, semconv.ServerAddress(clip(host)))
-		if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 1<<16 {
-			attrs = append(attrs, semconv.ServerPort(n))
-		}
-	}
-	return attrs
 }
 
 // logDecision writes the decision's line: denials at info (at most
@@ -117,19 +66,10 @@ func (e *Engine) logDecision(ctx context.Context, r *Request, d *Decision) {
 		attrs = append(attrs, slog.String("description", d.Description))
 	}
 	if r != nil {
-		attrs = append(attrs, slog.String("method", clip(r.Method)), slog.String("request_id", clip(r.RequestID)))
+		attrs = append(attrs, slog.String("method", request.Clip(r.Method)), slog.String("request_id", request.Clip(r.RequestID)))
 	}
 	if suppressed > 0 {
 		attrs = append(attrs, slog.Uint64("suppressed", suppressed))
 	}
 	e.log.LogAttrs(ctx, level, msg, attrs...)
-}
-
-// clip bounds client-controlled strings in logs and spans.
-func clip(s string) string {
-	const maxLogged = 128
-	if len(s) > maxLogged {
-		return s[:maxLogged] + "…"
-	}
-	return s
 }

@@ -60,14 +60,16 @@ func (e *Engine) validate(ctx context.Context, d Decision, r *Request, m policy.
 			now := e.now()
 			if age := now.Sub(old.ValidatedAt); age >= 0 && age < stale && !issuer.Expired(old.Expiry, now) {
 				d.Lease = LeaseStale
-				return e.allow(d, r, m, is, &old, nil, now)
+				e.allow(&d, r, &m, is, &old, nil, now)
+				return d
 			}
 		}
 		return e.unavailable(d, ReasonIssuerUnavailable, "token issuer is unavailable", res.retryAfter)
 	case !res.active:
 		return e.deny(d, http.StatusUnauthorized, res.reason, ErrCodeInvalidToken, res.desc, "")
 	}
-	return e.allow(d, r, m, is, &res.lease, nil, e.now())
+	e.allow(&d, r, &m, is, &res.lease, nil, e.now())
+	return d
 }
 
 // flight joins (or leads) the coalesced validation of tok at is and waits

@@ -46,7 +46,8 @@ var allowedImports = map[string][]string{
 	"authz": {"authz/denylog", "authz/fleetmode", "authz/headertext", "authz/metrics", "authz/panics", "authz/recent", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The engine's fleet mode declares the SharedStore it consumes.
 	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
-	// Reading a request: its normal form, single fields, bearer token.
+	// Reading a request: its normal form, single fields, bearer token,
+	// span attributes.
 	"authz/request": {"policy"},
 	// The trusted issuers: their config, checks, clients and breaker.
 	"authz/trust": {"authz/issuer", "policy"},

@@ -1,8 +1,9 @@
 // Package request reads a request as the engine decides on it, with no
 // I/O: the one normal form of its path, host and WebDAV target fields
 // that route and storage rules both read, the fields SPEC §3 allows only
-// once, and the bearer token of its Authorization field (RFC 6750 §2.1).
-// Every problem it reports is a 400 description safe to show clients.
+// once, and the bearer token of its Authorization field (RFC 6750 §2.1);
+// and how a span or log line may quote it. Every problem it reports is a
+// 400 description safe to show clients.
 package request
 
 import (
