@@ -71,14 +71,23 @@ func (v *LeaseView) matches(l *leasecache.Lease, is *trust.Issuer) bool {
 // be passed upstream (allow then refuses the token). A view is only used
 // after the lease cache answered a hit for key and only while it matches
 // that lease, so it can never outlive a revocation or a revalidation with
-// other claims; it only saves building the same allow again. The engine
-// holds the views of its recent hits, bounded (recent.Map).
+// other claims; it only saves building the same allow again. It is kept
+// with a memoised lease (its Note: one pointer, no lookup) or else among
+// the engine's recent views, bounded (recent.Map).
 func (e *Engine) view(key, raw leasecache.Key, l *leasecache.Lease, is *trust.Issuer) *LeaseView {
-	if v, ok := e.views.Get(key); ok && v.matches(l, is) {
+	if l.Note != nil {
+		if v, _ := l.Note.Load().(*LeaseView); v != nil && v.matches(l, is) {
+			return v
+		}
+	} else if v, ok := e.views.Get(key); ok && v.matches(l, is) {
 		return v
 	}
 	v := e.newView(raw, l, is)
-	if v != nil {
+	switch {
+	case v == nil:
+	case l.Note != nil:
+		l.Note.Store(v)
+	default:
 		e.views.Put(key, v)
 	}
 	return v

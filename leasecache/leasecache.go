@@ -67,6 +67,10 @@ type Lease struct {
 	// Store refuses the lease when the token or its subject was revoked
 	// since; the zero value is refused after any such revoke.
 	Gen uint64
+	// Note is where a caller may keep what it derived from this lease
+	// alone, set on a lease Lookup served from its memo; nil otherwise.
+	// It is not stored: Store ignores it.
+	Note *Note
 }
 
 // Outcome is the result of a lookup.
@@ -364,7 +368,7 @@ func (c *Cache) read(k *Key, now time.Time, l *Lease) bool {
 		c.drop(kb)
 		return false
 	}
-	c.memo.put(kb, epoch, d, buf, now) // buf is Get's copy: d's strings may keep it
+	c.memo.put(kb, epoch, &d, buf, now) // buf is Get's copy: d's strings may keep it
 	*l = d
 	return true
 }

@@ -37,8 +37,27 @@ type memoSlot struct {
 type memoEntry struct {
 	key   Key
 	epoch uint64
-	lease Lease
+	lease Lease // lease.Note is &note
+	note  Note
 }
+
+// Note holds one value a caller derived from a memoised lease alone (the
+// engine keeps its view of the lease there). It lives and dies with that
+// lease's memo entry: any change to the lease, or the entry's eviction,
+// leaves it behind, so it never outlasts what it was derived from. The
+// value must be immutable: concurrent hits share it.
+type Note struct{ p atomic.Pointer[any] }
+
+// Load returns the value stored, or nil.
+func (n *Note) Load() any {
+	if p := n.p.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Store keeps x; the last Store wins.
+func (n *Note) Store(x any) { n.p.Store(&x) }
 
 // The memo stays within 1/memoShare of max_memory_mb: a slot holds at
 // most one entry of at most memoMaxEntry bytes (larger ones are not
@@ -89,8 +108,8 @@ func (m *memo) epoch(k *Key) uint64 { return m.slot(keyString(k)).epoch.Load() }
 // now, unless the slot still serves another token's lease validated less
 // than memoTenure ago: among more tokens than slots, cold reads neither
 // allocate nor evict each other's entries, and a slot whose token went
-// quiet is taken over.
-func (m *memo) put(k *Key, epoch uint64, l Lease, entry []byte, now time.Time) {
+// quiet is taken over. It sets l.Note when it memoises l.
+func (m *memo) put(k *Key, epoch uint64, l *Lease, entry []byte, now time.Time) {
 	s := m.slot(keyString(k))
 	if len(entry) > memoMaxEntry {
 		return
@@ -99,7 +118,10 @@ func (m *memo) put(k *Key, epoch uint64, l Lease, entry []byte, now time.Time) {
 		now.Unix()-s.since.Load() < memoTenure {
 		return
 	}
-	s.entry.Store(&memoEntry{key: *k, epoch: epoch, lease: l})
+	e := &memoEntry{key: *k, epoch: epoch, lease: *l}
+	e.lease.Note = &e.note
+	l.Note = &e.note
+	s.entry.Store(e)
 	s.tag.Store(keyTag(k))
 	s.filled.Store(epoch)
 	s.since.Store(l.ValidatedAt.Unix())

@@ -36,7 +36,8 @@ func TestMemoServesHits(t *testing.T) {
 }
 
 // TestMemoFollowsChanges: after a lookup filled the memo, every way the
-// stored lease can change or go is seen by the next lookup.
+// stored lease can change or go is seen by the next lookup, and what was
+// noted with the old lease (Lease.Note) is not handed back with it.
 func TestMemoFollowsChanges(t *testing.T) {
 	k := KeyOf("memo-token")
 	for _, tc := range []struct {
@@ -87,12 +88,19 @@ func TestMemoFollowsChanges(t *testing.T) {
 			}
 			t.Cleanup(func() { c.Close() })
 			mustStore(t, c, k, lease(clk, time.Hour))
-			wantLookup(t, c, k, Hit, "before")
+			before, o := c.Lookup(k, time.Minute)
+			if o != Hit || before.Note == nil {
+				t.Fatalf("before: Lookup = %v, note %v; want a memoised Hit", o, before.Note)
+			}
+			before.Note.Store("derived from the old lease")
 			clk.Advance(time.Second)
 			tc.change(t, c, clk)
 			l, o := c.Lookup(k, time.Minute)
 			if o != tc.want || (o == Hit && l.Scope != tc.scope) {
 				t.Fatalf("after: Lookup = %v %q, want %v %q", o, l.Scope, tc.want, tc.scope)
+			}
+			if l.Note != nil && l.Note.Load() != nil {
+				t.Fatalf("after: the old lease's note came back: %v", l.Note.Load())
 			}
 		})
 	}
@@ -245,5 +253,34 @@ func TestMemoAdmission(t *testing.T) {
 	}
 	if holder() != second {
 		t.Fatal("the slot was not taken over after memoTenure")
+	}
+}
+
+// TestMemoNote: a memoised lease's Note is the same on every hit of it; a
+// lease too large to memoise has none, and Store keeps no Note.
+func TestMemoNote(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k, big := KeyOf("noted"), KeyOf("too large")
+	l := lease(clk, time.Hour)
+	first, _ := c.Lookup(k, time.Minute) // a miss: nothing to note
+	if first.Note != nil {
+		t.Fatal("a miss carries a note")
+	}
+	mustStore(t, c, k, l)
+	a, _ := c.Lookup(k, time.Minute)
+	b, _ := c.Lookup(k, time.Minute)
+	if a.Note == nil || a.Note != b.Note {
+		t.Fatalf("two hits of one memoised lease: notes %p and %p, want one", a.Note, b.Note)
+	}
+	a.Note.Store(1)
+	if got, _ := b.Note.Load().(int); got != 1 {
+		t.Fatalf("note = %v, want the value stored", b.Note.Load())
+	}
+	l.Subject = strings.Repeat("x", memoMaxEntry)
+	l.Note = a.Note
+	mustStore(t, c, big, l)
+	if got, o := c.Lookup(big, time.Minute); o != Hit || got.Note != nil {
+		t.Fatalf("a lease over memoMaxEntry: %v, note %v; want a Hit without one", o, got.Note)
 	}
 }
