@@ -116,8 +116,10 @@ func Unavailable(desc string) Decision {
 // adapters apply it, so a token's identity passes through gRPC and HTTP
 // mode alike or through neither.
 func (d *Decision) UnpassableHeader() string {
-	// Judged on every decision, a hit's shared headers too: four short
-	// strings, and nobody's write into them can slip past.
+	// Judged on every decision asked, a hit's shared headers too, so
+	// nobody's write into them can slip past. (The gRPC adapter does not
+	// ask for a hit its kept encoding answers: those headers passed here
+	// and are compared with the encoding's on every hit.)
 	for _, h := range d.Headers {
 		if h.Name == "" {
 			continue

@@ -15,7 +15,9 @@ import (
 // (Decision.View), so a hit allocates neither headers nor the token id's
 // hex.
 type LeaseView struct {
-	issuer   *trust.Issuer
+	// issuer is the ID, not the pointer: a view kept with a memoised lease
+	// outlives its engine, and must not keep a retired one's clients.
+	issuer   uint64
 	tokenID  string
 	identity Identity
 	headers  []Header // len == cap: a caller's append copies, never writes here
@@ -63,7 +65,7 @@ func (v *LeaseView) SetMemo(x any) { v.memo.Store(&x) }
 // matches reports whether v renders lease l of issuer is: the same
 // identity, whatever validation produced l.
 func (v *LeaseView) matches(l *leasecache.Lease, is *trust.Issuer) bool {
-	return v.issuer == is && v.identity.Subject == l.Subject && v.identity.ClientID == l.ClientID && v.identity.Scope == l.Scope
+	return v.issuer == is.ID() && v.identity.Subject == l.Subject && v.identity.ClientID == l.ClientID && v.identity.Scope == l.Scope
 }
 
 // view returns the view of key's lease l (raw: the token's own SHA-256,
@@ -72,23 +74,25 @@ func (v *LeaseView) matches(l *leasecache.Lease, is *trust.Issuer) bool {
 // after the lease cache answered a hit for key and only while it matches
 // that lease, so it can never outlive a revocation or a revalidation with
 // other claims; it only saves building the same allow again. It is kept
-// with a memoised lease (its Note: one pointer, no lookup) or else among
-// the engine's recent views, bounded (recent.Map).
+// among the engine's recent views, bounded (recent.Map), and with a
+// memoised lease (its Note: one pointer, no lookup).
 func (e *Engine) view(key, raw leasecache.Key, l *leasecache.Lease, is *trust.Issuer) *LeaseView {
 	if l.Note != nil {
 		if v, _ := l.Note.Load().(*LeaseView); v != nil && v.matches(l, is) {
 			return v
 		}
-	} else if v, ok := e.views.Get(key); ok && v.matches(l, is) {
-		return v
 	}
-	v := e.newView(raw, l, is)
-	switch {
-	case v == nil:
-	case l.Note != nil:
-		l.Note.Store(v)
-	default:
+	// The recent views too: a memo slot two hot tokens share changes
+	// hands, and the view (with its encodings) should survive that.
+	v, ok := e.views.Get(key)
+	if !ok || !v.matches(l, is) {
+		if v = e.newView(raw, l, is); v == nil {
+			return nil
+		}
 		e.views.Put(key, v)
+	}
+	if l.Note != nil {
+		l.Note.Store(v)
 	}
 	return v
 }
@@ -106,7 +110,7 @@ func (e *Engine) newView(raw leasecache.Key, l *leasecache.Lease, is *trust.Issu
 	if hs == nil {
 		return nil
 	}
-	return &LeaseView{issuer: is, tokenID: raw.Prefix(), identity: id, headers: hs[:len(hs):len(hs)]}
+	return &LeaseView{issuer: is.ID(), tokenID: raw.Prefix(), identity: id, headers: hs[:len(hs):len(hs)]}
 }
 
 // identityHeaders are the upstream headers of id, or nil when a value is

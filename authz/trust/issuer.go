@@ -34,7 +34,16 @@ type Issuer struct {
 	breaker *breaker
 	reached atomic.Bool
 	pools   []*http.Transport // the issuer's connection pools, for Close
+	id      uint64
 }
+
+// issuerIDs numbers the Issuers New makes, so what outlives an engine
+// (the lease cache's notes) can name one without keeping it alive.
+var issuerIDs atomic.Uint64
+
+// ID is unique to this Issuer within the process: a reload's issuers
+// have new ones.
+func (is *Issuer) ID() uint64 { return is.id }
 
 // New builds ic's clients. now is the lease clock the JWT verifier and
 // the breaker read; ctx bounds the verifier's background JWKS refresh.
@@ -44,6 +53,7 @@ func New(ctx context.Context, ic IssuerConfig, now func() time.Time, log *slog.L
 		Lifetime:  policy.IssuerLifetime(ic.Name, ic.MaxTokenLifetime),
 		ClockSkew: ic.JWT.EffectiveClockSkew(),
 		breaker:   newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, now),
+		id:        issuerIDs.Add(1),
 	}
 	for _, h := range ic.LocalHosts {
 		n, err := policy.NormalizeLocalHost(h)
