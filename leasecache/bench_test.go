@@ -54,6 +54,28 @@ func BenchmarkLookupHit(b *testing.B) {
 	})
 }
 
+// BenchmarkLookupWorkingSet: hits in turn over 10k tokens, more than the
+// memo's 8,192 slots at 256 MiB, with every lease older than the memo's
+// tenure (the peers benchmark's shape after its first minute).
+func BenchmarkLookupWorkingSet(b *testing.B) {
+	now := time.Now()
+	c, err := New(Config{MaxMemoryMB: 256, Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	keys := fill(b, c, 10_000, now)
+	now = now.Add(2 * memoTenure * time.Second)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, o := c.Lookup(keys[i%len(keys)], time.Hour); o != Hit {
+			b.Fatalf("outcome %v", o)
+		}
+		i += 7919
+	}
+}
+
 // BenchmarkKeyOf measures hashing a typical 900-byte JWT.
 func BenchmarkKeyOf(b *testing.B) {
 	tok := string(make([]byte, 900))

@@ -32,6 +32,7 @@ type memoSlot struct {
 	tag    atomic.Uint64
 	filled atomic.Uint64
 	since  atomic.Int64 // the entry's validated_at, Unix seconds
+	used   atomic.Bool  // filled, or hit, since another token's read last found it
 }
 
 type memoEntry struct {
@@ -65,7 +66,7 @@ func (n *Note) Store(x any) { n.p.Store(&x) }
 const (
 	memoShare     = 32
 	memoMaxEntry  = 512
-	memoSlotBytes = memoMaxEntry + 288 + 40 // + memoEntry, memoSlot
+	memoSlotBytes = memoMaxEntry + 288 + 48 // + memoEntry, memoSlot
 	memoMinSlots  = 16
 	memoMaxSlots  = 1 << 14
 )
@@ -97,6 +98,9 @@ func (m *memo) get(k *Key, l *Lease) bool {
 		return false
 	}
 	*l = e.lease
+	if !s.used.Load() { // a write only on the first hit since a contender
+		s.used.Store(true)
+	}
 	return true
 }
 
@@ -106,22 +110,25 @@ func (m *memo) epoch(k *Key) uint64 { return m.slot(keyString(k)).epoch.Load() }
 
 // put memoises l, read from entry (whose memory l's strings may share) at
 // now, unless the slot still serves another token's lease validated less
-// than memoTenure ago: among more tokens than slots, cold reads neither
-// allocate nor evict each other's entries, and a slot whose token went
-// quiet is taken over. It sets l.Note when it memoises l.
+// than memoTenure ago, or filled or hit since another token's read last
+// found it (which uses that up): among more tokens than slots, cold reads
+// neither allocate nor evict each other's entries, two hot tokens sharing
+// a slot do not take it from each other on every read, and a slot whose
+// token went quiet is taken over. It sets l.Note when it memoises l.
 func (m *memo) put(k *Key, epoch uint64, l *Lease, entry []byte, now time.Time) {
 	s := m.slot(keyString(k))
 	if len(entry) > memoMaxEntry {
 		return
 	}
 	if s.tag.Load() != keyTag(k) && s.filled.Load() == s.epoch.Load() && s.entry.Load() != nil &&
-		now.Unix()-s.since.Load() < memoTenure {
+		(now.Unix()-s.since.Load() < memoTenure || s.used.Swap(false)) {
 		return
 	}
 	e := &memoEntry{key: *k, epoch: epoch, lease: *l}
 	e.lease.Note = &e.note
 	l.Note = &e.note
 	s.entry.Store(e)
+	s.used.Store(true) // one read of another token's before its first hit
 	s.tag.Store(keyTag(k))
 	s.filled.Store(epoch)
 	s.since.Store(l.ValidatedAt.Unix())

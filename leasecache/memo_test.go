@@ -228,7 +228,8 @@ func wantLookup(t *testing.T, c *Cache, k Key, want Outcome, when string) {
 
 // TestMemoAdmission: a slot's recent lease keeps it against another
 // token's read (no churn among more tokens than slots); once its lease is
-// memoTenure old, the other token takes it over.
+// memoTenure old, the other token takes it over, unless the holder was
+// hit since that token's last read.
 func TestMemoAdmission(t *testing.T) {
 	clk := newFakeClock()
 	c := newCache(t, clk)
@@ -248,11 +249,30 @@ func TestMemoAdmission(t *testing.T) {
 		t.Fatal("a read of another token took a fresh slot")
 	}
 	clk.Advance(memoTenure * time.Second)
+	// Past the tenure, a holder hit since the other token's last read
+	// keeps the slot against one more read of it, not two in a row.
+	c.Lookup(first, time.Hour)
+	if _, o := c.Lookup(second, time.Hour); o != Hit {
+		t.Fatalf("later, from the store: Lookup = %v, want Hit", o)
+	}
+	if holder() != first {
+		t.Fatal("a holder hit since the last contender lost the slot")
+	}
 	if _, o := c.Lookup(second, time.Hour); o != Hit {
 		t.Fatalf("later: Lookup = %v, want Hit", o)
 	}
 	if holder() != second {
-		t.Fatal("the slot was not taken over after memoTenure")
+		t.Fatal("the slot was not taken over after memoTenure and a read without a hit between")
+	}
+	// A new holder has that one chance too: two tokens read in turn do
+	// not take the slot from each other on every read.
+	c.Lookup(first, time.Hour)
+	if holder() != second {
+		t.Fatal("a holder just filled lost the slot to the first read of another token")
+	}
+	c.Lookup(first, time.Hour)
+	if holder() != first {
+		t.Fatal("a holder neither hit nor new kept the slot")
 	}
 }
 
