@@ -598,7 +598,7 @@ suite_micro() {
 	# FleetCheckHit/deny reads the store's health, which a loaded machine
 	# can flip mid-run: standalone is the fleet's local hit.
 	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench '^BenchmarkFleetCheckHit$/^standalone$' -benchmem -count "$RUNS" ./authz/) >>"$raw"
-	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench 'LookupHit' -benchtime 3000000x -cpu 1,2 -benchmem -count "$RUNS" ./leasecache/) >>"$raw"
+	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench 'LookupHit|LookupWorkingSet' -benchtime 3000000x -cpu 1,2 -benchmem -count "$RUNS" ./leasecache/) >>"$raw"
 	(cd "$ROOT/e2e" && go test -tags "$TAGS" -run '^$' -bench 'HitPath' -benchmem -count "$RUNS" ./cmd/loadgen) >>"$raw"
 	(cd "$ROOT" && go test -run '^$' -bench 'Memory' -benchtime 1x -count "$RUNS" ./leasecache/) >"$OUT/micro-memory.txt"
 	{
