@@ -274,6 +274,13 @@ func TestMemoAdmission(t *testing.T) {
 	if holder() != first {
 		t.Fatal("a holder neither hit nor new kept the slot")
 	}
+	// A hit renews the chance another token's read used up.
+	c.Lookup(second, time.Hour)
+	c.Lookup(first, time.Hour)
+	c.Lookup(second, time.Hour)
+	if holder() != first {
+		t.Fatal("a hit did not renew the holder's chance")
+	}
 }
 
 // TestMemoNote: a memoised lease's Note is the same on every hit of it; a
