@@ -24,7 +24,7 @@ type memo struct {
 
 // memoSlot keeps the epoch, a tag of the entry's key and the epoch it was
 // filled at beside its pointer: a read of a token the slot does not hold
-// touches one cache line, not the entry too. Tag and filled are hints (a
+// touches the slot's 48 bytes, not the entry too. Tag and filled are hints (a
 // stale one costs a read or a fill); the entry's own key and epoch decide.
 type memoSlot struct {
 	entry  atomic.Pointer[memoEntry]
