@@ -181,6 +181,14 @@ func (t TLSConfig) load() (*tls.Config, error) {
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
 			return nil, Problem{"redis.tls.ca_file", fmt.Sprintf("%s holds no PEM certificate", t.CAFile)}
 		}
+	} else {
+		// Loaded here, not lazily in the first handshake: parsing the
+		// system's roots must not count against the dial's timeout.
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, Problem{"redis.tls.ca_file", fmt.Sprintf("is empty and the system roots cannot be read: %v", err)}
+		}
+		cfg.RootCAs = roots
 	}
 	switch {
 	case t.CertFile != "" && t.KeyFile != "":

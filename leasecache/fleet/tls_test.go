@@ -193,3 +193,17 @@ func TestSentinel(t *testing.T) {
 	}
 	rec.waitFor(t, time.Second, "the revocation", func() bool { return len(rec.revs) == 1 })
 }
+
+// TestTLSRootsLoadedBeforeDial: without ca_file the system roots are
+// read when the configuration is loaded, so the first handshake's
+// deadline covers the network only (under load, parsing them took longer
+// than the dial's second and a wrong CA read as "unavailable").
+func TestTLSRootsLoadedBeforeDial(t *testing.T) {
+	cfg, err := TLSConfig{ServerName: "redis.test"}.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RootCAs == nil {
+		t.Fatal("RootCAs is nil: the roots would be parsed inside the first handshake")
+	}
+}
