@@ -4,8 +4,9 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/encoding/proto"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 )
 
 // Codec is the gRPC codec for the ext_authz server (grpc.ForceServerCodecV2):
@@ -16,7 +17,7 @@ import (
 // before. The bytes are a valid encoding of the same message either way
 // (TestCodecMatchesProto); the generated code is ~5× faster on a hit's OK
 // response and allocates only the buffer (BENCHMARKS.md).
-func Codec() encoding.CodecV2 { return codec{encoding.GetCodecV2(proto.Name)} }
+func Codec() encoding.CodecV2 { return codec{encoding.GetCodecV2(grpcproto.Name)} }
 
 // VTProtobuf reports whether the binary carries go-control-plane's
 // generated marshallers (built with -tags vtprotobuf).
@@ -72,6 +73,19 @@ func marshalVT(m vtMarshaler, buf []byte) error {
 	return nil
 }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+// Unmarshal decodes as gRPC's codec does. For checkHandler's checkIn a
+// failure is kept in it and not returned: the handler denies the request
+// instead of gRPC answering with an error (see checkIn).
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	in, ok := v.(*checkIn)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	if err := c.proto.Unmarshal(data, &in.req); err != nil {
+		proto.Reset(&in.req)
+		in.err = err
+	}
+	return nil
+}
 
 func (c codec) Name() string { return c.proto.Name() }

@@ -3,6 +3,8 @@ package envoy
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"slices"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -23,8 +25,9 @@ import (
 // Check's message encodes to (TestWireMatchesCheck).
 
 // Register adds the Authorization service to g, a *grpc.Server built with
-// ServerOptions (with another codec, binary or JSON, the answers are the
-// same, only slower: see encodedOK).
+// ServerOptions. With another codec, binary or JSON, the answers are the
+// same, only slower (see encodedOK), except that a request that cannot be
+// decoded is a gRPC error instead of a denial (see checkIn).
 func (s *Server) Register(g grpc.ServiceRegistrar) { g.RegisterService(&authorizationService, s) }
 
 // authorizationService is authv3.Authorization_ServiceDesc with its own
@@ -40,11 +43,15 @@ var authorizationService = grpc.ServiceDesc{
 // answers with Server.answer. An interceptor gets Check's messages, which
 // is what it expects to see.
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	req := new(authv3.CheckRequest)
-	if err := dec(req); err != nil {
+	s := srv.(*Server)
+	in := new(checkIn) // one allocation for both
+	if err := dec(in); err != nil {
 		return nil, err
 	}
-	s := srv.(*Server)
+	if in.err != nil {
+		return s.undecodable(ctx, in.err), nil
+	}
+	req := &in.req
 	if interceptor == nil {
 		return s.answer(ctx, req), nil
 	}
@@ -52,6 +59,36 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	return interceptor(ctx, req, info, func(ctx context.Context, r any) (any, error) {
 		return s.Check(ctx, r.(*authv3.CheckRequest))
 	})
+}
+
+// checkIn is what checkHandler decodes into: the request, and with the
+// adapter's codec the error that kept its bytes from decoding. gRPC
+// answers an error of the codec itself with a gRPC error, which Envoy
+// hands to failure_mode_allow; the codec keeps it here instead. Another
+// codec decodes into req through ProtoReflect and fails as it would.
+type checkIn struct {
+	req authv3.CheckRequest
+	err error
+}
+
+func (in *checkIn) ProtoReflect() protoreflect.Message { return in.req.ProtoReflect() }
+
+// undecodable answers a request the codec could not decode (not
+// protobuf, a string field that is not UTF-8): it is denied like a
+// request without attributes (SPEC §3: 400, invalid_request), with the
+// engine's realm, metrics and log line.
+func (s *Server) undecodable(ctx context.Context, err error) any {
+	// protobuf-go's errors name the fault, never the bytes.
+	s.log.LogAttrs(ctx, slog.LevelDebug, "ext_authz request could not be decoded", slog.String("error", err.Error()))
+	eng := s.engine()
+	if eng == nil {
+		return faultResponse()
+	}
+	d := eng.Check(ctx, &authz.Request{})
+	if d.Status == http.StatusBadRequest {
+		d.SetDescription("the CheckRequest could not be decoded")
+	}
+	return s.response(&d)
 }
 
 // answer is Check for the wire: the same decision and the same contract
