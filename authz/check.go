@@ -216,7 +216,11 @@ func (e *Engine) allow(d *Decision, r *Request, m *policy.Match, is *trust.Issue
 			sr.Source, _ = r.Headers.Get("source")
 			sr.IfNoneMatch, _ = r.Headers.Get("if-none-match")
 			sr.Overwrite, _ = r.Headers.Get("overwrite")
-			sr.Depth, _ = r.Headers.Get("depth")
+			// Two Depth fields (a raw header_map) are no Depth: the
+			// backend may honour either, so only one "0" makes a stat.
+			if v, n := r.Headers.Get("depth"); n == 1 {
+				sr.Depth = v
+			}
 		}
 		for profile := range m.Require.All() {
 			sd := storage.Authorize(profile, sr, l.Scope, is.Config.BasePath, l.WLCGVersion)

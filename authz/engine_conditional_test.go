@@ -48,6 +48,10 @@ func TestEngineConditionalCreate(t *testing.T) {
 			hdr: map[string][]string{"depth": {"0"}}, status: 200, inm: ""},
 		{name: "create-only cannot list", method: "PROPFIND", path: "/dcache/atlas/", tok: creator,
 			hdr: map[string][]string{"depth": {"1"}}, status: 403},
+		// Two Depth fields (raw header_map): a backend may honour either,
+		// so the first "0" does not make it a stat.
+		{name: "create-only cannot list behind a second Depth", method: "PROPFIND", path: "/dcache/atlas/", tok: creator,
+			hdr: map[string][]string{"depth": {"0", "infinity"}}, status: 403},
 		{name: "create-only cannot delete on a conditional route", method: "DELETE", path: "/dcache/atlas/f", tok: creator, status: 403},
 		{name: "no storage route, no such header", method: "GET", path: "/public/f", tok: modifier,
 			hdr: map[string][]string{"if-none-match": {`"v1"`}}, status: 200, inm: absent},
