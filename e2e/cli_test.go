@@ -99,7 +99,7 @@ func TestCLI(t *testing.T) {
 
 // TestReloadAndDrain: SIGHUP applies a new read window without dropping
 // leases, an invalid file is refused and the running config kept, and
-// SIGTERM drains and exits 0.
+// SIGTERM and SIGINT each drain and exit 0.
 func TestReloadAndDrain(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{Tiers: leasegate.StandardTiers(time.Minute, time.Second, 0, 0)})
@@ -157,25 +157,35 @@ func TestReloadAndDrain(t *testing.T) {
 		s.expect(t, get, expectation{allowed: true, lease: "miss", calls: 1})
 	})
 
+	drains := func(t *testing.T, p *leasegate.Process, sig syscall.Signal) {
+		t.Helper()
+		if err := p.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		code, err := p.Wait(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Errorf("exit code after %v %d, want 0", sig, code)
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := p.WaitLog(wctx, func(e leasegate.LogEntry) bool { return e.Msg == "draining" }); err != nil {
+			t.Errorf("no \"draining\" log line after %v: %v", sig, err)
+		}
+		if _, err := p.WaitLog(wctx, func(e leasegate.LogEntry) bool { return e.Msg == "stopped" }); err != nil {
+			t.Errorf("no \"stopped\" log line after %v: %v", sig, err)
+		}
+	}
 	t.Run("SIGTERM drains and exits 0", func(t *testing.T) {
 		ok, err := s.client.Serving(ctx, "envoy.service.auth.v3.Authorization")
 		if err != nil || !ok {
 			t.Fatalf("grpc health before SIGTERM: serving=%v err=%v", ok, err)
 		}
-		if err := s.leasegate.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		code, err := s.leasegate.Wait(10 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code != 0 {
-			t.Errorf("exit code after SIGTERM %d, want 0", code)
-		}
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		if _, err := s.leasegate.WaitLog(wctx, func(e leasegate.LogEntry) bool { return e.Msg == "stopped" }); err != nil {
-			t.Errorf("no \"stopped\" log line after SIGTERM: %v", err)
-		}
+		drains(t, s.leasegate, syscall.SIGTERM)
+	})
+	t.Run("SIGINT drains and exits 0", func(t *testing.T) { // SPEC §6: either signal
+		drains(t, s.startLeasegate(t, ctx, leasegateBin(t), s.cfg, nil), syscall.SIGINT)
 	})
 }
