@@ -796,6 +796,12 @@ func serveGRPC(t *testing.T, s *Server) authv3.AuthorizationClient {
 // serveOn serves s on g at 127.0.0.1:0 and returns a client.
 func serveOn(t *testing.T, g *grpc.Server, s *Server) authv3.AuthorizationClient {
 	t.Helper()
+	return authv3.NewAuthorizationClient(serveConn(t, g, s))
+}
+
+// serveConn serves s on g at 127.0.0.1:0 and returns a connection to it.
+func serveConn(t *testing.T, g *grpc.Server, s *Server) *grpc.ClientConn {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -808,7 +814,7 @@ func serveOn(t *testing.T, g *grpc.Server, s *Server) authv3.AuthorizationClient
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close(); g.Stop(); <-done })
-	return authv3.NewAuthorizationClient(conn)
+	return conn
 }
 
 func TestCheckWithRealEngineOverGRPC(t *testing.T) {

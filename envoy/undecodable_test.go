@@ -2,14 +2,12 @@ package envoy
 
 import (
 	"bytes"
-	"net"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )
@@ -53,7 +51,7 @@ func TestUndecodableDenied(t *testing.T) {
 	}
 	is := newTestIssuer(t, false)
 	s := newTestServer(t, newRealEngine(t, is.URL))
-	conn := rawConn(t, grpc.NewServer(ServerOptions(100)...), s)
+	conn := serveConn(t, grpc.NewServer(ServerOptions(100)...), s)
 	for name, raw := range tests {
 		t.Run(name, func(t *testing.T) {
 			var resp authv3.CheckResponse
@@ -74,28 +72,10 @@ func TestUndecodableDenied(t *testing.T) {
 	// The valid bytes are allowed, through the adapter's codec and
 	// through gRPC's own (which decodes into checkIn's request too): the
 	// raw client is not what denies.
-	for name, c := range map[string]*grpc.ClientConn{"adapter codec": conn, "grpc codec": rawConn(t, grpc.NewServer(), s)} {
+	for name, c := range map[string]*grpc.ClientConn{"adapter codec": conn, "grpc codec": serveConn(t, grpc.NewServer(), s)} {
 		var resp authv3.CheckResponse
 		if err := c.Invoke(t.Context(), authv3.Authorization_Check_FullMethodName, rawRequest(valid), &resp, grpc.ForceCodecV2(rawClientCodec{})); err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
 			t.Errorf("%s: the valid request: %v, %v", name, resp.GetStatus(), err)
 		}
 	}
-}
-
-// rawConn serves s on g at 127.0.0.1:0 and returns a connection to it.
-func rawConn(t *testing.T, g *grpc.Server, s *Server) *grpc.ClientConn {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Register(g)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = g.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close(); g.Stop(); <-done })
-	return conn
 }
