@@ -295,9 +295,13 @@ func (pl *plan) planMove(req Request) string {
 // is not.
 func (pl *plan) planCopy(req Request) string {
 	r := req.Request
-	// writeOp is what writing a file that may already exist needs.
+	// writeOp is what writing a file that may already exist needs. Only
+	// an exact "F" is a create: anything else, "f" included, is read as
+	// "T", the stricter reading (README), because a backend may test
+	// Overwrite != "F" (golang.org/x/net/webdav does) and replace an
+	// existing file on "f".
 	writeOp := opModify
-	if strings.EqualFold(strings.TrimSpace(req.Overwrite), "F") {
+	if strings.TrimSpace(req.Overwrite) == "F" {
 		writeOp = opCreate
 	}
 	switch {
