@@ -177,6 +177,8 @@ func TestEngineRepeatedWebDAVFields(t *testing.T) {
 	env := newEngEnv(t, engOpts{routes: []policy.RouteConfig{{Prefix: "/atlas/", Require: policy.ProfileWLCG}}})
 	const tok = "opaque-repeated"
 	env.iss.setAnswer(tok, env.active(func(a map[string]any) { a["scope"] = "storage.read:/atlas storage.create:/atlas" }))
+	const scratch = "opaque-repeated-scratch"
+	env.iss.setAnswer(scratch, env.active(func(a map[string]any) { a["scope"] = "storage.modify:/atlas/scratch" }))
 	h := func(kv ...string) map[string][]string {
 		m := map[string][]string{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -200,6 +202,18 @@ func TestEngineRepeatedWebDAVFields(t *testing.T) {
 		{name: "If-None-Match etag list is one value", method: "GET", path: "/atlas/f", hdr: h("if-none-match", `"a", "b"`), status: 200},
 		{name: "repeated fields on a route without require", method: "GET", path: "/elsewhere", hdr: h("overwrite", "T", "overwrite", "T"), status: 400},
 		{name: "repeated Destination on a route without require", method: "MOVE", path: "/elsewhere/a", hdr: h("destination", "/elsewhere/b", "destination", "/atlas/c"), status: 400},
+		// Two fields "/atlas/scratch/.." and "x", joined by Envoy: read as
+		// one they name "/atlas/scratch/..,x" inside scratch, but a backend
+		// that takes the first field (net/http, nginx, Apache) moves onto
+		// /atlas itself.
+		{name: "control: MOVE within scratch", method: "MOVE", path: "/atlas/scratch/a", tok: scratch, hdr: h("destination", "/atlas/scratch/b"), status: 200},
+		{name: "control: MOVE onto /atlas", method: "MOVE", path: "/atlas/scratch/a", tok: scratch, hdr: h("destination", "/atlas/scratch/.."), status: 403},
+		{name: "Destination ending in .. joined with a second field", method: "MOVE", path: "/atlas/scratch/a", tok: scratch, hdr: h("destination", "/atlas/scratch/..,x"), status: 400},
+		{name: "Destination URI ending in %2e%2e joined with a second field", method: "MOVE", path: "/atlas/scratch/a", tok: scratch,
+			hdr: h("destination", "https://storage.example.org/atlas/scratch/%2E%2e,x"), status: 400},
+		{name: "Destination outside scratch joined with a second field that climbs back", method: "MOVE", path: "/atlas/scratch/a", tok: scratch,
+			hdr: h("destination", "/atlas/protected/victim,x/../../scratch/y"), status: 400},
+		{name: "Destination ending in . joined with a second field", method: "COPY", path: "/atlas/f", hdr: h("destination", "/atlas/scratch/.,x", "overwrite", "F"), status: 400},
 	})
 }
 

@@ -42,6 +42,9 @@ func ParseTarget(v string) (Target, error) {
 			return Target{}, errors.New("two values joined by ','")
 		}
 	}
+	if dotSegmentAroundComma(v) {
+		return Target{}, errors.New("two values joined by ','")
+	}
 	if strings.HasPrefix(v, "//") {
 		return Target{}, errors.New("network-path reference")
 	}
@@ -79,6 +82,50 @@ func ParseTarget(v string) (Target, error) {
 		return Target{}, err
 	}
 	return t, nil
+}
+
+// dotSegmentAroundComma reports whether v's path has a ',' next to dot
+// segments: a "." or ".." segment (also percent-encoded) just before the
+// first ',' or anywhere after it. Envoy's headers map joins two fields
+// with ','; read as one value, the dot segments of the second field can
+// climb out of the first one's last segment, so "/protected/victim" and
+// "x/../../atlas/y" read as /atlas/y, and "/atlas/alice/.." and "x" as a
+// name inside /atlas/alice, while a backend that takes the first field
+// (net/http, nginx, Apache) writes /protected/victim or /atlas. Such a
+// value is read as two fields. A ',' in the query changes no path, and a
+// ',' with no dot segment around it leaves the path under the parent
+// both readings share ("/a/g,1").
+func dotSegmentAroundComma(v string) bool {
+	if i := strings.IndexByte(v, '?'); i >= 0 {
+		v = v[:i]
+	}
+	c := strings.IndexByte(v, ',')
+	if c < 0 {
+		return false
+	}
+	if isDotSegment(v[strings.LastIndexByte(v[:c], '/')+1 : c]) {
+		return true
+	}
+	rest := v[c+1:]
+	j := strings.IndexByte(rest, '/')
+	if j < 0 {
+		return false
+	}
+	for seg := range strings.SplitSeq(rest[j+1:], "/") {
+		if isDotSegment(seg) {
+			return true
+		}
+	}
+	return false
+}
+
+// isDotSegment reports whether seg, not yet decoded, is "." or "..".
+func isDotSegment(seg string) bool {
+	if len(seg) > 6 {
+		return false
+	}
+	seg = strings.ReplaceAll(strings.ToLower(seg), "%2e", ".")
+	return seg == "." || seg == ".."
 }
 
 // startsTarget reports whether s (after optional whitespace) begins like a
