@@ -4,6 +4,7 @@ import (
 	"github.com/leasegate/leasegate/authz/trust"
 	"github.com/leasegate/leasegate/leasecache"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/policy/lifetime"
 )
 
 // lifetimeOf is the lifetime policy (SPEC §2) a request matched as m holds
@@ -11,7 +12,7 @@ import (
 // route's (both in m) and the issuer's. allow judges every allow by it,
 // from a hit, a fresh answer or a stale lease alike, so no lease serves
 // past min(exp, iat + limit).
-func lifetimeOf(m *policy.Match, is *trust.Issuer) policy.Lifetime {
+func lifetimeOf(m *policy.Match, is *trust.Issuer) lifetime.Policy {
 	lt := m.Lifetime
 	lt.Limit = lt.Limit.Min(is.Lifetime)
 	return lt

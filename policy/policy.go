@@ -14,6 +14,8 @@ import (
 	"iter"
 	"slices"
 	"time"
+
+	"github.com/leasegate/leasegate/policy/lifetime"
 )
 
 // errConditionalCreate is why a route's conditional_create is refused: it
@@ -97,7 +99,7 @@ type Route struct {
 	// ConditionalCreate: see RouteConfig.
 	ConditionalCreate bool
 	// Lifetime is the route's own max_token_lifetime, unset when none.
-	Lifetime LifetimeLimit
+	Lifetime lifetime.Limit
 }
 
 // Match is the outcome of classifying a request.
@@ -130,7 +132,7 @@ type Match struct {
 	// Lifetime is the global lifetime policy held to the limit of every
 	// matching route (and, with AddTargets, a local target's routes); the
 	// engine adds the token's issuer's limit.
-	Lifetime Lifetime
+	Lifetime lifetime.Policy
 }
 
 // StorageProfile names a family of capability scopes a route can require;
@@ -191,7 +193,7 @@ type Policy struct {
 	strictest   int
 	routes      []Route
 	leaseMax    time.Duration
-	lifetime    Lifetime // the global part
+	lifetime    lifetime.Policy // the global part
 }
 
 // DefaultTiers returns SPEC §1's default tier table.
@@ -216,8 +218,8 @@ func New(cfg Config) (*Policy, error) {
 		byName:   make(map[string]int, len(cfg.Tiers)),
 		byMethod: make(map[string]int),
 		leaseMax: cfg.LeaseMax,
-		lifetime: Lifetime{
-			Limit:           LifetimeLimit{Max: cfg.MaxTokenLifetime, Source: SourceGlobal},
+		lifetime: lifetime.Policy{
+			Limit:           lifetime.Limit{Max: cfg.MaxTokenLifetime, Source: lifetime.SourceGlobal},
 			RefuseLongLived: cfg.RefuseLongLived,
 		},
 	}

@@ -28,7 +28,7 @@ var allowedImports = map[string][]string{
 	"server": {"server/config", "server/telemetry", "server/fleetlink", "server/unixsocket", "envoy", "server/forwardauth", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/issuer", "authz/metrics", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The YAML configuration: it decodes and places problems, and runs the
 	// checks of the packages that own each field (tracing: server/telemetry).
-	"server/config":    {"server/config/yamltree", "server/telemetry", "server/unixsocket", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"server/config":    {"server/config/yamltree", "server/telemetry", "server/unixsocket", "server/push", "authz", "authz/denylog", "authz/fleetmode", "authz/trust", "authz/issuer", "policy", "policy/lifetime", "policy/storage", "leasecache", "leasecache/fleet"},
 	"server/telemetry": {},
 	// Binding a Unix socket listener: private directory, mode, owner, link.
 	"server/unixsocket": {},
@@ -43,14 +43,14 @@ var allowedImports = map[string][]string{
 	"server/push": {"authz/denylog", "authz/issuer", "leasecache"},
 	// authz imports the fleet package for the store's two value types
 	// (Position, Outcome) only.
-	"authz": {"authz/denylog", "authz/fleetmode", "authz/headertext", "authz/metrics", "authz/panics", "authz/recent", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/storage", "leasecache", "leasecache/fleet"},
+	"authz": {"authz/denylog", "authz/fleetmode", "authz/headertext", "authz/metrics", "authz/panics", "authz/recent", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/lifetime", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The engine's fleet mode declares the SharedStore it consumes.
 	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
 	// Reading a request: its normal form, single fields, bearer token,
 	// span attributes.
 	"authz/request": {"policy"},
 	// The trusted issuers: their config, checks, clients and breaker.
-	"authz/trust": {"authz/issuer", "policy"},
+	"authz/trust": {"authz/issuer", "policy", "policy/lifetime"},
 	// The engine's Prometheus series.
 	"authz/metrics": {"leasecache/fleet"},
 	// The rate limit on denial log lines.
@@ -65,7 +65,8 @@ var allowedImports = map[string][]string{
 	"authz/issuer": {"authz/issuer/jwks"},
 	// One issuer's key set: discovery, fetches, refresh, candidate keys.
 	"authz/issuer/jwks": {},
-	"policy":            {},
+	"policy":            {"policy/lifetime"},
+	"policy/lifetime":   {},
 	"policy/storage":    {"policy"},
 	"leasecache":        {},
 	"leasecache/fleet":  {"leasecache", "leasecache/fleet/revlog"},
@@ -85,10 +86,12 @@ var forbiddenDeps = map[string][]string{
 	"policy":     {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"leasecache": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 
-	// policy/storage and authz/request are as pure as the policy they read.
+	// policy/storage, policy/lifetime and authz/request are as pure as the
+	// policy they read.
 	"authz/headertext": {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"authz/request":    {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 	"policy/storage":   {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
+	"policy/lifetime":  {"net/http", "google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},
 
 	// The decision and HTTP mode know nothing of gRPC or Envoy's protos.
 	"authz":              {"google.golang.org/grpc", "google.golang.org/genproto", "github.com/envoyproxy/go-control-plane"},

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/leasegate/leasegate/authz/issuer"
-	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/policy/lifetime"
 )
 
 // Mode is how an issuer's tokens are validated.
@@ -150,7 +150,7 @@ func (ic IssuerConfig) problems() []issuer.Problem {
 	if ic.BreakerFailures < 0 || ic.BreakerOpenFor < 0 {
 		add("circuit_breaker", "failures and open_for must not be negative")
 	}
-	if msg := policy.LifetimeProblem(ic.MaxTokenLifetime); msg != "" {
+	if msg := lifetime.Problem(ic.MaxTokenLifetime); msg != "" {
 		add("max_token_lifetime", msg)
 	}
 	if ic.wantsIntrospection() {

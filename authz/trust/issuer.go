@@ -13,6 +13,7 @@ import (
 
 	"github.com/leasegate/leasegate/authz/issuer"
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/policy/lifetime"
 )
 
 // Issuer is one trusted issuer with its clients: the introspection client
@@ -22,7 +23,7 @@ type Issuer struct {
 	Config     IssuerConfig
 	LocalHosts []string // Config.LocalHosts in policy.NormalizeHost's form
 	// Lifetime is Config.MaxTokenLifetime, named for error_description.
-	Lifetime policy.LifetimeLimit
+	Lifetime lifetime.Limit
 	// ClockSkew is the issuer's effective clock_skew, which the lifetime
 	// policy reads an answer's iat with in every mode.
 	ClockSkew time.Duration
@@ -50,7 +51,7 @@ func (is *Issuer) ID() uint64 { return is.id }
 func New(ctx context.Context, ic IssuerConfig, now func() time.Time, log *slog.Logger, tp trace.TracerProvider) (*Issuer, error) {
 	is := &Issuer{
 		Config:    ic,
-		Lifetime:  policy.IssuerLifetime(ic.Name, ic.MaxTokenLifetime),
+		Lifetime:  lifetime.Issuer(ic.Name, ic.MaxTokenLifetime),
 		ClockSkew: ic.JWT.EffectiveClockSkew(),
 		breaker:   newBreaker(ic.BreakerFailures, ic.BreakerOpenFor, now),
 		id:        issuerIDs.Add(1),

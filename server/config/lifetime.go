@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/leasegate/leasegate/policy"
+	"github.com/leasegate/leasegate/policy/lifetime"
 )
 
 // The token lifetime policy (SPEC §2) as -check and GET /config show it:
@@ -14,10 +15,10 @@ import (
 
 // issuerLifetimes are the issuers' effective limits, in configuration
 // order.
-func (c *Config) issuerLifetimes(p *policy.Policy) []policy.LifetimeLimit {
-	out := make([]policy.LifetimeLimit, len(c.Issuers))
+func (c *Config) issuerLifetimes(p *policy.Policy) []lifetime.Limit {
+	out := make([]lifetime.Limit, len(c.Issuers))
 	for i, is := range c.Issuers {
-		out[i] = p.Lifetime().Limit.Min(policy.IssuerLifetime(is.Name, is.MaxTokenLifetime))
+		out[i] = p.Lifetime().Limit.Min(lifetime.Issuer(is.Name, is.MaxTokenLifetime))
 	}
 	return out
 }
@@ -28,7 +29,7 @@ func (c *Config) lifetimeSummary(p *policy.Policy) string {
 	global := p.Lifetime()
 	issuers, routes := c.issuerLifetimes(p), p.RouteLifetimes()
 	limited := global.Limit.Set()
-	for _, l := range append(append([]policy.LifetimeLimit(nil), issuers...), routes...) {
+	for _, l := range append(append([]lifetime.Limit(nil), issuers...), routes...) {
 		limited = limited || l.Set()
 	}
 	switch {
@@ -63,17 +64,17 @@ func sep(i int) string {
 }
 
 // shortLimit is a limit's duration, or none.
-func shortLimit(l policy.LifetimeLimit) string {
+func shortLimit(l lifetime.Limit) string {
 	if !l.Set() {
 		return "none"
 	}
-	return policy.FormatDuration(l.Max)
+	return lifetime.FormatDuration(l.Max)
 }
 
 // effective is an issuer's or a route's effective limit, marked when the
 // global one is the stricter: "12h (global)".
-func effective(l policy.LifetimeLimit) string {
-	if l.Set() && l.Source == policy.SourceGlobal {
+func effective(l lifetime.Limit) string {
+	if l.Set() && l.Source == lifetime.SourceGlobal {
 		return shortLimit(l) + " (global)"
 	}
 	return shortLimit(l)
@@ -107,12 +108,12 @@ func (c *Config) LifetimeView(p *policy.Policy) map[string]any {
 	}
 }
 
-func limitView(l policy.LifetimeLimit) map[string]any {
+func limitView(l lifetime.Limit) map[string]any {
 	if !l.Set() {
 		return map[string]any{"max_token_lifetime": "none"}
 	}
 	return map[string]any{
-		"max_token_lifetime":         policy.FormatDuration(l.Max),
+		"max_token_lifetime":         lifetime.FormatDuration(l.Max),
 		"max_token_lifetime_seconds": l.Max.Seconds(),
 		"source":                     l.Source,
 	}
