@@ -368,17 +368,21 @@ func (p *Policy) Classify(r Request, hint string) Match {
 	spoken := false // a storage route has said whether creates are conditional
 	for i := range p.routes {
 		rt := &p.routes[i]
-		if !rt.matches(r) {
+		ok, loose := rt.matches(r)
+		if !ok {
 			continue
 		}
-		if m.Route == nil {
+		// A loose match (see hostMatches) only tightens: its require,
+		// lifetime and local hosts apply, it never gives the tier or
+		// window, and it never makes creates conditional.
+		if m.Route == nil && !loose {
 			m.Route = rt
 		}
 		m.Require |= requirementOf(rt.Require)
 		m.Lifetime.Limit = m.Lifetime.Limit.Min(rt.Lifetime)
 		m.LocalHosts = appendHosts(m.LocalHosts, rt.LocalHosts)
 		if rt.Require != "" && !spoken {
-			m.ConditionalCreate, spoken = rt.ConditionalCreate, true
+			m.ConditionalCreate, spoken = rt.ConditionalCreate && !loose, true
 		}
 	}
 	route := m.Route
@@ -418,31 +422,46 @@ func appendHosts(have, more []string) []string {
 	return append(append(out, have...), more...)
 }
 
-// matches reports whether the rule applies to r. Prefix and path are both
-// decoded and normalised (Normalize, ValidatePrefix): "/data" also matches
-// the prefix "/data/".
-func (rt *Route) matches(r Request) bool {
-	if rt.Host != "" && !hostMatches(rt.Host, r.host) {
-		return false
+// matches reports whether the rule applies to r, and whether only
+// loosely (hostMatches). Prefix and path are both decoded and normalised
+// (Normalize, ValidatePrefix): "/data" also matches the prefix "/data/".
+func (rt *Route) matches(r Request) (ok, loose bool) {
+	if rt.Host != "" {
+		if ok, loose = hostMatches(rt.Host, r.host); !ok {
+			return false, false
+		}
 	}
 	if len(rt.Methods) > 0 && !slices.Contains(rt.Methods, r.method) {
-		return false
+		return false, false
 	}
 	p := r.path
-	return len(p) >= len(rt.Prefix) && p[:len(rt.Prefix)] == rt.Prefix ||
+	ok = len(p) >= len(rt.Prefix) && p[:len(rt.Prefix)] == rt.Prefix ||
 		len(p)+1 == len(rt.Prefix) && rt.Prefix[len(p)] == '/' && rt.Prefix[:len(p)] == p
+	return ok, loose && ok
 }
 
 // hostMatches compares a rule's host with a request's, both in
 // NormalizeHost's form. A rule without a port matches the host on any port.
-func hostMatches(want, host string) bool {
+// A request host without a port meets a rule for that host with one only
+// loosely: the request may be for that port (Envoy's :authority and
+// nginx's $host carry whatever the client wrote, or no port at all), so
+// the rule's requirements apply, but it may as well be for the default
+// port, so the rule does not choose its tier.
+func hostMatches(want, host string) (ok, loose bool) {
 	// A request that names no host could be for any of them: every host
 	// rule applies, so not even an absent host selects a weaker route
 	// (SPEC §1), as the storage policy counts it as this server.
 	if want == host || host == "" {
-		return true
+		return true, false
 	}
-	return hostOnly(want) == want && hostOnly(host) == want
+	name := hostOnly(want)
+	switch {
+	case name == want: // the rule names no port
+		return hostOnly(host) == want, false
+	case host == name: // the request names no port
+		return true, true
+	}
+	return false, false
 }
 
 // Bound is the revocation bound the configuration promises.
