@@ -52,7 +52,7 @@ func (h engHeaders) Get(name string) (string, int) {
 	if len(v) == 0 {
 		return "", 0
 	}
-	return v[0], len(v)
+	return strings.Join(v, ","), len(v) // as the shipped readers join them
 }
 
 func bearer(tok string) engHeaders { return engHeaders{"authorization": {"Bearer " + tok}} }

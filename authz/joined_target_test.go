@@ -32,11 +32,12 @@ func TestJoinedDestinationLeavesRoute(t *testing.T) {
 		{name: "Source /atlas and x joined by Envoy", method: "COPY", path: "/elsewhere/copy", hdr: map[string][]string{"source": {"/atlas,x"}}, status: 400},
 		{name: "URI /atlas and x joined by Envoy", method: "MOVE", path: "/elsewhere/a", hdr: dest("https://storage.example.org/atlas,x"), status: 400},
 		// Envoy's join of "/atlas/x,y/.." (the first field itself has a
-		// ",") and "z": the dot segment precedes the second ",", not the
-		// first, so dotSegmentAroundComma misses it. leasegate reads
-		// /atlas/x,y/..,z (inside /atlas/x,y); the backend moves onto /atlas.
+		// ",") and "z": read as one, a path inside /atlas/x,y; the backend
+		// moves onto /atlas.
 		{name: "control: comma scope MOVE onto /atlas", method: "MOVE", path: "/atlas/x,y/a", tok: commaScope, hdr: dest("/atlas"), status: 403},
-		{name: "control: comma scope MOVE within /atlas/x,y", method: "MOVE", path: "/atlas/x,y/a", tok: commaScope, hdr: dest("/atlas/x,y/b"), status: 200},
+		// A name with a "," is one value only percent-encoded.
+		{name: "control: comma scope MOVE within /atlas/x,y", method: "MOVE", path: "/atlas/x,y/a", tok: commaScope, hdr: dest("/atlas/x%2Cy/b"), status: 200},
+		{name: "a raw comma in one field reads as two", method: "MOVE", path: "/atlas/x,y/a", tok: commaScope, hdr: dest("/atlas/x,y/b"), status: 400},
 		{name: "control: /atlas/x,y/.. alone (refused: a dot segment after a comma)", method: "MOVE", path: "/atlas/x,y/a", tok: commaScope, hdr: dest("/atlas/x,y/.."), status: 400},
 		{name: "/atlas/x,y/.. and z joined by Envoy", method: "MOVE", path: "/atlas/x,y/a", tok: commaScope, hdr: dest("/atlas/x,y/..,z"), status: 400},
 	})

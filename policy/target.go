@@ -42,8 +42,8 @@ func ParseTarget(v string) (Target, error) {
 			return Target{}, errors.New("two values joined by ','")
 		}
 	}
-	if dotSegmentAroundComma(v) {
-		return Target{}, errors.New("two values joined by ','")
+	if commaInPath(v) {
+		return Target{}, errors.New("a ',' in the path (two values joined by ','; a name with ',' is sent as %2C)")
 	}
 	if strings.HasPrefix(v, "//") {
 		return Target{}, errors.New("network-path reference")
@@ -84,48 +84,18 @@ func ParseTarget(v string) (Target, error) {
 	return t, nil
 }
 
-// dotSegmentAroundComma reports whether v's path has a ',' next to dot
-// segments: a "." or ".." segment (also percent-encoded) just before the
-// first ',' or anywhere after it. Envoy's headers map joins two fields
-// with ','; read as one value, the dot segments of the second field can
-// climb out of the first one's last segment, so "/protected/victim" and
-// "x/../../atlas/y" read as /atlas/y, and "/atlas/alice/.." and "x" as a
-// name inside /atlas/alice, while a backend that takes the first field
-// (net/http, nginx, Apache) writes /protected/victim or /atlas. Such a
-// value is read as two fields. A ',' in the query changes no path, and a
-// ',' with no dot segment around it leaves the path under the parent
-// both readings share ("/a/g,1").
-func dotSegmentAroundComma(v string) bool {
+// commaInPath reports whether v has a "," before its query. Envoy's
+// headers map joins repeated fields with ",", and read as one value the
+// second field moves the path wherever its text says: "/atlas" + "x" reads
+// as the sibling /atlas,x, "/atlas/alice/.." + "x" as a name inside alice,
+// "/victim" + "x/../../atlas/y" as /atlas/y, while a backend that takes the
+// first field acts on /atlas, /atlas or /victim. A name with a "," is sent
+// percent-encoded (%2C), which no join produces.
+func commaInPath(v string) bool {
 	if i := strings.IndexByte(v, '?'); i >= 0 {
 		v = v[:i]
 	}
-	c := strings.IndexByte(v, ',')
-	if c < 0 {
-		return false
-	}
-	if isDotSegment(v[strings.LastIndexByte(v[:c], '/')+1 : c]) {
-		return true
-	}
-	rest := v[c+1:]
-	j := strings.IndexByte(rest, '/')
-	if j < 0 {
-		return false
-	}
-	for seg := range strings.SplitSeq(rest[j+1:], "/") {
-		if isDotSegment(seg) {
-			return true
-		}
-	}
-	return false
-}
-
-// isDotSegment reports whether seg, not yet decoded, is "." or "..".
-func isDotSegment(seg string) bool {
-	if len(seg) > 6 {
-		return false
-	}
-	seg = strings.ReplaceAll(strings.ToLower(seg), "%2e", ".")
-	return seg == "." || seg == ".."
+	return strings.IndexByte(v, ',') >= 0
 }
 
 // startsTarget reports whether s (after optional whitespace) begins like a

@@ -16,7 +16,8 @@ import (
 // Headers gives read access to a request's headers (authz.Headers).
 type Headers interface {
 	// Get returns the value of the header with the given lower-case name
-	// and how many fields of that name the request carried.
+	// and how many fields of that name the request carried; with more than
+	// one, their values joined with "," (as HTTP folds them).
 	Get(name string) (value string, n int)
 }
 
