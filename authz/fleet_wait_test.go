@@ -19,11 +19,13 @@ import (
 // asks the issuer itself (SPEC §8), even when the holder died with the
 // lock held for longer: the other's fate costs it that wait, not a denial.
 func TestFleetWaiterAsksAfterIssuerTimeout(t *testing.T) {
+	// Only B's timeout is short: A's lock (its issuer timeout, 2 s) then
+	// outlives the test's steps, and only B's own bound ends its wait.
 	const timeout = 300 * time.Millisecond
 	short := func(c *Config) { c.Issuers[0].Introspection.Timeout = timeout }
 	rs := testredis.Start(t)
 	raw := rawClient(t, rs.Addr())
-	a := newReplica(t, rs.Addr(), fleetmode.StoreLossStandalone, nil, short)
+	a := newReplica(t, rs.Addr(), fleetmode.StoreLossStandalone, nil)
 	b := newReplica(t, rs.Addr(), fleetmode.StoreLossStandalone, a.iss, short)
 	const tok = "fleet-waiter-timeout"
 	release := make(chan struct{})

@@ -77,7 +77,13 @@ func (in *checkIn) ProtoReflect() protoreflect.Message { return in.req.ProtoRefl
 // protobuf, a string field that is not UTF-8): it is denied like a
 // request without attributes (SPEC §3: 400, invalid_request), with the
 // engine's realm, metrics and log line.
-func (s *Server) undecodable(ctx context.Context, err error) any {
+func (s *Server) undecodable(ctx context.Context, err error) (out any) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logPanic(ctx, p)
+			out = faultResponse()
+		}
+	}()
 	// protobuf-go's errors name the fault, never the bytes.
 	s.log.LogAttrs(ctx, slog.LevelDebug, "ext_authz request could not be decoded", slog.String("error", err.Error()))
 	eng := s.engine()
