@@ -90,3 +90,51 @@ func TestFleetSubjectRevokeRefusedOnReturn(t *testing.T) {
 		t.Fatalf("%d/10 runs: A allowed the revoked subject's token right after the revoke returned", hits)
 	}
 }
+
+// An admin revoke whose store write fails (SPEC §6: "it still revokes
+// locally and answers 503 ... revoked_locally": the admin client hung up,
+// fleet.timeout passed, a blip) while the store is up: the shared lease,
+// validated before the revoke, is still in Redis and no log record voids
+// it. The next request on this very replica must not refill its local
+// cache from it: the revoke stands locally, at once (README: "at once on
+// that replica, windows elsewhere").
+func TestFleetLocalOnlyRevokeNotRefilled(t *testing.T) {
+	for _, bySubject := range []bool{false, true} {
+		name := "token"
+		if bySubject {
+			name = "subject"
+		}
+		t.Run(name, func(t *testing.T) {
+			a, _, _ := fleetPair(t, fleetmode.StoreLossStandalone)
+			tok := "review-local-only-" + name
+			a.iss.setAnswer(tok, a.active(nil))
+			if d := a.check("GET", "/f", tok); !d.Allow {
+				t.Fatalf("warm: %+v", d)
+			}
+			time.Sleep(50 * time.Millisecond) // the lease is shared
+			a.iss.setAnswer(tok, map[string]any{"active": false})
+			gone, cancel := context.WithCancel(context.Background())
+			cancel() // the admin request's context: the client hung up
+			k := a.key(tok)
+			var err error
+			if bySubject {
+				if err := a.eng.RevokeSubject(engIssuerName, "alice"); err != nil {
+					t.Fatal(err)
+				}
+				err = a.store.RevokeSubject(gone, engIssuerName, "alice")
+			} else {
+				a.eng.Revoke(k)
+				err = a.store.Revoke(gone, k)
+			}
+			if err == nil {
+				t.Fatal("store revoke with a cancelled context succeeded; the test needs it to fail")
+			}
+			if !a.store.Up() {
+				t.Fatal("store went down; the test needs it up")
+			}
+			if d := a.check("GET", "/f", tok); d.Allow {
+				t.Fatalf("the replica that revoked locally allows the token again: lease=%s calls=%d", d.Lease, a.calls())
+			}
+		})
+	}
+}

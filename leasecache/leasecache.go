@@ -431,6 +431,29 @@ func (c *Cache) isNegative(k *Key, now time.Time) bool {
 // meanwhile wins. One atomic load.
 func (c *Cache) Generation() uint64 { return c.gen.Load() }
 
+// GenerationAt is the generation a validation that began at t, by the
+// cache's clock, would have read: the newest before every revoke recorded
+// at or after t, and at most gen (a Generation() the caller read). A lease
+// validated elsewhere (the fleet's store) carries only its validated_at;
+// filled at GenerationAt(l.ValidatedAt, gen), a revoke made here after
+// that validation refuses it, as it refuses a local one, even when the
+// revoke never reached the store. A revoke recorded at t exactly counts
+// as after.
+func (c *Cache) GenerationAt(t time.Time, gen uint64) uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	// Records are in generation order, and so in time order on the
+	// cache's clock; every one kept is above the floor.
+	for i := len(c.queue) - 1; i >= 0; i-- {
+		r := &c.queue[i]
+		if r.at.Before(t) {
+			break
+		}
+		gen = min(gen, r.gen-1)
+	}
+	return gen
+}
+
 // Store records a fresh validation; every tier's window restarts from
 // l.ValidatedAt. It clears a negative lease for k. When k or l's subject
 // was revoked after generation l.Gen, nothing is stored and the error is

@@ -207,3 +207,39 @@ func TestRevokeAll(t *testing.T) {
 		t.Errorf("after a fresh fill: %v, want hit", o)
 	}
 }
+
+// A lease validated elsewhere (the fleet's store) before a revoke made
+// here, filled after it: GenerationAt(validated_at) puts it before the
+// revoke, so Store refuses it, whatever Generation() reads now. One
+// validated after the revoke is filled as usual.
+func TestGenerationAtOrdersForeignLeases(t *testing.T) {
+	for _, byName := range []bool{false, true} {
+		clk := newFakeClock()
+		c := newCache(t, clk)
+		k := KeyOf("tok")
+		before := lease(clk, time.Hour) // validated elsewhere, now
+		clk.Advance(time.Second)
+		if byName {
+			c.RevokeSubject("hydra", "alice")
+		} else {
+			c.Revoke(k)
+		}
+		clk.Advance(time.Second)
+		after := lease(clk, time.Hour)
+		gen := c.Generation() // read before the fill, after the revoke
+		if g := c.GenerationAt(before.ValidatedAt, gen); g >= gen {
+			t.Fatalf("byName=%v: GenerationAt(before the revoke) = %d, want below %d", byName, g, gen)
+		}
+		before.Gen = c.GenerationAt(before.ValidatedAt, gen)
+		if err := c.Store(k, before); !errors.Is(err, ErrRevokedSince) {
+			t.Fatalf("byName=%v: fill of a lease validated before the revoke = %v, want ErrRevokedSince", byName, err)
+		}
+		after.Gen = c.GenerationAt(after.ValidatedAt, gen)
+		if after.Gen != gen {
+			t.Fatalf("byName=%v: GenerationAt(after the revoke) = %d, want %d", byName, after.Gen, gen)
+		}
+		if err := c.Store(k, after); err != nil {
+			t.Fatalf("byName=%v: fill of a lease validated after the revoke = %v", byName, err)
+		}
+	}
+}

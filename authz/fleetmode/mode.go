@@ -166,7 +166,10 @@ func (f *Mode) Lookup(ctx context.Context, key leasecache.Key, w time.Duration, 
 	f.local.OnLookup(o)
 	switch o {
 	case fleet.Hit:
-		l.Gen = gen
+		// At the generation of the lease's own validation, not of this
+		// lookup: a revoke here since then refuses it, also one that
+		// never reached the store (SPEC §6, revoked locally).
+		l.Gen = cache.GenerationAt(l.ValidatedAt, gen)
 		if !l.ValidatedAt.After(after) || cache.Store(key, l) != nil {
 			return leasecache.Lease{}, leasecache.Miss
 		}
@@ -245,7 +248,7 @@ func (f *Mode) Wait(ctx context.Context, key leasecache.Key, gen uint64, timeout
 	endSpan(span, attribute.String("leasegate.fleet.outcome", o.String()))
 	switch o {
 	case fleet.Hit:
-		l.Gen = gen
+		l.Gen = f.local.Cache.GenerationAt(l.ValidatedAt, gen) // as in Lookup
 		if f.local.Cache.Store(key, l) != nil {
 			return leasecache.Lease{}, fleet.Miss // revoked meanwhile: ask the issuer
 		}
