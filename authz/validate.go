@@ -144,6 +144,14 @@ func (e *Engine) flight(ctx context.Context, is *trust.Issuer, tok string, key l
 func (e *Engine) validateFleet(ctx context.Context, is *trust.Issuer, tok string, key leasecache.Key, gen uint64, pos fleet.Position, deadline time.Time, after time.Time) *result {
 	f := e.fleet
 	timeout := is.Timeout()
+	// The holder's answer is the only one worth waiting for, and its
+	// validation began at most the lock's life (timeout) before this
+	// Acquire. A shared lease validated earlier is no answer, even when
+	// this caller knows no lease (after is zero: the store lookup failed
+	// or found none): served, it would pass any tier's window, 0 too.
+	if early := e.now().Add(-timeout); after.Before(early) {
+		after = early
+	}
 	won, since, err := f.Acquire(ctx, key, timeout)
 	if err == nil && !won {
 		switch l, o := f.Wait(ctx, key, gen, timeout, deadline, after); o {
