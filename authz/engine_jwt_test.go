@@ -271,3 +271,31 @@ func TestEngineAudienceOneRule(t *testing.T) {
 		}
 	})
 }
+
+func TestEngineNbfRuleIsOneForJWTAndIntrospection(t *testing.T) {
+	// The same judgement of nbf in the future (clock_skew, 60s by
+	// default, tolerated): a JWT verified locally and an introspection
+	// answer carrying the same value get the same decision. (An iat in
+	// the future is the lifetime policy's: TestEngineLifetimeFutureIat.)
+	for _, claim := range []string{"nbf"} {
+		for _, off := range []time.Duration{-time.Hour, 0, 30 * time.Second, 59 * time.Second, 2 * time.Minute, time.Hour} {
+			t.Run(claim+" "+off.String(), func(t *testing.T) {
+				jw := newEngJWT(t, ModeJWT, engOpts{})
+				v := jw.clock.Now().Add(off).Unix()
+				dj := jw.check("GET", "/f", jw.token(t, func(c map[string]any) { c[claim] = v }, nil))
+
+				in := newEngEnv(t, engOpts{})
+				in.iss.setAnswer("opaque-"+claim, in.active(func(a map[string]any) { a[claim] = v }))
+				di := in.check("GET", "/f", "opaque-"+claim)
+
+				if dj.Allow != di.Allow || dj.Status != di.Status {
+					t.Fatalf("%s %+s: jwt %v %d %s %q, introspection %v %d %s %q", claim, off,
+						dj.Allow, dj.Status, dj.Reason, dj.Description, di.Allow, di.Status, di.Reason, di.Description)
+				}
+				if wantAllow := off < time.Minute; dj.Allow != wantAllow {
+					t.Fatalf("%s %+s: allow = %v, want %v (%+v)", claim, off, dj.Allow, wantAllow, dj)
+				}
+			})
+		}
+	}
+}

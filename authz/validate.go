@@ -220,6 +220,13 @@ func (e *Engine) validateWithIssuer(ctx context.Context, is *trust.Issuer, tok s
 		e.metrics.Issuer(ctx, name, metrics.IssuerInactive, took)
 		return &result{reason: ReasonExpired, desc: "token expired", kept: e.storeNegative(ctx, key, gen)}
 	}
+	// The JWT verifier's nbf rule, for an introspection answer too (in
+	// the jwt modes the signed claims passed it already). Its iat is the
+	// lifetime policy's to judge, per route (allow), as README says.
+	if why := issuer.NotYetValid(claims.NotBefore, time.Time{}, validatedAt, is.ClockSkew); why != "" {
+		e.metrics.Issuer(ctx, name, metrics.IssuerInvalid, took)
+		return &result{reason: ReasonInvalidToken, desc: why, kept: e.storeNegative(ctx, key, gen)}
+	}
 	e.metrics.Issuer(ctx, name, metrics.IssuerActive, took)
 	l := leasecache.Lease{
 		ValidatedAt: validatedAt,

@@ -197,6 +197,20 @@ func Expired(exp, now time.Time) bool {
 	return !exp.IsZero() && !now.Before(exp)
 }
 
+// NotYetValid is the one nbf and iat rule, for JWTs and introspection
+// answers alike: "" when the token may be used at now, else why not (an
+// error_description). skew (clock_skew) lets both lie that far in the
+// future: the issuer's clock may run ahead of ours. Zero values are absent.
+func NotYetValid(nbf, iat, now time.Time, skew time.Duration) string {
+	switch {
+	case !nbf.IsZero() && now.Add(skew).Before(nbf):
+		return "token not yet valid"
+	case !iat.IsZero() && iat.After(now.Add(skew)):
+		return "token issued in the future"
+	}
+	return ""
+}
+
 // audienceMember reads aud: a string or an array of strings (RFC 7519 §4.1.3).
 func audienceMember(obj map[string]json.RawMessage, key string) ([]string, error) {
 	if !present(obj, key) {

@@ -242,10 +242,9 @@ func (v *JWTVerifier) checkClaims(payload []byte) (Claims, error) {
 		return Claims{}, v.invalid("token has no expiry", nil)
 	case Expired(c.Expiry, now):
 		return Claims{}, v.invalid("token expired", ErrExpired)
-	case !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore):
-		return Claims{}, v.invalid("token not yet valid", nil)
-	case !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(skew)):
-		return Claims{}, v.invalid("token issued in the future", nil)
+	}
+	if why := NotYetValid(c.NotBefore, c.IssuedAt, now, skew); why != "" {
+		return Claims{}, v.invalid(why, nil)
 	}
 	if !v.aud.accepts(c.Audience) {
 		return Claims{}, v.invalid("audience not accepted", ErrAudience)
