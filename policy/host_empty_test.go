@@ -71,3 +71,56 @@ func TestClassifyPortlessHostMeetsPortRules(t *testing.T) {
 		})
 	}
 }
+
+// TestClassifyPortlessHostKeepsStricterWindow: leaving the port out does
+// not escape a host:port rule's stricter tier or window either.
+func TestClassifyPortlessHostKeepsStricterWindow(t *testing.T) {
+	p, err := New(Config{Tiers: DefaultTiers(), LeaseMax: 10 * time.Minute, Routes: []RouteConfig{
+		{Prefix: "/admin/", Host: "storage.example.org:2880", Tier: TierCritical},
+		{Prefix: "/door/", Host: "storage.example.org:2880", Window: dur(0)},
+		{Prefix: "/mirror/", Host: "storage.example.org:2880", Tier: TierRead},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path   string
+		window time.Duration // with the port: the rule's; without: the stricter of it and the method's
+		loose  time.Duration
+	}{
+		{"/admin/x", 0, 0},
+		{"/door/x", 0, 0},
+		{"/mirror/x", time.Minute, 5 * time.Second}, // a weaker rule does not loosen POST's write tier
+	}
+	for _, tc := range tests {
+		full := classify(t, p, rawRequest{Method: "POST", Host: "storage.example.org:2880", Path: tc.path})
+		loose := classify(t, p, rawRequest{Method: "POST", Host: "storage.example.org", Path: tc.path})
+		if full.Window != tc.window || loose.Window != tc.loose {
+			t.Errorf("%s: window %v with the port, %v without; want %v and %v", tc.path, full.Window, loose.Window, tc.window, tc.loose)
+		}
+	}
+}
+
+// TestClassifyAbsentHostNeverWeakerTier: a request that names no host
+// meets every host rule loosely, so a weaker host rule's tier does not
+// apply to it (a DELETE stays critical), and it agrees with a portless
+// host on conditional_create (off: the operator vouched for one backend).
+func TestClassifyAbsentHostNeverWeakerTier(t *testing.T) {
+	p, err := New(Config{Tiers: DefaultTiers(), LeaseMax: 10 * time.Minute, Routes: []RouteConfig{
+		{Prefix: "/", Host: "mirror.example.org", Tier: TierRead},
+		{Prefix: "/door/", Host: "storage.example.org:2880", Require: ProfileWLCG, ConditionalCreate: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := classify(t, p, rawRequest{Method: "DELETE", Host: "storage.example.org", Path: "/f"})
+	none := classify(t, p, rawRequest{Method: "DELETE", NoHost: true, Path: "/f"})
+	if none.Window != 0 || none.Window > other.Window {
+		t.Errorf("a DELETE naming no host is leased %v (%s), one naming another host %v", none.Window, none.Tier.Name, other.Window)
+	}
+	portless := classify(t, p, rawRequest{Method: "PUT", Host: "storage.example.org", Path: "/door/f"})
+	absent := classify(t, p, rawRequest{Method: "PUT", NoHost: true, Path: "/door/f"})
+	if portless.ConditionalCreate || absent.ConditionalCreate || portless.Require == 0 || absent.Require == 0 {
+		t.Errorf("conditional create: portless %v, absent %v (require %v, %v); want off, with the require", portless.ConditionalCreate, absent.ConditionalCreate, portless.Require, absent.Require)
+	}
+}

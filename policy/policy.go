@@ -366,6 +366,7 @@ func capAt(d, max time.Duration) time.Duration {
 func (p *Policy) Classify(r Request, hint string) Match {
 	m := Match{Request: r, Lifetime: p.lifetime}
 	spoken := false // a storage route has said whether creates are conditional
+	var loosely []*Route
 	for i := range p.routes {
 		rt := &p.routes[i]
 		ok, loose := rt.matches(r)
@@ -373,9 +374,11 @@ func (p *Policy) Classify(r Request, hint string) Match {
 			continue
 		}
 		// A loose match (see hostMatches) only tightens: its require,
-		// lifetime and local hosts apply, it never gives the tier or
-		// window, and it never makes creates conditional.
-		if m.Route == nil && !loose {
+		// lifetime and local hosts apply, its tier and window only where
+		// stricter (tightenBy), and it never makes creates conditional.
+		if loose {
+			loosely = append(loosely, rt)
+		} else if m.Route == nil {
 			m.Route = rt
 		}
 		m.Require |= requirementOf(rt.Require)
@@ -406,7 +409,31 @@ func (p *Policy) Classify(r Request, hint string) Match {
 	if route != nil && route.HasWindow && route.Window < m.Window {
 		m.Window = route.Window
 	}
+	for _, rt := range loosely {
+		p.tightenBy(&m, rt)
+	}
 	return m
+}
+
+// tightenBy holds m to a route it matches only loosely: the route's tier
+// where its window is shorter, the shorter stale_if_error, the route's own
+// window where shorter. Never looser than m.
+func (p *Policy) tightenBy(m *Match, rt *Route) {
+	if rt.Tier != "" {
+		t := &p.tiers[p.byName[rt.Tier]]
+		w := t.Window
+		if rt.HasWindow {
+			w = min(w, rt.Window)
+		}
+		m.StaleIfError = min(m.StaleIfError, t.StaleIfError)
+		if w < m.Window {
+			m.Tier, m.Window = t, w
+		}
+		return
+	}
+	if rt.HasWindow {
+		m.Window = min(m.Window, rt.Window)
+	}
 }
 
 // appendHosts adds more to have, sharing a route's own slice while only one
@@ -443,16 +470,20 @@ func (rt *Route) matches(r Request) (ok, loose bool) {
 // hostMatches compares a rule's host with a request's, both in
 // NormalizeHost's form. A rule without a port matches the host on any port.
 // A request host without a port meets a rule for that host with one only
-// loosely: the request may be for that port (Envoy's :authority and
-// nginx's $host carry whatever the client wrote, or no port at all), so
-// the rule's requirements apply, but it may as well be for the default
-// port, so the rule does not choose its tier.
+// loosely, and an absent host meets every rule loosely: the request may be
+// for that rule's host and port (Envoy's :authority and nginx's $host
+// carry whatever the client wrote, or no port at all), so the rule's
+// requirements apply and its tier and window where stricter, but it may as
+// well be for another, so the rule does not loosen anything.
 func hostMatches(want, host string) (ok, loose bool) {
 	// A request that names no host could be for any of them: every host
-	// rule applies, so not even an absent host selects a weaker route
-	// (SPEC §1), as the storage policy counts it as this server.
-	if want == host || host == "" {
+	// rule applies, loosely, so not even an absent host selects a weaker
+	// route (SPEC §1), as the storage policy counts it as this server.
+	switch {
+	case want == host:
 		return true, false
+	case host == "":
+		return true, true
 	}
 	name := hostOnly(want)
 	switch {
