@@ -169,6 +169,11 @@ type Cache struct {
 	tokens map[Key]uint64  // generation of the token's last revoke
 	queue  []revocation    // every record, oldest first, for pruning
 	nNames atomic.Int32    // len(names), read without the lock on the hot path
+	// lastAt is the newest record's time, which no later record's is
+	// below (a clock stepping back does not reorder them), and floorAt
+	// that of the last wholesale raise of the floor (RevokeAll, or a fold
+	// of every record): GenerationAt reads both.
+	lastAt, floorAt time.Time
 
 	// fills orders the fills of one token (Store, StoreNegative), so
 	// Store's look at what is stored and its write are one step; striped
@@ -439,11 +444,17 @@ func (c *Cache) Generation() uint64 { return c.gen.Load() }
 // that validation refuses it, as it refuses a local one, even when the
 // revoke never reached the store. A revoke recorded at t exactly counts
 // as after.
+//
+// A validation at or before the floor's last wholesale raise is below the
+// floor: the records that raise dropped may have named its token.
 func (c *Cache) GenerationAt(t time.Time, gen uint64) uint64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	// Records are in generation order, and so in time order on the
-	// cache's clock; every one kept is above the floor.
+	if f := c.floor.Load(); f > 0 && !c.floorAt.IsZero() && !t.After(c.floorAt) {
+		return f - 1
+	}
+	// Records are in generation order, and their times never decrease
+	// (recordLocked); every one kept is above the floor.
 	for i := len(c.queue) - 1; i >= 0; i-- {
 		r := &c.queue[i]
 		if r.at.Before(t) {
@@ -620,6 +631,7 @@ func (c *Cache) RevokeAll() {
 	defer c.mu.Unlock()
 	g := c.gen.Add(1)
 	c.floor.Store(g)
+	c.floorAt = c.stampLocked()
 	// Every record is older than the floor now: it voids nothing more.
 	clear(c.names)
 	clear(c.tokens)
@@ -633,7 +645,7 @@ func (c *Cache) RevokeAll() {
 // recordLocked advances the generation, records r at it, and prunes.
 // c.mu is held for writing.
 func (c *Cache) recordLocked(r revocation) {
-	r.gen, r.at = c.gen.Add(1), c.now()
+	r.gen, r.at = c.gen.Add(1), c.stampLocked()
 	if r.byName {
 		c.names[r.name] = r.gen
 	} else {
@@ -644,6 +656,15 @@ func (c *Cache) recordLocked(r revocation) {
 	c.nNames.Store(int32(len(c.names)))
 }
 
+// stampLocked is the cache clock's reading for a record, never below the
+// last one's. c.mu is held for writing.
+func (c *Cache) stampLocked() time.Time {
+	if now := c.now(); now.After(c.lastAt) {
+		c.lastAt = now
+	}
+	return c.lastAt
+}
+
 // pruneLocked drops records older than MaxAge: no lease that old matters,
 // and no validation runs that long. Whatever it drops is folded into the
 // floor, so pruning early (clock stepped forward, too many records) only
@@ -652,6 +673,7 @@ func (c *Cache) pruneLocked(now time.Time) {
 	floor := c.floor.Load()
 	if len(c.queue) > maxRevokeRecords {
 		floor = c.gen.Load() // every validation that started before the newest revoke
+		c.floorAt = now
 		clear(c.names)
 		clear(c.tokens)
 		c.queue = nil

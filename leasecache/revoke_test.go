@@ -243,3 +243,58 @@ func TestGenerationAtOrdersForeignLeases(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerationAtAfterFloorRaise: a revoke that stood only locally (its
+// store write failed) keeps refusing the shared lease validated before it
+// after RevokeAll (the fleet's Lost hook and its reconnect call it: the
+// outage that made the store write fail) and after the fold past
+// maxRevokeRecords, which both drop the records GenerationAt reads.
+func TestGenerationAtAfterFloorRaise(t *testing.T) {
+	for _, how := range []string{"revoke-all", "fold"} {
+		t.Run(how, func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, clk)
+			k := KeyOf("tok")
+			before := lease(clk, time.Hour) // validated elsewhere, shared
+			clk.Advance(time.Second)
+			c.Revoke(k) // local only: the store write failed
+			clk.Advance(time.Second)
+			switch how {
+			case "revoke-all":
+				c.RevokeAll() // fleet: Lost / reconnect
+			case "fold":
+				for i := 0; i <= maxRevokeRecords; i++ {
+					var o Key
+					o[0], o[1], o[2] = byte(i), byte(i>>8), byte(i>>16)
+					o[3] = 0xff
+					c.Revoke(o)
+				}
+			}
+			gen := c.Generation()
+			before.Gen = c.GenerationAt(before.ValidatedAt, gen)
+			if err := c.Store(k, before); !errors.Is(err, ErrRevokedSince) {
+				t.Fatalf("%s: a lease validated before the local revoke of its token is filled again (err %v, gen %d, floor %d)",
+					how, err, before.Gen, c.floor.Load())
+			}
+		})
+	}
+}
+
+// TestGenerationAtClockStepBack: GenerationAt stops at the first record
+// older than t. A wall clock stepping back between two revokes does not
+// hide the older one (this token's) behind the newer (another's).
+func TestGenerationAtClockStepBack(t *testing.T) {
+	clk := newFakeClock()
+	c := newCache(t, clk)
+	k := KeyOf("tok")
+	before := lease(clk, time.Hour) // validated elsewhere at T0
+	clk.Advance(time.Second)
+	c.Revoke(k) // at T0+1s, local only
+	clk.Advance(-time.Minute)
+	c.Revoke(KeyOf("other")) // at T0-59s: the clock stepped back
+	gen := c.Generation()
+	before.Gen = c.GenerationAt(before.ValidatedAt, gen)
+	if err := c.Store(k, before); !errors.Is(err, ErrRevokedSince) {
+		t.Fatalf("after a clock step back, a lease validated before the local revoke is filled (err %v, gen %d of %d)", err, before.Gen, gen)
+	}
+}
