@@ -79,3 +79,18 @@ func TestUndecodableDenied(t *testing.T) {
 		}
 	}
 }
+
+// TestUndecodableRecovers: a panic while answering an undecodable request
+// (here a nil error, whose Error panics) is the 503 fault answer, as in
+// answer and Check, never a panic unwinding into gRPC.
+func TestUndecodableRecovers(t *testing.T) {
+	is := newTestIssuer(t, false)
+	s := newTestServer(t, newRealEngine(t, is.URL))
+	resp, ok := s.undecodable(t.Context(), nil).(*authv3.CheckResponse)
+	if !ok {
+		t.Fatal("the answer is not a CheckResponse")
+	}
+	if codes.Code(resp.GetStatus().GetCode()) != codes.Unavailable || resp.GetDeniedResponse().GetStatus().GetCode() != typev3.StatusCode_ServiceUnavailable {
+		t.Fatalf("answer %v, want the 503 fault", resp)
+	}
+}
