@@ -197,10 +197,12 @@ func Expired(exp, now time.Time) bool {
 	return !exp.IsZero() && !now.Before(exp)
 }
 
-// NotYetValid is the one nbf and iat rule, for JWTs and introspection
-// answers alike: "" when the token may be used at now, else why not (an
-// error_description). skew (clock_skew) lets both lie that far in the
-// future: the issuer's clock may run ahead of ours. Zero values are absent.
+// NotYetValid is the one nbf rule, for JWTs and introspection answers
+// alike, and the JWT's iat rule (an introspection answer passes no iat:
+// its iat is the lifetime policy's): "" when the token may be used at now,
+// else why not (an error_description). skew (clock_skew) lets both lie
+// that far in the future: the issuer's clock may run ahead of ours. Zero
+// values are absent.
 func NotYetValid(nbf, iat, now time.Time, skew time.Duration) string {
 	switch {
 	case !nbf.IsZero() && now.Add(skew).Before(nbf):

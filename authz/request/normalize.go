@@ -64,8 +64,9 @@ func Normalize(method, host, path string, h Headers) (Normalized, string) {
 //   - If-None-Match "*" must stand alone, so "*" in a list is two fields
 //     (a list of entity tags is one value in HTTP and stays allowed);
 //   - Destination and Source are one absolute URI or path each, so a ','
-//     followed by "/" or "scheme://" is two (policy.ParseTarget, which
-//     also refuses a fragment, userinfo or an unparseable authority).
+//     followed by "/" or "scheme://", or any raw ',' before the query, is
+//     two (policy.ParseTarget, which also refuses a fragment, userinfo or
+//     an unparseable authority).
 //
 // It returns the parsed Destination and Source, zero when absent.
 func singleFields(h Headers) (dst, src policy.Target, problem string) {
