@@ -293,16 +293,25 @@ func routeIndex(p *Policy, r *Route) int {
 // its port when the rule names none, a prefix by plain string comparison.
 func referenceMatch(routes []Route, method, host, path string) (first int, require Requirements) {
 	first = -1
+	portless := func(h string) (name string, hasPort bool) {
+		if j := strings.LastIndex(h, ":"); j >= 0 && !strings.HasSuffix(h, "]") {
+			return h[:j], true
+		}
+		return h, false
+	}
 	for i, r := range routes {
+		loose := false
 		if r.Host != "" {
-			h := host
-			if !strings.Contains(strings.TrimPrefix(r.Host, "["), ":") || strings.HasSuffix(r.Host, "]") {
-				// The rule has no port: compare without the request's.
-				if j := strings.LastIndex(h, ":"); j >= 0 && !strings.HasSuffix(h, "]") {
-					h = h[:j]
-				}
-			}
-			if h != r.Host && host != "" { // no host: every host rule applies
+			rName, rPort := portless(r.Host)
+			hName, hPort := portless(host)
+			switch {
+			case host == "": // no host: every host rule applies, loosely
+				loose = true
+			case !rPort && rName == hName: // the rule names no port
+			case rPort && r.Host == host:
+			case rPort && !hPort && rName == hName: // the request names none: loosely
+				loose = true
+			default:
 				continue
 			}
 		}
@@ -318,7 +327,7 @@ func referenceMatch(routes []Route, method, host, path string) (first int, requi
 		if !strings.HasPrefix(path, r.Prefix) && path+"/" != r.Prefix {
 			continue
 		}
-		if first < 0 {
+		if first < 0 && !loose { // a loose match gives no route
 			first = i
 		}
 		switch r.Require {
