@@ -133,6 +133,8 @@ type Match struct {
 	// matching route (and, with AddTargets, a local target's routes); the
 	// engine adds the token's issuer's limit.
 	Lifetime lifetime.Policy
+
+	loose []*Route // the routes matched only loosely (hostMatches)
 }
 
 // StorageProfile names a family of capability scopes a route can require;
@@ -366,7 +368,6 @@ func capAt(d, max time.Duration) time.Duration {
 func (p *Policy) Classify(r Request, hint string) Match {
 	m := Match{Request: r, Lifetime: p.lifetime}
 	spoken := false // a storage route has said whether creates are conditional
-	var loosely []*Route
 	for i := range p.routes {
 		rt := &p.routes[i]
 		ok, loose := rt.matches(r)
@@ -375,9 +376,9 @@ func (p *Policy) Classify(r Request, hint string) Match {
 		}
 		// A loose match (see hostMatches) only tightens: its require,
 		// lifetime and local hosts apply, its tier and window only where
-		// stricter (tightenBy), and it never makes creates conditional.
+		// stricter (tightenLoose), and it never makes creates conditional.
 		if loose {
-			loosely = append(loosely, rt)
+			m.loose = append(m.loose, rt)
 		} else if m.Route == nil {
 			m.Route = rt
 		}
@@ -409,30 +410,25 @@ func (p *Policy) Classify(r Request, hint string) Match {
 	if route != nil && route.HasWindow && route.Window < m.Window {
 		m.Window = route.Window
 	}
-	for _, rt := range loosely {
-		p.tightenBy(&m, rt)
-	}
+	p.tightenLoose(&m, m.loose)
 	return m
 }
 
-// tightenBy holds m to a route it matches only loosely: the route's tier
-// where its window is shorter, the shorter stale_if_error, the route's own
-// window where shorter. Never looser than m.
-func (p *Policy) tightenBy(m *Match, rt *Route) {
-	if rt.Tier != "" {
-		t := &p.tiers[p.byName[rt.Tier]]
-		w := t.Window
-		if rt.HasWindow {
-			w = min(w, rt.Window)
+// tightenLoose holds m to routes matched only loosely, each as tighten
+// holds it to a local target's first route: the route's tier where its
+// window is shorter, the shorter stale_if_error, the route's own window
+// where shorter. Never looser than m.
+func (p *Policy) tightenLoose(m *Match, routes []*Route) {
+	for _, rt := range routes {
+		tm := Match{Route: rt}
+		if rt.Tier != "" {
+			tm.Tier = &p.tiers[p.byName[rt.Tier]]
+			tm.Window, tm.StaleIfError = tm.Tier.Window, tm.Tier.StaleIfError
+			if rt.HasWindow {
+				tm.Window = min(tm.Window, rt.Window)
+			}
 		}
-		m.StaleIfError = min(m.StaleIfError, t.StaleIfError)
-		if w < m.Window {
-			m.Tier, m.Window = t, w
-		}
-		return
-	}
-	if rt.HasWindow {
-		m.Window = min(m.Window, rt.Window)
+		m.tighten(&tm)
 	}
 }
 

@@ -221,8 +221,10 @@ func (p *Policy) addTarget(m *Match, t Target, issuerHosts []string) bool {
 	}
 	m.Lifetime.Limit = m.Lifetime.Limit.Min(here.Lifetime.Limit).Min(there.Lifetime.Limit)
 	m.tighten(&here)
+	p.tightenLoose(m, here.loose)
 	if byTargetHost {
 		m.tighten(&there)
+		p.tightenLoose(m, there.loose)
 	}
 	return true
 }
