@@ -390,6 +390,7 @@ func (p *Policy) Classify(r Request, hint string) Match {
 		}
 	}
 	route := m.Route
+	base := p.methodTier(r.method) // the tier a route without one leaves
 	switch {
 	case hint != "":
 		i, ok := p.byName[hint]
@@ -397,38 +398,50 @@ func (p *Policy) Classify(r Request, hint string) Match {
 			i, m.HintUnknown = p.strictest, true
 		}
 		m.Tier = &p.tiers[i]
+		base = m.Tier
 	case route != nil && route.Tier != "":
 		m.Tier = &p.tiers[p.byName[route.Tier]]
 	default:
-		if i, ok := p.byMethod[r.method]; ok {
-			m.Tier = &p.tiers[i]
-		} else {
-			m.Tier = &p.tiers[p.defaultTier]
-		}
+		m.Tier = base
 	}
 	m.Window, m.StaleIfError = m.Tier.Window, m.Tier.StaleIfError
 	if route != nil && route.HasWindow && route.Window < m.Window {
 		m.Window = route.Window
 	}
-	p.tightenLoose(&m, m.loose)
+	p.tightenLoose(&m, m.loose, base)
 	return m
 }
 
-// tightenLoose holds m to routes matched only loosely, each as tighten
-// holds it to a local target's first route: the route's tier where its
-// window is shorter, the shorter stale_if_error, the route's own window
-// where shorter. Never looser than m.
-func (p *Policy) tightenLoose(m *Match, routes []*Route) {
+// methodTier is the method table's tier for method, else the default.
+func (p *Policy) methodTier(method string) *Tier {
+	if i, ok := p.byMethod[method]; ok {
+		return &p.tiers[i]
+	}
+	return &p.tiers[p.defaultTier]
+}
+
+// tightenLoose holds m to routes matched only loosely, as if each had
+// matched first but never looser than m: a route's tier, or base for one
+// without (the tier it would have left the request; nil for a local
+// target's, which like tighten holds m to windows only), where its window
+// (capped by the route's own) is shorter, and the smaller stale_if_error.
+func (p *Policy) tightenLoose(m *Match, routes []*Route, base *Tier) {
 	for _, rt := range routes {
-		tm := Match{Route: rt}
+		t := base
 		if rt.Tier != "" {
-			tm.Tier = &p.tiers[p.byName[rt.Tier]]
-			tm.Window, tm.StaleIfError = tm.Tier.Window, tm.Tier.StaleIfError
-			if rt.HasWindow {
-				tm.Window = min(tm.Window, rt.Window)
-			}
+			t = &p.tiers[p.byName[rt.Tier]]
 		}
-		m.tighten(&tm)
+		if t == nil {
+			if rt.HasWindow {
+				m.Window = min(m.Window, rt.Window)
+			}
+			continue
+		}
+		w := t.Window
+		if rt.HasWindow {
+			w = min(w, rt.Window)
+		}
+		m.tightenTo(t, w, t.StaleIfError)
 	}
 }
 

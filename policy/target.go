@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Target is a Destination or Source value as ParseTarget reads it: the host
@@ -221,10 +222,10 @@ func (p *Policy) addTarget(m *Match, t Target, issuerHosts []string) bool {
 	}
 	m.Lifetime.Limit = m.Lifetime.Limit.Min(here.Lifetime.Limit).Min(there.Lifetime.Limit)
 	m.tighten(&here)
-	p.tightenLoose(m, here.loose)
+	p.tightenLoose(m, here.loose, nil)
 	if byTargetHost {
 		m.tighten(&there)
-		p.tightenLoose(m, there.loose)
+		p.tightenLoose(m, there.loose, nil)
 	}
 	return true
 }
@@ -236,11 +237,17 @@ func (m *Match) tighten(tm *Match) {
 	switch {
 	case rt == nil:
 	case rt.Tier != "":
-		m.StaleIfError = min(m.StaleIfError, tm.StaleIfError)
-		if tm.Window < m.Window {
-			m.Tier, m.Window = tm.Tier, tm.Window
-		}
+		m.tightenTo(tm.Tier, tm.Window, tm.StaleIfError)
 	case rt.HasWindow:
 		m.Window = min(m.Window, rt.Window)
+	}
+}
+
+// tightenTo takes tier t with window w where w is shorter than m's, and
+// the smaller stale allowance: never looser than m.
+func (m *Match) tightenTo(t *Tier, w, stale time.Duration) {
+	m.StaleIfError = min(m.StaleIfError, stale)
+	if w < m.Window {
+		m.Tier, m.Window = t, w
 	}
 }
