@@ -171,8 +171,8 @@ type Cache struct {
 	nNames atomic.Int32    // len(names), read without the lock on the hot path
 	// lastAt is the newest record's time, which no later record's is
 	// below (a clock stepping back does not reorder them), and floorAt
-	// that of the last wholesale raise of the floor (RevokeAll, or a fold
-	// of every record): GenerationAt reads both.
+	// the newest time the floor covers (RevokeAll, a fold of every record,
+	// a record pruned for age): GenerationAt reads both.
 	lastAt, floorAt time.Time
 
 	// fills orders the fills of one token (Store, StoreNegative), so
@@ -659,7 +659,10 @@ func (c *Cache) recordLocked(r revocation) {
 // stampLocked is the cache clock's reading for a record, never below the
 // last one's. c.mu is held for writing.
 func (c *Cache) stampLocked() time.Time {
-	if now := c.now(); now.After(c.lastAt) {
+	// Wall time only: time.Now's monotonic reading never goes back, so it
+	// would hide a wall step back from this comparison, and GenerationAt
+	// compares with a shared lease's wall-clock validated_at.
+	if now := c.now().Round(0); now.After(c.lastAt) {
 		c.lastAt = now
 	}
 	return c.lastAt
@@ -685,6 +688,9 @@ func (c *Cache) pruneLocked(now time.Time) {
 		}
 		n++
 		floor = max(floor, r.gen)
+		if r.at.After(c.floorAt) { // GenerationAt: validations before it are below the floor
+			c.floorAt = r.at
+		}
 		// A later revoke of the same name has its own, younger record.
 		if r.byName && c.names[r.name] == r.gen {
 			delete(c.names, r.name)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/leasegate/leasegate/internal/testclock"
 )
 
 // The revocation generation: a validation that started before an admin
@@ -296,5 +298,32 @@ func TestGenerationAtClockStepBack(t *testing.T) {
 	before.Gen = c.GenerationAt(before.ValidatedAt, gen)
 	if err := c.Store(k, before); !errors.Is(err, ErrRevokedSince) {
 		t.Fatalf("after a clock step back, a lease validated before the local revoke is filled (err %v, gen %d of %d)", err, before.Gen, gen)
+	}
+}
+
+// TestGenerationAtAfterAgePrune: pruneLocked folds records older than
+// MaxAge into the floor (floor = their gen) but leaves floorAt as it was,
+// so GenerationAt does not know the floor covers validations before them.
+// A clock that stepped forward past MaxAge and came back (the step back
+// clamped by stampLocked, so the next record stays "after" every
+// validation) makes a lease validated before the local revoke get exactly
+// the floor, which Store accepts: "pruning early only voids more, never
+// less" does not hold for GenerationAt.
+func TestGenerationAtAfterAgePrune(t *testing.T) {
+	clk := testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
+	c := newCache(t, clk) // MaxAge 10m
+	k := KeyOf("tok")
+	shared := lease(clk, time.Hour) // validated elsewhere at T0
+	clk.Advance(time.Second)
+	c.Revoke(k) // at T0+1s, local only
+	clk.Advance(11 * time.Minute)
+	c.Revoke(KeyOf("other"))       // at T0+11m1s: prunes the record of k into the floor
+	clk.Advance(-11 * time.Minute) // the step is corrected: T0+1s
+	gen := c.Generation()
+	shared.Gen = c.GenerationAt(shared.ValidatedAt, gen)
+	if err := c.Store(k, shared); !errors.Is(err, ErrRevokedSince) {
+		_, o := c.Lookup(k, time.Minute)
+		t.Fatalf("a lease validated before the local revoke is filled once an age prune dropped the record: err %v, gen %d, floor %d; lookup %v",
+			err, shared.Gen, c.floor.Load(), o)
 	}
 }
