@@ -73,18 +73,26 @@ func marshalVT(m vtMarshaler, buf []byte) error {
 	return nil
 }
 
-// Unmarshal decodes as gRPC's codec does. For checkHandler's checkIn a
-// failure is kept in it and not returned: the handler denies the request
-// instead of gRPC answering with an error (see checkIn).
+// Unmarshal decodes as gRPC's codec does, except for checkHandler's
+// checkIn: only the fields the adapter reads are decoded (decodeRead,
+// unless an interceptor needs them all), and a failure is kept in it and
+// not returned, so the handler denies the request instead of gRPC
+// answering with an error (see checkIn).
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	in, ok := v.(*checkIn)
 	if !ok {
 		return c.proto.Unmarshal(data, v)
 	}
-	if err := c.proto.Unmarshal(data, &in.req); err != nil {
-		proto.Reset(&in.req)
-		in.err = err
+	if in.all {
+		if err := c.proto.Unmarshal(data, &in.req); err != nil {
+			proto.Reset(&in.req)
+			in.err = err
+		}
+		return nil
 	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	in.err = decodeRead(buf.ReadOnlyData(), in) // decodeRead copies what it keeps
 	return nil
 }
 

@@ -44,7 +44,7 @@ var authorizationService = grpc.ServiceDesc{
 // is what it expects to see.
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	s := srv.(*Server)
-	in := new(checkIn) // one allocation for both
+	in := &checkIn{all: interceptor != nil} // one allocation for the messages
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -59,16 +59,6 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	return interceptor(ctx, req, info, func(ctx context.Context, r any) (any, error) {
 		return s.Check(ctx, r.(*authv3.CheckRequest))
 	})
-}
-
-// checkIn is what checkHandler decodes into: the request, and with the
-// adapter's codec the error that kept its bytes from decoding. gRPC
-// answers an error of the codec itself with a gRPC error, which Envoy
-// hands to failure_mode_allow; the codec keeps it here instead. Another
-// codec decodes into req through ProtoReflect and fails as it would.
-type checkIn struct {
-	req authv3.CheckRequest
-	err error
 }
 
 func (in *checkIn) ProtoReflect() protoreflect.Message { return in.req.ProtoReflect() }
