@@ -41,7 +41,9 @@ func (v *LeaseView) withIfNoneMatch(inm string) []Header {
 	if p := v.withINM[i].Load(); p != nil {
 		return *p
 	}
-	hs := append(v.headers, Header{HeaderIfNoneMatch, inm})
+	// The constant, not inm: the request's text must not outlive it (the
+	// envoy adapter's strings share one copy of the whole request).
+	hs := append(v.headers, Header{HeaderIfNoneMatch, []string{"", IfNoneMatchCreate}[i]})
 	hs = hs[:len(hs):len(hs)]
 	v.withINM[i].Store(&hs)
 	return hs

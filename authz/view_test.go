@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/leasegate/leasegate/authz/recent"
 	"github.com/leasegate/leasegate/leasecache"
@@ -169,5 +171,24 @@ func TestLeaseViewMemo(t *testing.T) {
 	v.SetMemo(nil)
 	if m := v.Memo(); m != nil {
 		t.Fatalf("memo = %v after SetMemo(nil)", m)
+	}
+}
+
+// TestViewKeepsNoRequestText: the If-None-Match a view keeps is the
+// constant, not the request's "*", which may share memory with the rest
+// of the request (the envoy adapter's decoding).
+func TestViewKeepsNoRequestText(t *testing.T) {
+	request := strings.Repeat("x", 4096) + IfNoneMatchCreate
+	inm := request[len(request)-1:]
+	v := new(LeaseView)
+	for range 2 { // the first call keeps, the second returns what is kept
+		hs := v.withIfNoneMatch(inm)
+		got := hs[len(hs)-1]
+		if got.Name != HeaderIfNoneMatch || got.Value != IfNoneMatchCreate {
+			t.Fatalf("header %+v", got)
+		}
+		if unsafe.StringData(got.Value) == unsafe.StringData(inm) {
+			t.Fatal("the view keeps the request's text")
+		}
 	}
 }
