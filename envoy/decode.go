@@ -28,27 +28,36 @@ import (
 // The strings share one copy of the bytes they came from, at most the
 // size of the fields read: nothing may keep them past the Check.
 
+// Bounds: the fields read (headers, header_map entries, context
+// extensions, each read once; checkCall.fill refuses more than
+// MaxHeaderFields headers anyway), and a map's size hint.
+const (
+	maxWireFields = 2*MaxHeaderFields + 1024
+	maxMapHint    = 64
+)
+
 // Field numbers, from the generated descriptors.
 var (
-	numAttributes   = fieldNumber(&authv3.CheckRequest{}, "attributes")
-	numRequest      = fieldNumber(&authv3.AttributeContext{}, "request")
-	numExtensions   = fieldNumber(&authv3.AttributeContext{}, "context_extensions")
-	numHTTP         = fieldNumber(&authv3.AttributeContext_Request{}, "http")
-	numID           = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "id")
-	numMethod       = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "method")
-	numPath         = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "path")
-	numHost         = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "host")
-	numHeaders      = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "headers")
-	numHeaderMap    = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "header_map")
-	numMapHeaders   = fieldNumber(&corev3.HeaderMap{}, "headers")
-	numHVKey        = fieldNumber(&corev3.HeaderValue{}, "key")
-	numHVValue      = fieldNumber(&corev3.HeaderValue{}, "value")
-	numHVRaw        = fieldNumber(&corev3.HeaderValue{}, "raw_value")
-	numEntryKey     = protowire.Number(1) // a map entry's (protobuf's encoding of maps)
-	numEntryValue   = protowire.Number(2)
-	errNotUTF8      = errors.New("string field is not valid UTF-8")
-	errFieldNumber  = errors.New("invalid field number")
-	errDecodeFailed = errors.New("envoy: decode CheckRequest")
+	numAttributes    = fieldNumber(&authv3.CheckRequest{}, "attributes")
+	numRequest       = fieldNumber(&authv3.AttributeContext{}, "request")
+	numExtensions    = fieldNumber(&authv3.AttributeContext{}, "context_extensions")
+	numHTTP          = fieldNumber(&authv3.AttributeContext_Request{}, "http")
+	numID            = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "id")
+	numMethod        = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "method")
+	numPath          = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "path")
+	numHost          = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "host")
+	numHeaders       = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "headers")
+	numHeaderMap     = fieldNumber(&authv3.AttributeContext_HttpRequest{}, "header_map")
+	numMapHeaders    = fieldNumber(&corev3.HeaderMap{}, "headers")
+	numHVKey         = fieldNumber(&corev3.HeaderValue{}, "key")
+	numHVValue       = fieldNumber(&corev3.HeaderValue{}, "value")
+	numHVRaw         = fieldNumber(&corev3.HeaderValue{}, "raw_value")
+	numEntryKey      = protowire.Number(1) // a map entry's (protobuf's encoding of maps)
+	numEntryValue    = protowire.Number(2)
+	errNotUTF8       = errors.New("string field is not valid UTF-8")
+	errTooManyFields = fmt.Errorf("more than %d fields to read", maxWireFields)
+	errFieldNumber   = errors.New("invalid field number")
+	errDecodeFailed  = errors.New("envoy: decode CheckRequest")
 )
 
 func fieldNumber(m proto.Message, name string) protowire.Number {
@@ -214,41 +223,42 @@ func (r *wireReader) str(kind wireKind, v span) error {
 	if err := r.utf8(v); err != nil {
 		return err
 	}
-	r.fields = append(r.fields, wireField{kind: kind, val: v})
+	return r.add(wireField{kind: kind, val: v})
+}
+
+// add notes a field read, refusing more than maxWireFields: a field is
+// ~30× the bytes of an empty map entry, and protobuf keeps one entry
+// per key however often it is sent.
+func (r *wireReader) add(f wireField) error {
+	if len(r.fields) >= maxWireFields {
+		return errTooManyFields
+	}
+	r.fields = append(r.fields, f)
 	return nil
 }
 
 // entry reads a map<string, string> entry: a missing key or value is "".
 func (r *wireReader) entry(kind wireKind, s span) error {
-	f := wireField{kind: kind}
-	err := r.each(s, func(num protowire.Number, v span) error {
-		switch num {
-		case numEntryKey:
-			f.key = v
-		case numEntryValue:
-			f.val = v
-		default:
-			return nil
-		}
-		return r.utf8(v)
-	})
-	if err != nil {
-		return err
-	}
-	r.fields = append(r.fields, f)
-	return nil
+	return r.keyValue(kind, s, numEntryKey, numEntryValue, 0)
 }
 
 func (r *wireReader) headerValue(s span) error {
-	f := wireField{kind: kindHeaderValue}
+	return r.keyValue(kindHeaderValue, s, numHVKey, numHVValue, numHVRaw)
+}
+
+// keyValue reads a message of two strings and, unless rawNum is 0 (never
+// a field's number), a bytes field (not UTF-8 checked); the last of each
+// wins.
+func (r *wireReader) keyValue(kind wireKind, s span, keyNum, valNum, rawNum protowire.Number) error {
+	f := wireField{kind: kind}
 	err := r.each(s, func(num protowire.Number, v span) error {
 		switch num {
-		case numHVKey:
+		case keyNum:
 			f.key = v
-		case numHVValue:
+		case valNum:
 			f.val = v
-		case numHVRaw:
-			f.raw = v // bytes: not UTF-8 checked
+		case rawNum:
+			f.raw = v
 			return nil
 		default:
 			return nil
@@ -258,8 +268,7 @@ func (r *wireReader) headerValue(s span) error {
 	if err != nil {
 		return err
 	}
-	r.fields = append(r.fields, f)
-	return nil
+	return r.add(f)
 }
 
 // build fills in's messages from the fields read, in the order read.
@@ -278,11 +287,12 @@ func (r *wireReader) build(in *checkIn) {
 	if r.hdrsMap {
 		in.http.HeaderMap = &in.headerMap
 	}
+	// The hints are capped: entries of one key count once in the map.
 	if n[kindHeader] > 0 {
-		in.http.Headers = make(map[string]string, n[kindHeader])
+		in.http.Headers = make(map[string]string, min(n[kindHeader], maxMapHint))
 	}
 	if n[kindExtension] > 0 {
-		in.attrs.ContextExtensions = make(map[string]string, n[kindExtension])
+		in.attrs.ContextExtensions = make(map[string]string, min(n[kindExtension], maxMapHint))
 	}
 	var hvs []corev3.HeaderValue
 	if n[kindHeaderValue] > 0 {

@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -74,6 +75,9 @@ func checkDecodeRead(t *testing.T, schema protoreflect.MessageDescriptor, b []by
 	wantErr := proto.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, want)
 	in := new(checkIn)
 	err := decodeRead(b, in)
+	if errors.Is(err, errTooManyFields) {
+		return // refused on purpose; TestDecodeReadBoundsFields
+	}
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("decodeRead: %v; protobuf: %v (input %x)", err, wantErr, b)
 	}
@@ -225,4 +229,29 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestDecodeReadBoundsFields: entries of one key, which protobuf keeps
+// once, are refused past maxWireFields instead of each costing a field
+// (an empty entry is 2 bytes on the wire).
+func TestDecodeReadBoundsFields(t *testing.T) {
+	entries := func(n int) []byte {
+		var http []byte
+		for range n {
+			http = protowire.AppendBytes(protowire.AppendTag(http, numHeaders, protowire.BytesType), nil)
+		}
+		req := protowire.AppendBytes(protowire.AppendTag(nil, numHTTP, protowire.BytesType), http)
+		attrs := protowire.AppendBytes(protowire.AppendTag(nil, numRequest, protowire.BytesType), req)
+		return protowire.AppendBytes(protowire.AppendTag(nil, numAttributes, protowire.BytesType), attrs)
+	}
+	in := new(checkIn)
+	if err := decodeRead(entries(maxWireFields), in); err != nil {
+		t.Fatalf("%d entries: %v", maxWireFields, err)
+	}
+	if got := in.req.GetAttributes().GetRequest().GetHttp().GetHeaders(); len(got) != 1 || got[""] != "" {
+		t.Fatalf("headers %v, want the one empty entry", got)
+	}
+	if err := decodeRead(entries(maxWireFields+1), new(checkIn)); !errors.Is(err, errTooManyFields) {
+		t.Fatalf("%d entries: %v, want %v", maxWireFields+1, err, errTooManyFields)
+	}
 }
