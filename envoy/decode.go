@@ -28,9 +28,9 @@ import (
 // The strings share one copy of the bytes they came from, at most the
 // size of the fields read: nothing may keep them past the Check.
 
-// Bounds: the fields read (headers, header_map entries, context
-// extensions, each read once; checkCall.fill refuses more than
-// MaxHeaderFields headers anyway), and a map's size hint.
+// Bounds: how many fields are read (every header, header_map entry and
+// context extension, each time it is sent; checkCall.fill refuses more
+// than MaxHeaderFields headers anyway), and a map's size hint.
 const (
 	maxWireFields = 2*MaxHeaderFields + 1024
 	maxMapHint    = 64

@@ -2,12 +2,14 @@ package envoy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -253,5 +255,26 @@ func TestDecodeReadBoundsFields(t *testing.T) {
 	}
 	if err := decodeRead(entries(maxWireFields+1), new(checkIn)); !errors.Is(err, errTooManyFields) {
 		t.Fatalf("%d entries: %v, want %v", maxWireFields+1, err, errTooManyFields)
+	}
+}
+
+// TestInterceptorSeesWholeRequest: with an interceptor the handler
+// decodes every field, since an interceptor expects Check's message.
+func TestInterceptorSeesWholeRequest(t *testing.T) {
+	var seen *authv3.CheckRequest
+	record := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		seen, _ = req.(*authv3.CheckRequest)
+		return next(ctx, req)
+	}
+	is := newTestIssuer(t, false)
+	s := newTestServer(t, newRealEngine(t, is.URL))
+	conn := serveConn(t, grpc.NewServer(append(ServerOptions(100), grpc.UnaryInterceptor(record))...), s)
+	req := envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken}, nil)
+	req.Attributes.Source = &authv3.AttributeContext_Peer{Principal: "spiffe://example/ns/a"}
+	if _, err := authv3.NewAuthorizationClient(conn).Check(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen.GetAttributes().GetSource().GetPrincipal(); got != "spiffe://example/ns/a" {
+		t.Fatalf("the interceptor saw source principal %q", got)
 	}
 }
