@@ -594,7 +594,7 @@ suite_peers() {
 suite_micro() {
 	local raw=$OUT/micro.txt
 	log "micro: in-process benchmarks, $RUNS runs"
-	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench '^BenchmarkCheckHit$' -benchmem -count "$RUNS" ./authz/ ./envoy/) >"$raw"
+	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench '^Benchmark(CheckHit|Decode)$' -benchmem -count "$RUNS" ./authz/ ./envoy/) >"$raw"
 	# FleetCheckHit/deny reads the store's health, which a loaded machine
 	# can flip mid-run: standalone is the fleet's local hit.
 	(cd "$ROOT" && go test -tags "$TAGS" -run '^$' -bench '^BenchmarkFleetCheckHit$/^standalone$' -benchmem -count "$RUNS" ./authz/) >>"$raw"
