@@ -18,7 +18,8 @@ var ErrInvalidHost = errors.New("invalid host")
 // without userinfo) in the one form hosts are compared in (SPEC §1: "Hosts
 // compare case-insensitively, without a trailing dot and without the scheme's
 // default port"): lower case, one trailing dot dropped, an IPv6 literal
-// canonical inside brackets, a port without leading zeros. Proxies do not
+// canonical inside brackets (an IPv4-mapped one as the dotted IPv4
+// address), a port without leading zeros. Proxies do not
 // tell leasegate the scheme, so both 80 and 443 count as default ports: "h",
 // "h:80" and "H.:443" are one host. "" stays "" (no host given). It does not
 // allocate when host only loses a trailing dot or a default port.
@@ -89,6 +90,11 @@ func normalName(n string) (string, error) {
 		a, err := netip.ParseAddr(n[1 : len(n)-1])
 		if err != nil || !a.Is6() || a.Zone() != "" {
 			return "", fmt.Errorf("%w: bad IPv6 literal", ErrInvalidHost)
+		}
+		// An IPv4-mapped literal is the IPv4 host's other spelling: in
+		// that host's form, it meets the IPv4 host's rules.
+		if a.Is4In6() {
+			return a.Unmap().String(), nil
 		}
 		if s := "[" + a.String() + "]"; s != n {
 			return s, nil

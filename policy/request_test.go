@@ -109,6 +109,8 @@ func TestNormalizeHost(t *testing.T) {
 		{in: "[::1]", want: "[::1]"},
 		{in: "[0:0::1]:8443", want: "[::1]:8443"},
 		{in: "[2001:DB8::1]:443", want: "[2001:db8::1]"},
+		{in: "[::ffff:192.0.2.1]", want: "192.0.2.1"},
+		{in: "[::FFFF:c000:201]:8443", want: "192.0.2.1:8443"},
 		{in: "storage.example.org..", bad: true},
 		{in: ".storage.example.org", bad: true},
 		{in: "storage..example.org", bad: true},
@@ -239,6 +241,7 @@ func spellingPolicy(t testing.TB) *Policy {
 			{Prefix: "/admin/", Tier: TierCritical},
 			{Prefix: "/my dir/", Require: ProfileSciTokens},
 			{Prefix: "/", Host: "[2001:db8::1]", Require: ProfileSciTokens},
+			{Prefix: "/ip4/", Host: "192.0.2.7", Tier: TierCritical},
 		},
 	})
 	if err != nil {
@@ -270,6 +273,8 @@ func TestClassifySpellings(t *testing.T) {
 		{name: "host in capitals with default port", req: rawRequest{Method: "GET", Host: "STORAGE.EXAMPLE.ORG:443", Path: "/vo/f"}, wantRequire: []StorageProfile{ProfileWLCG}, wantTier: TierCritical},
 		{name: "other host", req: rawRequest{Method: "GET", Host: "other.example.org", Path: "/vo/f"}, wantTier: TierRead, wantWindow: time.Minute},
 		{name: "ipv6 rule, other spelling", req: rawRequest{Method: "GET", Host: "[2001:DB8:0::1]:443", Path: "/f"}, wantRequire: []StorageProfile{ProfileSciTokens}, wantTier: TierRead, wantWindow: time.Minute},
+		{name: "ipv4 rule, IPv4-mapped IPv6 spelling", req: rawRequest{Method: "GET", Host: "[::ffff:192.0.2.7]", Path: "/ip4/f"}, wantTier: TierCritical},
+		{name: "ipv4 rule, mapped hex spelling", req: rawRequest{Method: "GET", Host: "[::FFFF:C000:207]:443", Path: "/ip4/f"}, wantTier: TierCritical},
 		{name: "decoded prefix", req: rawRequest{Method: "GET", Path: "/my%20dir/f"}, wantRequire: []StorageProfile{ProfileSciTokens}, wantTier: TierRead, wantWindow: time.Minute},
 		{name: "port rule by another spelling", req: rawRequest{Method: "GET", Host: "Storage.Example.Org.:08443", Path: "/vo/f"}, wantRequire: []StorageProfile{ProfileWLCG}, wantTier: TierCritical},
 		// Class 12: the first route gives the tier, every route its require.
