@@ -218,6 +218,25 @@ func TestEngineRepeatedWebDAVFields(t *testing.T) {
 	})
 }
 
+// TestEngineMethodOverride: a header that makes a backend run another
+// method than the one the tier and scopes were chosen by is refused.
+func TestEngineMethodOverride(t *testing.T) {
+	env := newEngEnv(t, engOpts{routes: []policy.RouteConfig{{Prefix: "/atlas/", Require: policy.ProfileWLCG}}})
+	const tok = "opaque-override"
+	env.iss.setAnswer(tok, env.active(func(a map[string]any) { a["scope"] = "storage.read:/atlas" }))
+	h := func(k, v string) map[string][]string { return map[string][]string{k: {v}} }
+	runReqCases(t, env, tok, []reqCase{
+		{name: "control: GET with read scope", method: "GET", path: "/atlas/f", status: 200},
+		{name: "GET as DELETE", method: "GET", path: "/atlas/f", hdr: h("x-http-method-override", "DELETE"), status: 400},
+		{name: "X-HTTP-Method", method: "GET", path: "/atlas/f", hdr: h("x-http-method", "PUT"), status: 400},
+		{name: "X-Method-Override", method: "GET", path: "/atlas/f", hdr: h("x-method-override", "MOVE"), status: 400},
+		{name: "lower-case method is another method", method: "GET", path: "/atlas/f", hdr: h("x-http-method-override", "delete"), status: 400},
+		{name: "on a route without require", method: "POST", path: "/elsewhere", hdr: h("x-http-method-override", "DELETE"), status: 400},
+		{name: "two fields", method: "GET", path: "/atlas/f", hdr: map[string][]string{"x-http-method-override": {"GET", "DELETE"}}, status: 400},
+		{name: "its own method named again", method: "GET", path: "/atlas/f", hdr: h("x-http-method-override", "GET"), status: 200},
+	})
+}
+
 // TestEngineDestinationNamesThisServer is class 13: a Destination naming this
 // server by another spelling is a local copy (read here and write there),
 // not a push that only needs read.

@@ -89,6 +89,11 @@ func TestHostileRequests(t *testing.T) {
 		{name: "64 KiB path, good token", req: envoyRequest("GET", longPath, "good"), status: 200},
 		{name: "64 KiB path, raw", req: rawRequest(raw(":method", "GET"), raw(":path", longPath), raw("authorization", "Bearer good")), status: 200},
 		{name: "two credentials", req: envoyRequest("GET", "/f", "good,Bearer other"), status: 400, error: "invalid_request"},
+		// A backend honouring the override would run a DELETE on a read's lease.
+		{name: "GET with a method override, raw", req: rawRequest(raw(":method", "GET"), raw(":path", "/f"), raw("X-HTTP-Method-Override", "DELETE"),
+			raw("authorization", "Bearer good")), status: 400, error: "invalid_request"},
+		{name: "method override naming its own method, raw", req: rawRequest(raw(":method", "GET"), raw(":path", "/f"), raw("X-HTTP-Method-Override", "GET"),
+			raw("authorization", "Bearer good")), status: 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,8 +31,8 @@ type Normalized struct {
 }
 
 // Normalize turns a request into the one form route rules and storage rules
-// both read (policy.Normalize, policy.ParseTarget), and checks the fields
-// SPEC §3 allows only once. A non-empty problem is the 400 invalid_request
+// both read (policy.Normalize, policy.ParseTarget), checks the fields
+// SPEC §3 allows only once, and refuses a method override (methodOverride). A non-empty problem is the 400 invalid_request
 // description; it is safe to show clients (it names headers, never echoes
 // values).
 //
@@ -52,7 +52,31 @@ func Normalize(method, host, path string, h Headers) (Normalized, string) {
 	if n.Destination, n.Source, problem = singleFields(h); problem != "" {
 		return Normalized{}, problem
 	}
+	if problem = methodOverride(method, h); problem != "" {
+		return Normalized{}, problem
+	}
 	return n, ""
+}
+
+// overrideFields are the headers with which web frameworks (Rack,
+// Symfony, Express's method-override, ASP.NET) let a request act as
+// another method than its own.
+var overrideFields = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
+
+// methodOverride refuses a request whose method-override header names
+// another method: tier and storage scopes are chosen by the method, and a
+// backend that honours the header would run, say, a DELETE authorised as
+// the GET it arrived as. Naming the request's own method is harmless.
+func methodOverride(method string, h Headers) string {
+	if h == nil {
+		return ""
+	}
+	for _, name := range overrideFields {
+		if v, n := h.Get(name); n > 1 || (n == 1 && v != method) {
+			return "a method override header names another method"
+		}
+	}
+	return ""
 }
 
 // singleFields applies SPEC §3 to every request: "a request with more than
