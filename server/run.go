@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -134,6 +135,11 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 	}
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
+	}
+	// grpc-go reads this variable at init and then writes whole messages,
+	// Authorization headers included, to a file.
+	if opts.Getenv("GRPC_BINARY_LOG_FILTER") != "" {
+		return nil, nil, errors.New("GRPC_BINARY_LOG_FILTER is set: gRPC binary logging would write bearer tokens to disk; unset it")
 	}
 	log := opts.Logger
 	if log == nil {
