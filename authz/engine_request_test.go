@@ -234,6 +234,19 @@ func TestEngineMethodOverride(t *testing.T) {
 		{name: "on a route without require", method: "POST", path: "/elsewhere", hdr: h("x-http-method-override", "DELETE"), status: 400},
 		{name: "two fields", method: "GET", path: "/atlas/f", hdr: map[string][]string{"x-http-method-override": {"GET", "DELETE"}}, status: 400},
 		{name: "its own method named again", method: "GET", path: "/atlas/f", hdr: h("x-http-method-override", "GET"), status: 200},
+		// Rack reads HTTP_X_HTTP_METHOD_OVERRIDE, which CGI makes of either spelling.
+		{name: "underscore spelling", method: "POST", path: "/atlas/f", hdr: h("x_http_method_override", "DELETE"), status: 400},
+		{name: "one underscore", method: "POST", path: "/atlas/f", hdr: h("x-http_method-override", "DELETE"), status: 400},
+		{name: "underscore X-Method-Override naming its own method", method: "GET", path: "/atlas/f", hdr: h("x_method_override", "GET"), status: 400},
+		{name: "control: unrelated underscore header", method: "GET", path: "/atlas/f", hdr: h("x_request_id", "1"), status: 200},
+		// Express's method-override, Symfony and Laravel also read the query.
+		{name: "_method in the query", method: "GET", path: "/atlas/f?_method=DELETE", status: 400},
+		{name: "_method after another parameter", method: "GET", path: "/atlas/f?a=1&_method=delete", status: 400},
+		{name: "_method with an encoded name", method: "GET", path: "/atlas/f?%5F%6Dethod=PUT", status: 400},
+		{name: "_method spelled as PHP folds it", method: "GET", path: "/atlas/f?.method=PUT", status: 400},
+		{name: "_method with a bad escape", method: "GET", path: "/atlas/f?_method=%zz", status: 400},
+		{name: "_method naming its own method", method: "GET", path: "/atlas/f?_method=GET", status: 200},
+		{name: "control: other parameters", method: "GET", path: "/atlas/f?x_method=DELETE&_methods=PUT&method=DELETE", status: 200},
 	})
 }
 
@@ -390,6 +403,13 @@ type lateReads struct {
 	h        engHeaders
 	returned atomic.Bool
 	late     atomic.Int32
+}
+
+func (l *lateReads) UnderscoreName(match func(string) bool) string {
+	if l.returned.Load() {
+		l.late.Add(1)
+	}
+	return l.h.UnderscoreName(match)
 }
 
 func (l *lateReads) Get(name string) (string, int) {

@@ -55,6 +55,15 @@ func (h engHeaders) Get(name string) (string, int) {
 	return strings.Join(v, ","), len(v) // as the shipped readers join them
 }
 
+func (h engHeaders) UnderscoreName(match func(string) bool) string {
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 && match(k) {
+			return k
+		}
+	}
+	return ""
+}
+
 func bearer(tok string) engHeaders { return engHeaders{"authorization": {"Bearer " + tok}} }
 
 // engIssuerServer is an RFC 7662 introspection endpoint. Known tokens get

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +90,13 @@ func (h headerMap) Get(name string) (string, int) {
 		return "", 0
 	}
 	return v, 1
+}
+
+func (h headerMap) UnderscoreName(match func(string) bool) string {
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 && match(k) {
+			return k
+		}
+	}
+	return ""
 }

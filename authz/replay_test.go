@@ -165,6 +165,8 @@ func (h replayHeaders) Get(name string) (string, int) {
 	return "", 0
 }
 
+func (replayHeaders) UnderscoreName(func(string) bool) string { return "" }
+
 type replayEnv struct {
 	clock *testclock.Clock
 	iss   *replayIssuer

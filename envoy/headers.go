@@ -180,6 +180,28 @@ func (h *headerView) underscoreTwin(d *authz.Decision, underscore bool) string {
 	return ""
 }
 
+// UnderscoreName returns the first name with a "_" that satisfies match,
+// or "" (authz.Headers). Without a "_" in any name it reads none.
+func (h *headerView) UnderscoreName(match func(string) bool) string {
+	if !h.underscore {
+		return ""
+	}
+	if h.list != nil {
+		for _, hv := range h.list {
+			if k := hv.GetKey(); strings.IndexByte(k, '_') >= 0 && match(k) {
+				return k
+			}
+		}
+		return ""
+	}
+	for k := range h.m {
+		if strings.IndexByte(k, '_') >= 0 && match(k) {
+			return k
+		}
+	}
+	return ""
+}
+
 // entryValue is a header_map entry's value: raw_value (what Envoy sends with
 // encode_raw_headers), else value. newHeaderView has refused entries where
 // both are set and differ.

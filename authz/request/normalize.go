@@ -19,6 +19,10 @@ type Headers interface {
 	// and how many fields of that name the request carried; with more than
 	// one, their values joined with "," (as HTTP folds them).
 	Get(name string) (value string, n int)
+	// UnderscoreName returns the first field name that has a "_" and
+	// satisfies match, or "". Backends that fold "_" into "-" read such
+	// a name as another one (methodOverride).
+	UnderscoreName(match func(name string) bool) string
 }
 
 // Normalized is a request as the route rules and the storage rules read it.
@@ -52,31 +56,10 @@ func Normalize(method, host, path string, h Headers) (Normalized, string) {
 	if n.Destination, n.Source, problem = singleFields(h); problem != "" {
 		return Normalized{}, problem
 	}
-	if problem = methodOverride(method, h); problem != "" {
+	if problem = methodOverride(method, path, h); problem != "" {
 		return Normalized{}, problem
 	}
 	return n, ""
-}
-
-// overrideFields are the headers with which web frameworks (Rack,
-// Symfony, Express's method-override, ASP.NET) let a request act as
-// another method than its own.
-var overrideFields = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
-
-// methodOverride refuses a request whose method-override header names
-// another method: tier and storage scopes are chosen by the method, and a
-// backend that honours the header would run, say, a DELETE authorised as
-// the GET it arrived as. Naming the request's own method is harmless.
-func methodOverride(method string, h Headers) string {
-	if h == nil {
-		return ""
-	}
-	for _, name := range overrideFields {
-		if v, n := h.Get(name); n > 1 || (n == 1 && v != method) {
-			return "a method override header names another method"
-		}
-	}
-	return ""
 }
 
 // singleFields applies SPEC §3 to every request: "a request with more than

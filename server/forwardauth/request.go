@@ -174,3 +174,14 @@ func (h headerView) Get(name string) (string, int) {
 	}
 	return strings.Join(v, ","), len(v)
 }
+
+// UnderscoreName returns the first name with a "_" that satisfies match,
+// or "" (authz.Headers).
+func (h headerView) UnderscoreName(match func(string) bool) string {
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 && match(k) {
+			return k
+		}
+	}
+	return ""
+}

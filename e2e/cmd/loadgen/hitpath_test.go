@@ -207,6 +207,8 @@ func (h authHeader) Get(name string) (string, int) {
 	return "", 0
 }
 
+func (authHeader) UnderscoreName(func(string) bool) string { return "" }
+
 // TestHitPathResponse checks the benchmark's setup: the adapter allows
 // token 42 from its lease.
 func TestHitPathResponse(t *testing.T) {
