@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,7 +48,8 @@ type Options struct {
 	Logger *slog.Logger
 	// TracerProvider overrides the OTEL_* setup (tests).
 	TracerProvider trace.TracerProvider
-	// Getenv reads OTEL_* variables; os.Getenv when nil.
+	// Getenv reads OTEL_*, GOMEMLIMIT and the variables that would make a
+	// library log tokens (tokenLoggingEnv); os.Getenv when nil.
 	Getenv func(string) string
 	// Now is the lease clock; time.Now when nil (which lets a hit read the
 	// clock once).
@@ -136,10 +138,8 @@ func build(ctx context.Context, opts Options) (*service, *frontEnds, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	// grpc-go reads this variable at init and then writes whole messages,
-	// Authorization headers included, to a file.
-	if opts.Getenv("GRPC_BINARY_LOG_FILTER") != "" {
-		return nil, nil, errors.New("GRPC_BINARY_LOG_FILTER is set: gRPC binary logging would write bearer tokens to disk; unset it")
+	if err := tokenLoggingEnv(opts.Getenv); err != nil {
+		return nil, nil, err
 	}
 	log := opts.Logger
 	if log == nil {
@@ -440,6 +440,22 @@ func (s *service) registerServerMetrics() error {
 	}
 	for _, o := range []string{"applied", "refused"} {
 		s.reloads.WithLabelValues(o) // exported as 0 before the first reload
+	}
+	return nil
+}
+
+// tokenLoggingEnv refuses the settings with which a library leasegate
+// serves with would log requests, bearer tokens included; each library
+// reads its variable at init, so unsetting it is the only way out.
+func tokenLoggingEnv(getenv func(string) string) error {
+	if getenv("GRPC_BINARY_LOG_FILTER") != "" {
+		return errors.New("GRPC_BINARY_LOG_FILTER is set: gRPC binary logging would write bearer tokens to a file; unset it")
+	}
+	// x/net's HTTP/2 framer, which grpc-go reads with, then logs the first
+	// 256 bytes of every DATA frame, a CheckRequest's Authorization often
+	// among them.
+	if strings.Contains(getenv("GODEBUG"), "http2debug=2") {
+		return errors.New("GODEBUG has http2debug=2: HTTP/2 frame logging would write bearer tokens to the log; remove it")
 	}
 	return nil
 }
