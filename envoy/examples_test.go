@@ -747,7 +747,8 @@ func checkExtAuthz(t *testing.T, a *extauthzv3.ExtAuthz, service string, cluster
 			t.Errorf("path_prefix = %q, path_override = %q; want /authz and no override", h.GetPathPrefix(), h.GetPathOverride())
 		}
 		checkExact(t, "allowed_headers", a.GetAllowedHeaders(),
-			"authorization", "destination", "source", "overwrite", "if-none-match", "depth", "x-request-id")
+			"authorization", "destination", "source", "overwrite", "if-none-match", "depth",
+			"x-http-method-override", "x-http-method", "x-method-override", "x-request-id")
 		// The storage decision's If-None-Match overwrites the client's
 		// (SPEC §5, conditional create).
 		checkExact(t, "allowed_upstream_headers", h.GetAuthorizationResponse().GetAllowedUpstreamHeaders(),
