@@ -245,7 +245,14 @@ func TestEngineMethodOverride(t *testing.T) {
 		{name: "_method with an encoded name", method: "GET", path: "/atlas/f?%5F%6Dethod=PUT", status: 400},
 		{name: "_method spelled as PHP folds it", method: "GET", path: "/atlas/f?.method=PUT", status: 400},
 		{name: "_method with a bad escape", method: "GET", path: "/atlas/f?_method=%zz", status: 400},
+		{name: "_method after a leading space (PHP drops it)", method: "GET", path: "/atlas/f?%20_method=DELETE", status: 400},
+		{name: "_method after a leading +", method: "GET", path: "/atlas/f?+_method=DELETE", status: 400},
+		{name: "_method cut at a NUL (PHP)", method: "GET", path: "/atlas/f?_method%00=DELETE", status: 400},
+		{name: "_method cut at a NUL, then a bad escape", method: "GET", path: "/atlas/f?_method%00%zz=DELETE", status: 400},
+		{name: "_method after a ;", method: "GET", path: "/atlas/f?a=1;_method=DELETE", status: 400},
+		{name: "_method as an array", method: "GET", path: "/atlas/f?_method[]=DELETE", status: 400},
 		{name: "_method naming its own method", method: "GET", path: "/atlas/f?_method=GET", status: 200},
+		{name: "control: longer names", method: "GET", path: "/atlas/f?_methodical=DELETE&__method=PUT&_method_=PUT", status: 200},
 		{name: "control: other parameters", method: "GET", path: "/atlas/f?x_method=DELETE&_methods=PUT&method=DELETE", status: 200},
 	})
 }

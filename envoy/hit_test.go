@@ -21,8 +21,11 @@ func TestHitAllocations(t *testing.T) {
 	is := newTestIssuer(t, false)
 	s := newTestServer(t, newRealEngine(t, is.URL))
 	req := envoyRequest("GET", "/data/f", map[string]string{"authorization": "Bearer " + goodToken, "x-forwarded-for": "10.0.0.1"}, nil)
+	// A query is read for a _method override (authz/request).
+	withQuery := envoyRequest("GET", "/data/f?offset=10&limit=5;x=1", map[string]string{"authorization": "Bearer " + goodToken}, nil)
 	ctx := context.Background()
 	s.Check(ctx, req)
+	s.Check(ctx, withQuery)
 	c := Codec()
 	tests := []struct {
 		name string
@@ -36,6 +39,11 @@ func TestHitAllocations(t *testing.T) {
 			}
 			if _, err := c.Marshal(out); err != nil {
 				t.Fatal(err)
+			}
+		}},
+		{"wire, with a query", 0, func(t *testing.T) {
+			if _, ok := s.answer(ctx, withQuery).(*encodedOK); !ok {
+				t.Fatal("not an encoded hit")
 			}
 		}},
 		{"Check", 3, func(t *testing.T) {

@@ -50,44 +50,53 @@ func isOverrideTwin(name string) bool {
 
 // queryOverride reports whether target's query has a _method parameter
 // (Express's method-override, Symfony and Laravel) whose value is not
-// method, or cannot be decoded. Names are read as PHP reads them:
-// decoded, with " " and "." taken for "_".
+// method, or cannot be decoded. Pairs are split at "&" and ";" (PHP's
+// arg_separator.input may name either), names read by isMethodParam.
 func queryOverride(method, target string) bool {
 	q := strings.IndexByte(target, '?')
 	if q < 0 {
 		return false
 	}
-	for pair := range strings.SplitSeq(target[q+1:], "&") {
+	for rest := target[q+1:]; rest != ""; {
+		pair := rest
+		if i := strings.IndexAny(rest, "&;"); i >= 0 {
+			pair, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
 		key, value, _ := strings.Cut(pair, "=")
 		if !isMethodParam(key) {
 			continue
 		}
-		v, err := url.QueryUnescape(value)
-		if err != nil || v != method {
+		if v, err := url.QueryUnescape(value); err != nil || v != method {
 			return true
 		}
 	}
 	return false
 }
 
-// isMethodParam reports whether a query key, as received, names _method.
+// isMethodParam reports whether a query name, as received, is _method to
+// a framework, taking the widest reading of any: decoded, bad escapes
+// kept as text; leading spaces dropped and cut at a NUL (PHP); "." and
+// " " as "_" (PHP); "_method[…]" counted too (an array in PHP and qs).
 func isMethodParam(key string) bool {
-	if len(key) < len("_method") {
+	if !strings.Contains(key, "method") && !strings.ContainsAny(key, "%+") {
 		return false
 	}
-	if strings.ContainsAny(key, "%+") {
-		k, err := url.QueryUnescape(key)
-		if err != nil {
-			return false // PHP keeps a bad escape as text: not _method
-		}
-		key = k
+	k := lenientUnescape(key)
+	k = strings.TrimLeft(k, " ")
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
+	if i := strings.IndexByte(k, '['); i >= 0 {
+		k = k[:i]
 	}
 	const want = "_method"
-	if len(key) != len(want) {
+	if len(k) != len(want) {
 		return false
 	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
+	for i := 0; i < len(k); i++ {
+		c := k[i]
 		if c == ' ' || c == '.' {
 			c = '_'
 		}
@@ -96,4 +105,41 @@ func isMethodParam(key string) bool {
 		}
 	}
 	return true
+}
+
+// lenientUnescape decodes a query name as PHP's urldecode does: "+" is a
+// space, a valid %XX its byte, any other "%" kept. url.QueryUnescape
+// refuses a bad escape, which would hide "_method%00%zz" from
+// isMethodParam.
+func lenientUnescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
