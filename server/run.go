@@ -451,11 +451,12 @@ func tokenLoggingEnv(getenv func(string) string) error {
 	if getenv("GRPC_BINARY_LOG_FILTER") != "" {
 		return errors.New("GRPC_BINARY_LOG_FILTER is set: gRPC binary logging would write bearer tokens to a file; unset it")
 	}
-	// x/net's HTTP/2 framer, which grpc-go reads with, then logs the first
-	// 256 bytes of every DATA frame, a CheckRequest's Authorization often
-	// among them.
-	if strings.Contains(getenv("GODEBUG"), "http2debug=2") {
-		return errors.New("GODEBUG has http2debug=2: HTTP/2 frame logging would write bearer tokens to the log; remove it")
+	// With =2 x/net's HTTP/2 framer, which grpc-go reads with, logs the
+	// first 256 bytes of every DATA frame, a CheckRequest's Authorization
+	// often among them; with =1 net/http's HTTP/2 client logs the headers
+	// it sends an issuer, client secrets included. Both read GODEBUG so.
+	if g := getenv("GODEBUG"); strings.Contains(g, "http2debug=1") || strings.Contains(g, "http2debug=2") {
+		return errors.New("GODEBUG has http2debug: HTTP/2 debug logging would write bearer tokens or issuer secrets to the log; remove it")
 	}
 	return nil
 }
