@@ -14,7 +14,8 @@
 # RATES ("2000 5000": open-loop rates for the 64-stream latency runs),
 # MEM_RUNS (RUNS), GHZ (ghz on PATH or ~/go/bin/ghz), STREAMS ("1 16 64"),
 # OPA_ENVOY (the opa-envoy-plugin binary; default .cache/bin/opa-envoy-plugin,
-# built by build_opa), REPLAY_REQUESTS (1000000).
+# built by build_opa), REPLAY_REQUESTS (1000000), PARTIAL (1: peers runs
+# without the fleet or OPA rows when redis-server or OPA is missing).
 # Results: $OUT/<suite>.jsonl (one JSON line per run) and $OUT/<suite>.md
 # (median and min–max over runs). Every server and client here shares the
 # machine's CPUs; runs of the two servers alternate so background load hits
@@ -527,6 +528,14 @@ suite_peers() {
 		addr[opa-jwt]=$OPA_ADDR pid[opa-jwt]=$OPA_PID
 		servers+=(opa-header opa-jwt)
 	fi
+	# A table without a row would be spliced over one that has it.
+	local w
+	for w in fleet opa-header opa-jwt; do
+		if [[ " ${servers[*]} " != *" $w "* ]] && [ "${PARTIAL:-0}" != 1 ]; then
+			echo "peers: no $w row (redis-server: make deps; opa-envoy-plugin: OPA_ENVOY_SRC=<a checkout>); PARTIAL=1 measures without it" >&2
+			exit 1
+		fi
+	done
 	local jwt=(-token-file "$OUT/jwt-10k.txt")
 	# Each server's floor, measured right beside it: the no-op server on
 	# the same transport. The Unix-socket floor's own floor is the TCP one.
