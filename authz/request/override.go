@@ -57,14 +57,19 @@ func queryOverride(method, target string) bool {
 	if q < 0 {
 		return false
 	}
-	for rest := target[q+1:]; rest != ""; {
-		pair := rest
-		if i := strings.IndexAny(rest, "&;"); i >= 0 {
-			pair, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = ""
+	query := target[q+1:]
+	// Without "method" or an escape, no name decodes to _method: the hit
+	// path's usual query costs two scans.
+	if !strings.Contains(query, "method") && strings.IndexByte(query, '%') < 0 {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(query); i++ {
+		if i < len(query) && query[i] != '&' && query[i] != ';' {
+			continue
 		}
-		key, value, _ := strings.Cut(pair, "=")
+		key, value, _ := strings.Cut(query[start:i], "=")
+		start = i + 1
 		if !isMethodParam(key) {
 			continue
 		}
