@@ -11,7 +11,7 @@
 # copied by hand: on a quiet machine, `bench.sh all update`.
 #
 # Environment: RUNS (5), DURATION (10s), WARMUP (2s), OUT (/tmp/leasegate-bench),
-# RATES ("2000 5000": open-loop rates for the 64-stream latency runs),
+# RATES ("2000 5000": open-loop rates for the 64-stream latency runs; "" for none),
 # MEM_RUNS (RUNS), GHZ (ghz on PATH or ~/go/bin/ghz), STREAMS ("1 16 64"),
 # OPA_ENVOY (the opa-envoy-plugin binary; default .cache/bin/opa-envoy-plugin,
 # built by build_opa), REPLAY_REQUESTS (1000000), PARTIAL (1: peers runs
@@ -29,7 +29,7 @@ RUNS=${RUNS:-5}
 MEM_RUNS=${MEM_RUNS:-$RUNS}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
-RATES=${RATES:-2000 5000}
+RATES=${RATES-2000 5000}
 GHZ=${GHZ:-$(command -v ghz || echo "$HOME/go/bin/ghz")}
 mkdir -p "$OUT"
 LG=$OUT/leasegate
