@@ -19,9 +19,9 @@ var ErrInvalidHost = errors.New("invalid host")
 // compare case-insensitively, without a trailing dot and without the scheme's
 // default port"): lower case, one trailing dot dropped, an IPv6 literal
 // canonical inside brackets (an IPv4-mapped one as the dotted IPv4
-// address), a port without leading zeros. Proxies do not
-// tell leasegate the scheme, so both 80 and 443 count as default ports: "h",
-// "h:80" and "H.:443" are one host. "" stays "" (no host given). It does not
+// address), a port without leading zeros. Proxies do not tell leasegate
+// the scheme, so both 80 and 443 count as default ports: "h", "h:80" and
+// "H.:443" are one host. "" stays "" (no host given). It does not
 // allocate when host only loses a trailing dot or a default port.
 func NormalizeHost(host string) (string, error) {
 	if host == "" {

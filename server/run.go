@@ -444,9 +444,9 @@ func (s *service) registerServerMetrics() error {
 	return nil
 }
 
-// tokenLoggingEnv refuses the settings with which a library leasegate
-// serves with would log requests, bearer tokens included; each library
-// reads its variable at init, so unsetting it is the only way out.
+// tokenLoggingEnv refuses the environment settings that make a library
+// leasegate uses log requests, bearer tokens included. Each library reads
+// its setting at init, so only unsetting it helps.
 func tokenLoggingEnv(getenv func(string) string) error {
 	if getenv("GRPC_BINARY_LOG_FILTER") != "" {
 		return errors.New("GRPC_BINARY_LOG_FILTER is set: gRPC binary logging would write bearer tokens to a file; unset it")

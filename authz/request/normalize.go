@@ -36,9 +36,9 @@ type Normalized struct {
 
 // Normalize turns a request into the one form route rules and storage rules
 // both read (policy.Normalize, policy.ParseTarget), checks the fields
-// SPEC §3 allows only once, and refuses a method override (methodOverride). A non-empty problem is the 400 invalid_request
-// description; it is safe to show clients (it names headers, never echoes
-// values).
+// SPEC §3 allows only once, and refuses a method override (methodOverride).
+// A non-empty problem is the 400 invalid_request description; it is safe to
+// show clients (it names headers, never echoes values).
 //
 // SPEC §1: "a path that cannot be decoded, or holds an encoded /, \, a raw
 // \, a raw # or NUL, is refused with 400 before any route is chosen."
