@@ -46,9 +46,10 @@ var allowedImports = map[string][]string{
 	"authz": {"authz/denylog", "authz/fleetmode", "authz/headertext", "authz/metrics", "authz/panics", "authz/recent", "authz/request", "authz/trust", "authz/issuer", "policy", "policy/lifetime", "policy/storage", "leasecache", "leasecache/fleet"},
 	// The engine's fleet mode declares the SharedStore it consumes.
 	"authz/fleetmode": {"leasecache", "leasecache/fleet"},
-	// Reading a request: its normal form, single fields, bearer token,
-	// span attributes.
-	"authz/request": {"policy"},
+	// Reading a request: its normal form, single fields, method overrides
+	// (their underscore spellings by authz/headertext's rule), bearer
+	// token, span attributes.
+	"authz/request": {"authz/headertext", "policy"},
 	// The trusted issuers: their config, checks, clients and breaker.
 	"authz/trust": {"authz/issuer", "policy", "policy/lifetime"},
 	// The engine's Prometheus series.
