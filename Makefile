@@ -45,7 +45,7 @@ release:
 test: deps lint unit deploy-test fuzz e2e
 
 ## deps: Debian packages the tests drive for real (nginx with auth_request;
-## redis-server and redis-cli for fleet mode; prometheus and promtool for
+## redis-server, redis-cli and redis-sentinel for fleet mode; prometheus and promtool for
 ## the dashboard and alert rules; caddy, XRootD with XrdHttp, davix and gfal2
 ## for the storage gateway)
 STORAGE_PKGS := caddy xrootd-server xrootd-plugins davix gfal2 gfal2-plugin-http gfal2-plugin-file gfal2-util-scripts python3-gfal2-util openssl
@@ -55,9 +55,10 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 	@{ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } && \
-		{ command -v redis-cli >/dev/null 2>&1 || [ -x /usr/bin/redis-cli ]; } || { \
-		echo "installing redis-server and redis-tools (Debian) for the fleet end-to-end tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; }
+		{ command -v redis-cli >/dev/null 2>&1 || [ -x /usr/bin/redis-cli ]; } && \
+		{ command -v redis-sentinel >/dev/null 2>&1 || [ -x /usr/bin/redis-sentinel ]; } || { \
+		echo "installing redis-server, redis-tools and redis-sentinel (Debian) for the fleet end-to-end tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools redis-sentinel >/dev/null; }
 	@{ command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; } && \
 		{ command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ]; } || { \
 		echo "installing prometheus (Debian, with promtool) for the dashboard and alert tests"; \
